@@ -1,0 +1,187 @@
+// Package cli implements the cyxwiz command line: the daemon and the
+// commands that talk to it through the local JSON-RPC API (package api),
+// like any other client.
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/cyxwiz/cyxwiz/node"
+	"github.com/cyxwiz/cyxwiz/node/api"
+)
+
+// errUsage marks an error in how the command was called (exit code 2).
+var errUsage = errors.New("usage")
+
+// env carries what every command needs.
+type env struct {
+	stdout, stderr io.Writer
+	repo           string
+	json           bool
+}
+
+// command is one node of the command tree.
+type command struct {
+	name    string
+	args    string
+	summary string
+	// flags registers the command's own flags; nil for none.
+	flags func(fs *flag.FlagSet)
+	run   func(e *env, args []string) error
+	sub   []*command
+}
+
+func commands() []*command {
+	return []*command{
+		initCommand(),
+		daemonCommand(),
+		idCommand(),
+		{name: "swarm", summary: "peers of this node and private swarm keys", sub: []*command{
+			swarmPeersCommand(),
+			swarmConnectCommand(),
+			swarmDisconnectCommand(),
+			swarmEventsCommand(),
+			{name: "key", summary: "pre-shared keys for private swarms", sub: []*command{swarmKeyGenCommand()}},
+		}},
+		configCommand(),
+		devnetCommand(),
+		versionCommand(),
+	}
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr}
+	cmds := commands()
+	global := flag.NewFlagSet("cyxwiz", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	addCommonFlags(global, e)
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, "", cmds)
+			return 0
+		}
+		fmt.Fprintf(stderr, "cyxwiz: %v\n", err)
+		return 2
+	}
+	rest := global.Args()
+	path := "cyxwiz"
+	for {
+		if len(rest) == 0 || rest[0] == "help" {
+			printHelp(stdout, path, cmds)
+			return 0
+		}
+		c := find(cmds, rest[0])
+		if c == nil {
+			fmt.Fprintf(stderr, "%s: unknown command %q (see '%s help')\n", path, rest[0], path)
+			return 2
+		}
+		path += " " + c.name
+		rest = rest[1:]
+		if c.run == nil {
+			cmds = c.sub
+			continue
+		}
+		return runCommand(e, path, c, rest)
+	}
+}
+
+func runCommand(e *env, path string, c *command, args []string) int {
+	fs := flag.NewFlagSet(path, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addCommonFlags(fs, e)
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printCommandHelp(e.stdout, path, c, fs)
+			return 0
+		}
+		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
+		return 2
+	}
+	if e.repo == "" {
+		dir, err := node.DefaultRepoDir()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
+			return 1
+		}
+		e.repo = dir
+	}
+	if err := c.run(e, fs.Args()); err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
+		if errors.Is(err, errUsage) {
+			fmt.Fprintf(e.stderr, "usage: %s %s\n", path, c.args)
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func addCommonFlags(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&e.repo, "repo", e.repo, "repo folder (default $"+node.EnvRepo+", else ~/.cyxwiz)")
+	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
+}
+
+func find(cmds []*command, name string) *command {
+	for _, c := range cmds {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func printHelp(w io.Writer, path string, cmds []*command) {
+	if path == "" {
+		path = "cyxwiz"
+	}
+	fmt.Fprintf(w, "usage: %s [--repo DIR] [--json] COMMAND [ARGS]\n\ncommands:\n", path)
+	var lines []string
+	var walk func(prefix string, cs []*command)
+	walk = func(prefix string, cs []*command) {
+		for _, c := range cs {
+			if c.run == nil {
+				walk(prefix+c.name+" ", c.sub)
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("  %-34s %s", strings.TrimSpace(prefix+c.name+" "+c.args), c.summary))
+		}
+	}
+	walk("", cmds)
+	sort.Strings(lines)
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", path)
+}
+
+func printCommandHelp(w io.Writer, path string, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: %s %s\n\n%s\n\nflags:\n", path, c.args, c.summary)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// client returns an API client for the daemon on the env's repo.
+func (e *env) client() (*api.Client, error) {
+	return api.FromRepo(e.repo)
+}
+
+// printJSON writes v as indented JSON.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }

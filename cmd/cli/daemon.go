@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/internal/logging"
+	"github.com/cyxwiz/cyxwiz/node"
+)
+
+func daemonCommand() *command {
+	var (
+		overrides *node.Overrides
+		logLevel  string
+	)
+	return &command{
+		name:    "daemon",
+		args:    "[--CONFIG.KEY=VALUE]...",
+		summary: "run the node; every config key can be overridden by a flag (docs/config.md)",
+		flags: func(fs *flag.FlagSet) {
+			overrides = node.BindOverrides(fs)
+			fs.StringVar(&logLevel, "log-level", "", "shorthand for --log.level")
+		},
+		run: func(e *env, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
+			}
+			if logLevel != "" {
+				overrides.Set("log.level", logLevel)
+			}
+			ctx, stop := signalContext(e.stderr)
+			defer stop()
+			return runDaemon(ctx, e, overrides)
+		},
+	}
+}
+
+// signalContext returns a context cancelled by the first SIGINT or SIGTERM.
+// A second signal exits the process at once.
+func signalContext(stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "second signal: exiting now")
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
+func runDaemon(ctx context.Context, e *env, overrides *node.Overrides) error {
+	repo, err := node.OpenRepo(e.repo)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	cfg, err := repo.Config()
+	if err != nil {
+		return err
+	}
+	if err := overrides.Apply(&cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log, err := newLogger(e.stderr, cfg.Log)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(node.Params{Repo: repo, Config: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return err
+	}
+	fmt.Fprintf(e.stdout, "daemon ready: peer %s, api %s\n", n.Host().ID(), n.APIAddr())
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	return closeWithWatchdog(n.Close, time.Duration(cfg.ShutdownTimeoutSeconds)*time.Second, log)
+}
+
+// closeWithWatchdog runs closeFn and gives up after timeout: a shutdown
+// that hangs must not keep the process alive.
+func closeWithWatchdog(closeFn func() error, timeout time.Duration, log *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- closeFn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		log.Info("stopped")
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("shutdown: still running after %s, exiting anyway", timeout)
+	}
+}
+
+// newLogger builds the daemon's logger and bridges library logs into it.
+func newLogger(w io.Writer, cfg node.LogConfig) (*slog.Logger, error) {
+	level, err := node.ParseLevel(cfg.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	libLevel, err := node.ParseLevel(cfg.Libp2pLevel)
+	if err != nil {
+		return nil, fmt.Errorf("log.libp2p_level: %w", err)
+	}
+	return logging.New(w, cfg.Format, level, libLevel), nil
+}

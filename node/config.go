@@ -1,0 +1,311 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/cyxwiz/cyxwiz/p2p"
+)
+
+// Roles a node can take.
+const (
+	RolePeer    = "peer"
+	RoleIndexer = "indexer"
+)
+
+// Config is the content of the repo's config file. Every key is documented
+// in docs/config.md and can be overridden by a daemon flag named after its
+// dotted path (for example --swarm.dht_mode=server).
+type Config struct {
+	// Role is peer or indexer. An indexer also serves as a circuit relay.
+	Role string `json:"role"`
+	// API configures the local JSON-RPC API.
+	API APIConfig `json:"api"`
+	// Swarm configures the libp2p host.
+	Swarm p2p.Config `json:"swarm"`
+	// Log configures logging.
+	Log LogConfig `json:"log"`
+	// ShutdownTimeoutSeconds is how long a clean shutdown may take before the
+	// daemon exits anyway.
+	ShutdownTimeoutSeconds int `json:"shutdown_timeout_seconds"`
+}
+
+// APIConfig configures the local JSON-RPC API.
+type APIConfig struct {
+	// Addr is the host:port the API listens on; port 0 picks a free port.
+	Addr string `json:"addr"`
+	// AllowedOrigins lists browser origins allowed besides the API's own.
+	AllowedOrigins []string `json:"allowed_origins"`
+	// MaxRequestBytes bounds one request body or WebSocket message.
+	MaxRequestBytes int64 `json:"max_request_bytes"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `json:"level"`
+	// Libp2pLevel is the level for libp2p and IPFS library logs.
+	Libp2pLevel string `json:"libp2p_level"`
+	// Format is text or json.
+	Format string `json:"format"`
+}
+
+// DefaultAPIAddr is where the API listens unless configured otherwise.
+const DefaultAPIAddr = "127.0.0.1:5250"
+
+// DefaultConfig returns the configuration of a new public node.
+func DefaultConfig() Config {
+	return Config{
+		Role: RolePeer,
+		API: APIConfig{
+			Addr:            DefaultAPIAddr,
+			AllowedOrigins:  []string{},
+			MaxRequestBytes: 1 << 20,
+		},
+		Swarm:                  p2p.DefaultConfig(),
+		Log:                    LogConfig{Level: "info", Libp2pLevel: "error", Format: "text"},
+		ShutdownTimeoutSeconds: 30,
+	}
+}
+
+// LocalConfig returns a configuration that keeps the node on loopback with
+// free ports: for tests, benchmarks and devnets.
+func LocalConfig() Config {
+	c := DefaultConfig()
+	c.API.Addr = "127.0.0.1:0"
+	c.Swarm = p2p.LocalConfig()
+	return c
+}
+
+// Validate reports every setting that cannot work, each naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Role != RolePeer && c.Role != RoleIndexer {
+		errs = append(errs, fmt.Errorf("role: %q is not one of peer, indexer", c.Role))
+	}
+	if _, _, err := net.SplitHostPort(c.API.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("api.addr: %q: %w", c.API.Addr, err))
+	}
+	if c.API.MaxRequestBytes < 1024 {
+		errs = append(errs, fmt.Errorf("api.max_request_bytes: %d is below the minimum of 1024", c.API.MaxRequestBytes))
+	}
+	if err := c.Swarm.Validate(); err != nil {
+		errs = append(errs, prefixErrors("swarm.", err))
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if _, err := ParseLevel(c.Log.Libp2pLevel); err != nil {
+		errs = append(errs, fmt.Errorf("log.libp2p_level: %w", err))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format))
+	}
+	if c.ShutdownTimeoutSeconds < 1 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout_seconds: %d must be at least 1", c.ShutdownTimeoutSeconds))
+	}
+	return errors.Join(errs...)
+}
+
+func prefixErrors(prefix string, err error) error {
+	var out []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			out = append(out, fmt.Errorf("%s%w", prefix, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s%w", prefix, err)
+}
+
+// ParseLevel parses a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
+	}
+	return l, nil
+}
+
+// LoadConfig reads and validates a config file. Unknown keys and values of
+// the wrong type are errors that name the key.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes and validates config file content. Keys left out keep
+// their defaults.
+func ParseConfig(data []byte) (Config, error) {
+	cfg := DefaultConfig()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, describeConfigError(err)
+	}
+	if dec.More() {
+		return Config{}, errors.New("trailing data after the config object")
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func describeConfigError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%s: got JSON %s, want %s", te.Field, te.Value, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, err)
+	}
+	if key, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("unknown key %s", key)
+	}
+	return err
+}
+
+// WriteConfig writes cfg to path, readable by its owner only.
+func WriteConfig(path string, cfg Config) error {
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	return writeFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// ConfigKeys lists every config key as a dotted path, in file order.
+func ConfigKeys() []string {
+	var keys []string
+	walkConfig(reflect.ValueOf(&Config{}).Elem(), "", func(key string, _ reflect.Value) {
+		keys = append(keys, key)
+	})
+	return keys
+}
+
+// Overrides collects config values given as flags, one flag per config
+// key named after its dotted path (--swarm.dht_mode=server). A list flag
+// replaces the configured list; repeat it for several values.
+type Overrides struct {
+	vals  map[string][]string
+	order []string
+}
+
+// BindOverrides adds a flag for every config key to fs.
+func BindOverrides(fs *flag.FlagSet) *Overrides {
+	o := &Overrides{vals: map[string][]string{}}
+	cfg := DefaultConfig()
+	walkConfig(reflect.ValueOf(&cfg).Elem(), "", func(key string, v reflect.Value) {
+		fs.Var(&collectFlag{o: o, key: key, boolean: v.Kind() == reflect.Bool}, key, "override config key "+key+" (see docs/config.md)")
+	})
+	return o
+}
+
+// Set records a value for key as if given on the command line.
+func (o *Overrides) Set(key, value string) {
+	if _, seen := o.vals[key]; !seen {
+		o.order = append(o.order, key)
+	}
+	o.vals[key] = append(o.vals[key], value)
+}
+
+// Apply writes the collected values into cfg and validates the result.
+func (o *Overrides) Apply(cfg *Config) error {
+	fields := map[string]reflect.Value{}
+	walkConfig(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) { fields[key] = v })
+	for _, key := range o.order {
+		v, ok := fields[key]
+		if !ok {
+			return fmt.Errorf("unknown config key %q", key)
+		}
+		f := &fieldFlag{v: v}
+		for _, val := range o.vals[key] {
+			if err := f.Set(val); err != nil {
+				return fmt.Errorf("--%s=%s: %w", key, val, err)
+			}
+		}
+	}
+	return cfg.Validate()
+}
+
+type collectFlag struct {
+	o       *Overrides
+	key     string
+	boolean bool
+}
+
+func (c *collectFlag) String() string     { return "" }
+func (c *collectFlag) IsBoolFlag() bool   { return c.boolean }
+func (c *collectFlag) Set(s string) error { c.o.Set(c.key, s); return nil }
+
+func walkConfig(v reflect.Value, prefix string, fn func(key string, v reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			walkConfig(f, prefix+name+".", fn)
+			continue
+		}
+		fn(prefix+name, f)
+	}
+}
+
+// fieldFlag sets one config field from text.
+type fieldFlag struct {
+	v   reflect.Value
+	set bool
+}
+
+func (f *fieldFlag) Set(s string) error {
+	switch f.v.Kind() {
+	case reflect.String:
+		f.v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.v.SetInt(n)
+	case reflect.Slice:
+		list := f.v.Interface().([]string)
+		if !f.set {
+			list = nil
+		}
+		if s != "" {
+			list = append(list, s)
+		}
+		f.v.Set(reflect.ValueOf(append([]string{}, list...)))
+	default:
+		return fmt.Errorf("unsupported config type %s", f.v.Type())
+	}
+	f.set = true
+	return nil
+}

@@ -1,0 +1,166 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/node/rpc"
+	"github.com/cyxwiz/cyxwiz/p2p"
+)
+
+// Version is the daemon's version, reported by node.info and identify.
+var Version = "0.1.0-dev"
+
+// Params are the inputs of New.
+type Params struct {
+	// Repo is the open repo; the node does not close it.
+	Repo *Repo
+	// Config is the effective configuration (file plus flags).
+	Config Config
+	// Logger receives the node's log lines.
+	Logger *slog.Logger
+}
+
+// Node is a running daemon: libp2p host and local API.
+type Node struct {
+	repo    *Repo
+	cfg     Config
+	log     *slog.Logger
+	host    *p2p.Host
+	events  *peerEvents
+	rpc     *rpc.Server
+	ln      net.Listener
+	http    *http.Server
+	served  chan struct{}
+	serving bool
+
+	private bool
+	started time.Time
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a node: it loads the keys, starts the host and binds the API
+// port, but serves nothing until Start.
+func New(p Params) (*Node, error) {
+	if err := p.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	key, err := p.Repo.PeerKey()
+	if err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+	token, err := p.Repo.Token()
+	if err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+	swarmKey, err := p.Repo.SwarmKey()
+	if err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+
+	n := &Node{repo: p.Repo, cfg: p.Config, log: log, private: swarmKey != nil, started: time.Now(), served: make(chan struct{})}
+
+	n.ln, err = net.Listen("tcp", p.Config.API.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("new node: api.addr %s: %w", p.Config.API.Addr, err)
+	}
+
+	n.host, err = p2p.New(p2p.Params{
+		Key:          key,
+		Config:       p.Config.Swarm,
+		SwarmKey:     swarmKey,
+		RelayService: p.Config.Role == RoleIndexer,
+		Version:      Version,
+		Logger:       log.With("system", "p2p"),
+	})
+	if err != nil {
+		n.ln.Close()
+		return nil, fmt.Errorf("new node: swarm.listen %v: %w", p.Config.Swarm.Listen, err)
+	}
+
+	n.events, err = newPeerEvents(n.host, log)
+	if err != nil {
+		n.host.Close()
+		n.ln.Close()
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+
+	n.rpc = rpc.NewServer(rpc.Options{
+		Token:           token,
+		MaxRequestBytes: p.Config.API.MaxRequestBytes,
+		AllowedOrigins:  p.Config.API.AllowedOrigins,
+		Logger:          log.With("system", "api"),
+	})
+	n.registerAPI()
+	n.http = &http.Server{
+		Handler:           n.rpc.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return n, nil
+}
+
+// Start serves the API, writes the API address file and dials the
+// bootstrap peers in the background.
+func (n *Node) Start() error {
+	n.serving = true
+	go func() {
+		defer close(n.served)
+		if err := n.http.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("api server stopped", "error", err)
+		}
+	}()
+	if err := n.repo.WriteAPIAddr(n.APIAddr()); err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
+	n.host.Bootstrap()
+	n.log.Info("node ready", "peer", n.host.ID(), "api", n.APIAddr(), "addrs", n.host.Addrs(), "private_swarm", n.private)
+	return nil
+}
+
+// APIAddr returns the address the API listens on.
+func (n *Node) APIAddr() string { return n.ln.Addr().String() }
+
+// Host returns the node's libp2p host.
+func (n *Node) Host() *p2p.Host { return n.host }
+
+// Close stops the node in reverse order of start: API, event feeds, host.
+// It removes the API address file. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if err := n.repo.RemoveAPIAddr(); err != nil {
+			errs = append(errs, fmt.Errorf("remove api file: %w", err))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop api: %w", err))
+		}
+		cancel()
+		n.rpc.Close()
+		if n.serving {
+			<-n.served
+		} else {
+			n.ln.Close()
+		}
+		n.events.close()
+		if err := n.host.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stop host: %w", err))
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}

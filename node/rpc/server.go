@@ -1,0 +1,321 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/cyxwiz/cyxwiz/node/api"
+)
+
+// MaxBatch is the most requests one batch may hold.
+const MaxBatch = 100
+
+// Options configure a Server.
+type Options struct {
+	// Token is the bearer token every request must carry.
+	Token string
+	// MaxRequestBytes bounds one HTTP body or WebSocket message.
+	MaxRequestBytes int64
+	// AllowedOrigins lists browser origins (scheme://host:port) allowed besides
+	// the API's own.
+	AllowedOrigins []string
+	// Logger receives the server's log lines.
+	Logger *slog.Logger
+}
+
+// Server dispatches JSON-RPC requests to registered methods. Register every
+// method before serving; Close ends the WebSocket connections it holds.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	methods map[string]Handler
+	sources map[string]Source
+	origins map[string]bool
+
+	mu     sync.Mutex
+	conns  map[*wsConn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewServer returns a server with no methods.
+func NewServer(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 1 << 20
+	}
+	origins := map[string]bool{}
+	for _, o := range opts.AllowedOrigins {
+		origins[strings.TrimRight(o, "/")] = true
+	}
+	return &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		methods: map[string]Handler{},
+		sources: map[string]Source{},
+		origins: origins,
+		conns:   map[*wsConn]struct{}{},
+	}
+}
+
+// Register adds a method. It panics on a duplicate name: that is a
+// programming error found at start-up.
+func (s *Server) Register(name string, h Handler) {
+	if _, dup := s.methods[name]; dup {
+		panic("rpc: duplicate method " + name)
+	}
+	s.methods[name] = h
+}
+
+// RegisterSubscription adds a subscription method, served over WebSocket only.
+func (s *Server) RegisterSubscription(name string, src Source) {
+	if _, dup := s.sources[name]; dup {
+		panic("rpc: duplicate subscription " + name)
+	}
+	s.sources[name] = src
+}
+
+// Methods lists the registered method and subscription names.
+func (s *Server) Methods() []string {
+	out := make([]string, 0, len(s.methods)+len(s.sources))
+	for m := range s.methods {
+		out = append(out, m)
+	}
+	for m := range s.sources {
+		out = append(out, m)
+	}
+	return out
+}
+
+// Handler returns the HTTP handler: guards first, then the RPC and
+// WebSocket paths.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(api.PathRPC, s.serveHTTP)
+	mux.HandleFunc(api.PathWebSocket, s.serveWebSocket)
+	return s.guard(mux)
+}
+
+// Close ends every WebSocket connection and waits for their goroutines.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*wsConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+}
+
+// guard rejects foreign Hosts and Origins (403) and requests without the
+// right bearer token (401).
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !localHost(r.Host) {
+			s.log.Warn("api request refused: foreign host", "host", r.Host, "remote", r.RemoteAddr)
+			writeHTTPError(w, http.StatusForbidden, api.CodeForbidden, "forbidden: Host must be localhost or an IP address")
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
+			s.log.Warn("api request refused: foreign origin", "origin", origin, "remote", r.RemoteAddr)
+			writeHTTPError(w, http.StatusForbidden, api.CodeForbidden, "forbidden: origin "+origin+" is not allowed")
+			return
+		}
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cyxwiz"`)
+			writeHTTPError(w, http.StatusUnauthorized, api.CodeUnauthorized, "unauthorized: missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// localHost accepts "localhost" and IP literals: a DNS-rebinding attack
+// needs a host name, so refusing names refuses it.
+func localHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	return net.ParseIP(host) != nil
+}
+
+func (s *Server) originAllowed(origin, host string) bool {
+	origin = strings.TrimRight(origin, "/")
+	return origin == "http://"+host || s.origins[origin]
+}
+
+func writeHTTPError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(api.Response{JSONRPC: api.Version, ID: json.RawMessage("null"), Error: &api.Error{Code: code, Message: msg}})
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeHTTPError(w, http.StatusMethodNotAllowed, api.CodeInvalidRequest, "use HTTP POST")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeHTTPError(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge,
+				fmt.Sprintf("request larger than %d bytes", s.opts.MaxRequestBytes))
+			return
+		}
+		writeHTTPError(w, http.StatusBadRequest, api.CodeParseError, "read request: "+err.Error())
+		return
+	}
+	out := s.handleMessage(r.Context(), body, nil)
+	if out == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+// handleMessage serves one request or batch and returns the encoded reply,
+// nil when nothing is to be sent (notifications only). ws is the WebSocket
+// the message came on, nil for HTTP.
+func (s *Server) handleMessage(ctx context.Context, msg []byte, ws *wsConn) []byte {
+	msg = bytes.TrimSpace(msg)
+	if len(msg) > 0 && msg[0] == '[' {
+		var batch []json.RawMessage
+		if err := json.Unmarshal(msg, &batch); err != nil {
+			return encode(errorResponse(nil, api.CodeParseError, "parse error: "+describeJSONError(err)))
+		}
+		if len(batch) == 0 {
+			return encode(errorResponse(nil, api.CodeInvalidRequest, "invalid request: empty batch"))
+		}
+		if len(batch) > MaxBatch {
+			return encode(errorResponse(nil, api.CodeInvalidRequest, fmt.Sprintf("invalid request: batch of %d exceeds %d", len(batch), MaxBatch)))
+		}
+		var resps []*api.Response
+		for _, m := range batch {
+			if resp := s.handleOne(ctx, m, ws); resp != nil {
+				resps = append(resps, resp)
+			}
+		}
+		if len(resps) == 0 {
+			return nil
+		}
+		return encode(resps)
+	}
+	if resp := s.handleOne(ctx, msg, ws); resp != nil {
+		return encode(resp)
+	}
+	return nil
+}
+
+func (s *Server) handleOne(ctx context.Context, msg json.RawMessage, ws *wsConn) *api.Response {
+	var req api.Request
+	if err := json.Unmarshal(msg, &req); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) || !json.Valid(msg) {
+			return errorResponse(nil, api.CodeParseError, "parse error: "+describeJSONError(err))
+		}
+		return errorResponse(nil, api.CodeInvalidRequest, "invalid request: "+describeJSONError(err))
+	}
+	if req.JSONRPC != api.Version || req.Method == "" || !validID(req.ID) {
+		return errorResponse(validIDOrNull(req.ID), api.CodeInvalidRequest, `invalid request: need "jsonrpc": "2.0", a "method" and an id that is a string, number or null`)
+	}
+	notification := req.ID == nil
+	result, err := s.call(ctx, req, ws)
+	if notification {
+		return nil
+	}
+	if err != nil {
+		return &api.Response{JSONRPC: api.Version, ID: req.ID, Error: toError(err)}
+	}
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return errorResponse(req.ID, api.CodeInternal, "encode result: "+err.Error())
+	}
+	return &api.Response{JSONRPC: api.Version, ID: req.ID, Result: raw}
+}
+
+func (s *Server) call(ctx context.Context, req api.Request, ws *wsConn) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("api method panicked", "method", req.Method, "panic", p, "stack", string(debug.Stack()))
+			result, err = nil, api.Errorf(api.CodeInternal, "internal error in %s", req.Method)
+		}
+	}()
+	if h, ok := s.methods[req.Method]; ok {
+		return h(ctx, req.Params)
+	}
+	if req.Method == api.MethodUnsubscribe {
+		if ws == nil {
+			return nil, api.Errorf(api.CodeNeedWebSocket, "subscriptions are served over WebSocket at %s", api.PathWebSocket)
+		}
+		return ws.unsubscribe(req.Params)
+	}
+	if src, ok := s.sources[req.Method]; ok {
+		if ws == nil {
+			return nil, api.Errorf(api.CodeNeedWebSocket, "%s is a subscription: call it over WebSocket at %s", req.Method, api.PathWebSocket)
+		}
+		return ws.subscribe(req.Params, src)
+	}
+	return nil, api.Errorf(api.CodeMethodNotFound, "method not found: %s", req.Method)
+}
+
+func validID(id json.RawMessage) bool {
+	if id == nil {
+		return true
+	}
+	switch c := id[0]; {
+	case c == '"', c == '-', c >= '0' && c <= '9':
+		return true
+	case string(id) == "null":
+		return true
+	}
+	return false
+}
+
+func validIDOrNull(id json.RawMessage) json.RawMessage {
+	if id != nil && validID(id) {
+		return id
+	}
+	return nil
+}
+
+func errorResponse(id json.RawMessage, code int, msg string) *api.Response {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	return &api.Response{JSONRPC: api.Version, ID: id, Error: &api.Error{Code: code, Message: msg}}
+}
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value encoded here is built from valid JSON parts.
+		panic("rpc: encode response: " + err.Error())
+	}
+	return b
+}

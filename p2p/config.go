@@ -1,0 +1,145 @@
+package p2p
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/multiformats/go-multiaddr"
+)
+
+// DHT modes accepted by Config.DHTMode.
+const (
+	DHTModeAuto   = "auto"
+	DHTModeServer = "server"
+	DHTModeClient = "client"
+)
+
+// Config holds the swarm settings of one host. The zero value is not
+// useful; start from DefaultConfig.
+type Config struct {
+	// Listen is the list of multiaddrs the host listens on. Port 0 picks a free port.
+	Listen []string `json:"listen"`
+	// Bootstrap is the list of peers (multiaddrs with /p2p/ID) dialled at start-up.
+	Bootstrap []string `json:"bootstrap"`
+	// StaticRelays are relay peers (multiaddrs with /p2p/ID) the host may reserve
+	// a slot on when it is not publicly reachable.
+	StaticRelays []string `json:"static_relays"`
+
+	// ConnLowWater and ConnHighWater bound the connection manager: above
+	// high water it trims connections down to low water.
+	ConnLowWater  int `json:"conn_low_water"`
+	ConnHighWater int `json:"conn_high_water"`
+	// ConnGraceSeconds protects new connections from trimming for this long.
+	ConnGraceSeconds int `json:"conn_grace_seconds"`
+
+	// MaxMemoryMiB and MaxFileDescriptors size the resource manager's limits.
+	MaxMemoryMiB       int64 `json:"max_memory_mib"`
+	MaxFileDescriptors int   `json:"max_file_descriptors"`
+
+	// DHTMode is auto, server or client.
+	DHTMode string `json:"dht_mode"`
+	// MDNS turns on LAN discovery.
+	MDNS bool `json:"mdns"`
+	// RelayClient lets the host dial and listen through circuit relays.
+	RelayClient bool `json:"relay_client"`
+	// HolePunching turns on direct connection upgrades through relays.
+	HolePunching bool `json:"hole_punching"`
+	// AutoNAT turns on AutoNAT v2 reachability checks and serves them to others.
+	AutoNAT bool `json:"autonat"`
+	// NATPortMap asks the gateway for a port mapping (UPnP / NAT-PMP).
+	NATPortMap bool `json:"nat_port_map"`
+
+	// PubSubPeerQueue is gossipsub's outbound queue per peer.
+	PubSubPeerQueue int `json:"pubsub_peer_queue"`
+	// PubSubValidateQueue is gossipsub's validation queue.
+	PubSubValidateQueue int `json:"pubsub_validate_queue"`
+}
+
+// DefaultConfig returns the settings for a public node.
+func DefaultConfig() Config {
+	return Config{
+		Listen: []string{
+			"/ip4/0.0.0.0/tcp/4250",
+			"/ip4/0.0.0.0/udp/4250/quic-v1",
+			"/ip6/::/tcp/4250",
+			"/ip6/::/udp/4250/quic-v1",
+		},
+		Bootstrap:           []string{},
+		StaticRelays:        []string{},
+		ConnLowWater:        100,
+		ConnHighWater:       400,
+		ConnGraceSeconds:    20,
+		MaxMemoryMiB:        512,
+		MaxFileDescriptors:  4096,
+		DHTMode:             DHTModeAuto,
+		MDNS:                true,
+		RelayClient:         true,
+		HolePunching:        true,
+		AutoNAT:             true,
+		NATPortMap:          true,
+		PubSubPeerQueue:     256,
+		PubSubValidateQueue: 256,
+	}
+}
+
+// LocalConfig returns settings for a node that stays on loopback: tests,
+// benchmarks and local devnets. It sends no traffic off the machine.
+func LocalConfig() Config {
+	c := DefaultConfig()
+	c.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.DHTMode = DHTModeServer
+	c.MDNS = false
+	c.NATPortMap = false
+	c.AutoNAT = false
+	c.HolePunching = false
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	for _, a := range c.Listen {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("listen: %q: %w", a, err))
+		}
+	}
+	for _, list := range []struct {
+		key   string
+		addrs []string
+	}{{"bootstrap", c.Bootstrap}, {"static_relays", c.StaticRelays}} {
+		if _, err := ParsePeerAddrs(list.addrs); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", list.key, err))
+		}
+	}
+	if c.ConnLowWater < 0 || c.ConnHighWater < 1 || c.ConnLowWater > c.ConnHighWater {
+		errs = append(errs, fmt.Errorf("conn_low_water/conn_high_water: need 0 <= low (%d) <= high (%d), high >= 1", c.ConnLowWater, c.ConnHighWater))
+	}
+	if c.ConnGraceSeconds < 0 {
+		errs = append(errs, fmt.Errorf("conn_grace_seconds: %d is negative", c.ConnGraceSeconds))
+	}
+	if c.MaxMemoryMiB < 64 {
+		errs = append(errs, fmt.Errorf("max_memory_mib: %d is below the minimum of 64", c.MaxMemoryMiB))
+	}
+	if c.MaxFileDescriptors < 64 {
+		errs = append(errs, fmt.Errorf("max_file_descriptors: %d is below the minimum of 64", c.MaxFileDescriptors))
+	}
+	switch c.DHTMode {
+	case DHTModeAuto, DHTModeServer, DHTModeClient:
+	default:
+		errs = append(errs, fmt.Errorf("dht_mode: %q is not one of auto, server, client", c.DHTMode))
+	}
+	if c.PubSubPeerQueue < 1 {
+		errs = append(errs, fmt.Errorf("pubsub_peer_queue: %d must be positive", c.PubSubPeerQueue))
+	}
+	if c.PubSubValidateQueue < 1 {
+		errs = append(errs, fmt.Errorf("pubsub_validate_queue: %d must be positive", c.PubSubValidateQueue))
+	}
+	return errors.Join(errs...)
+}
+
+// isQUIC reports whether a listen address uses a UDP-based transport that a
+// private network cannot protect.
+func isQUIC(addr string) bool {
+	return strings.Contains(addr, "/quic") || strings.Contains(addr, "/webtransport") || strings.Contains(addr, "/webrtc")
+}

@@ -1,0 +1,319 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// maxPubSubMessage bounds every gossipsub message; market announcements are
+// small, so 1 MiB leaves ample room.
+const maxPubSubMessage = 1 << 20
+
+// Params are the inputs of New.
+type Params struct {
+	// Key is the host's identity.
+	Key crypto.PrivKey
+	// Config holds the swarm settings.
+	Config Config
+	// SwarmKey, when set, makes the host part of a private swarm (TCP only).
+	SwarmKey SwarmKey
+	// RelayService makes the host a circuit relay for others (indexer role).
+	RelayService bool
+	// Version is appended to the identify agent string.
+	Version string
+	// Logger receives the host's own log lines.
+	Logger *slog.Logger
+}
+
+// Host is a running libp2p host with its DHT, gossipsub router and optional
+// mDNS service. Close stops all of them.
+type Host struct {
+	host.Host
+	DHT    *dht.IpfsDHT
+	PubSub *pubsub.PubSub
+
+	cfg    Config
+	log    *slog.Logger
+	mdns   mdns.Service
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a host with the given identity and settings. It listens at
+// once; bootstrap dialling happens in the background (see Bootstrap).
+func New(p Params) (*Host, error) {
+	if p.Key == nil {
+		return nil, errors.New("new host: no identity key")
+	}
+	if err := p.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("new host: %w", err)
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg := p.Config
+
+	listen := cfg.Listen
+	if p.SwarmKey != nil {
+		listen = nil
+		for _, a := range cfg.Listen {
+			if isQUIC(a) {
+				log.Warn("private swarm: skipping UDP listen address, pre-shared keys work over TCP only", "addr", a)
+				continue
+			}
+			listen = append(listen, a)
+		}
+		if len(listen) == 0 && len(cfg.Listen) > 0 {
+			return nil, errors.New("new host: private swarm needs at least one TCP listen address")
+		}
+	}
+
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	scaled := limits.Scale(cfg.MaxMemoryMiB<<20, cfg.MaxFileDescriptors)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaled))
+	if err != nil {
+		return nil, fmt.Errorf("new host: resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(cfg.ConnLowWater, cfg.ConnHighWater,
+		connmgr.WithGracePeriod(time.Duration(cfg.ConnGraceSeconds)*time.Second))
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("new host: connection manager: %w", err)
+	}
+
+	opts := []libp2p.Option{
+		libp2p.Identity(p.Key),
+		libp2p.ListenAddrStrings(listen...),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.UserAgent(AgentName + "/" + p.Version),
+		libp2p.Ping(true),
+		libp2p.DisableMetrics(),
+	}
+	if p.SwarmKey != nil {
+		opts = append(opts, libp2p.PrivateNetwork(p.SwarmKey))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.RelayClient {
+		opts = append(opts, libp2p.EnableRelay())
+		relays, err := ParsePeerAddrs(cfg.StaticRelays)
+		if err != nil {
+			return nil, fmt.Errorf("new host: static_relays: %w", err)
+		}
+		if len(relays) > 0 {
+			opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+		}
+	} else {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if p.RelayService {
+		opts = append(opts, libp2p.EnableRelayService())
+	}
+	if cfg.HolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	if cfg.AutoNAT {
+		opts = append(opts, libp2p.EnableAutoNATv2(), libp2p.EnableNATService())
+	}
+	if cfg.NATPortMap {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new host: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	hst := &Host{Host: h, cfg: cfg, log: log, ctx: ctx, cancel: cancel}
+
+	bootstrap, _ := ParsePeerAddrs(cfg.Bootstrap) // validated above
+	kad, err := dht.New(h,
+		dht.ProtocolPrefix(DHTPrefix),
+		dht.Mode(dhtMode(cfg.DHTMode)),
+		dht.BootstrapPeers(bootstrap...),
+	)
+	if err != nil {
+		hst.Close()
+		return nil, fmt.Errorf("new host: dht: %w", err)
+	}
+	hst.DHT = kad
+
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithPeerOutboundQueueSize(cfg.PubSubPeerQueue),
+		pubsub.WithValidateQueueSize(cfg.PubSubValidateQueue),
+		pubsub.WithMaxMessageSize(maxPubSubMessage),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(kad)),
+	)
+	if err != nil {
+		hst.Close()
+		return nil, fmt.Errorf("new host: gossipsub: %w", err)
+	}
+	hst.PubSub = ps
+
+	if cfg.MDNS {
+		hst.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{hst})
+		if err := hst.mdns.Start(); err != nil {
+			hst.Close()
+			return nil, fmt.Errorf("new host: mdns: %w", err)
+		}
+	}
+	return hst, nil
+}
+
+func dhtMode(mode string) dht.ModeOpt {
+	switch mode {
+	case DHTModeServer:
+		return dht.ModeServer
+	case DHTModeClient:
+		return dht.ModeClient
+	default:
+		return dht.ModeAutoServer
+	}
+}
+
+// Bootstrap dials the configured bootstrap peers in the background and then
+// bootstraps the DHT. Unreachable peers are logged, never fatal.
+func (h *Host) Bootstrap() {
+	peers, _ := ParsePeerAddrs(h.cfg.Bootstrap)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		var wg sync.WaitGroup
+		for _, pi := range peers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(h.ctx, 15*time.Second)
+				defer cancel()
+				if err := h.Connect(ctx, pi); err != nil {
+					h.log.Warn("bootstrap peer unreachable", "peer", pi.ID, "error", err)
+					return
+				}
+				h.log.Debug("bootstrap peer connected", "peer", pi.ID)
+			}()
+		}
+		wg.Wait()
+		if err := h.DHT.Bootstrap(h.ctx); err != nil && h.ctx.Err() == nil {
+			h.log.Warn("dht bootstrap failed", "error", err)
+		}
+	}()
+}
+
+// PeerInfo describes one connected peer.
+type PeerInfo struct {
+	ID        peer.ID
+	Addr      string
+	Direction string
+	Latency   time.Duration
+	Agent     string
+}
+
+// Peers lists the connected peers, one entry per peer (its first connection).
+func (h *Host) Peers() []PeerInfo {
+	var out []PeerInfo
+	for _, id := range h.Network().Peers() {
+		conns := h.Network().ConnsToPeer(id)
+		if len(conns) == 0 {
+			continue
+		}
+		c := conns[0]
+		info := PeerInfo{
+			ID:        id,
+			Addr:      c.RemoteMultiaddr().String(),
+			Direction: strings.ToLower(c.Stat().Direction.String()),
+			Latency:   h.Peerstore().LatencyEWMA(id),
+		}
+		if v, err := h.Peerstore().Get(id, "AgentVersion"); err == nil {
+			info.Agent, _ = v.(string)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// Disconnect closes every connection to the peer.
+func (h *Host) Disconnect(id peer.ID) error {
+	if h.Network().Connectedness(id) != network.Connected {
+		return fmt.Errorf("disconnect %s: %w", id, ErrNotConnected)
+	}
+	if err := h.Network().ClosePeer(id); err != nil {
+		return fmt.Errorf("disconnect %s: %w", id, err)
+	}
+	return nil
+}
+
+// ErrNotConnected is returned for operations on a peer the host has no connection to.
+var ErrNotConnected = errors.New("peer not connected")
+
+// Protocols lists the protocol IDs the host serves.
+func (h *Host) Protocols() []protocol.ID { return h.Mux().Protocols() }
+
+// Close stops mDNS, gossipsub, the DHT and the host, in that order. It is
+// safe to call more than once.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		var errs []error
+		if h.mdns != nil {
+			errs = append(errs, h.mdns.Close())
+		}
+		h.cancel()
+		h.wg.Wait()
+		if h.DHT != nil {
+			errs = append(errs, h.DHT.Close())
+		}
+		errs = append(errs, h.Host.Close())
+		h.closeErr = errors.Join(errs...)
+	})
+	return h.closeErr
+}
+
+type mdnsNotifee struct{ h *Host }
+
+func (n mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
+	if pi.ID == n.h.ID() || n.h.ctx.Err() != nil {
+		return
+	}
+	n.h.wg.Add(1)
+	go func() {
+		defer n.h.wg.Done()
+		ctx, cancel := context.WithTimeout(n.h.ctx, 10*time.Second)
+		defer cancel()
+		if err := n.h.Connect(ctx, pi); err != nil {
+			n.h.log.Debug("mdns peer unreachable", "peer", pi.ID, "error", err)
+		}
+	}()
+}
