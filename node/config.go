@@ -6,10 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -157,6 +159,9 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
+		if key := unknownKey(data, reflect.TypeFor[Config](), ""); key != "" {
+			return Config{}, fmt.Errorf("unknown key %q", key)
+		}
 		return Config{}, describeConfigError(err)
 	}
 	if dec.More() {
@@ -177,10 +182,41 @@ func describeConfigError(err error) error {
 	if errors.As(err, &se) {
 		return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, err)
 	}
-	if key, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("unknown key %s", key)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return errors.New("malformed JSON: the file ends early")
 	}
 	return err
+}
+
+// unknownKey returns the dotted path of the first key in data that t does
+// not have, or "" when there is none (or data is not an object).
+func unknownKey(data []byte, t reflect.Type, prefix string) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return ""
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		fields[name] = t.Field(i).Type
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ft, ok := fields[k]
+		if !ok {
+			return prefix + k
+		}
+		if ft.Kind() == reflect.Struct {
+			if key := unknownKey(obj[k], ft, prefix+k+"."); key != "" {
+				return key
+			}
+		}
+	}
+	return ""
 }
 
 // WriteConfig writes cfg to path, readable by its owner only.

@@ -42,9 +42,14 @@ func (pe *peerEvents) run() {
 	defer close(pe.done)
 	for e := range pe.sub.Out() {
 		ev := e.(event.EvtPeerConnectednessChanged)
-		state := "disconnected"
-		if ev.Connectedness == network.Connected {
+		var state string
+		switch ev.Connectedness {
+		case network.Connected:
 			state = "connected"
+		case network.NotConnected:
+			state = "disconnected"
+		default: // limited (relayed) connections are not reported
+			continue
 		}
 		pe.publish(api.PeerEvent{ID: ev.Peer.String(), State: state, Time: time.Now().UTC()})
 	}

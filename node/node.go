@@ -87,7 +87,7 @@ func New(p Params) (*Node, error) {
 	})
 	if err != nil {
 		n.ln.Close()
-		return nil, fmt.Errorf("new node: swarm.listen %v: %w", p.Config.Swarm.Listen, err)
+		return nil, fmt.Errorf("new node: start swarm: %w", err)
 	}
 
 	n.events, err = newPeerEvents(n.host, log)

@@ -24,7 +24,7 @@ func (n *Node) registerAPI() {
 	n.rpc.Register(api.MethodSwarmConnect, rpc.Method(n.swarmConnect))
 	n.rpc.Register(api.MethodSwarmDisconnect, rpc.Method(n.swarmDisconnect))
 	n.rpc.RegisterSubscription(api.MethodSwarmSubscribe, func(ctx context.Context, params json.RawMessage) (<-chan any, error) {
-		if err := rpc.DecodeParams(params, &struct{}{}); err != nil {
+		if err := rpc.CheckNoParams(params); err != nil {
 			return nil, err
 		}
 		return n.events.subscribe(ctx), nil

@@ -96,7 +96,7 @@ func LocalConfig() Config {
 	return c
 }
 
-// Validate reports the first setting that cannot work, naming its key.
+// Validate reports every setting that cannot work, each naming its key.
 func (c Config) Validate() error {
 	var errs []error
 	for _, a := range c.Listen {
@@ -113,7 +113,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.ConnLowWater < 0 || c.ConnHighWater < 1 || c.ConnLowWater > c.ConnHighWater {
-		errs = append(errs, fmt.Errorf("conn_low_water/conn_high_water: need 0 <= low (%d) <= high (%d), high >= 1", c.ConnLowWater, c.ConnHighWater))
+		errs = append(errs, fmt.Errorf("conn_low_water: %d must be between 0 and conn_high_water (%d), which must be at least 1", c.ConnLowWater, c.ConnHighWater))
 	}
 	if c.ConnGraceSeconds < 0 {
 		errs = append(errs, fmt.Errorf("conn_grace_seconds: %d is negative", c.ConnGraceSeconds))

@@ -95,6 +95,10 @@ func New(p Params) (*Host, error) {
 		}
 	}
 
+	if err := checkPortsFree(listen); err != nil {
+		return nil, fmt.Errorf("new host: %w", err)
+	}
+
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	scaled := limits.Scale(cfg.MaxMemoryMiB<<20, cfg.MaxFileDescriptors)

@@ -90,6 +90,7 @@ type Error struct {
 	Data    any    `json:"data,omitempty"`
 }
 
+// Error returns the message with its code.
 func (e *Error) Error() string { return fmt.Sprintf("%s (code %d)", e.Message, e.Code) }
 
 // Errorf returns an *Error with the given code and formatted message.

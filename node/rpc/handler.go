@@ -36,12 +36,21 @@ func Method[P, R any](f func(context.Context, P) (R, error)) Handler {
 // absent, null, {} or [] params and rejects anything else.
 func NoParams[R any](f func(context.Context) (R, error)) Handler {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
-		switch string(bytes.TrimSpace(raw)) {
-		case "", "null", "{}", "[]":
-			return f(ctx)
+		if err := CheckNoParams(raw); err != nil {
+			return nil, err
 		}
-		return nil, api.Errorf(api.CodeInvalidParams, "invalid params: this method takes none")
+		return f(ctx)
 	}
+}
+
+// CheckNoParams accepts absent, null, {} or [] params and rejects anything
+// else with CodeInvalidParams.
+func CheckNoParams(raw json.RawMessage) error {
+	switch string(bytes.TrimSpace(raw)) {
+	case "", "null", "{}", "[]":
+		return nil
+	}
+	return api.Errorf(api.CodeInvalidParams, "invalid params: this method takes none")
 }
 
 // DecodeParams decodes by-name params into v, rejecting unknown fields.

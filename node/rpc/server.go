@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
 )
@@ -133,10 +134,23 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeHTTPError(w, http.StatusForbidden, api.CodeForbidden, "forbidden: Host must be localhost or an IP address")
 			return
 		}
-		if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
-			s.log.Warn("api request refused: foreign origin", "origin", origin, "remote", r.RemoteAddr)
-			writeHTTPError(w, http.StatusForbidden, api.CodeForbidden, "forbidden: origin "+origin+" is not allowed")
-			return
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if !s.originAllowed(origin, r.Host) {
+				s.log.Warn("api request refused: foreign origin", "origin", origin, "remote", r.RemoteAddr)
+				writeHTTPError(w, http.StatusForbidden, api.CodeForbidden, "forbidden: origin "+origin+" is not allowed")
+				return
+			}
+			// An allowed browser origin may call the API cross-origin; the
+			// preflight carries no token, the real request must.
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			w.Header().Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "POST")
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.Token)) != 1 {
@@ -245,7 +259,9 @@ func (s *Server) handleOne(ctx context.Context, msg json.RawMessage, ws *wsConn)
 		return errorResponse(validIDOrNull(req.ID), api.CodeInvalidRequest, `invalid request: need "jsonrpc": "2.0", a "method" and an id that is a string, number or null`)
 	}
 	notification := req.ID == nil
+	start := time.Now()
 	result, err := s.call(ctx, req, ws)
+	s.log.Debug("api call", "method", req.Method, "duration", time.Since(start), "error", err)
 	if notification {
 		return nil
 	}
@@ -311,11 +327,15 @@ func errorResponse(id json.RawMessage, code int, msg string) *api.Response {
 	return &api.Response{JSONRPC: api.Version, ID: id, Error: &api.Error{Code: code, Message: msg}}
 }
 
+// encode marshals a response without HTML escaping, so that error
+// messages keep their < and > as written.
 func encode(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Every value encoded here is built from valid JSON parts.
 		panic("rpc: encode response: " + err.Error())
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
