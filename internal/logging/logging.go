@@ -25,8 +25,10 @@ func New(w io.Writer, format string, level, libLevel slog.Level) *slog.Logger {
 	}
 	lib := MinLevel(h.WithAttrs([]slog.Attr{slog.String("system", "libp2p")}), libLevel)
 	gologshim.SetDefaultHandler(lib)
+	// SetupLogging sets the level of loggers created later too; the primary
+	// core it opens on stderr is then replaced by ours.
+	golog.SetupLogging(golog.Config{Format: golog.PlaintextOutput, Stderr: true, Level: zapLevel(libLevel)})
 	golog.SetPrimaryCore(&zapSlogCore{h: lib})
-	golog.SetAllLoggers(zapLevel(libLevel))
 	log := slog.New(MinLevel(h, level))
 	slog.SetDefault(log)
 	return log

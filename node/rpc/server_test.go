@@ -27,7 +27,7 @@ type echoParams struct {
 // newTestServer serves a few methods that exercise the transport: echo
 // (typed params), fail (an application error), boom (a panic) and ticks (a
 // subscription that sends n events).
-func newTestServer(t *testing.T, maxBytes int64) (*Server, *httptest.Server) {
+func newTestServer(t testing.TB, maxBytes int64) (*Server, *httptest.Server) {
 	t.Helper()
 	s := NewServer(Options{Logger: slog.New(slog.DiscardHandler), Token: testToken, MaxRequestBytes: maxBytes, AllowedOrigins: []string{"http://dashboard.example:8080"}})
 	s.Register("test.echo", Method(func(_ context.Context, p echoParams) (string, error) {

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cyxwiz/cyxwiz/node"
+	"github.com/cyxwiz/cyxwiz/p2p"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestHelpListsTheContract(t *testing.T) {
+	code, out, _ := runCLI(t, "help")
+	if code != 0 {
+		t.Fatalf("help exit %d", code)
+	}
+	for _, want := range []string{"init", "daemon", "id", "swarm peers", "swarm connect", "swarm key gen", "devnet"} {
+		if !strings.Contains(out, "  "+want) {
+			t.Errorf("help does not list %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"swarm", "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"swarm", "connect"}, "want one multiaddr"},
+		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"init", "--profile", "huge"}, `--profile "huge"`},
+		{[]string{"devnet", "--nodes", "0"}, "not between 1 and 64"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCLI(t, append([]string{"--repo", t.TempDir()}, tt.args...)...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("cyxwiz %v: exit %d, stderr %q; want exit 2 mentioning %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+func TestInitWritesFlagsIntoConfig(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	keyFile := filepath.Join(t.TempDir(), "swarm.key")
+	if code, _, errOut := runCLI(t, "swarm", "key", "gen", "-o", keyFile); code != 0 {
+		t.Fatalf("swarm key gen: %s", errOut)
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p2p.ParseSwarmKey(data); err != nil {
+		t.Fatalf("generated key does not parse: %v", err)
+	}
+	boot := "/ip4/127.0.0.1/tcp/4250/p2p/12D3KooWPAegP3CjnFRJbeZvSoCeBbuzsP61P8YzUa4vFdRYa5vf"
+	code, out, errOut := runCLI(t, "--repo", dir, "--json", "init", "--api-addr", "127.0.0.1:0",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", boot, "--swarm-key", keyFile, "--role", "indexer")
+	if code != 0 {
+		t.Fatalf("init: %s", errOut)
+	}
+	var res struct{ ID, Repo string }
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.ID == "" || res.Repo != dir {
+		t.Fatalf("init --json printed %q (%v)", out, err)
+	}
+	cfg, err := node.LoadConfig(filepath.Join(dir, node.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.API.Addr != "127.0.0.1:0" || len(cfg.Swarm.Listen) != 1 || cfg.Swarm.Bootstrap[0] != boot || cfg.Role != node.RoleIndexer {
+		t.Fatalf("config after init = %+v", cfg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, node.SwarmKeyFile)); err != nil {
+		t.Fatalf("swarm key not copied: %v", err)
+	}
+	if code, _, errOut := runCLI(t, "--repo", dir, "init"); code != 1 || !strings.Contains(errOut, "already holds a repo") {
+		t.Fatalf("second init: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "--repo", filepath.Join(t.TempDir(), "r"), "init", "--bootstrap", "/ip4/1.2.3.4/tcp/1")
+	if code != 1 || !strings.Contains(errOut, "swarm.bootstrap") {
+		t.Fatalf("init with a bootstrap address lacking /p2p: exit %d, %q", code, errOut)
+	}
+}
