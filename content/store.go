@@ -1,0 +1,209 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/bitswap"
+	"github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/exchange/offline"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	flatfs "github.com/ipfs/go-ds-flatfs"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/routing"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Folder and file names inside the store's directory.
+const (
+	blocksDir = "blocks"
+	metaFile  = "content.db"
+)
+
+// Errors callers can test for.
+var (
+	// ErrNotFound: no provider delivered the content within the fetch timeout.
+	ErrNotFound = errors.New("content not found")
+	// ErrTooLarge: the content exceeds max_fetch_mib.
+	ErrTooLarge = errors.New("content larger than the fetch limit")
+	// ErrQuota: storing the content would exceed quota_mib.
+	ErrQuota = errors.New("disk quota exceeded")
+	// ErrNotPinned: unpin of a CID that is not pinned.
+	ErrNotPinned = errors.New("not pinned")
+)
+
+// Params are the inputs of Open.
+type Params struct {
+	// Dir holds the blocks and the metadata database.
+	Dir string
+	// Host carries bitswap.
+	Host host.Host
+	// Routing finds providers and announces roots; nil keeps the store to
+	// directly connected peers.
+	Routing routing.Routing
+	// Config holds the limits.
+	Config Config
+	// Logger receives the store's log lines.
+	Logger *slog.Logger
+}
+
+// Store is a node's content: blocks on disk, bitswap, pins.
+type Store struct {
+	cfg     Config
+	log     *slog.Logger
+	routing routing.Routing
+
+	blocks  *flatfs.Datastore
+	bstore  blockstore.Blockstore
+	bitswap *bitswap.Bitswap
+	dag     ipld.DAGService // online: missing blocks come from peers
+	local   ipld.DAGService // offline: this node's blocks only
+	meta    *bolt.DB
+
+	// gc is held for reading by every operation that adds blocks or pins,
+	// and for writing by garbage collection.
+	gc sync.RWMutex
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// Open opens (or creates) the store in p.Dir and starts bitswap and the
+// reprovider.
+func Open(p Params) (*Store, error) {
+	if err := p.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("open content store: %w", err)
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open content store: %w", err)
+	}
+	fds, err := flatfs.CreateOrOpen(filepath.Join(p.Dir, blocksDir), flatfs.NextToLast(2), p.Config.SyncWrites)
+	if err != nil {
+		return nil, fmt.Errorf("open blockstore: %w", err)
+	}
+	meta, err := bolt.Open(filepath.Join(p.Dir, metaFile), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		fds.Close()
+		return nil, fmt.Errorf("open content metadata: %w", err)
+	}
+	if err := meta.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(pinsBucket)
+		return err
+	}); err != nil {
+		meta.Close()
+		fds.Close()
+		return nil, fmt.Errorf("open content metadata: %w", err)
+	}
+
+	bs := &verifyingBlockstore{Blockstore: blockstore.NewBlockstoreNoPrefix(fds), log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{cfg: p.Config, log: log, routing: p.Routing, blocks: fds, bstore: bs, meta: meta, ctx: ctx, cancel: cancel}
+
+	var finder routing.ContentDiscovery
+	if p.Routing != nil {
+		finder = p.Routing
+	}
+	s.bitswap = bitswap.New(ctx, bsnet.NewFromIpfsHost(p.Host), finder, bs)
+	s.dag = merkledag.NewDAGService(blockservice.New(bs, s.bitswap))
+	s.local = merkledag.NewDAGService(blockservice.New(bs, offline.Exchange(bs)))
+
+	if p.Routing != nil && p.Config.ReprovideIntervalMinutes > 0 {
+		s.wg.Add(1)
+		go s.reprovideLoop(time.Duration(p.Config.ReprovideIntervalMinutes) * time.Minute)
+	}
+	return s, nil
+}
+
+// Close stops bitswap and the reprovider and closes the databases. It is
+// safe to call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		err = errors.Join(s.bitswap.Close(), s.meta.Close(), s.blocks.Close())
+	})
+	return err
+}
+
+// DiskUsage returns the bytes the blocks take on disk.
+func (s *Store) DiskUsage(ctx context.Context) (int64, error) {
+	n, err := s.blocks.DiskUsage(ctx)
+	return int64(n), err
+}
+
+// checkQuota fails with ErrQuota when adding more bytes would exceed the quota.
+func (s *Store) checkQuota(ctx context.Context, more int64) error {
+	if s.cfg.QuotaMiB == 0 {
+		return nil
+	}
+	used, err := s.DiskUsage(ctx)
+	if err != nil {
+		return fmt.Errorf("disk usage: %w", err)
+	}
+	if limit := s.cfg.QuotaMiB << 20; used+more > limit {
+		return fmt.Errorf("%w: %d bytes used + %d new > quota %d", ErrQuota, used, more, limit)
+	}
+	return nil
+}
+
+// provide announces a root to the DHT in the background.
+func (s *Store) provide(c cid.Cid) {
+	if s.routing == nil || s.cfg.ReprovideIntervalMinutes == 0 {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+		defer cancel()
+		if err := s.routing.Provide(ctx, c, true); err != nil && s.ctx.Err() == nil {
+			s.log.Debug("provide failed", "cid", c, "error", err)
+		}
+	}()
+}
+
+// reprovideLoop announces every pinned root again on a schedule: DHT
+// provider records expire.
+func (s *Store) reprovideLoop(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		pins, err := s.Pins()
+		if err != nil {
+			s.log.Warn("reprovide: list pins", "error", err)
+			continue
+		}
+		for _, p := range pins {
+			ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+			err := s.routing.Provide(ctx, p.CID, true)
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Debug("reprovide failed", "cid", p.CID, "error", err)
+			}
+		}
+		s.log.Debug("reprovided pinned roots", "count", len(pins))
+	}
+}
