@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/p2p"
 )
 
@@ -34,6 +35,8 @@ type Config struct {
 	API APIConfig `json:"api"`
 	// Swarm configures the libp2p host.
 	Swarm p2p.Config `json:"swarm"`
+	// Content configures the block store and transfers.
+	Content content.Config `json:"content"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
 	// ShutdownTimeoutSeconds is how long a clean shutdown may take before the
@@ -74,6 +77,7 @@ func DefaultConfig() Config {
 			MaxRequestBytes: 1 << 20,
 		},
 		Swarm:                  p2p.DefaultConfig(),
+		Content:                content.DefaultConfig(),
 		Log:                    LogConfig{Level: "info", Libp2pLevel: "error", Format: "text"},
 		ShutdownTimeoutSeconds: 30,
 	}
@@ -102,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Swarm.Validate(); err != nil {
 		errs = append(errs, prefixErrors("swarm.", err))
+	}
+	if err := c.Content.Validate(); err != nil {
+		errs = append(errs, prefixErrors("content.", err))
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))

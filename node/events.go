@@ -17,73 +17,86 @@ import (
 // events to it are dropped.
 const subscriberBuffer = 256
 
-// peerEvents turns the host's connectedness events into api.PeerEvent and
-// fans them out to subscribers.
-type peerEvents struct {
+// hub fans events out to subscribers by topic.
+type hub struct {
 	log  *slog.Logger
-	sub  event.Subscription
-	done chan struct{}
-
 	mu   sync.Mutex
-	subs map[chan any]struct{}
+	subs map[string]map[chan any]struct{}
 }
 
-func newPeerEvents(h *p2p.Host, log *slog.Logger) (*peerEvents, error) {
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to peer events: %w", err)
-	}
-	pe := &peerEvents{log: log, sub: sub, done: make(chan struct{}), subs: map[chan any]struct{}{}}
-	go pe.run()
-	return pe, nil
+func newHub(log *slog.Logger) *hub {
+	return &hub{log: log, subs: map[string]map[chan any]struct{}{}}
 }
 
-func (pe *peerEvents) run() {
-	defer close(pe.done)
-	for e := range pe.sub.Out() {
-		ev := e.(event.EvtPeerConnectednessChanged)
-		var state string
-		switch ev.Connectedness {
-		case network.Connected:
-			state = "connected"
-		case network.NotConnected:
-			state = "disconnected"
-		default: // limited (relayed) connections are not reported
-			continue
-		}
-		pe.publish(api.PeerEvent{ID: ev.Peer.String(), State: state, Time: time.Now().UTC()})
-	}
-}
-
-func (pe *peerEvents) publish(ev any) {
-	pe.mu.Lock()
-	defer pe.mu.Unlock()
-	for ch := range pe.subs {
+func (h *hub) publish(topic string, ev any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs[topic] {
 		select {
 		case ch <- ev:
 		default:
-			pe.log.Warn("peer event dropped: subscriber is behind")
+			h.log.Warn("event dropped: subscriber is behind", "topic", topic)
 		}
 	}
 }
 
-// subscribe returns a channel of events that is closed when ctx ends.
-func (pe *peerEvents) subscribe(ctx context.Context) <-chan any {
+// subscribe returns a channel of the topic's events, closed when ctx ends.
+func (h *hub) subscribe(ctx context.Context, topic string) <-chan any {
 	ch := make(chan any, subscriberBuffer)
-	pe.mu.Lock()
-	pe.subs[ch] = struct{}{}
-	pe.mu.Unlock()
+	h.mu.Lock()
+	if h.subs[topic] == nil {
+		h.subs[topic] = map[chan any]struct{}{}
+	}
+	h.subs[topic][ch] = struct{}{}
+	h.mu.Unlock()
 	context.AfterFunc(ctx, func() {
-		pe.mu.Lock()
-		delete(pe.subs, ch)
-		pe.mu.Unlock()
+		h.mu.Lock()
+		delete(h.subs[topic], ch)
+		if len(h.subs[topic]) == 0 {
+			delete(h.subs, topic)
+		}
+		h.mu.Unlock()
 		close(ch)
 	})
 	return ch
 }
 
-// close stops the feed. Subscribers end with their own contexts.
-func (pe *peerEvents) close() {
-	pe.sub.Close()
-	<-pe.done
+// topicPeers carries api.PeerEvent.
+const topicPeers = "peers"
+
+// peerFeed turns the host's connectedness events into api.PeerEvent on the
+// hub's peers topic.
+type peerFeed struct {
+	sub  event.Subscription
+	done chan struct{}
+}
+
+func startPeerFeed(h *p2p.Host, events *hub) (*peerFeed, error) {
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to peer events: %w", err)
+	}
+	f := &peerFeed{sub: sub, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for e := range sub.Out() {
+			ev := e.(event.EvtPeerConnectednessChanged)
+			var state string
+			switch ev.Connectedness {
+			case network.Connected:
+				state = "connected"
+			case network.NotConnected:
+				state = "disconnected"
+			default: // limited (relayed) connections are not reported
+				continue
+			}
+			events.publish(topicPeers, api.PeerEvent{ID: ev.Peer.String(), State: state, Time: time.Now().UTC()})
+		}
+	}()
+	return f, nil
+}
+
+func (f *peerFeed) close() {
+	f.sub.Close()
+	<-f.done
 }

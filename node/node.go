@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
 )
@@ -33,7 +34,9 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	host    *p2p.Host
-	events  *peerEvents
+	events  *hub
+	peers   *peerFeed
+	store   *content.Store
 	rpc     *rpc.Server
 	ln      net.Listener
 	http    *http.Server
@@ -90,8 +93,23 @@ func New(p Params) (*Node, error) {
 		return nil, fmt.Errorf("new node: start swarm: %w", err)
 	}
 
-	n.events, err = newPeerEvents(n.host, log)
+	n.events = newHub(log)
+	n.peers, err = startPeerFeed(n.host, n.events)
 	if err != nil {
+		n.host.Close()
+		n.ln.Close()
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+
+	n.store, err = content.Open(content.Params{
+		Dir:     p.Repo.Path(ContentDir),
+		Host:    n.host,
+		Routing: n.host.DHT,
+		Config:  p.Config.Content,
+		Logger:  log.With("system", "content"),
+	})
+	if err != nil {
+		n.peers.close()
 		n.host.Close()
 		n.ln.Close()
 		return nil, fmt.Errorf("new node: %w", err)
@@ -137,7 +155,8 @@ func (n *Node) APIAddr() string { return n.ln.Addr().String() }
 // Host returns the node's libp2p host.
 func (n *Node) Host() *p2p.Host { return n.host }
 
-// Close stops the node in reverse order of start: API, event feeds, host.
+// Close stops the node in reverse order of start: API, content store,
+// event feeds, host.
 // It removes the API address file. It is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
@@ -156,7 +175,10 @@ func (n *Node) Close() error {
 		} else {
 			n.ln.Close()
 		}
-		n.events.close()
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close content store: %w", err))
+		}
+		n.peers.close()
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("stop host: %w", err))
 		}

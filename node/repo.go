@@ -27,6 +27,7 @@ const (
 	PeerKeyFile  = "keys/peer.key"
 	WalletFile   = "keys/wallet.json"
 	SwarmKeyFile = "swarm.key"
+	ContentDir   = "content"
 )
 
 // EnvRepo names the environment variable that overrides the default repo.

@@ -19,6 +19,7 @@ const connectTimeout = 30 * time.Second
 // registerAPI adds every JSON-RPC method of the node. Each method is
 // documented in docs/rpc.md.
 func (n *Node) registerAPI() {
+	n.registerContent()
 	n.rpc.Register(api.MethodNodeInfo, rpc.NoParams(n.nodeInfo))
 	n.rpc.Register(api.MethodSwarmPeers, rpc.NoParams(n.swarmPeers))
 	n.rpc.Register(api.MethodSwarmConnect, rpc.Method(n.swarmConnect))
@@ -27,7 +28,7 @@ func (n *Node) registerAPI() {
 		if err := rpc.CheckNoParams(params); err != nil {
 			return nil, err
 		}
-		return n.events.subscribe(ctx), nil
+		return n.events.subscribe(ctx, topicPeers), nil
 	})
 }
 

@@ -49,6 +49,11 @@ func commands() []*command {
 			swarmEventsCommand(),
 			{name: "key", summary: "pre-shared keys for private swarms", sub: []*command{swarmKeyGenCommand()}},
 		}},
+		addCommand(),
+		getCommand(),
+		catCommand(),
+		pinCommand(),
+		repoCommand(),
 		configCommand(),
 		devnetCommand(),
 		versionCommand(),
@@ -99,7 +104,8 @@ func runCommand(e *env, path string, c *command, args []string) int {
 	if c.flags != nil {
 		c.flags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printCommandHelp(e.stdout, path, c, fs)
 			return 0
@@ -115,7 +121,7 @@ func runCommand(e *env, path string, c *command, args []string) int {
 		}
 		e.repo = dir
 	}
-	if err := c.run(e, fs.Args()); err != nil {
+	if err := c.run(e, positional); err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(e.stderr, "usage: %s %s\n", path, c.args)
@@ -124,6 +130,31 @@ func runCommand(e *env, path string, c *command, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// parseInterspersed parses flags that may come before, between or after the
+// positional arguments (cyxwiz get CID -o out); after "--" everything is
+// positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional, rest []string
+	for i, a := range args {
+		if a == "--" {
+			rest = args[i+1:]
+			args = args[:i]
+			break
+		}
+	}
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
 }
 
 func addCommonFlags(fs *flag.FlagSet, e *env) {

@@ -1,0 +1,327 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/node/api"
+)
+
+// progressFloor is the input size from which add shows a progress bar.
+const progressFloor = 8 << 20
+
+func addCommand() *command {
+	var quiet bool
+	return &command{
+		name:    "add",
+		args:    "[-q] PATH",
+		summary: "add a file or directory as UnixFS, pin it and print its CID",
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&quiet, "q", false, "print only the CID")
+		},
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one path", errUsage)
+			}
+			path, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			size, err := pathSize(path)
+			if err != nil {
+				return err
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(e.stderr)
+			defer stop()
+			params := api.ContentAddParams{Path: path}
+			if !quiet && size >= progressFloor && isTerminal(e.stderr) {
+				params.Progress = newProgressID()
+				defer showProgress(ctx, c, e.stderr, params.Progress)()
+			}
+			res, err := c.ContentAdd(ctx, params)
+			if err != nil {
+				return err
+			}
+			switch {
+			case e.json:
+				return e.printJSON(res)
+			case quiet:
+				fmt.Fprintln(e.stdout, res.CID)
+			default:
+				fmt.Fprintf(e.stdout, "added %s %s (%s)\n", res.CID, res.Name, humanBytes(res.Size))
+			}
+			return nil
+		},
+	}
+}
+
+func getCommand() *command {
+	var out string
+	return &command{
+		name:    "get",
+		args:    "CID [-o PATH]",
+		summary: "fetch content by CID and write it to PATH (default: ./CID)",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&out, "o", "", "output path (must not exist)")
+		},
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one CID", errUsage)
+			}
+			if out == "" {
+				out = args[0]
+			}
+			path, err := filepath.Abs(out)
+			if err != nil {
+				return err
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(e.stderr)
+			defer stop()
+			params := api.ContentGetParams{CID: args[0], Output: path}
+			if isTerminal(e.stderr) {
+				params.Progress = newProgressID()
+				defer showProgress(ctx, c, e.stderr, params.Progress)()
+			}
+			res, err := c.ContentGet(ctx, params)
+			if err != nil {
+				return err
+			}
+			if e.json {
+				return e.printJSON(res)
+			}
+			fmt.Fprintf(e.stdout, "saved %s to %s\n", res.CID, res.Output)
+			return nil
+		},
+	}
+}
+
+func catCommand() *command {
+	return &command{
+		name:    "cat",
+		args:    "CID",
+		summary: "write a file's content to standard output",
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one CID", errUsage)
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(e.stderr)
+			defer stop()
+			return catTo(ctx, c, args[0], e.stdout)
+		},
+	}
+}
+
+// catTo copies a file to w in API-sized pieces.
+func catTo(ctx context.Context, c *api.Client, cid string, w io.Writer) error {
+	var offset int64
+	for {
+		res, err := c.ContentCat(ctx, api.ContentCatParams{CID: cid, Offset: offset})
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(res.Data); err != nil {
+			return err
+		}
+		offset += int64(len(res.Data))
+		if res.EOF || len(res.Data) == 0 {
+			return nil
+		}
+	}
+}
+
+func pinCommand() *command {
+	var name string
+	return &command{name: "pin", summary: "keep content through garbage collection", sub: []*command{
+		{
+			name:    "add",
+			args:    "CID [--name NAME]",
+			summary: "fetch the whole DAG under CID and pin it",
+			flags:   func(fs *flag.FlagSet) { fs.StringVar(&name, "name", "", "a label for the pin") },
+			run: func(e *env, args []string) error {
+				if len(args) != 1 {
+					return fmt.Errorf("%w: want one CID", errUsage)
+				}
+				return withClient(e, func(ctx context.Context, c *api.Client) error {
+					if err := c.ContentPin(ctx, api.ContentPinParams{CID: args[0], Name: name}); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "pinned %s\n", args[0])
+					return nil
+				})
+			},
+		},
+		{
+			name:    "rm",
+			args:    "CID",
+			summary: "remove a pin (the blocks go at the next repo gc)",
+			run: func(e *env, args []string) error {
+				if len(args) != 1 {
+					return fmt.Errorf("%w: want one CID", errUsage)
+				}
+				return withClient(e, func(ctx context.Context, c *api.Client) error {
+					if err := c.ContentUnpin(ctx, args[0]); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "unpinned %s\n", args[0])
+					return nil
+				})
+			},
+		},
+		{
+			name:    "ls",
+			summary: "list pinned roots",
+			run: func(e *env, args []string) error {
+				if len(args) != 0 {
+					return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
+				}
+				return withClient(e, func(ctx context.Context, c *api.Client) error {
+					pins, err := c.ContentPins(ctx)
+					if err != nil {
+						return err
+					}
+					if e.json {
+						return e.printJSON(pins)
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "CID\tNAME\tSIZE\tPINNED")
+					for _, p := range pins {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, p.Name, humanBytes(p.Size), p.PinnedAt.Local().Format(time.DateTime))
+					}
+					return tw.Flush()
+				})
+			},
+		},
+	}}
+}
+
+func repoCommand() *command {
+	return &command{name: "repo", summary: "the repo's block store", sub: []*command{{
+		name:    "gc",
+		summary: "delete every block that no pin reaches",
+		run: func(e *env, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
+			}
+			return withClient(e, func(ctx context.Context, c *api.Client) error {
+				res, err := c.ContentGC(ctx)
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(res)
+				}
+				fmt.Fprintf(e.stdout, "removed %d blocks, freed %s\n", res.RemovedBlocks, humanBytes(res.FreedBytes))
+				return nil
+			})
+		},
+	}}}
+}
+
+// withClient runs fn with a client and a context that the first Ctrl-C cancels.
+func withClient(e *env, fn func(context.Context, *api.Client) error) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(e.stderr)
+	defer stop()
+	return fn(ctx, c)
+}
+
+func pathSize(path string) (int64, error) {
+	var total int64
+	err := filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+func newProgressID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// showProgress draws a progress line on w from the operation's events. The
+// returned function stops it and clears the line.
+func showProgress(ctx context.Context, c *api.Client, w io.Writer, id string) func() {
+	sub, err := c.SubscribeProgress(ctx, id)
+	if err != nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		for raw := range sub.Events() {
+			var ev api.ProgressEvent
+			if json.Unmarshal(raw, &ev) != nil {
+				continue
+			}
+			rate := float64(ev.Done) / max(time.Since(start).Seconds(), 0.001)
+			if ev.Total > 0 {
+				const width = 30
+				filled := int(float64(width) * float64(ev.Done) / float64(ev.Total))
+				fmt.Fprintf(w, "\r%s [%s%s] %3.0f%% %s/%s %s/s ", ev.Op, strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+					100*float64(ev.Done)/float64(ev.Total), humanBytes(ev.Done), humanBytes(ev.Total), humanBytes(int64(rate)))
+			} else {
+				fmt.Fprintf(w, "\r%s %s %s/s ", ev.Op, humanBytes(ev.Done), humanBytes(int64(rate)))
+			}
+		}
+	}()
+	return func() {
+		sub.Close()
+		<-done
+		fmt.Fprint(w, "\r\033[K")
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
