@@ -94,7 +94,10 @@ func TestContentAPI(t *testing.T) {
 	var ae *api.Error
 	for name, call := range map[string]func() error{
 		"relative path": func() error { _, err := a.client.ContentAdd(ctx, api.ContentAddParams{Path: "data.bin"}); return err },
-		"bad cid":       func() error { _, err := a.client.ContentGet(ctx, api.ContentGetParams{CID: "bafy-nope", Output: out + "2"}); return err },
+		"bad cid": func() error {
+			_, err := a.client.ContentGet(ctx, api.ContentGetParams{CID: "bafy-nope", Output: out + "2"})
+			return err
+		},
 		"directory cat": func() error {
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
