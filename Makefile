@@ -7,7 +7,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build test test-short bench demo lint fmt clean
+.PHONY: help build kubo test test-short bench demo lint fmt clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
@@ -16,7 +16,10 @@ help: ## print this help
 build: ## build bin/cyxwiz
 	$(GO) build -o $(BIN) ./cmd/cyxwiz
 
-test: ## run every test (unit, many-node, end-to-end) with the race detector
+kubo: ## build the stock IPFS Kubo binary (bin/ipfs) that the interop tests run against
+	./scripts/build-kubo.sh bin/ipfs
+
+test: kubo ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 test-short: ## run the fast tests only

@@ -34,7 +34,7 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 	// The fetch fails as not found when no block arrives for the timeout.
 	var lastBlock atomic.Int64
 	lastBlock.Store(time.Now().UnixNano())
-	timeout := time.Duration(s.cfg.FetchTimeoutSeconds) * time.Second
+	timeout := fetchTimeout(s.cfg)
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	go func() {
@@ -96,6 +96,8 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 	}
 	return total, nil
 }
+
+func fetchTimeout(c Config) time.Duration { return time.Duration(c.FetchTimeoutSeconds) * time.Second }
 
 // putEmptyBlocks stores the blocks among cids whose data is empty (an empty
 // file with raw leaves is one). Bitswap servers treat a block of size 0 as

@@ -65,6 +65,21 @@ func parseCID(s string) (cid.Cid, error) {
 	return c, nil
 }
 
+// resolve turns "CID" or "CID/path/in/dag" into the CID it names.
+func (n *Node) resolve(ctx context.Context, p string) (cid.Cid, error) {
+	if p == "" {
+		return cid.Undef, api.Errorf(api.CodeInvalidParams, "invalid params: cid is required")
+	}
+	c, err := n.store.Resolve(ctx, p)
+	if err != nil {
+		if errors.Is(err, content.ErrBadPath) {
+			return cid.Undef, api.Errorf(api.CodeInvalidParams, "invalid params: %v", err)
+		}
+		return cid.Undef, contentError(err)
+	}
+	return c, nil
+}
+
 func absPath(field, p string) error {
 	if p == "" {
 		return api.Errorf(api.CodeInvalidParams, "invalid params: %s is required", field)
@@ -98,7 +113,7 @@ func (n *Node) contentAdd(ctx context.Context, p api.ContentAddParams) (api.Cont
 }
 
 func (n *Node) contentGet(ctx context.Context, p api.ContentGetParams) (api.ContentGetResult, error) {
-	c, err := parseCID(p.CID)
+	c, err := n.resolve(ctx, p.CID)
 	if err != nil {
 		return api.ContentGetResult{}, err
 	}
@@ -113,7 +128,7 @@ func (n *Node) contentGet(ctx context.Context, p api.ContentGetParams) (api.Cont
 }
 
 func (n *Node) contentCat(ctx context.Context, p api.ContentCatParams) (api.ContentCatResult, error) {
-	c, err := parseCID(p.CID)
+	c, err := n.resolve(ctx, p.CID)
 	if err != nil {
 		return api.ContentCatResult{}, err
 	}

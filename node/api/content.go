@@ -42,6 +42,7 @@ type ContentAddResult struct {
 
 // ContentGetParams are the parameters of content.get.
 type ContentGetParams struct {
+	// CID is a CID, or a path below one (CID/dir/file, /ipfs/CID/dir/file).
 	CID string `json:"cid"`
 	// Output is an absolute path on the daemon's machine that must not exist yet.
 	Output string `json:"output"`
@@ -59,6 +60,7 @@ type ContentGetResult struct {
 
 // ContentCatParams are the parameters of content.cat.
 type ContentCatParams struct {
+	// CID is a CID, or a path below one (CID/dir/file, /ipfs/CID/dir/file).
 	CID string `json:"cid"`
 	// Offset is where to start reading.
 	Offset int64 `json:"offset,omitempty"`
