@@ -32,7 +32,25 @@ func testConfig() content.Config {
 	return c
 }
 
+func newPeerB(b *testing.B) *peer {
+	return newPeerTB(b, testConfig())
+}
+
+func randomFileB(b *testing.B, size int) string {
+	data := make([]byte, size)
+	rand.Read(data)
+	path := filepath.Join(b.TempDir(), "data.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
 func newPeer(t *testing.T, cfg content.Config) *peer {
+	return newPeerTB(t, cfg)
+}
+
+func newPeerTB(t testing.TB, cfg content.Config) *peer {
 	t.Helper()
 	h := p2ptest.NewHost(t, p2ptest.Config(), nil)
 	dir := t.TempDir()
@@ -337,8 +355,8 @@ func TestCorruptBlockIsRefetched(t *testing.T) {
 	}
 	// Corrupt every block file of b's copy.
 	var damaged int
-	filepath.WalkDir(filepath.Join(b.dir, "blocks"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(p, ".data") {
+	filepath.WalkDir(filepath.Join(b.dir, "packs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".pack") {
 			data, _ := os.ReadFile(p)
 			if len(data) > 0 {
 				data[mrand.IntN(len(data))] ^= 0xff

@@ -1,5 +1,5 @@
 // Package content stores and moves datasets, programs, models and results
-// as IPFS blocks: a flatfs blockstore in the repo, bitswap on the node's
+// as IPFS blocks: a pack-file block store in the repo, bitswap on the node's
 // libp2p host, UnixFS import and export (default chunker, CIDv1, raw
 // leaves), recursive pins with garbage collection, and providing of root
 // CIDs to the DHT.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/ipfs/boxo/files"
@@ -14,38 +14,81 @@ import (
 	unixfile "github.com/ipfs/boxo/ipld/unixfs/file"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 )
 
 // Fetch pulls the whole DAG under c into the store, in parallel and from
-// every provider bitswap finds, and returns its size in bytes.
+// every provider found, and returns its size in bytes.
 func (s *Store) Fetch(ctx context.Context, c cid.Cid, progress Progress) (int64, error) {
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 	return s.fetch(ctx, c, progress)
 }
 
-// fetch walks the DAG breadth first; each level is requested at once, so
-// bitswap keeps many blocks in flight. The caller holds s.gc.
+// transfer tracks one fetch: bytes in the DAG, bytes that came over the
+// network, the limits, and when the last block arrived.
+type transfer struct {
+	s        *Store
+	mu       sync.Mutex
+	total    int64 // DAG bytes seen, local or fetched
+	fetched  int64 // bytes received from peers
+	checked  int64 // fetched bytes at the last quota check
+	last     time.Time
+	progress Progress
+}
+
+func (t *transfer) add(ctx context.Context, n int64, fromNetwork bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.total += n
+	t.last = time.Now()
+	if fromNetwork {
+		t.fetched += n
+		if limit := t.s.cfg.MaxFetchMiB << 20; limit > 0 && t.fetched > limit {
+			return fmt.Errorf("%w (%d MiB)", ErrTooLarge, t.s.cfg.MaxFetchMiB)
+		}
+		if t.s.cfg.QuotaMiB > 0 && t.fetched-t.checked > 16<<20 {
+			t.checked = t.fetched
+			if err := t.s.checkQuota(ctx, 0); err != nil {
+				return err
+			}
+		}
+	}
+	if t.progress != nil {
+		t.progress(t.total, 0)
+	}
+	return nil
+}
+
+func (t *transfer) idle() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return time.Since(t.last)
+}
+
+// fetch gets the DAG under root: first over DAG streams from the connected
+// peers that serve them (several at once), then a walk that finds any gap
+// and fills it over bitswap, which also finds providers through the DHT.
+// The walk reads only the DAG's inner nodes from disk; present leaves are
+// not read again. The caller holds s.gc.
 func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	ses := merkledag.NewSession(ctx, s.dag)
+	t := &transfer{s: s, last: time.Now(), progress: progress}
 
 	// The fetch fails as not found when no block arrives for the timeout.
-	var lastBlock atomic.Int64
-	lastBlock.Store(time.Now().UnixNano())
 	timeout := fetchTimeout(s.cfg)
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	go func() {
-		t := time.NewTicker(timeout / 10)
-		defer t.Stop()
+		tick := time.NewTicker(timeout / 10)
+		defer tick.Stop()
 		for {
 			select {
 			case <-stopWatch:
 				return
-			case <-t.C:
-				if time.Since(time.Unix(0, lastBlock.Load())) > timeout {
+			case <-tick.C:
+				if t.idle() > timeout {
 					cancel(fmt.Errorf("%w: no block of %s arrived for %s", ErrNotFound, root, timeout))
 					return
 				}
@@ -53,48 +96,109 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 		}
 	}()
 
-	var total int64
-	limit := s.cfg.MaxFetchMiB << 20
+	if has, _ := s.bstore.Has(ctx, root); !has {
+		streamed := &transfer{s: s, last: time.Now()}
+		err := s.streamFetch(ctx, root, func(b blocks.Block) error {
+			t.mu.Lock()
+			t.last = time.Now()
+			t.mu.Unlock()
+			return streamed.add(ctx, int64(len(b.RawData())), true)
+		})
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrQuota) {
+				return streamed.total, err
+			}
+			s.log.Debug("dag stream fetch incomplete, completing over bitswap", "cid", root, "error", err)
+		}
+		t.fetched = streamed.fetched
+	}
+
+	ses := merkledag.NewSession(ctx, s.dag)
 	seen := cid.NewSet()
 	seen.Add(root)
 	level := []cid.Cid{root}
 	for len(level) > 0 {
 		if err := s.putEmptyBlocks(ctx, level); err != nil {
-			return total, err
+			return t.total, err
 		}
-		var next []cid.Cid
-		for opt := range ses.GetMany(ctx, level) {
-			if opt.Err != nil {
-				if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-					return total, cause
-				}
-				return total, opt.Err
-			}
-			lastBlock.Store(time.Now().UnixNano())
-			total += int64(len(opt.Node.RawData()))
-			if limit > 0 && total > limit {
-				return total, fmt.Errorf("%w (%d MiB)", ErrTooLarge, s.cfg.MaxFetchMiB)
-			}
-			if progress != nil {
-				progress(total, 0)
-			}
-			for _, l := range opt.Node.Links() {
+		var next, remote []cid.Cid
+		visit := func(links []*ipld.Link) {
+			for _, l := range links {
 				if seen.Visit(l.Cid) {
 					next = append(next, l.Cid)
 				}
 			}
 		}
-		if err := context.Cause(ctx); err != nil {
-			return total, err
-		}
-		if s.cfg.QuotaMiB > 0 {
-			if err := s.checkQuota(ctx, 0); err != nil {
-				return total, err
+		for _, c := range level {
+			if has, _ := s.bstore.Has(ctx, c); !has {
+				remote = append(remote, c)
+				continue
 			}
+			if c.Prefix().Codec == cid.Raw {
+				size, err := s.bstore.GetSize(ctx, c)
+				if err != nil {
+					return t.total, err
+				}
+				if err := t.add(ctx, int64(size), false); err != nil {
+					return t.total, err
+				}
+				continue
+			}
+			nd, err := s.local.Get(ctx, c)
+			if ipld.IsNotFound(err) { // it was corrupt and is gone now
+				remote = append(remote, c)
+				continue
+			}
+			if err != nil {
+				return t.total, err
+			}
+			if err := t.add(ctx, int64(len(nd.RawData())), false); err != nil {
+				return t.total, err
+			}
+			visit(nd.Links())
+		}
+		if len(remote) > 0 {
+			for opt := range ses.GetMany(ctx, remote) {
+				if opt.Err != nil {
+					if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+						return t.total, cause
+					}
+					return t.total, opt.Err
+				}
+				if err := t.add(ctx, int64(len(opt.Node.RawData())), true); err != nil {
+					return t.total, err
+				}
+				visit(opt.Node.Links())
+			}
+		}
+		if err := context.Cause(ctx); err != nil {
+			return t.total, err
 		}
 		level = next
 	}
-	return total, nil
+	if progress != nil {
+		progress(t.total, t.total)
+	}
+	return t.total, nil
+}
+
+// blockLinks returns the links of a dag-pb block; raw blocks have none.
+func blockLinks(b blocks.Block) ([]cid.Cid, error) {
+	switch b.Cid().Prefix().Codec {
+	case cid.Raw:
+		return nil, nil
+	case cid.DagProtobuf:
+		nd, err := merkledag.DecodeProtobufBlock(b)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]cid.Cid, 0, len(nd.Links()))
+		for _, l := range nd.Links() {
+			out = append(out, l.Cid)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("codec %#x cannot be streamed", b.Cid().Prefix().Codec)
 }
 
 func fetchTimeout(c Config) time.Duration { return time.Duration(c.FetchTimeoutSeconds) * time.Second }
@@ -186,14 +290,15 @@ func (s *Store) Read(ctx context.Context, c cid.Cid, offset, length int64) ([]by
 	return buf, size, nil
 }
 
-// unixfsNode opens a fetched DAG as a UnixFS file or directory, from local
-// blocks only.
+// unixfsNode opens a fetched DAG as a UnixFS file or directory. Reads go
+// through the online DAG service: a block found corrupt while reading is
+// fetched again from peers.
 func (s *Store) unixfsNode(ctx context.Context, c cid.Cid) (files.Node, error) {
-	nd, err := s.local.Get(ctx, c)
+	nd, err := s.dag.Get(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	f, err := unixfile.NewUnixfsFile(ctx, s.local, nd)
+	f, err := unixfile.NewUnixfsFile(ctx, s.dag, nd)
 	if err != nil {
 		return nil, fmt.Errorf("not UnixFS: %w", err)
 	}

@@ -135,5 +135,9 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("gc: %w", err)
 	}
+	// Packs mostly made of deleted blocks are rewritten to free the disk.
+	if _, err := s.packs.Compact(ctx, 0.5); err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
 	return res, nil
 }

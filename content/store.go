@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/content/packstore"
 	"github.com/ipfs/boxo/bitswap"
 	"github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/blockservice"
@@ -17,7 +18,6 @@ import (
 	"github.com/ipfs/boxo/exchange/offline"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
-	flatfs "github.com/ipfs/go-ds-flatfs"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -26,8 +26,8 @@ import (
 
 // Folder and file names inside the store's directory.
 const (
-	blocksDir = "blocks"
-	metaFile  = "content.db"
+	packsDir = "packs"
+	metaFile = "content.db"
 )
 
 // Errors callers can test for.
@@ -61,9 +61,12 @@ type Params struct {
 type Store struct {
 	cfg     Config
 	log     *slog.Logger
+	host    host.Host
 	routing routing.Routing
+	// serving bounds the DAG streams served at once.
+	serving chan struct{}
 
-	blocks  *flatfs.Datastore
+	packs   *packstore.Store
 	bstore  blockstore.Blockstore
 	bitswap *bitswap.Bitswap
 	dag     ipld.DAGService // online: missing blocks come from peers
@@ -93,27 +96,30 @@ func Open(p Params) (*Store, error) {
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open content store: %w", err)
 	}
-	fds, err := flatfs.CreateOrOpen(filepath.Join(p.Dir, blocksDir), flatfs.NextToLast(2), p.Config.SyncWrites)
+	meta, err := bolt.Open(filepath.Join(p.Dir, metaFile), 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if err != nil {
-		return nil, fmt.Errorf("open blockstore: %w", err)
-	}
-	meta, err := bolt.Open(filepath.Join(p.Dir, metaFile), 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		fds.Close()
 		return nil, fmt.Errorf("open content metadata: %w", err)
 	}
+	// Without sync_writes a crash of the process loses nothing (the kernel
+	// holds the writes); a crash of the machine may lose recent blocks.
+	meta.NoSync = !p.Config.SyncWrites
 	if err := meta.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(pinsBucket)
 		return err
 	}); err != nil {
 		meta.Close()
-		fds.Close()
 		return nil, fmt.Errorf("open content metadata: %w", err)
 	}
+	packs, err := packstore.Open(filepath.Join(p.Dir, packsDir), meta, packstore.Options{Sync: p.Config.SyncWrites})
+	if err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("open block store: %w", err)
+	}
 
-	bs := &verifyingBlockstore{Blockstore: blockstore.NewBlockstoreNoPrefix(fds), log: log}
+	bs := &verifyingBlockstore{Blockstore: packs, log: log}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cfg: p.Config, log: log, routing: p.Routing, blocks: fds, bstore: bs, meta: meta, ctx: ctx, cancel: cancel}
+	s := &Store{cfg: p.Config, log: log, host: p.Host, routing: p.Routing, serving: make(chan struct{}, maxServing),
+		packs: packs, bstore: bs, meta: meta, ctx: ctx, cancel: cancel}
 
 	var finder routing.ContentDiscovery
 	if p.Routing != nil {
@@ -122,6 +128,8 @@ func Open(p Params) (*Store, error) {
 	s.bitswap = bitswap.New(ctx, bsnet.NewFromIpfsHost(p.Host), finder, bs)
 	s.dag = merkledag.NewDAGService(blockservice.New(bs, s.bitswap))
 	s.local = merkledag.NewDAGService(blockservice.New(bs, offline.Exchange(bs)))
+
+	p.Host.SetStreamHandler(DAGProtocol, s.serveDAG)
 
 	if p.Routing != nil && p.Config.ReprovideIntervalMinutes > 0 {
 		s.wg.Add(1)
@@ -135,17 +143,17 @@ func Open(p Params) (*Store, error) {
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.host.RemoveStreamHandler(DAGProtocol)
 		s.cancel()
 		s.wg.Wait()
-		err = errors.Join(s.bitswap.Close(), s.meta.Close(), s.blocks.Close())
+		err = errors.Join(s.bitswap.Close(), s.packs.Close(), s.meta.Close())
 	})
 	return err
 }
 
 // DiskUsage returns the bytes the blocks take on disk.
-func (s *Store) DiskUsage(ctx context.Context) (int64, error) {
-	n, err := s.blocks.DiskUsage(ctx)
-	return int64(n), err
+func (s *Store) DiskUsage(context.Context) (int64, error) {
+	return s.packs.DiskUsage()
 }
 
 // checkQuota fails with ErrQuota when adding more bytes would exceed the quota.
