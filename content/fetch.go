@@ -228,6 +228,9 @@ func (s *Store) putEmptyBlocks(ctx context.Context, cids []cid.Cid) error {
 // Get fetches the DAG under c and writes it to out: a file, or a directory
 // tree for a UnixFS directory. It returns the bytes of DAG fetched.
 func (s *Store) Get(ctx context.Context, c cid.Cid, out string, progress Progress) (int64, error) {
+	if _, err := os.Lstat(out); err == nil {
+		return 0, fmt.Errorf("get %s: %w: %s already exists", c, ErrBadPath, out)
+	}
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 	size, err := s.fetch(ctx, c, progress)
@@ -239,9 +242,6 @@ func (s *Store) Get(ctx context.Context, c cid.Cid, out string, progress Progres
 		return size, fmt.Errorf("get %s: %w", c, err)
 	}
 	defer nd.Close()
-	if _, err := os.Lstat(out); err == nil {
-		return size, fmt.Errorf("get %s: %s already exists", c, out)
-	}
 	if err := files.WriteTo(nd, out); err != nil {
 		os.RemoveAll(out)
 		return size, fmt.Errorf("get %s: write %s: %w", c, out, err)
@@ -274,7 +274,7 @@ func (s *Store) Read(ctx context.Context, c cid.Cid, offset, length int64) ([]by
 		return nil, 0, fmt.Errorf("read %s: %w", c, err)
 	}
 	if offset < 0 || offset > size {
-		return nil, size, fmt.Errorf("read %s: offset %d outside 0..%d", c, offset, size)
+		return nil, size, fmt.Errorf("read %s: %w: offset %d outside 0..%d", c, ErrBadPath, offset, size)
 	}
 	seeker, ok := f.(io.Seeker)
 	if !ok {

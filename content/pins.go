@@ -49,7 +49,11 @@ func (s *Store) Pin(ctx context.Context, c cid.Cid, name string, progress Progre
 	if err != nil {
 		return fmt.Errorf("pin %s: %w", c, err)
 	}
-	return s.putPin(c, name, size)
+	if err := s.putPin(c, name, size); err != nil {
+		return err
+	}
+	s.provide(c)
+	return nil
 }
 
 // Unpin removes a pin; the blocks go at the next garbage collection.

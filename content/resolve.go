@@ -11,7 +11,8 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// ErrBadPath: a content path that is malformed or names no entry.
+// ErrBadPath: a content path or range that is malformed or names nothing,
+// or an output path that is taken.
 var ErrBadPath = errors.New("bad content path")
 
 // ParsePath splits "CID", "CID/a/b" or "/ipfs/CID/a/b" into the root CID

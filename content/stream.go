@@ -347,7 +347,79 @@ func (s *Store) readFrames(ctx context.Context, st network.Stream, p peer.ID, fr
 	}
 }
 
-// streamProviders returns the connected peers that serve DAG streams.
+// probeRoot asks each candidate for the root block alone. It returns the
+// block (passed once to received) and the candidates that have it.
+func (s *Store) probeRoot(ctx context.Context, root cid.Cid, candidates []peer.ID, received func(blocks.Block) error) (blocks.Block, []peer.ID) {
+	var (
+		mu        sync.Mutex
+		rootBlock blocks.Block
+		providers []peer.ID
+		wg        sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, p := range candidates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got blocks.Block
+			err := s.streamFrom(ctx, p, request{roots: []cid.Cid{root}, shallow: true}, func(b blocks.Block) error {
+				got = b
+				return nil
+			})
+			if err != nil || got == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if rootBlock == nil {
+				if received(got) != nil {
+					return
+				}
+				rootBlock = got
+			}
+			providers = append(providers, p)
+		}()
+	}
+	wg.Wait()
+	return rootBlock, providers
+}
+
+// findProviders looks up providers of c in the DHT and connects to those
+// that serve DAG streams, at most 8.
+func (s *Store) findProviders(ctx context.Context, c cid.Cid) []peer.ID {
+	if s.routing == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout(s.cfg))
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		out []peer.ID
+		wg  sync.WaitGroup
+	)
+	for info := range s.routing.FindProvidersAsync(ctx, c, 8) {
+		if info.ID == s.host.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.host.Connect(ctx, info); err != nil {
+				return
+			}
+			if ok, _ := s.host.Peerstore().SupportsProtocols(info.ID, DAGProtocol); len(ok) > 0 {
+				mu.Lock()
+				out = append(out, info.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// streamPeers returns the connected peers that serve DAG streams.
 func (s *Store) streamPeers() []peer.ID {
 	var out []peer.ID
 	for _, p := range s.host.Network().Peers() {
@@ -363,44 +435,14 @@ func (s *Store) streamPeers() []peer.ID {
 // has the root, all at once. It returns nil when every stream completed;
 // any gap is left for bitswap to fill.
 func (s *Store) streamFetch(ctx context.Context, root cid.Cid, received func(blocks.Block) error) error {
-	candidates := s.streamPeers()
-	if len(candidates) == 0 {
-		return errors.New("no connected peer serves DAG streams")
-	}
-	var (
-		mu        sync.Mutex
-		rootBlock blocks.Block
-		providers []peer.ID
-		wg        sync.WaitGroup
-	)
-	probeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	for _, p := range candidates {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var got blocks.Block
-			err := s.streamFrom(probeCtx, p, request{roots: []cid.Cid{root}, shallow: true}, func(b blocks.Block) error {
-				got = b
-				return nil
-			})
-			if err != nil || got == nil {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if rootBlock == nil {
-				rootBlock = got
-				if err := received(got); err != nil {
-					return
-				}
-			}
-			providers = append(providers, p)
-		}()
-	}
-	wg.Wait()
-	cancel()
+	rootBlock, providers := s.probeRoot(ctx, root, s.streamPeers(), received)
 	if rootBlock == nil {
-		return errors.New("no connected peer has the root")
+		// No connected peer has it: look for providers in the DHT and
+		// connect to them (bitswap, the fallback, gains from that too).
+		rootBlock, providers = s.probeRoot(ctx, root, s.findProviders(ctx, root), received)
+	}
+	if rootBlock == nil {
+		return errors.New("no peer serving DAG streams has the root")
 	}
 	if root.Prefix().Codec == cid.Raw {
 		return nil
@@ -412,6 +454,7 @@ func (s *Store) streamFetch(ctx context.Context, root cid.Cid, received func(blo
 	// Contiguous ranges keep each provider's reads sequential on disk.
 	n := min(len(providers), len(links))
 	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for i := range n {
 		lo, hi := i*len(links)/n, (i+1)*len(links)/n
 		wg.Add(1)

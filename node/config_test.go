@@ -108,7 +108,7 @@ func TestEveryKeyDocumented(t *testing.T) {
 	for _, k := range keys {
 		known[k] = true
 	}
-	for _, m := range regexp.MustCompile("`((?:api|swarm|log)\\.[a-z0-9_]+)`").FindAllStringSubmatch(string(doc), -1) {
+	for _, m := range regexp.MustCompile("`((?:api|swarm|content|log)\\.[a-z0-9_]+)`").FindAllStringSubmatch(string(doc), -1) {
 		if !known[m[1]] {
 			t.Errorf("docs/config.md documents %s, which is not a config key", m[1])
 		}

@@ -72,9 +72,6 @@ func (n *Node) resolve(ctx context.Context, p string) (cid.Cid, error) {
 	}
 	c, err := n.store.Resolve(ctx, p)
 	if err != nil {
-		if errors.Is(err, content.ErrBadPath) {
-			return cid.Undef, api.Errorf(api.CodeInvalidParams, "invalid params: %v", err)
-		}
 		return cid.Undef, contentError(err)
 	}
 	return c, nil
@@ -93,6 +90,8 @@ func absPath(field, p string) error {
 // contentError maps store errors to stable API codes.
 func contentError(err error) error {
 	switch {
+	case errors.Is(err, content.ErrNotFile), errors.Is(err, content.ErrBadPath):
+		return &api.Error{Code: api.CodeInvalidParams, Message: "invalid params: " + err.Error()}
 	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned), errors.Is(err, fs.ErrNotExist):
 		return &api.Error{Code: api.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, content.ErrTooLarge), errors.Is(err, content.ErrQuota):
@@ -140,9 +139,6 @@ func (n *Node) contentCat(ctx context.Context, p api.ContentCatParams) (api.Cont
 	}
 	data, size, err := n.store.Read(ctx, c, p.Offset, p.Length)
 	if err != nil {
-		if errors.Is(err, content.ErrNotFile) {
-			return api.ContentCatResult{}, api.Errorf(api.CodeInvalidParams, "%v", err)
-		}
 		return api.ContentCatResult{}, contentError(err)
 	}
 	return api.ContentCatResult{Data: data, Offset: p.Offset, Size: size, EOF: p.Offset+int64(len(data)) >= size}, nil

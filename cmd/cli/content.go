@@ -48,11 +48,13 @@ func addCommand() *command {
 			ctx, stop := signalContext(e.stderr)
 			defer stop()
 			params := api.ContentAddParams{Path: path}
+			stopBar := func() {}
 			if !quiet && size >= progressFloor && isTerminal(e.stderr) {
 				params.Progress = newProgressID()
-				defer showProgress(ctx, c, e.stderr, params.Progress)()
+				stopBar = showProgress(ctx, c, e.stderr, params.Progress)
 			}
 			res, err := c.ContentAdd(ctx, params)
+			stopBar()
 			if err != nil {
 				return err
 			}
@@ -96,11 +98,13 @@ func getCommand() *command {
 			ctx, stop := signalContext(e.stderr)
 			defer stop()
 			params := api.ContentGetParams{CID: args[0], Output: path}
+			stopBar := func() {}
 			if isTerminal(e.stderr) {
 				params.Progress = newProgressID()
-				defer showProgress(ctx, c, e.stderr, params.Progress)()
+				stopBar = showProgress(ctx, c, e.stderr, params.Progress)
 			}
 			res, err := c.ContentGet(ctx, params)
+			stopBar()
 			if err != nil {
 				return err
 			}

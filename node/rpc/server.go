@@ -295,7 +295,7 @@ func (s *Server) call(ctx context.Context, req api.Request, ws *wsConn) (result 
 		if ws == nil {
 			return nil, api.Errorf(api.CodeNeedWebSocket, "%s is a subscription: call it over WebSocket at %s", req.Method, api.PathWebSocket)
 		}
-		return ws.subscribe(req.Params, src)
+		return ws.subscribe(ctx, req.Params, src)
 	}
 	return nil, api.Errorf(api.CodeMethodNotFound, "method not found: %s", req.Method)
 }

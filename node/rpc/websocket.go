@@ -43,10 +43,14 @@ type wsConn struct {
 
 	mu   sync.Mutex
 	subs map[string]context.CancelFunc
-	// started holds the subscriptions opened by the message being served:
-	// they hold their events until its reply has been queued.
-	started []chan struct{}
 }
+
+// maxInFlight bounds the requests one connection may have running at once.
+const maxInFlight = 16
+
+// repliedKey carries, in a request's context, a channel closed once the
+// request's reply is queued: a subscription holds its events until then.
+type repliedKey struct{}
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -92,6 +96,7 @@ func (c *wsConn) close() {
 }
 
 func (c *wsConn) readLoop() {
+	inFlight := make(chan struct{}, maxInFlight)
 	_ = c.conn.SetReadDeadline(time.Now().Add(wsPongWait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(wsPongWait))
@@ -108,14 +113,24 @@ func (c *wsConn) readLoop() {
 			c.send(encode(errorResponse(nil, api.CodeParseError, "parse error: binary messages are not JSON-RPC")))
 			continue
 		}
-		reply := c.srv.handleMessage(c.ctx, msg, c)
-		if reply != nil && !c.send(reply) {
+		// Each request runs on its own, so a long call does not hold up
+		// others, pongs or subscriptions on the same socket.
+		select {
+		case inFlight <- struct{}{}:
+		case <-c.ctx.Done():
 			return
 		}
-		for _, ch := range c.started {
-			close(ch)
-		}
-		c.started = c.started[:0]
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer func() { <-inFlight }()
+			replied := make(chan struct{})
+			defer close(replied)
+			reply := c.srv.handleMessage(context.WithValue(c.ctx, repliedKey{}, replied), msg, c)
+			if reply != nil {
+				c.send(reply)
+			}
+		}()
 	}
 }
 
@@ -158,7 +173,7 @@ func (c *wsConn) send(msg []byte) bool {
 	}
 }
 
-func (c *wsConn) subscribe(params json.RawMessage, src Source) (string, error) {
+func (c *wsConn) subscribe(reqCtx context.Context, params json.RawMessage, src Source) (string, error) {
 	c.mu.Lock()
 	if len(c.subs) >= maxSubscriptions {
 		c.mu.Unlock()
@@ -176,8 +191,11 @@ func (c *wsConn) subscribe(params json.RawMessage, src Source) (string, error) {
 	c.mu.Lock()
 	c.subs[id] = cancel
 	c.mu.Unlock()
-	replied := make(chan struct{})
-	c.started = append(c.started, replied)
+	replied, ok := reqCtx.Value(repliedKey{}).(chan struct{})
+	if !ok {
+		replied = make(chan struct{})
+		close(replied)
+	}
 
 	c.wg.Add(1)
 	go func() {
