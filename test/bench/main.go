@@ -1,6 +1,7 @@
-// Command bench measures a real cyxwiz binary: time from process start to a
-// served API, idle memory and idle CPU. It prints each figure beside its
-// target and beside a baseline measured in the same run.
+// Command bench measures real cyxwiz binaries: time from process start to a
+// served API, idle memory and idle CPU of one daemon, and a transfer between
+// two daemons. It prints each figure beside its target and beside a
+// baseline measured in the same run.
 //
 //	go run ./test/bench -bin bin/cyxwiz
 package main
@@ -23,21 +24,37 @@ import (
 
 func main() {
 	bin := flag.String("bin", "bin/cyxwiz", "cyxwiz binary to measure")
+	kubo := flag.String("kubo", "bin/ipfs", "Kubo binary for the reference transfer (skipped when absent)")
+	dir := flag.String("dir", ".bench", "folder for the repos and payloads (kept off /tmp, which may be slower)")
 	starts := flag.Int("starts", 10, "daemon starts to time")
 	idle := flag.Duration("idle", 30*time.Second, "idle period for the CPU figure")
+	sizeMiB := flag.Int64("transfer-mib", 256, "payload of the transfer benchmark; 0 skips it")
 	flag.Parse()
-	if err := run(*bin, *starts, *idle); err != nil {
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	work, err := os.MkdirTemp(*dir, "run")
+	if err == nil {
+		work, err = filepath.Abs(work)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(work)
+	err = run(*bin, work, *starts, *idle)
+	if err == nil && *sizeMiB > 0 {
+		err = transferBench(*bin, *kubo, work, *sizeMiB<<20)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.RemoveAll(work)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, starts int, idle time.Duration) error {
-	dir, err := os.MkdirTemp("", "cyxwiz-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+func run(bin, dir string, starts int, idle time.Duration) error {
 	repo := filepath.Join(dir, "repo")
 	if out, err := exec.Command(bin, "--repo", repo, "init", "--profile", "local").CombinedOutput(); err != nil {
 		return fmt.Errorf("init: %v: %s", err, out)
