@@ -25,37 +25,34 @@ func (s *Store) Fetch(ctx context.Context, c cid.Cid, progress Progress) (int64,
 	return s.fetch(ctx, c, progress)
 }
 
-// transfer tracks one fetch: bytes in the DAG, bytes that came over the
-// network, the limits, and when the last block arrived.
+// transfer tracks the bytes one fetch receives from peers (over DAG
+// streams or bitswap), the limits on them, and when the last block came.
+// It is shared by concurrent streams.
 type transfer struct {
 	s        *Store
 	mu       sync.Mutex
-	total    int64 // DAG bytes seen, local or fetched
 	fetched  int64 // bytes received from peers
 	checked  int64 // fetched bytes at the last quota check
 	last     time.Time
 	progress Progress
 }
 
-func (t *transfer) add(ctx context.Context, n int64, fromNetwork bool) error {
+func (t *transfer) received(ctx context.Context, n int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.total += n
+	t.fetched += n
 	t.last = time.Now()
-	if fromNetwork {
-		t.fetched += n
-		if limit := t.s.cfg.MaxFetchMiB << 20; limit > 0 && t.fetched > limit {
-			return fmt.Errorf("%w (%d MiB)", ErrTooLarge, t.s.cfg.MaxFetchMiB)
-		}
-		if t.s.cfg.QuotaMiB > 0 && t.fetched-t.checked > 16<<20 {
-			t.checked = t.fetched
-			if err := t.s.checkQuota(ctx, 0); err != nil {
-				return err
-			}
+	if limit := t.s.cfg.MaxFetchMiB << 20; limit > 0 && t.fetched > limit {
+		return fmt.Errorf("%w (%d MiB)", ErrTooLarge, t.s.cfg.MaxFetchMiB)
+	}
+	if t.s.cfg.QuotaMiB > 0 && t.fetched-t.checked > 16<<20 {
+		t.checked = t.fetched
+		if err := t.s.checkQuota(ctx, 0); err != nil {
+			return err
 		}
 	}
 	if t.progress != nil {
-		t.progress(t.total, 0)
+		t.progress(t.fetched, 0)
 	}
 	return nil
 }
@@ -97,21 +94,19 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 	}()
 
 	if has, _ := s.bstore.Has(ctx, root); !has {
-		streamed := &transfer{s: s, last: time.Now()}
 		err := s.streamFetch(ctx, root, func(b blocks.Block) error {
-			t.mu.Lock()
-			t.last = time.Now()
-			t.mu.Unlock()
-			return streamed.add(ctx, int64(len(b.RawData())), true)
+			return t.received(ctx, int64(len(b.RawData())))
 		})
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrQuota) {
-				return streamed.total, err
+				return 0, err
 			}
 			s.log.Debug("dag stream fetch incomplete, completing over bitswap", "cid", root, "error", err)
 		}
-		t.fetched = streamed.fetched
 	}
+
+	// The walk sums the DAG's size; it reads only inner nodes from disk.
+	var size int64
 
 	ses := merkledag.NewSession(ctx, s.dag)
 	seen := cid.NewSet()
@@ -119,7 +114,7 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 	level := []cid.Cid{root}
 	for len(level) > 0 {
 		if err := s.putEmptyBlocks(ctx, level); err != nil {
-			return t.total, err
+			return size, err
 		}
 		var next, remote []cid.Cid
 		visit := func(links []*ipld.Link) {
@@ -135,13 +130,11 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 				continue
 			}
 			if c.Prefix().Codec == cid.Raw {
-				size, err := s.bstore.GetSize(ctx, c)
+				n, err := s.bstore.GetSize(ctx, c)
 				if err != nil {
-					return t.total, err
+					return size, err
 				}
-				if err := t.add(ctx, int64(size), false); err != nil {
-					return t.total, err
-				}
+				size += int64(n)
 				continue
 			}
 			nd, err := s.local.Get(ctx, c)
@@ -150,36 +143,35 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 				continue
 			}
 			if err != nil {
-				return t.total, err
+				return size, err
 			}
-			if err := t.add(ctx, int64(len(nd.RawData())), false); err != nil {
-				return t.total, err
-			}
+			size += int64(len(nd.RawData()))
 			visit(nd.Links())
 		}
 		if len(remote) > 0 {
 			for opt := range ses.GetMany(ctx, remote) {
 				if opt.Err != nil {
 					if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-						return t.total, cause
+						return size, cause
 					}
-					return t.total, opt.Err
+					return size, opt.Err
 				}
-				if err := t.add(ctx, int64(len(opt.Node.RawData())), true); err != nil {
-					return t.total, err
+				size += int64(len(opt.Node.RawData()))
+				if err := t.received(ctx, int64(len(opt.Node.RawData()))); err != nil {
+					return size, err
 				}
 				visit(opt.Node.Links())
 			}
 		}
 		if err := context.Cause(ctx); err != nil {
-			return t.total, err
+			return size, err
 		}
 		level = next
 	}
 	if progress != nil {
-		progress(t.total, t.total)
+		progress(size, size)
 	}
-	return t.total, nil
+	return size, nil
 }
 
 // blockLinks returns the links of a dag-pb block; raw blocks have none.

@@ -386,36 +386,64 @@ func (s *Store) probeRoot(ctx context.Context, root cid.Cid, candidates []peer.I
 }
 
 // findProviders looks up providers of c in the DHT and connects to those
-// that serve DAG streams, at most 8.
+// that serve DAG streams, at most 8. It returns shortly after the first one
+// is connected instead of waiting for the whole lookup.
 func (s *Store) findProviders(ctx context.Context, c cid.Cid) []peer.ID {
 	if s.routing == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout(s.cfg))
 	defer cancel()
+	const grace = 300 * time.Millisecond
 	var (
-		mu  sync.Mutex
-		out []peer.ID
-		wg  sync.WaitGroup
+		mu     sync.Mutex
+		out    []peer.ID
+		wg     sync.WaitGroup
+		first  = make(chan struct{})
+		closed bool
 	)
-	for info := range s.routing.FindProvidersAsync(ctx, c, 8) {
-		if info.ID == s.host.ID() {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.host.Connect(ctx, info); err != nil {
-				return
+	found := s.routing.FindProvidersAsync(ctx, c, 8)
+	var deadline <-chan time.Time
+loop:
+	for {
+		select {
+		case info, ok := <-found:
+			if !ok {
+				break loop
 			}
-			if ok, _ := s.host.Peerstore().SupportsProtocols(info.ID, DAGProtocol); len(ok) > 0 {
+			if info.ID == s.host.ID() {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.host.Connect(ctx, info); err != nil {
+					return
+				}
+				if ok, _ := s.host.Peerstore().SupportsProtocols(info.ID, DAGProtocol); len(ok) == 0 {
+					return
+				}
 				mu.Lock()
+				defer mu.Unlock()
 				out = append(out, info.ID)
-				mu.Unlock()
-			}
-		}()
+				if !closed {
+					closed = true
+					close(first)
+				}
+			}()
+		case <-first:
+			first = nil // a nil channel never fires again
+			deadline = time.After(grace)
+		case <-deadline:
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
 	}
+	cancel()
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	return out
 }
 
