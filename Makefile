@@ -25,7 +25,7 @@ test: kubo ## run every test (unit, many-node, end-to-end, Kubo interop) with th
 test-short: ## run the fast tests only
 	$(GO) test -short -count=1 $(PKGS)
 
-bench: build ## print the benchmark figures (daemon start, memory, CPU; API call cost)
+bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB transfer vs TCP, libp2p, Kubo; Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./test/bench -bin $(BIN)
 

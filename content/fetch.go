@@ -57,6 +57,13 @@ func (t *transfer) received(ctx context.Context, n int64) error {
 	return nil
 }
 
+// touch records progress that is not a transfer (blocks found on disk).
+func (t *transfer) touch() {
+	t.mu.Lock()
+	t.last = time.Now()
+	t.mu.Unlock()
+}
+
 func (t *transfer) idle() time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -124,6 +131,7 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 				}
 			}
 		}
+		t.touch()
 		for _, c := range level {
 			if has, _ := s.bstore.Has(ctx, c); !has {
 				remote = append(remote, c)

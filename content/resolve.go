@@ -56,7 +56,11 @@ func (s *Store) Resolve(ctx context.Context, p string) (cid.Cid, error) {
 		}
 		dir, err := uio.NewDirectoryFromNode(s.dag, nd)
 		if err != nil {
-			return cid.Undef, fmt.Errorf("%w: %s: %s is not a directory", ErrBadPath, p, strings.Join(names[:i], "/"))
+			at := strings.Join(names[:i], "/")
+			if at == "" {
+				at = "its root"
+			}
+			return cid.Undef, fmt.Errorf("%w: %s: %s is not a directory", ErrBadPath, p, at)
 		}
 		child, err := dir.Find(ctx, name)
 		if err != nil {

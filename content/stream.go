@@ -488,7 +488,12 @@ func (s *Store) streamFetch(ctx context.Context, root cid.Cid, received func(blo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.streamFrom(ctx, providers[i], request{roots: links[lo:hi]}, received)
+			for start := lo; start < hi; start += maxRequestRoots {
+				end := min(hi, start+maxRequestRoots)
+				if errs[i] = s.streamFrom(ctx, providers[i], request{roots: links[start:end]}, received); errs[i] != nil {
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()

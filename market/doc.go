@@ -1,8 +1,9 @@
-// Package market will hold the pure decision logic of the compute market:
-// capacity records, job specs, bid strategies, bid scoring, award and ack,
-// and the job state machine. It is to import no network or chain package,
-// so that every decision can be tested with tables.
+// Package market holds the decision logic of the compute market: job
+// specs and their validation, signed messages (capacity records, job
+// announcements, bids, awards, acks, results), bid strategies, bid scoring,
+// reputation, and the job state machine.
 //
-// It holds no code yet: the daemon's swarm, content store and API come
-// first, the market is built on them.
+// It imports no network or chain package: every decision can be tested
+// with tables. A test guards that. Peer identities and signatures use
+// libp2p's core crypto and peer types only.
 package market

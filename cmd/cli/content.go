@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -85,9 +86,10 @@ func getCommand() *command {
 				return fmt.Errorf("%w: want one CID", errUsage)
 			}
 			if out == "" {
-				out = args[0]
+				// CID, CID/dir/file or /ipfs/CID/...: name it after its last part.
+				out = path.Base(strings.TrimRight(args[0], "/"))
 			}
-			path, err := filepath.Abs(out)
+			output, err := filepath.Abs(out)
 			if err != nil {
 				return err
 			}
@@ -97,7 +99,7 @@ func getCommand() *command {
 			}
 			ctx, stop := signalContext(e.stderr)
 			defer stop()
-			params := api.ContentGetParams{CID: args[0], Output: path}
+			params := api.ContentGetParams{CID: args[0], Output: output}
 			stopBar := func() {}
 			if isTerminal(e.stderr) {
 				params.Progress = newProgressID()

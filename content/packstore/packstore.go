@@ -128,6 +128,15 @@ func Open(dir string, db *bolt.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A pack left empty by an earlier run is reused rather than kept.
+	if n := len(nums); n > 0 {
+		if info, err := os.Stat(s.packPath(nums[n-1])); err == nil && info.Size() == 0 {
+			if err := os.Remove(s.packPath(nums[n-1])); err != nil {
+				return nil, fmt.Errorf("open packstore: %w", err)
+			}
+			nums = nums[:n-1]
+		}
+	}
 	next := uint32(1)
 	if len(nums) > 0 {
 		next = nums[len(nums)-1] + 1
@@ -241,7 +250,7 @@ func (s *Store) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 	}
 	data := make([]byte, loc.length)
 	if _, err := f.ReadAt(data, int64(loc.offset)); err != nil {
-		return nil, fmt.Errorf("read block %s from pack %d: %w", c, loc.pack, err)
+		return nil, s.readFailed(c, loc, err)
 	}
 	return blocks.NewBlockWithCid(data, c)
 }
@@ -262,9 +271,22 @@ func (s *Store) ReadInto(c cid.Cid, buf []byte) ([]byte, error) {
 	}
 	buf = buf[:loc.length]
 	if _, err := f.ReadAt(buf, int64(loc.offset)); err != nil {
-		return nil, fmt.Errorf("read block %s from pack %d: %w", c, loc.pack, err)
+		return nil, s.readFailed(c, loc, err)
 	}
 	return buf, nil
+}
+
+// readFailed handles a block that cannot be read. A pack cut short (a
+// machine crash before the data reached the disk) loses the block: its
+// index entry goes and the block counts as missing, to be fetched again.
+func (s *Store) readFailed(c cid.Cid, loc location, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if derr := s.DeleteBlock(context.Background(), c); derr != nil {
+			return fmt.Errorf("read block %s: %w (and drop its entry: %v)", c, err, derr)
+		}
+		return ipld.ErrNotFound{Cid: c}
+	}
+	return fmt.Errorf("read block %s from pack %d: %w", c, loc.pack, err)
 }
 
 func (s *Store) reader(n uint32) (*os.File, error) {

@@ -1,0 +1,280 @@
+package market
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// GPU describes one GPU of a provider.
+type GPU struct {
+	Model             string `json:"model"`
+	MemoryMiB         int    `json:"memory_mib"`
+	ComputeCapability string `json:"compute_capability"`
+}
+
+// Capacity is a provider's signed offer, kept in the DHT and refreshed
+// before it expires.
+type Capacity struct {
+	Peer       string    `json:"peer"`
+	CPUCores   int       `json:"cpu_cores"`
+	MemoryMiB  int64     `json:"memory_mib"`
+	DiskMiB    int64     `json:"disk_mib"`
+	GPUs       []GPU     `json:"gpus,omitempty"`
+	Executors  []string  `json:"executors"`
+	Prices     PriceList `json:"prices"`
+	Relay      bool      `json:"relay"`
+	BenchScore float64   `json:"bench_score"`
+	Seq        uint64    `json:"seq"`
+	IssuedAt   time.Time `json:"issued_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// PriceList is what a provider charges, in base units of Mint.
+type PriceList struct {
+	// PerCPUSecond is charged per CPU per second of the job's wall limit.
+	PerCPUSecond uint64 `json:"per_cpu_second"`
+	// Minimum is the least the provider takes for any job.
+	Minimum uint64 `json:"minimum"`
+	Mint    string `json:"mint,omitempty"`
+}
+
+// Quote is the provider's price for a spec.
+func (p PriceList) Quote(s Spec) uint64 {
+	return max(p.Minimum, p.PerCPUSecond*uint64(s.Resources.CPU)*uint64(s.Limits.WallSeconds))
+}
+
+// CheckCapacity checks a capacity record against its signer and the clock.
+func CheckCapacity(c Capacity, signer peer.ID, now time.Time) error {
+	if c.Peer != signer.String() {
+		return fmt.Errorf("capacity record for %s signed by %s", c.Peer, signer)
+	}
+	if !c.ExpiresAt.After(now) {
+		return errors.New("capacity record has expired")
+	}
+	if c.IssuedAt.After(now.Add(time.Minute)) {
+		return errors.New("capacity record is issued in the future")
+	}
+	if c.ExpiresAt.Sub(c.IssuedAt) > 24*time.Hour {
+		return errors.New("capacity record lives longer than a day")
+	}
+	if c.CPUCores < 1 || c.MemoryMiB < 1 || len(c.Executors) == 0 {
+		return errors.New("capacity record offers nothing")
+	}
+	return nil
+}
+
+// Announcement is a job offered to the swarm on the jobs topic.
+type Announcement struct {
+	JobID     string    `json:"job_id"`
+	Requester string    `json:"requester"`
+	Attempt   int       `json:"attempt"`
+	Spec      Spec      `json:"spec"`
+	IssuedAt  time.Time `json:"issued_at"`
+	// BidsUntil closes the auction: bids after it are ignored.
+	BidsUntil time.Time `json:"bids_until"`
+}
+
+// Freshness bounds: an announcement older than this, or dated this far in
+// the future, is dropped.
+const (
+	MaxAnnouncementAge  = 2 * time.Minute
+	MaxClockSkew        = 30 * time.Second
+	MaxBidWindow        = time.Minute
+	jobIDLen            = 26
+	maxProviderQueue    = 1 << 16
+	maxBidTTL           = 10 * time.Minute
+	maxResultOutputs    = 64
+	maxLogTailBytes     = 8 << 10
+	maxFailureReasonLen = 1024
+)
+
+// CheckAnnouncement validates an announcement against its signer and clock.
+func CheckAnnouncement(a Announcement, signer peer.ID, now time.Time) error {
+	if a.Requester != signer.String() {
+		return fmt.Errorf("announcement by %s signed by %s", a.Requester, signer)
+	}
+	if err := CheckJobID(a.JobID); err != nil {
+		return err
+	}
+	if a.Attempt < 1 || a.Attempt > 100 {
+		return fmt.Errorf("attempt %d is outside 1..100", a.Attempt)
+	}
+	if now.Sub(a.IssuedAt) > MaxAnnouncementAge {
+		return errors.New("announcement is stale")
+	}
+	if a.IssuedAt.After(now.Add(MaxClockSkew)) {
+		return errors.New("announcement is dated in the future")
+	}
+	if a.BidsUntil.Before(a.IssuedAt) || a.BidsUntil.Sub(a.IssuedAt) > MaxBidWindow {
+		return errors.New("bid window is out of range")
+	}
+	if err := a.Spec.Validate(); err != nil {
+		return fmt.Errorf("spec: %w", err)
+	}
+	return nil
+}
+
+// CheckJobID checks the form of a job ID (26 characters of Crockford base32).
+func CheckJobID(id string) error {
+	if len(id) != jobIDLen {
+		return fmt.Errorf("job id %q is not %d characters", id, jobIDLen)
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z') {
+			return fmt.Errorf("job id %q has a character outside 0-9A-Z", id)
+		}
+	}
+	return nil
+}
+
+// Bid is a provider's offer for one announced job.
+type Bid struct {
+	JobID      string    `json:"job_id"`
+	Attempt    int       `json:"attempt"`
+	Provider   string    `json:"provider"`
+	Price      uint64    `json:"price"`
+	Mint       string    `json:"mint,omitempty"`
+	QueueDepth int       `json:"queue_depth"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// CheckBid validates a bid for the announcement a, received from signer.
+func CheckBid(b Bid, signer peer.ID, a Announcement, now time.Time) error {
+	switch {
+	case b.Provider != signer.String():
+		return fmt.Errorf("bid for %s signed by %s", b.Provider, signer)
+	case b.JobID != a.JobID || b.Attempt != a.Attempt:
+		return fmt.Errorf("bid for job %s attempt %d, not %s attempt %d", b.JobID, b.Attempt, a.JobID, a.Attempt)
+	case !b.ExpiresAt.After(now):
+		return errors.New("bid has expired")
+	case b.ExpiresAt.Sub(now) > maxBidTTL:
+		return errors.New("bid lives too long")
+	case b.QueueDepth < 0 || b.QueueDepth > maxProviderQueue:
+		return fmt.Errorf("queue depth %d is out of range", b.QueueDepth)
+	}
+	if max := a.Spec.MaxPrice(); a.Spec.Price != nil && b.Price > max {
+		return fmt.Errorf("bid price %d is above the job's maximum %d", b.Price, max)
+	}
+	if a.Spec.Price != nil && b.Mint != a.Spec.Price.Mint {
+		return fmt.Errorf("bid in mint %q, the job pays in %q", b.Mint, a.Spec.Price.Mint)
+	}
+	return nil
+}
+
+// Award gives a job to one bidder. The provider acks before it starts.
+type Award struct {
+	JobID     string    `json:"job_id"`
+	Attempt   int       `json:"attempt"`
+	Requester string    `json:"requester"`
+	Provider  string    `json:"provider"`
+	Price     uint64    `json:"price"`
+	Spec      Spec      `json:"spec"`
+	IssuedAt  time.Time `json:"issued_at"`
+	// Deadline is when the result must be in: execution limit plus margins.
+	Deadline time.Time `json:"deadline"`
+}
+
+// CheckAward validates an award received by provider self from signer.
+func CheckAward(w Award, signer, self peer.ID, now time.Time) error {
+	switch {
+	case w.Requester != signer.String():
+		return fmt.Errorf("award by %s signed by %s", w.Requester, signer)
+	case w.Provider != self.String():
+		return fmt.Errorf("award for %s, not this provider", w.Provider)
+	case now.Sub(w.IssuedAt) > MaxAnnouncementAge || w.IssuedAt.After(now.Add(MaxClockSkew)):
+		return errors.New("award is stale or dated in the future")
+	case !w.Deadline.After(now):
+		return errors.New("award deadline has passed")
+	}
+	if err := CheckJobID(w.JobID); err != nil {
+		return err
+	}
+	return w.Spec.Validate()
+}
+
+// Ack is the provider's answer to an award.
+type Ack struct {
+	JobID    string `json:"job_id"`
+	Attempt  int    `json:"attempt"`
+	Provider string `json:"provider"`
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Result statuses.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// OutputRef is one output of a finished job.
+type OutputRef struct {
+	Name string `json:"name"`
+	CID  string `json:"cid"`
+	Size int64  `json:"size"`
+}
+
+// Usage is what a job consumed.
+type Usage struct {
+	WallMillis    int64 `json:"wall_ms"`
+	MemoryBytes   int64 `json:"memory_bytes"`
+	InputBytes    int64 `json:"input_bytes"`
+	OutputBytes   int64 `json:"output_bytes"`
+	CompileMillis int64 `json:"compile_ms"`
+}
+
+// Result is the provider's signed report of a finished job.
+type Result struct {
+	JobID      string      `json:"job_id"`
+	Attempt    int         `json:"attempt"`
+	Provider   string      `json:"provider"`
+	Status     string      `json:"status"`
+	ExitCode   int         `json:"exit_code"`
+	Reason     string      `json:"reason,omitempty"`
+	Outputs    []OutputRef `json:"outputs,omitempty"`
+	LogCID     string      `json:"log_cid,omitempty"`
+	LogTail    string      `json:"log_tail,omitempty"`
+	Usage      Usage       `json:"usage"`
+	StartedAt  time.Time   `json:"started_at"`
+	FinishedAt time.Time   `json:"finished_at"`
+}
+
+// CheckResult validates a result for the award w, received from signer.
+func CheckResult(r Result, signer peer.ID, w Award) error {
+	switch {
+	case r.Provider != signer.String():
+		return fmt.Errorf("result by %s signed by %s", r.Provider, signer)
+	case r.Provider != w.Provider:
+		return fmt.Errorf("result from %s, the job was awarded to %s", r.Provider, w.Provider)
+	case r.JobID != w.JobID || r.Attempt != w.Attempt:
+		return fmt.Errorf("result for job %s attempt %d, not %s attempt %d", r.JobID, r.Attempt, w.JobID, w.Attempt)
+	case r.Status != StatusSucceeded && r.Status != StatusFailed:
+		return fmt.Errorf("result status %q is not succeeded or failed", r.Status)
+	case len(r.Outputs) > maxResultOutputs:
+		return fmt.Errorf("%d outputs, at most %d", len(r.Outputs), maxResultOutputs)
+	case len(r.LogTail) > maxLogTailBytes:
+		return fmt.Errorf("log tail of %d bytes, at most %d", len(r.LogTail), maxLogTailBytes)
+	case len(r.Reason) > maxFailureReasonLen:
+		return errors.New("failure reason too long")
+	case r.FinishedAt.Before(r.StartedAt):
+		return errors.New("result finished before it started")
+	}
+	if r.Status == StatusSucceeded {
+		want := map[string]bool{}
+		for _, o := range w.Spec.Outputs {
+			want[o.Name] = true
+		}
+		for _, o := range r.Outputs {
+			if !want[o.Name] {
+				return fmt.Errorf("result has output %q, which the spec does not name", o.Name)
+			}
+			if err := checkCID(o.CID); err != nil {
+				return fmt.Errorf("output %s: %w", o.Name, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,362 @@
+package market
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/cyxwiz/cyxwiz/internal/strictjson"
+	"github.com/ipfs/go-cid"
+	"github.com/mr-tron/base58"
+)
+
+// Job kinds.
+const (
+	KindWASM  = "wasm"
+	KindTrain = "train"
+)
+
+// Verification modes.
+const (
+	VerifyNone      = "none"
+	VerifyReplicate = "replicate"
+)
+
+// Limits on a spec's parts.
+const (
+	MaxSpecBytes   = 64 << 10
+	maxArgs        = 256
+	maxArgBytes    = 4096
+	maxEnv         = 128
+	maxInputs      = 64
+	maxOutputs     = 64
+	maxOutputBytes = 4 << 30
+	maxWallSeconds = 7 * 24 * 3600
+	maxWASMMemory  = 4096 // MiB: wasm32 addresses 4 GiB
+)
+
+// Spec is a job as a user writes it (see the job spec section of the
+// design). Field names are part of the product contract.
+type Spec struct {
+	Kind         string        `json:"kind"`
+	WASM         *WASMSpec     `json:"wasm,omitempty"`
+	Inputs       []Input       `json:"inputs,omitempty"`
+	Outputs      []Output      `json:"outputs,omitempty"`
+	Resources    Resources     `json:"resources"`
+	Limits       Limits        `json:"limits"`
+	Price        *Price        `json:"price,omitempty"`
+	Verification *Verification `json:"verification,omitempty"`
+}
+
+// WASMSpec is the wasm section: the module by CID, its arguments and
+// environment.
+type WASMSpec struct {
+	Module string            `json:"module"`
+	Args   []string          `json:"args,omitempty"`
+	Env    map[string]string `json:"env,omitempty"`
+}
+
+// Input is a dataset mounted read-only at /in/<name>.
+type Input struct {
+	Name string `json:"name"`
+	CID  string `json:"cid"`
+}
+
+// Output is a file or folder under /out added as UnixFS when the job ends.
+type Output struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	MaxBytes int64  `json:"max_bytes,omitempty"`
+}
+
+// Resources is what the job needs of its provider.
+type Resources struct {
+	CPU       int     `json:"cpu,omitempty"`
+	MemoryMiB int     `json:"memory_mib,omitempty"`
+	DiskMiB   int     `json:"disk_mib,omitempty"`
+	GPU       *GPUReq `json:"gpu,omitempty"`
+}
+
+// GPUReq is the GPU part of Resources.
+type GPUReq struct {
+	Count                int    `json:"count"`
+	MinMemoryMiB         int    `json:"min_memory_mib,omitempty"`
+	MinComputeCapability string `json:"min_compute_capability,omitempty"`
+}
+
+// Limits bound the job's run.
+type Limits struct {
+	WallSeconds int `json:"wall_seconds,omitempty"`
+}
+
+// Price is the most the requester pays, in base units of a token mint.
+type Price struct {
+	Max  string `json:"max"`
+	Mint string `json:"mint"`
+}
+
+// Verification asks for result checks.
+type Verification struct {
+	Mode     string `json:"mode"`
+	Replicas int    `json:"replicas,omitempty"`
+}
+
+// Defaults applied to fields left out of a spec.
+const (
+	DefaultCPU         = 1
+	DefaultMemoryMiB   = 256
+	DefaultDiskMiB     = 64
+	DefaultWallSeconds = 60
+	DefaultOutputBytes = 64 << 20
+)
+
+// ParseSpec decodes a spec strictly, fills defaults and validates it. Every
+// error names the field at fault.
+func ParseSpec(data []byte) (Spec, error) {
+	if len(data) > MaxSpecBytes {
+		return Spec{}, fmt.Errorf("spec is %d bytes, more than %d", len(data), MaxSpecBytes)
+	}
+	var s Spec
+	if err := strictjson.Decode(data, &s); err != nil {
+		return Spec{}, err
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return Spec{}, err
+	}
+	return s, nil
+}
+
+// Normalize fills the defaults of fields left out.
+func (s *Spec) Normalize() {
+	if s.Resources.CPU == 0 {
+		s.Resources.CPU = DefaultCPU
+	}
+	if s.Resources.MemoryMiB == 0 {
+		s.Resources.MemoryMiB = DefaultMemoryMiB
+	}
+	if s.Resources.DiskMiB == 0 {
+		s.Resources.DiskMiB = DefaultDiskMiB
+	}
+	if s.Limits.WallSeconds == 0 {
+		s.Limits.WallSeconds = DefaultWallSeconds
+	}
+	for i := range s.Outputs {
+		if s.Outputs[i].MaxBytes == 0 {
+			s.Outputs[i].MaxBytes = DefaultOutputBytes
+		}
+	}
+	if s.Verification == nil {
+		s.Verification = &Verification{Mode: VerifyNone}
+	}
+}
+
+var (
+	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	capabilityRE = regexp.MustCompile(`^[0-9]{1,2}\.[0-9]$`)
+)
+
+// Validate reports every problem of a normalized spec, each naming its field.
+func (s Spec) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	switch s.Kind {
+	case KindWASM:
+		if s.WASM == nil {
+			bad("wasm", "required for kind wasm")
+		}
+	case KindTrain:
+		bad("kind", "train jobs are not supported by this version")
+	case "":
+		bad("kind", "required (wasm)")
+	default:
+		bad("kind", "%q is not a job kind (wasm)", s.Kind)
+	}
+	if s.WASM != nil {
+		if s.Kind != KindWASM {
+			bad("wasm", "only for kind wasm")
+		}
+		if err := checkCID(s.WASM.Module); err != nil {
+			bad("wasm.module", "%v", err)
+		}
+		if len(s.WASM.Args) > maxArgs {
+			bad("wasm.args", "%d arguments, at most %d", len(s.WASM.Args), maxArgs)
+		}
+		for i, a := range s.WASM.Args {
+			if len(a) > maxArgBytes {
+				bad(fmt.Sprintf("wasm.args[%d]", i), "%d bytes, at most %d", len(a), maxArgBytes)
+			}
+		}
+		if len(s.WASM.Env) > maxEnv {
+			bad("wasm.env", "%d variables, at most %d", len(s.WASM.Env), maxEnv)
+		}
+		for k, v := range s.WASM.Env {
+			if !envName.MatchString(k) {
+				bad("wasm.env."+k, "not a valid variable name")
+			}
+			if len(v) > maxArgBytes {
+				bad("wasm.env."+k, "%d bytes, at most %d", len(v), maxArgBytes)
+			}
+		}
+	}
+	if len(s.Inputs) > maxInputs {
+		bad("inputs", "%d inputs, at most %d", len(s.Inputs), maxInputs)
+	}
+	names := map[string]bool{}
+	for i, in := range s.Inputs {
+		f := fmt.Sprintf("inputs[%d]", i)
+		if err := checkName(in.Name); err != nil {
+			bad(f+".name", "%v", err)
+		} else if names[in.Name] {
+			bad(f+".name", "%q is used twice", in.Name)
+		}
+		names[in.Name] = true
+		if err := checkCID(in.CID); err != nil {
+			bad(f+".cid", "%v", err)
+		}
+	}
+	if len(s.Outputs) > maxOutputs {
+		bad("outputs", "%d outputs, at most %d", len(s.Outputs), maxOutputs)
+	}
+	outNames := map[string]bool{}
+	for i, o := range s.Outputs {
+		f := fmt.Sprintf("outputs[%d]", i)
+		if err := checkName(o.Name); err != nil {
+			bad(f+".name", "%v", err)
+		} else if outNames[o.Name] {
+			bad(f+".name", "%q is used twice", o.Name)
+		}
+		outNames[o.Name] = true
+		if !strings.HasPrefix(o.Path, "/out/") || path.Clean(o.Path) != o.Path {
+			bad(f+".path", "%q must be a clean path under /out/", o.Path)
+		}
+		if o.MaxBytes < 1 || o.MaxBytes > maxOutputBytes {
+			bad(f+".max_bytes", "%d is outside 1..%d", o.MaxBytes, int64(maxOutputBytes))
+		}
+	}
+	r := s.Resources
+	if r.CPU < 1 || r.CPU > 256 {
+		bad("resources.cpu", "%d is outside 1..256", r.CPU)
+	}
+	maxMem := 1 << 20
+	if s.Kind == KindWASM {
+		maxMem = maxWASMMemory
+	}
+	if r.MemoryMiB < 16 || r.MemoryMiB > maxMem {
+		bad("resources.memory_mib", "%d is outside 16..%d", r.MemoryMiB, maxMem)
+	}
+	if r.DiskMiB < 1 || r.DiskMiB > 1<<20 {
+		bad("resources.disk_mib", "%d is outside 1..%d", r.DiskMiB, 1<<20)
+	}
+	if g := r.GPU; g != nil {
+		if g.Count < 1 || g.Count > 16 {
+			bad("resources.gpu.count", "%d is outside 1..16", g.Count)
+		}
+		if g.MinMemoryMiB < 0 {
+			bad("resources.gpu.min_memory_mib", "%d is negative", g.MinMemoryMiB)
+		}
+		if g.MinComputeCapability != "" && !capabilityRE.MatchString(g.MinComputeCapability) {
+			bad("resources.gpu.min_compute_capability", "%q is not of the form 8.0", g.MinComputeCapability)
+		}
+		if s.Kind == KindWASM {
+			bad("resources.gpu", "wasm jobs cannot use GPUs")
+		}
+	}
+	if w := s.Limits.WallSeconds; w < 1 || w > maxWallSeconds {
+		bad("limits.wall_seconds", "%d is outside 1..%d", w, maxWallSeconds)
+	}
+	if p := s.Price; p != nil {
+		if _, err := ParseAmount(p.Max); err != nil {
+			bad("price.max", "%v", err)
+		}
+		if err := checkMint(p.Mint); err != nil {
+			bad("price.mint", "%v", err)
+		}
+	}
+	if v := s.Verification; v != nil {
+		switch v.Mode {
+		case VerifyNone:
+			if v.Replicas != 0 {
+				bad("verification.replicas", "only with mode replicate")
+			}
+		case VerifyReplicate:
+			if v.Replicas < 2 || v.Replicas > 5 {
+				bad("verification.replicas", "%d is outside 2..5", v.Replicas)
+			}
+		default:
+			bad("verification.mode", "%q is not one of none, replicate", v.Mode)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CIDs returns every CID the job reads: the module and the inputs.
+func (s Spec) CIDs() []string {
+	var out []string
+	if s.WASM != nil {
+		out = append(out, s.WASM.Module)
+	}
+	for _, in := range s.Inputs {
+		out = append(out, in.CID)
+	}
+	return out
+}
+
+// MaxPrice returns the price cap, 0 when the spec sets none.
+func (s Spec) MaxPrice() uint64 {
+	if s.Price == nil {
+		return 0
+	}
+	n, _ := ParseAmount(s.Price.Max)
+	return n
+}
+
+func checkCID(s string) error {
+	if s == "" {
+		return errors.New("required")
+	}
+	if _, err := cid.Decode(s); err != nil {
+		return fmt.Errorf("%q is not a CID: %v", s, err)
+	}
+	return nil
+}
+
+func checkName(n string) error {
+	switch {
+	case n == "":
+		return errors.New("required")
+	case n == "." || n == "..", strings.ContainsAny(n, "/\\\x00"):
+		return fmt.Errorf("%q is not a plain file name", n)
+	case len(n) > 255:
+		return fmt.Errorf("longer than 255 bytes")
+	}
+	return nil
+}
+
+func checkMint(m string) error {
+	if m == "" {
+		return errors.New("required")
+	}
+	b, err := base58.Decode(m)
+	if err != nil || len(b) != 32 {
+		return fmt.Errorf("%q is not a base58 account address", m)
+	}
+	return nil
+}
+
+// ParseAmount parses a token amount in base units (a decimal uint64).
+func ParseAmount(s string) (uint64, error) {
+	if s == "" {
+		return 0, errors.New("required")
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number of base units", s)
+	}
+	return n, nil
+}
