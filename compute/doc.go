@@ -1,6 +1,5 @@
-// Package compute will hold the Executor interface and its sandboxed
-// implementations (WASM through wazero, the built-in ML training runtime),
-// and the hardware inventory that feeds capacity records.
-//
-// It holds no code yet: executors come with the market.
+// Package compute defines the Executor interface that runs a job's code in
+// a sandbox on a provider, with one implementation per job kind in its
+// subpackages (wasm: WebAssembly through wazero). Package computetest holds
+// the conformance suite every executor passes.
 package compute

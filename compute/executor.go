@@ -1,0 +1,66 @@
+package compute
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Executor runs jobs of one kind in a sandbox.
+type Executor interface {
+	// Kind is the job kind it runs ("wasm").
+	Kind() string
+	// Run runs a job to its end. A job that fails (non-zero exit, limits,
+	// a trap) is an Outcome with a Reason, not an error; errors are for
+	// jobs that could not be started at all (a module that is not valid).
+	Run(ctx context.Context, job Job) (Outcome, error)
+	// Close releases the executor's caches.
+	Close(ctx context.Context) error
+}
+
+// Job is one run of a program.
+type Job struct {
+	// ID names the job in logs.
+	ID string
+	// Program is the code: for wasm, the module's bytes.
+	Program []byte
+	Args    []string
+	Env     map[string]string
+	// InDir is a host folder mounted read-only at /in; each input is an
+	// entry in it.
+	InDir string
+	// OutDir is a host folder mounted writable at /out.
+	OutDir string
+	// MemoryMiB caps the job's memory.
+	MemoryMiB int
+	// Wall caps the job's run time.
+	Wall time.Duration
+	// Stdout and Stderr receive the job's output as it is written.
+	Stdout, Stderr io.Writer
+}
+
+// Reasons a job ended without success.
+const (
+	ReasonExit       = "exit"        // non-zero exit code
+	ReasonWallTime   = "wall-time"   // ran past its wall-time limit
+	ReasonMemory     = "memory"      // asked for more than its memory limit
+	ReasonTrap       = "trap"        // the program crashed
+	ReasonCancelled  = "cancelled"   // stopped from outside
+	ReasonBadProgram = "bad-program" // not a program this executor can run
+)
+
+// Outcome is how a job ended.
+type Outcome struct {
+	ExitCode int
+	// Reason is empty on success, else one of the Reason constants.
+	Reason string
+	// Detail says more about the reason, for people.
+	Detail      string
+	Wall        time.Duration
+	CompileTime time.Duration
+	// StartedAt is when the program's code began to run.
+	StartedAt time.Time
+}
+
+// OK reports whether the job succeeded.
+func (o Outcome) OK() bool { return o.Reason == "" && o.ExitCode == 0 }

@@ -1,0 +1,94 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/computetest"
+)
+
+// buildGuest compiles testdata/guest for wasip1.
+func buildGuest(t testing.TB) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "guest.wasm")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/guest")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build guest: %v\n%s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestConformance(t *testing.T) {
+	guest := buildGuest(t)
+	e, err := New(Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	prog := func(args ...string) computetest.Program { return computetest.Program{Code: guest, Args: args} }
+	computetest.Run(t, e, computetest.Programs{
+		Hello:       computetest.Program{Code: TinyModule(), Args: nil},
+		Copy:        prog("copy", "/in/data", "/out/result"),
+		Exit3:       prog("exit", "3"),
+		Loop:        prog("loop"),
+		Alloc:       prog("alloc", "256"),
+		ReadOutside: prog("read", "/etc/hostname"),
+		WriteInput:  prog("write", "/in/data"),
+		Dial:        prog("dial", "127.0.0.1:9"),
+		Env:         prog("env", "CYXWIZ_TEST"),
+		Lines:       prog("lines", "50"),
+		Garbage:     []byte("#!/bin/sh\necho not wasm\n"),
+	})
+}
+
+// TestDeterministic: two runs of the same job print the same clock value.
+func TestDeterministic(t *testing.T) {
+	guest := buildGuest(t)
+	e, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	var outs []string
+	for range 2 {
+		var out bytes.Buffer
+		o, err := e.Run(context.Background(), compute.Job{Program: guest, Args: []string{"clock"}, MemoryMiB: 64, Wall: 10 * time.Second, Stdout: &out})
+		if err != nil || !o.OK() {
+			t.Fatalf("%+v %v", o, err)
+		}
+		outs = append(outs, out.String())
+	}
+	if outs[0] != outs[1] {
+		t.Fatalf("clock differs between runs: %q vs %q", outs[0], outs[1])
+	}
+}
+
+// TestCompileCache: the second run of a module does not compile it again.
+func TestCompileCache(t *testing.T) {
+	guest := buildGuest(t)
+	e, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	job := compute.Job{Program: guest, MemoryMiB: 64, Wall: 10 * time.Second}
+	first, err := e.Run(context.Background(), job)
+	if err != nil || first.CompileTime == 0 {
+		t.Fatalf("first run %+v %v: want a compile", first, err)
+	}
+	second, err := e.Run(context.Background(), job)
+	if err != nil || second.CompileTime != 0 {
+		t.Fatalf("second run %+v %v: want no compile", second, err)
+	}
+}
