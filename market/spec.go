@@ -274,7 +274,7 @@ func (s Spec) Validate() error {
 		if _, err := ParseAmount(p.Max); err != nil {
 			bad("price.max", "%v", err)
 		}
-		if err := checkMint(p.Mint); err != nil {
+		if err := CheckMint(p.Mint); err != nil {
 			bad("price.mint", "%v", err)
 		}
 	}
@@ -338,7 +338,8 @@ func checkName(n string) error {
 	return nil
 }
 
-func checkMint(m string) error {
+// CheckMint checks that m is a base58 account address (32 bytes).
+func CheckMint(m string) error {
 	if m == "" {
 		return errors.New("required")
 	}

@@ -37,6 +37,8 @@ type Config struct {
 	Swarm p2p.Config `json:"swarm"`
 	// Content configures the block store and transfers.
 	Content content.Config `json:"content"`
+	// Market configures the node's part in the compute market.
+	Market MarketConfig `json:"market"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
 	// ShutdownTimeoutSeconds is how long a clean shutdown may take before the
@@ -78,6 +80,7 @@ func DefaultConfig() Config {
 		},
 		Swarm:                  p2p.DefaultConfig(),
 		Content:                content.DefaultConfig(),
+		Market:                 DefaultMarketConfig(),
 		Log:                    LogConfig{Level: "info", Libp2pLevel: "error", Format: "text"},
 		ShutdownTimeoutSeconds: 30,
 	}
@@ -89,6 +92,7 @@ func LocalConfig() Config {
 	c := DefaultConfig()
 	c.API.Addr = "127.0.0.1:0"
 	c.Swarm = p2p.LocalConfig()
+	c.Market.Provider = true
 	return c
 }
 
@@ -109,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Content.Validate(); err != nil {
 		errs = append(errs, prefixErrors("content.", err))
+	}
+	if err := c.Market.Validate(); err != nil {
+		errs = append(errs, prefixErrors("market.", err))
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))

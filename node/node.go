@@ -13,6 +13,8 @@ import (
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 // Version is the daemon's version, reported by node.info and identify.
@@ -37,6 +39,8 @@ type Node struct {
 	events  *hub
 	peers   *peerFeed
 	store   *content.Store
+	key     crypto.PrivKey
+	adv     *advertiser
 	rpc     *rpc.Server
 	ln      net.Listener
 	http    *http.Server
@@ -73,7 +77,7 @@ func New(p Params) (*Node, error) {
 		return nil, fmt.Errorf("new node: %w", err)
 	}
 
-	n := &Node{repo: p.Repo, cfg: p.Config, log: log, private: swarmKey != nil, started: time.Now(), served: make(chan struct{})}
+	n := &Node{repo: p.Repo, cfg: p.Config, log: log, key: key, private: swarmKey != nil, started: time.Now(), served: make(chan struct{})}
 
 	n.ln, err = net.Listen("tcp", p.Config.API.Addr)
 	if err != nil {
@@ -87,6 +91,7 @@ func New(p Params) (*Node, error) {
 		RelayService: p.Config.Role == RoleIndexer,
 		Version:      Version,
 		Logger:       log.With("system", "p2p"),
+		Validators:   map[string]record.Validator{capacityNamespace: capacityValidator{}},
 	})
 	if err != nil {
 		n.ln.Close()
@@ -145,6 +150,9 @@ func (n *Node) Start() error {
 		return fmt.Errorf("start node: %w", err)
 	}
 	n.host.Bootstrap()
+	if n.cfg.Market.Provider {
+		n.adv = startAdvertiser(n.host, n.key, n.cfg.Market, n.repo.Dir, n.log.With("system", "market"))
+	}
 	n.log.Info("node ready", "peer", n.host.ID(), "api", n.APIAddr(), "addrs", n.host.Addrs(), "private_swarm", n.private)
 	return nil
 }
@@ -174,6 +182,9 @@ func (n *Node) Close() error {
 			<-n.served
 		} else {
 			n.ln.Close()
+		}
+		if n.adv != nil {
+			n.adv.close()
 		}
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close content store: %w", err))

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -43,6 +44,8 @@ type Params struct {
 	RelayService bool
 	// Version is appended to the identify agent string.
 	Version string
+	// Validators check DHT records of the given namespaces (/ns/...).
+	Validators map[string]record.Validator
 	// Logger receives the host's own log lines.
 	Logger *slog.Logger
 }
@@ -164,11 +167,15 @@ func New(p Params) (*Host, error) {
 	hst := &Host{Host: h, cfg: cfg, log: log, ctx: ctx, cancel: cancel}
 
 	bootstrap, _ := ParsePeerAddrs(cfg.Bootstrap) // validated above
-	kad, err := dht.New(h,
+	dhtOpts := []dht.Option{
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Mode(dhtMode(cfg.DHTMode)),
 		dht.BootstrapPeers(bootstrap...),
-	)
+	}
+	for ns, v := range p.Validators {
+		dhtOpts = append(dhtOpts, dht.NamespacedValidator(ns, v))
+	}
+	kad, err := dht.New(h, dhtOpts...)
 	if err != nil {
 		hst.Close()
 		return nil, fmt.Errorf("new host: dht: %w", err)

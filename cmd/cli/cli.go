@@ -54,6 +54,7 @@ func commands() []*command {
 		catCommand(),
 		pinCommand(),
 		repoCommand(),
+		providersCommand(),
 		configCommand(),
 		devnetCommand(),
 		versionCommand(),

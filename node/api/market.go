@@ -1,0 +1,51 @@
+package api
+
+import (
+	"context"
+	"time"
+)
+
+// Market method names.
+const (
+	MethodMarketProviders = "market.providers"
+)
+
+// ProvidersParams are the parameters of market.providers.
+type ProvidersParams struct {
+	// GPU lists only providers that offer at least one GPU.
+	GPU bool `json:"gpu,omitempty"`
+	// Limit bounds the providers looked up (default 100).
+	Limit int `json:"limit,omitempty"`
+}
+
+// GPUInfo describes one GPU of a provider.
+type GPUInfo struct {
+	Model             string `json:"model"`
+	MemoryMiB         int    `json:"memory_mib"`
+	ComputeCapability string `json:"compute_capability"`
+}
+
+// ProviderInfo is one verified capacity record.
+type ProviderInfo struct {
+	// ID is the provider's peer ID.
+	ID                string    `json:"id"`
+	CPUCores          int       `json:"cpu_cores"`
+	MemoryMiB         int64     `json:"memory_mib"`
+	DiskMiB           int64     `json:"disk_mib"`
+	GPUs              []GPUInfo `json:"gpus"`
+	Executors         []string  `json:"executors"`
+	PricePerCPUSecond uint64    `json:"price_per_cpu_second"`
+	MinPrice          uint64    `json:"min_price"`
+	Mint              string    `json:"mint,omitempty"`
+	Relay             bool      `json:"relay"`
+	BenchScore        float64   `json:"bench_score"`
+	IssuedAt          time.Time `json:"issued_at"`
+	ExpiresAt         time.Time `json:"expires_at"`
+}
+
+// MarketProviders calls market.providers.
+func (c *Client) MarketProviders(ctx context.Context, p ProvidersParams) ([]ProviderInfo, error) {
+	var out []ProviderInfo
+	err := c.Call(ctx, MethodMarketProviders, p, &out)
+	return out, err
+}
