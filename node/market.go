@@ -161,16 +161,20 @@ func (a *advertiser) run(ctx context.Context) {
 	defer close(a.done)
 	score := compute.BenchScore(50 * time.Millisecond)
 	every := time.Duration(a.cfg.AdvertiseSeconds) * time.Second
-	t := time.NewTicker(every)
-	defer t.Stop()
+	// A failed publish (no peers yet, say) is retried soon, with backoff.
+	retry := time.Second
 	for {
+		wait := every
 		if err := a.publish(ctx, score, every); err != nil && ctx.Err() == nil {
-			a.log.Warn("capacity record not published", "error", err)
+			a.log.Debug("capacity record not published yet", "error", err, "retry_in", retry)
+			wait, retry = min(retry, every), min(2*retry, every)
+		} else {
+			retry = time.Second
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -46,6 +46,15 @@ for i in $(seq 0 $((nodes - 1))); do
   [ "$count" -eq $((nodes - 1)) ] || { echo "node$i is missing peers"; exit 1; }
 done
 
+step "capacity records in the DHT: cyxwiz --repo $dir/net/node0 providers"
+for _ in $(seq 1 50); do
+  count=$("$bin" --repo "$dir/net/node0" providers --json | grep -c '"id"' || true)
+  [ "$count" -ge "$nodes" ] && break
+  sleep 0.2
+done
+"$bin" --repo "$dir/net/node0" providers
+[ "$count" -ge "$nodes" ] || { echo "only $count of $nodes providers found"; exit 1; }
+
 step "stopping the devnet (SIGINT)"
 kill -INT "$devnet_pid"
 wait "$devnet_pid"
