@@ -18,6 +18,7 @@ const (
 	TypeAward        = "cyxwiz/award/1"
 	TypeAck          = "cyxwiz/ack/1"
 	TypeResult       = "cyxwiz/result/1"
+	TypeCancel       = "cyxwiz/cancel/1"
 )
 
 // MaxEnvelopeBytes bounds an encoded envelope.

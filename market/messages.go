@@ -68,11 +68,13 @@ func CheckCapacity(c Capacity, signer peer.ID, now time.Time) error {
 
 // Announcement is a job offered to the swarm on the jobs topic.
 type Announcement struct {
-	JobID     string    `json:"job_id"`
-	Requester string    `json:"requester"`
-	Attempt   int       `json:"attempt"`
-	Spec      Spec      `json:"spec"`
-	IssuedAt  time.Time `json:"issued_at"`
+	JobID     string `json:"job_id"`
+	Requester string `json:"requester"`
+	// RequesterAddrs is where providers send their bids.
+	RequesterAddrs []string  `json:"requester_addrs"`
+	Attempt        int       `json:"attempt"`
+	Spec           Spec      `json:"spec"`
+	IssuedAt       time.Time `json:"issued_at"`
 	// BidsUntil closes the auction: bids after it are ignored.
 	BidsUntil time.Time `json:"bids_until"`
 }
@@ -193,6 +195,14 @@ func CheckAward(w Award, signer, self peer.ID, now time.Time) error {
 		return err
 	}
 	return w.Spec.Validate()
+}
+
+// Cancel asks the provider to stop a job.
+type Cancel struct {
+	JobID     string `json:"job_id"`
+	Attempt   int    `json:"attempt"`
+	Requester string `json:"requester"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // Ack is the provider's answer to an award.

@@ -344,6 +344,12 @@ func (f *fieldFlag) Set(s string) error {
 			return err
 		}
 		f.v.SetInt(n)
+	case reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.v.SetUint(n)
 	case reflect.Slice:
 		list := f.v.Interface().([]string)
 		if !f.set {

@@ -55,6 +55,7 @@ func TestOverrides(t *testing.T) {
 		"--swarm.listen", "/ip4/127.0.0.1/tcp/1234",
 		"--swarm.listen", "/ip4/127.0.0.1/tcp/1235",
 		"--api.addr", "127.0.0.1:9999",
+		"--market.price_per_cpu_second", "7",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func TestOverrides(t *testing.T) {
 	if err := o.Apply(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Swarm.DHTMode != "client" || cfg.Swarm.MDNS || cfg.Swarm.ConnHighWater != 500 || cfg.API.Addr != "127.0.0.1:9999" {
+	if cfg.Swarm.DHTMode != "client" || cfg.Swarm.MDNS || cfg.Swarm.ConnHighWater != 500 || cfg.API.Addr != "127.0.0.1:9999" || cfg.Market.PricePerCPUSecond != 7 {
 		t.Fatalf("overrides not applied: %+v", cfg)
 	}
 	if got := strings.Join(cfg.Swarm.Listen, " "); got != "/ip4/127.0.0.1/tcp/1234 /ip4/127.0.0.1/tcp/1235" {

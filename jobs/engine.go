@@ -1,0 +1,272 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/content"
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/p2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Config holds the timeouts and limits of the market.
+type Config struct {
+	// BidWindow is the longest an auction stays open.
+	BidWindow time.Duration
+	// BidGrace closes an auction this long after its first bid.
+	BidGrace time.Duration
+	// EnoughBids closes an auction at once when reached.
+	EnoughBids int
+	// AckTimeout bounds the wait for a provider's ack.
+	AckTimeout time.Duration
+	// InputTimeout bounds a provider's fetch of a job's inputs.
+	InputTimeout time.Duration
+	// ResultMargin is added to a job's wall limit for its result deadline.
+	ResultMargin time.Duration
+	// MaxAttempts bounds the auctions of one job.
+	MaxAttempts int
+	// MaxConcurrent bounds the jobs a provider runs or queues at once.
+	MaxConcurrent int
+	// Allow and Deny filter requesters by peer ID (provider side).
+	Allow, Deny []string
+}
+
+// DefaultConfig returns the market's defaults.
+func DefaultConfig() Config {
+	return Config{
+		BidWindow:     500 * time.Millisecond,
+		BidGrace:      5 * time.Millisecond,
+		EnoughBids:    3,
+		AckTimeout:    5 * time.Second,
+		InputTimeout:  60 * time.Second,
+		ResultMargin:  30 * time.Second,
+		MaxAttempts:   5,
+		MaxConcurrent: 4,
+	}
+}
+
+// Params are the inputs of New.
+type Params struct {
+	Host    *p2p.Host
+	Key     crypto.PrivKey
+	Content *content.Store
+	DB      *bolt.DB
+	// WorkDir holds the provider's job folders and the requester's logs.
+	WorkDir string
+	// Executors run jobs by kind; none makes the node a requester only.
+	Executors map[string]compute.Executor
+	// Capacity returns the provider's current offer.
+	Capacity func() (market.Capacity, bool)
+	Config   Config
+	// Notify receives job events (Event and LogLine) for subscribers.
+	Notify func(jobID string, ev any)
+	Logger *slog.Logger
+}
+
+// LogLine is a piece of a job's output, streamed as it is written.
+type LogLine struct {
+	JobID   string `json:"job_id"`
+	Attempt int    `json:"attempt"`
+	Stream  string `json:"stream"`
+	Data    string `json:"data"`
+}
+
+// Engine runs both sides of the market for one node.
+type Engine struct {
+	p      Params
+	cfg    Config
+	log    *slog.Logger
+	self   peer.ID
+	store  *store
+	topic  *pubsub.Topic
+	sub    *pubsub.Subscription
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	auctions map[string]chan candidate      // requester: jobID/attempt -> bids
+	results  map[string]chan struct{}       // requester: jobID -> result arrived
+	waiting  map[string]context.CancelFunc  // requester: running job loops
+	running  map[string]context.CancelFunc  // provider: jobID/attempt -> stop
+	seen     map[string]time.Time           // provider: announcements seen
+	locks    map[string]*sync.Mutex         // per requester job
+	load     market.Load
+}
+
+type candidate struct {
+	bid    market.Bid
+	signer peer.ID
+}
+
+// New builds the engine; Start begins its work.
+func New(p Params) (*Engine, error) {
+	st, err := openStore(p.DB)
+	if err != nil {
+		return nil, err
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.Notify == nil {
+		p.Notify = func(string, any) {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel,
+		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
+		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{}, locks: map[string]*sync.Mutex{}}
+	return e, nil
+}
+
+// Start joins the jobs topic, installs the stream handlers and resumes
+// the jobs left unfinished by an earlier run.
+func (e *Engine) Start() error {
+	if err := e.p.Host.PubSub.RegisterTopicValidator(Topic, e.validateAnnouncement); err != nil {
+		return fmt.Errorf("jobs topic validator: %w", err)
+	}
+	topic, err := e.p.Host.PubSub.Join(Topic)
+	if err != nil {
+		return fmt.Errorf("join jobs topic: %w", err)
+	}
+	e.topic = topic
+	sub, err := topic.Subscribe(pubsub.WithBufferSize(1024))
+	if err != nil {
+		return fmt.Errorf("subscribe to jobs topic: %w", err)
+	}
+	e.sub = sub
+	h := e.p.Host
+	h.SetStreamHandler(BidProtocol, e.handleBid)
+	h.SetStreamHandler(ResultProtocol, e.handleResult)
+	h.SetStreamHandler(LogProtocol, e.handleLogs)
+	if e.isProvider() {
+		h.SetStreamHandler(AwardProtocol, e.handleAward)
+		h.SetStreamHandler(CancelProtocol, e.handleCancel)
+	}
+	e.wg.Add(1)
+	go e.readAnnouncements()
+	e.wg.Add(1)
+	go e.sweepSeen()
+	return e.resume()
+}
+
+// Close stops every loop and running job and waits for them.
+func (e *Engine) Close() error {
+	h := e.p.Host
+	for _, p := range []protocol.ID{BidProtocol, ResultProtocol, LogProtocol, AwardProtocol, CancelProtocol} {
+		h.RemoveStreamHandler(p)
+	}
+	e.cancel()
+	if e.sub != nil {
+		e.sub.Cancel()
+	}
+	e.wg.Wait()
+	var err error
+	if e.topic != nil {
+		err = e.topic.Close()
+	}
+	e.p.Host.PubSub.UnregisterTopicValidator(Topic)
+	return err
+}
+
+func (e *Engine) isProvider() bool { return len(e.p.Executors) > 0 && e.p.Capacity != nil }
+
+// go runs f as a goroutine the engine owns.
+func (e *Engine) spawn(f func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
+func (e *Engine) notify(j *Job, detail string) {
+	e.p.Notify(j.ID, Event{Time: time.Now().UTC(), State: j.State, Detail: detail})
+}
+
+// resume restarts the loops of unfinished jobs.
+func (e *Engine) resume() error {
+	reqs, err := e.store.list(RoleRequester)
+	if err != nil {
+		return err
+	}
+	for _, j := range reqs {
+		if !j.State.Final() {
+			e.log.Info("resuming job", "job", j.ID, "state", j.State)
+			e.startRequester(j.ID)
+		}
+	}
+	provs, err := e.store.list(RoleProvider)
+	if err != nil {
+		return err
+	}
+	for _, j := range provs {
+		if j.State.Final() {
+			continue
+		}
+		j := j
+		e.spawn(func() { e.recoverProvided(j) })
+	}
+	return nil
+}
+
+// jobLock serializes updates of one requester job.
+func (e *Engine) jobLock(id string) *sync.Mutex {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l, ok := e.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		e.locks[id] = l
+	}
+	return l
+}
+
+// update loads a requester job, applies fn and stores it.
+func (e *Engine) update(id string, fn func(*Job) error) (*Job, error) {
+	l := e.jobLock(id)
+	l.Lock()
+	defer l.Unlock()
+	j, err := e.store.get(RoleRequester, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(j); err != nil {
+		return j, err
+	}
+	return j, e.store.put(j)
+}
+
+func (e *Engine) logDir() string { return filepath.Join(e.p.WorkDir, "logs") }
+
+// LogPath is where the requester keeps a job's streamed output.
+func (e *Engine) LogPath(id string) string { return filepath.Join(e.logDir(), id+".log") }
+
+// newStream opens a stream with a deadline covering the whole exchange.
+func (e *Engine) newStream(ctx context.Context, p peer.ID, proto protocol.ID, timeout time.Duration) (network.Stream, *bufio.Reader, *bufio.Writer, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := e.p.Host.NewStream(network.WithAllowLimitedConn(ctx, "market"), p, proto)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.SetDeadline(time.Now().Add(timeout))
+	return s, bufio.NewReader(s), bufio.NewWriter(s), nil
+}
+
+func ensureDir(dir string) error { return os.MkdirAll(dir, 0o700) }
+
+var errNoProvider = errors.New("no provider took the job")

@@ -1,0 +1,594 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func bufReader(s network.Stream) *bufio.Reader { return bufio.NewReader(s) }
+func bufWriter(s network.Stream) *bufio.Writer { return bufio.NewWriter(s) }
+
+func unmarshalLine(data []byte, v *LogLine) error { return json.Unmarshal(data, v) }
+
+// validateAnnouncement is the jobs topic's validator: a valid signature by
+// the message's author, a fresh and well-formed announcement. Invalid
+// messages are rejected (their sender is scored down); replays of an
+// announcement already seen are ignored.
+func (e *Engine) validateAnnouncement(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if len(msg.Data) > market.MaxEnvelopeBytes {
+		return pubsub.ValidationReject
+	}
+	env, err := market.ParseEnvelope(msg.Data)
+	if err != nil {
+		return pubsub.ValidationReject
+	}
+	var a market.Announcement
+	signer, err := env.Open(market.TypeAnnouncement, &a)
+	if err != nil || signer != msg.GetFrom() {
+		return pubsub.ValidationReject
+	}
+	if err := market.CheckAnnouncement(a, signer, time.Now()); err != nil {
+		e.log.Debug("announcement rejected", "from", from, "error", err)
+		return pubsub.ValidationReject
+	}
+	key := auctionKey(a.JobID, a.Attempt)
+	e.mu.Lock()
+	_, dup := e.seen[key]
+	if !dup {
+		e.seen[key] = time.Now()
+	}
+	e.mu.Unlock()
+	if dup {
+		return pubsub.ValidationIgnore
+	}
+	msg.ValidatorData = a
+	return pubsub.ValidationAccept
+}
+
+// sweepSeen forgets announcements older than they may be replayed.
+func (e *Engine) sweepSeen() {
+	defer e.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		for k, at := range e.seen {
+			if time.Since(at) > 2*market.MaxAnnouncementAge {
+				delete(e.seen, k)
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+// readAnnouncements bids for announced jobs the strategy accepts.
+func (e *Engine) readAnnouncements() {
+	defer e.wg.Done()
+	for {
+		msg, err := e.sub.Next(e.ctx)
+		if err != nil {
+			return
+		}
+		a, ok := msg.ValidatorData.(market.Announcement)
+		if !ok || a.Requester == e.self.String() || !e.isProvider() {
+			continue
+		}
+		capacity, ok := e.p.Capacity()
+		if !ok {
+			continue
+		}
+		e.mu.Lock()
+		load := e.load
+		e.mu.Unlock()
+		d := e.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: load})
+		if !d.Bid {
+			e.log.Debug("not bidding", "job", a.JobID, "reason", d.Reason)
+			continue
+		}
+		bid := market.Bid{JobID: a.JobID, Attempt: a.Attempt, Provider: e.self.String(),
+			Price: capacity.Prices.Quote(a.Spec), QueueDepth: load.Running + load.Queued, ExpiresAt: time.Now().Add(time.Minute)}
+		if a.Spec.Price != nil {
+			bid.Mint = a.Spec.Price.Mint
+		}
+		e.spawn(func() {
+			if err := e.sendBid(a, bid); err != nil {
+				e.log.Debug("bid not delivered", "job", a.JobID, "error", err)
+			}
+		})
+	}
+}
+
+func (e *Engine) strategy() market.BidStrategy {
+	return market.All(market.ExecutorSupported(), market.FreeCapacity(), market.MinPrice(),
+		market.AllowDeny(e.cfg.Allow, e.cfg.Deny), market.MaxConcurrent(e.cfg.MaxConcurrent))
+}
+
+func (e *Engine) sendBid(a market.Announcement, bid market.Bid) error {
+	info, err := addrInfo(a.Requester, a.RequesterAddrs)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	if len(e.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
+		if err := e.p.Host.Connect(ctx, info); err != nil {
+			return err
+		}
+	}
+	env, err := market.Seal(e.p.Key, market.TypeBid, bid)
+	if err != nil {
+		return err
+	}
+	s, r, w, err := e.newStream(ctx, info.ID, BidProtocol, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := writeEnvelope(w, env); err != nil {
+		s.Reset()
+		return err
+	}
+	reply, err := readFrame(r, 256)
+	if err != nil {
+		return err
+	}
+	if string(reply) != "ok" {
+		return fmt.Errorf("requester answered %q", reply)
+	}
+	return nil
+}
+
+// handleAward answers an award with a signed ack and starts the job.
+func (e *Engine) handleAward(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	r, w := bufReader(s), bufWriter(s)
+	var award market.Award
+	env, err := readEnvelope(r, market.TypeAward, &award)
+	if err != nil {
+		e.log.Debug("bad award", "peer", s.Conn().RemotePeer(), "error", err)
+		s.Reset()
+		return
+	}
+	signer, _ := peer.Decode(env.Signer)
+	ack := market.Ack{JobID: award.JobID, Attempt: award.Attempt, Provider: e.self.String()}
+	reason := e.takeAward(award, signer, s.Conn().RemotePeer())
+	ack.Accepted, ack.Reason = reason == "", reason
+	ackEnv, err := market.Seal(e.p.Key, market.TypeAck, ack)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	if err := writeEnvelope(w, ackEnv); err != nil {
+		s.Reset()
+		e.log.Warn("ack not delivered", "job", award.JobID, "error", err)
+	}
+}
+
+// takeAward checks an award and, when it can be run, records the job and
+// starts it. It returns why not, or "".
+func (e *Engine) takeAward(award market.Award, signer, from peer.ID) string {
+	if signer != from {
+		return "award not sent by its signer"
+	}
+	if err := market.CheckAward(award, signer, e.self, time.Now()); err != nil {
+		return err.Error()
+	}
+	capacity, ok := e.p.Capacity()
+	if !ok {
+		return "no capacity to offer"
+	}
+	key := auctionKey(award.JobID, award.Attempt)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.running[key]; dup {
+		return "already running this job"
+	}
+	a := market.Announcement{JobID: award.JobID, Requester: award.Requester, Attempt: award.Attempt, Spec: award.Spec}
+	if d := e.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: e.load}); !d.Bid {
+		return d.Reason
+	}
+	var addrs []string
+	for _, ma := range e.p.Host.Peerstore().Addrs(from) {
+		addrs = append(addrs, ma.String())
+	}
+	now := time.Now().UTC()
+	j := &Job{ID: award.JobID, Role: RoleProvider, State: market.StateAccepted, Attempt: award.Attempt, Spec: award.Spec,
+		Requester: award.Requester, Provider: e.self.String(), Price: award.Price, Deadline: award.Deadline,
+		RequesterAddrs: addrs, CreatedAt: now, UpdatedAt: now, Events: []Event{{Time: now, State: market.StateAccepted}}}
+	if err := e.store.put(j); err != nil {
+		return "cannot record the job: " + err.Error()
+	}
+	ctx, cancel := context.WithDeadline(e.ctx, award.Deadline)
+	e.running[key] = cancel
+	e.load.Running++
+	e.load.CPUInUse += award.Spec.Resources.CPU
+	e.load.MemInUse += int64(award.Spec.Resources.MemoryMiB)
+	e.load.DiskInUse += int64(award.Spec.Resources.DiskMiB)
+	e.spawn(func() {
+		defer func() {
+			e.mu.Lock()
+			delete(e.running, key)
+			e.load.Running--
+			e.load.CPUInUse -= award.Spec.Resources.CPU
+			e.load.MemInUse -= int64(award.Spec.Resources.MemoryMiB)
+			e.load.DiskInUse -= int64(award.Spec.Resources.DiskMiB)
+			e.mu.Unlock()
+			cancel()
+		}()
+		e.execute(ctx, j)
+	})
+	return ""
+}
+
+// handleCancel stops a job at its requester's request.
+func (e *Engine) handleCancel(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	var c market.Cancel
+	env, err := readEnvelope(bufReader(s), market.TypeCancel, &c)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	j, err := e.store.get(RoleProvider, c.JobID, c.Attempt)
+	if err != nil || j.Requester != env.Signer || c.Requester != env.Signer {
+		return
+	}
+	e.mu.Lock()
+	stop := e.running[auctionKey(c.JobID, c.Attempt)]
+	e.mu.Unlock()
+	if stop != nil {
+		e.log.Info("job cancelled by its requester", "job", c.JobID, "reason", c.Reason)
+		stop()
+	}
+}
+
+// execute runs an accepted job: inputs, sandbox, outputs, signed result.
+func (e *Engine) execute(ctx context.Context, j *Job) {
+	dir := filepath.Join(e.p.WorkDir, "run", fmt.Sprintf("%s-%d", j.ID, j.Attempt))
+	defer os.RemoveAll(dir)
+	res := market.Result{JobID: j.ID, Attempt: j.Attempt, Provider: e.self.String(), StartedAt: time.Now().UTC()}
+	logs := newLogSink(e, j, filepath.Join(dir, "job.log"))
+	defer logs.close()
+
+	program, usage, err := e.prepare(ctx, j, dir)
+	res.Usage = usage
+	if err != nil {
+		res.Status, res.ExitCode = market.StatusFailed, providerFault
+		res.Reason = "inputs: " + err.Error()
+		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+			res.ExitCode, res.Reason = -1, "cancelled"
+		}
+		e.finish(j, res, logs)
+		return
+	}
+	e.moveProvided(j, market.StateExecuting, "")
+	exec := e.p.Executors[j.Spec.Kind]
+	out, err := exec.Run(ctx, compute.Job{
+		ID: j.ID, Program: program, Args: j.Spec.WASM.Args, Env: j.Spec.WASM.Env,
+		InDir: filepath.Join(dir, "in"), OutDir: filepath.Join(dir, "out"),
+		MemoryMiB: j.Spec.Resources.MemoryMiB, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
+		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"),
+	})
+	res.StartedAt = out.StartedAt.UTC()
+	res.Usage.WallMillis = out.Wall.Milliseconds()
+	res.Usage.CompileMillis = out.CompileTime.Milliseconds()
+	res.ExitCode = out.ExitCode
+	switch {
+	case err != nil:
+		res.Status, res.Reason = market.StatusFailed, err.Error()
+	case !out.OK():
+		res.Status, res.Reason = market.StatusFailed, out.Reason+": "+out.Detail
+	default:
+		res.Status = market.StatusSucceeded
+		if err := e.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {
+			res.Status, res.Reason = market.StatusFailed, err.Error()
+		}
+	}
+	e.finish(j, res, logs)
+}
+
+// prepare fetches the module and the inputs into dir/in, with the input
+// timeout, and returns the module's bytes.
+func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, error) {
+	var usage market.Usage
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.InputTimeout)
+	defer cancel()
+	for _, d := range []string{filepath.Join(dir, "in"), filepath.Join(dir, "out")} {
+		if err := ensureDir(d); err != nil {
+			return nil, usage, err
+		}
+	}
+	mod, err := cid.Decode(j.Spec.WASM.Module)
+	if err != nil {
+		return nil, usage, err
+	}
+	modPath := filepath.Join(dir, "module.wasm")
+	if _, err := e.p.Content.Get(ctx, mod, modPath, nil); err != nil {
+		return nil, usage, fmt.Errorf("module %s: %w", mod, err)
+	}
+	program, err := os.ReadFile(modPath)
+	if err != nil {
+		return nil, usage, err
+	}
+	usage.InputBytes += int64(len(program))
+	for _, in := range j.Spec.Inputs {
+		c, err := cid.Decode(in.CID)
+		if err != nil {
+			return nil, usage, err
+		}
+		n, err := e.p.Content.Get(ctx, c, filepath.Join(dir, "in", in.Name), nil)
+		if err != nil {
+			return nil, usage, fmt.Errorf("input %s: %w", in.Name, err)
+		}
+		usage.InputBytes += n
+	}
+	return program, usage, nil
+}
+
+// addOutputs adds each declared output as UnixFS, within its size limit.
+func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result) error {
+	for _, o := range j.Spec.Outputs {
+		host := filepath.Join(outDir, strings.TrimPrefix(o.Path, "/out/"))
+		size, err := treeSize(host)
+		if err != nil {
+			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
+		}
+		if size > o.MaxBytes {
+			return fmt.Errorf("output %s is %d bytes, more than its max_bytes %d", o.Name, size, o.MaxBytes)
+		}
+		added, err := e.p.Content.Add(ctx, host, nil)
+		if err != nil {
+			return fmt.Errorf("output %s: %w", o.Name, err)
+		}
+		res.Outputs = append(res.Outputs, market.OutputRef{Name: o.Name, CID: added.CID.String(), Size: added.Size})
+		res.Usage.OutputBytes += added.Size
+	}
+	return nil
+}
+
+func treeSize(path string) (int64, error) {
+	var total int64
+	err := filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// finish signs the result, stores it and delivers it to the requester.
+func (e *Engine) finish(j *Job, res market.Result, logs *logSink) {
+	logs.close()
+	res.LogTail = logs.tail()
+	if added, err := e.p.Content.Add(e.ctx, logs.path, nil); err == nil {
+		res.LogCID = added.CID.String()
+	}
+	res.FinishedAt = time.Now().UTC()
+	if res.FinishedAt.Before(res.StartedAt) {
+		res.StartedAt = res.FinishedAt
+	}
+	if len(res.Reason) > 1000 {
+		res.Reason = res.Reason[:1000]
+	}
+	j.Result = &res
+	e.moveProvided(j, market.StateReporting, res.Status)
+	e.deliver(j)
+}
+
+// deliver sends the result until the requester takes it or the deadline
+// passes.
+func (e *Engine) deliver(j *Job) {
+	env, err := market.Seal(e.p.Key, market.TypeResult, *j.Result)
+	if err != nil {
+		e.moveProvided(j, market.StateFailed, err.Error())
+		return
+	}
+	j.ResultEnvelope = &env
+	info, _ := addrInfo(j.Requester, j.RequesterAddrs)
+	backoff := 200 * time.Millisecond
+	for {
+		err := e.sendResult(info, env)
+		if err == nil {
+			final := market.StateSucceeded
+			if j.Result.Status != market.StatusSucceeded {
+				final = market.StateFailed
+			}
+			e.moveProvided(j, final, "result delivered")
+			return
+		}
+		if time.Now().After(j.Deadline.Add(time.Hour)) || e.ctx.Err() != nil {
+			if e.ctx.Err() == nil {
+				e.moveProvided(j, market.StateFailed, "result not delivered: "+err.Error())
+			}
+			return
+		}
+		e.log.Debug("result not delivered yet", "job", j.ID, "error", err)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func (e *Engine) sendResult(info peer.AddrInfo, env market.Envelope) error {
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	if len(e.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
+		if err := e.p.Host.Connect(ctx, info); err != nil {
+			return err
+		}
+	}
+	s, r, w, err := e.newStream(ctx, info.ID, ResultProtocol, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := writeEnvelope(w, env); err != nil {
+		s.Reset()
+		return err
+	}
+	reply, err := readFrame(r, 4096)
+	if err != nil {
+		return err
+	}
+	if string(reply) != "ok" && !strings.Contains(string(reply), "is succeeded") && !strings.Contains(string(reply), "is failed") {
+		return fmt.Errorf("requester: %s", reply)
+	}
+	return nil
+}
+
+func (e *Engine) moveProvided(j *Job, to market.State, detail string) {
+	if err := j.move(to, detail); err != nil {
+		e.log.Warn("provider job state", "job", j.ID, "error", err)
+		return
+	}
+	if err := e.store.put(j); err != nil {
+		e.log.Error("store provider job", "job", j.ID, "error", err)
+	}
+}
+
+// recoverProvided handles a job left unfinished by a restart: a job that
+// was running cannot be resumed, so the requester hears it failed through
+// the provider's fault and auctions it again; a finished one is delivered.
+func (e *Engine) recoverProvided(j *Job) {
+	switch j.State {
+	case market.StateReporting:
+		if j.Result != nil {
+			e.deliver(j)
+			return
+		}
+		fallthrough
+	default:
+		now := time.Now().UTC()
+		j.Result = &market.Result{JobID: j.ID, Attempt: j.Attempt, Provider: e.self.String(), Status: market.StatusFailed,
+			ExitCode: providerFault, Reason: "the provider restarted while the job ran", StartedAt: now, FinishedAt: now}
+		if j.State != market.StateReporting {
+			e.moveProvided(j, market.StateReporting, "restarted")
+		}
+		e.deliver(j)
+	}
+}
+
+// logSink keeps a job's output: a file, a tail, and a live stream to the
+// requester.
+type logSink struct {
+	e    *Engine
+	j    *Job
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	last []byte
+	send chan LogLine
+	done chan struct{}
+}
+
+const tailBytes = 4096
+
+func newLogSink(e *Engine, j *Job, path string) *logSink {
+	ensureDir(filepath.Dir(path))
+	f, _ := os.Create(path)
+	l := &logSink{e: e, j: j, path: path, f: f, send: make(chan LogLine, 256), done: make(chan struct{})}
+	go l.forward()
+	return l
+}
+
+func (l *logSink) stream(name string) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		l.mu.Lock()
+		if l.f != nil {
+			l.f.Write(p)
+		}
+		l.last = append(l.last, p...)
+		if len(l.last) > tailBytes {
+			l.last = l.last[len(l.last)-tailBytes:]
+		}
+		l.mu.Unlock()
+		select {
+		case l.send <- LogLine{JobID: l.j.ID, Attempt: l.j.Attempt, Stream: name, Data: string(p)}:
+		default: // the live stream is best effort; the log CID has everything
+		}
+		return len(p), nil
+	})
+}
+
+// forward streams log lines to the requester over one stream.
+func (l *logSink) forward() {
+	defer close(l.done)
+	var w *bufio.Writer
+	var s network.Stream
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
+	for line := range l.send {
+		if w == nil {
+			info, err := addrInfo(l.j.Requester, l.j.RequesterAddrs)
+			if err != nil {
+				continue
+			}
+			st, _, bw, err := l.e.newStream(l.e.ctx, info.ID, LogProtocol, 24*time.Hour)
+			if err != nil {
+				continue
+			}
+			s, w = st, bw
+		}
+		data, _ := json.Marshal(line)
+		if err := writeFrame(w, data); err != nil {
+			s.Reset()
+			s, w = nil, nil
+		}
+	}
+}
+
+func (l *logSink) close() {
+	l.mu.Lock()
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+		close(l.send)
+		l.mu.Unlock()
+		<-l.done
+		return
+	}
+	l.mu.Unlock()
+}
+
+func (l *logSink) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.last)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

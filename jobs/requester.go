@@ -1,0 +1,561 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// Submit validates a spec, stores the job and starts its auction. It
+// returns the job's ID at once.
+func (e *Engine) Submit(spec market.Spec) (*Job, error) {
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateSubmitted, Spec: spec,
+		Requester: e.self.String(), CreatedAt: now, UpdatedAt: now,
+		Events: []Event{{Time: now, State: market.StateSubmitted}}}
+	if err := e.store.put(j); err != nil {
+		return nil, fmt.Errorf("store job: %w", err)
+	}
+	e.notify(j, "")
+	e.startRequester(j.ID)
+	return j, nil
+}
+
+// Get returns a job this node requested.
+func (e *Engine) Get(id string) (*Job, error) { return e.store.get(RoleRequester, id, 0) }
+
+// List returns the jobs this node requested, newest first.
+func (e *Engine) List() ([]*Job, error) { return e.store.list(RoleRequester) }
+
+// Provided returns the jobs this node ran or runs for others.
+func (e *Engine) Provided() ([]*Job, error) { return e.store.list(RoleProvider) }
+
+// Cancel stops a job at whatever stage it is.
+func (e *Engine) Cancel(id string) (*Job, error) {
+	j, err := e.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State.Final() {
+		return j, fmt.Errorf("job %s is already %s", id, j.State)
+	}
+	e.mu.Lock()
+	stop := e.waiting[id]
+	e.mu.Unlock()
+	if stop != nil {
+		stop() // the loop records the cancellation and tells the provider
+	}
+	return j, nil
+}
+
+func (e *Engine) startRequester(id string) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.mu.Lock()
+	e.waiting[id] = cancel
+	e.results[id] = make(chan struct{}, 1)
+	e.mu.Unlock()
+	e.spawn(func() {
+		defer func() {
+			e.mu.Lock()
+			delete(e.waiting, id)
+			delete(e.results, id)
+			e.mu.Unlock()
+			cancel()
+		}()
+		e.runRequester(ctx, id)
+	})
+}
+
+// runRequester drives one job to a final state: auctions, awards, waits for
+// the result, fetches the outputs; a failed or silent provider means a new
+// auction, up to MaxAttempts.
+func (e *Engine) runRequester(ctx context.Context, id string) {
+	fail := func(reason string) {
+		j, err := e.update(id, func(j *Job) error { return j.move(market.StateFailed, reason) })
+		if err == nil {
+			e.notify(j, reason)
+		}
+	}
+	for {
+		j, err := e.Get(id)
+		if err != nil {
+			e.log.Error("job vanished", "job", id, "error", err)
+			return
+		}
+		if ctx.Err() != nil {
+			e.cancelled(j, "cancelled by the requester")
+			return
+		}
+		switch j.State {
+		case market.StateRunning:
+			if !e.awaitResult(ctx, j) {
+				continue
+			}
+			return
+		case market.StateFetching:
+			e.fetchOutputs(ctx, j)
+			return
+		}
+		// submitted, bidding or awarded (after a restart): a new auction.
+		if j.Attempt >= e.cfg.MaxAttempts {
+			fail(fmt.Sprintf("%v after %d auctions", errNoProvider, j.Attempt))
+			return
+		}
+		j, err = e.update(id, func(j *Job) error {
+			j.Attempt++
+			j.Provider = ""
+			return j.move(market.StateBidding, fmt.Sprintf("auction %d", j.Attempt))
+		})
+		if err != nil {
+			e.log.Error("job state", "job", id, "error", err)
+			return
+		}
+		e.notify(j, fmt.Sprintf("auction %d", j.Attempt))
+		bids, err := e.auction(ctx, j)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			e.log.Warn("auction failed", "job", id, "error", err)
+		}
+		if len(bids) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(j.Attempt) * 500 * time.Millisecond):
+			}
+			continue
+		}
+		if e.award(ctx, j, bids) {
+			continue // running now
+		}
+	}
+}
+
+func (e *Engine) cancelled(j *Job, reason string) {
+	if j.Provider != "" && (j.State == market.StateRunning || j.State == market.StateAwarded) {
+		e.sendCancel(j, reason)
+	}
+	j, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateCancelled, reason) })
+	if err == nil {
+		e.notify(j, reason)
+	}
+}
+
+func auctionKey(id string, attempt int) string { return fmt.Sprintf("%s/%d", id, attempt) }
+
+// auction announces the job and collects bids until the window closes, or
+// EnoughBids arrive, or BidGrace after the first bid.
+func (e *Engine) auction(ctx context.Context, j *Job) ([]market.Candidate, error) {
+	now := time.Now().UTC()
+	var addrs []string
+	for _, a := range e.p.Host.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	a := market.Announcement{JobID: j.ID, Requester: e.self.String(), RequesterAddrs: addrs, Attempt: j.Attempt,
+		Spec: j.Spec, IssuedAt: now, BidsUntil: now.Add(e.cfg.BidWindow)}
+	env, err := market.Seal(e.p.Key, market.TypeAnnouncement, a)
+	if err != nil {
+		return nil, err
+	}
+	data, err := env.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	bids := make(chan candidate, 64)
+	key := auctionKey(j.ID, j.Attempt)
+	e.mu.Lock()
+	e.auctions[key] = bids
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.auctions, key)
+		e.mu.Unlock()
+	}()
+	if err := e.topic.Publish(ctx, data); err != nil {
+		return nil, fmt.Errorf("announce: %w", err)
+	}
+	window := time.NewTimer(e.cfg.BidWindow)
+	defer window.Stop()
+	var grace <-chan time.Time
+	var out []market.Candidate
+	excluded := map[string]bool{}
+	for _, p := range j.Excluded {
+		excluded[p] = true
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-window.C:
+			return out, nil
+		case <-grace:
+			return out, nil
+		case c := <-bids:
+			if err := market.CheckBid(c.bid, c.signer, a, time.Now()); err != nil {
+				e.log.Warn("bid rejected", "job", j.ID, "provider", c.signer, "error", err)
+				continue
+			}
+			if excluded[c.bid.Provider] {
+				continue
+			}
+			out = append(out, e.candidate(c))
+			if len(out) >= e.cfg.EnoughBids {
+				return out, nil
+			}
+			if grace == nil {
+				grace = time.After(e.cfg.BidGrace)
+			}
+		}
+	}
+}
+
+// candidate adds what this node knows of the bidder: reputation from past
+// outcomes, latency, relay.
+func (e *Engine) candidate(c candidate) market.Candidate {
+	out := market.Candidate{Bid: c.bid, Reputation: e.outcomes(c.bid.Provider).Reputation(),
+		Latency: e.p.Host.Peerstore().LatencyEWMA(c.signer)}
+	for _, conn := range e.p.Host.Network().ConnsToPeer(c.signer) {
+		if conn.Stat().Limited {
+			out.Relayed = true
+		}
+	}
+	return out
+}
+
+// outcomes counts this node's finished jobs with a provider.
+func (e *Engine) outcomes(provider string) market.Outcomes {
+	var o market.Outcomes
+	jobs, err := e.store.list(RoleRequester)
+	if err != nil {
+		return o
+	}
+	for _, j := range jobs {
+		for _, ex := range j.Excluded {
+			if ex == provider {
+				o.Failed++
+			}
+		}
+		if j.Provider == provider && j.State == market.StateSucceeded {
+			o.Succeeded++
+		}
+	}
+	return o
+}
+
+// handleBid takes one bid from a provider.
+func (e *Engine) handleBid(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	r, w := bufReader(s), bufWriter(s)
+	var bid market.Bid
+	env, err := readEnvelope(r, market.TypeBid, &bid)
+	if err != nil {
+		e.log.Debug("bad bid", "peer", s.Conn().RemotePeer(), "error", err)
+		s.Reset()
+		return
+	}
+	signer, _ := peer.Decode(env.Signer)
+	if signer != s.Conn().RemotePeer() {
+		s.Reset()
+		return
+	}
+	e.mu.Lock()
+	ch, ok := e.auctions[auctionKey(bid.JobID, bid.Attempt)]
+	e.mu.Unlock()
+	if !ok {
+		writeFrame(w, []byte("closed"))
+		return
+	}
+	select {
+	case ch <- candidate{bid: bid, signer: signer}:
+		writeFrame(w, []byte("ok"))
+	default:
+		writeFrame(w, []byte("full"))
+	}
+}
+
+// award offers the job to the bidders in rank order until one acks.
+func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bool {
+	for _, c := range market.Rank(cands, j.Spec.MaxPrice()) {
+		prov, err := peer.Decode(c.Bid.Provider)
+		if err != nil {
+			continue
+		}
+		now := time.Now().UTC()
+		deadline := now.Add(e.cfg.InputTimeout + time.Duration(j.Spec.Limits.WallSeconds)*time.Second + e.cfg.ResultMargin)
+		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Provider: c.Bid.Provider,
+			Price: c.Bid.Price, Spec: j.Spec, IssuedAt: now, Deadline: deadline}
+		j2, err := e.update(j.ID, func(j *Job) error {
+			j.Provider, j.Price, j.Deadline = c.Bid.Provider, c.Bid.Price, deadline
+			return j.move(market.StateAwarded, "to "+c.Bid.Provider)
+		})
+		if err != nil {
+			return false
+		}
+		e.notify(j2, "to "+c.Bid.Provider)
+		ack, err := e.sendAward(ctx, prov, w)
+		if err == nil && ack.Accepted {
+			j3, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateRunning, "acked by "+c.Bid.Provider) })
+			if err == nil {
+				e.notify(j3, "acked by "+c.Bid.Provider)
+			}
+			return true
+		}
+		reason := "no ack"
+		if err != nil {
+			reason = err.Error()
+		} else if ack.Reason != "" {
+			reason = "refused: " + ack.Reason
+		}
+		e.log.Info("award not taken", "job", j.ID, "provider", c.Bid.Provider, "reason", reason)
+		if _, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateBidding, c.Bid.Provider+": "+reason) }); err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+func (e *Engine) sendAward(ctx context.Context, p peer.ID, w market.Award) (market.Ack, error) {
+	env, err := market.Seal(e.p.Key, market.TypeAward, w)
+	if err != nil {
+		return market.Ack{}, err
+	}
+	s, r, bw, err := e.newStream(ctx, p, AwardProtocol, e.cfg.AckTimeout)
+	if err != nil {
+		return market.Ack{}, err
+	}
+	defer s.Close()
+	if err := writeEnvelope(bw, env); err != nil {
+		s.Reset()
+		return market.Ack{}, err
+	}
+	var ack market.Ack
+	ackEnv, err := readEnvelope(r, market.TypeAck, &ack)
+	if err != nil {
+		s.Reset()
+		return market.Ack{}, err
+	}
+	if ackEnv.Signer != p.String() || ack.JobID != w.JobID || ack.Attempt != w.Attempt || ack.Provider != p.String() {
+		return market.Ack{}, errors.New("ack does not match the award")
+	}
+	return ack, nil
+}
+
+// awaitResult waits for the provider's result until the deadline. It
+// returns true when the job reached a final state.
+func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
+	e.mu.Lock()
+	arrived := e.results[j.ID]
+	e.mu.Unlock()
+	timer := time.NewTimer(time.Until(j.Deadline))
+	defer timer.Stop()
+	for {
+		cur, err := e.Get(j.ID)
+		if err != nil {
+			return true
+		}
+		if cur.Result != nil && cur.Result.Attempt == cur.Attempt {
+			return e.takeResult(ctx, cur)
+		}
+		select {
+		case <-ctx.Done():
+			e.cancelled(cur, "cancelled by the requester")
+			return true
+		case <-timer.C:
+			e.sendCancel(cur, "result deadline passed")
+			e.requeue(cur, "provider "+cur.Provider+" sent no result by the deadline")
+			return false
+		case <-arrived:
+		}
+	}
+}
+
+// requeue excludes the job's provider and sends the job back to bidding.
+func (e *Engine) requeue(j *Job, reason string) {
+	j, err := e.update(j.ID, func(j *Job) error {
+		j.Excluded = append(j.Excluded, j.Provider)
+		return j.move(market.StateBidding, reason)
+	})
+	if err == nil {
+		e.notify(j, reason)
+	}
+}
+
+// takeResult acts on a verified result.
+func (e *Engine) takeResult(ctx context.Context, j *Job) bool {
+	r := j.Result
+	if r.Status == market.StatusSucceeded {
+		j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFetching, "result in") })
+		if err != nil {
+			return true
+		}
+		e.notify(j2, "result in")
+		e.fetchOutputs(ctx, j2)
+		return true
+	}
+	if r.ExitCode == providerFault {
+		e.requeue(j, "provider failed: "+r.Reason)
+		return false
+	}
+	j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, r.Reason) })
+	if err == nil {
+		e.notify(j2, r.Reason)
+	}
+	return true
+}
+
+// providerFault is the exit code of results that report a fault of the
+// provider rather than of the job (inputs unreachable, restart): the job
+// goes to a new auction.
+const providerFault = -100
+
+// fetchOutputs pins every output and the log, then marks the job done.
+func (e *Engine) fetchOutputs(ctx context.Context, j *Job) {
+	for _, o := range j.Result.Outputs {
+		c, err := cid.Decode(o.CID)
+		if err == nil {
+			err = e.p.Content.Pin(ctx, c, j.ID+"/"+o.Name, nil)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				e.cancelled(j, "cancelled by the requester")
+				return
+			}
+			j2, uerr := e.update(j.ID, func(j *Job) error {
+				return j.move(market.StateFailed, fmt.Sprintf("fetch output %s: %v", o.Name, err))
+			})
+			if uerr == nil {
+				e.notify(j2, "output fetch failed")
+			}
+			return
+		}
+	}
+	j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateSucceeded, "outputs fetched") })
+	if err == nil {
+		e.notify(j2, "outputs fetched")
+	}
+}
+
+// handleResult takes a provider's signed result.
+func (e *Engine) handleResult(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(30 * time.Second))
+	r, w := bufReader(s), bufWriter(s)
+	var res market.Result
+	env, err := readEnvelope(r, market.TypeResult, &res)
+	if err != nil {
+		e.log.Warn("bad result", "peer", s.Conn().RemotePeer(), "error", err)
+		s.Reset()
+		return
+	}
+	signer, _ := peer.Decode(env.Signer)
+	j, err := e.update(res.JobID, func(j *Job) error {
+		award := market.Award{JobID: j.ID, Attempt: j.Attempt, Provider: j.Provider, Spec: j.Spec}
+		if err := market.CheckResult(res, signer, award); err != nil {
+			return err
+		}
+		if j.State != market.StateRunning && j.State != market.StateAwarded {
+			return fmt.Errorf("job is %s", j.State)
+		}
+		j.Result, j.ResultEnvelope = &res, &env
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("result rejected", "job", res.JobID, "peer", signer, "error", err)
+		writeFrame(w, []byte("rejected: "+err.Error()))
+		return
+	}
+	writeFrame(w, []byte("ok"))
+	e.mu.Lock()
+	ch := e.results[j.ID]
+	e.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// handleLogs appends a provider's streamed output to the job's log.
+func (e *Engine) handleLogs(s network.Stream) {
+	defer s.Close()
+	r := bufReader(s)
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	for {
+		s.SetReadDeadline(time.Now().Add(10 * time.Minute))
+		data, err := readFrame(r, 64<<10)
+		if err != nil {
+			return
+		}
+		var line LogLine
+		if err := unmarshalLine(data, &line); err != nil {
+			s.Reset()
+			return
+		}
+		j, err := e.Get(line.JobID)
+		if err != nil || j.Provider != s.Conn().RemotePeer().String() || j.Attempt != line.Attempt {
+			s.Reset()
+			return
+		}
+		if f == nil {
+			if err := ensureDir(e.logDir()); err != nil {
+				return
+			}
+			if f, err = os.OpenFile(e.LogPath(j.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+				return
+			}
+		}
+		f.WriteString(line.Data)
+		e.p.Notify(j.ID, line)
+	}
+}
+
+func (e *Engine) sendCancel(j *Job, reason string) {
+	prov, err := peer.Decode(j.Provider)
+	if err != nil {
+		return
+	}
+	env, err := market.Seal(e.p.Key, market.TypeCancel, market.Cancel{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Reason: reason})
+	if err != nil {
+		return
+	}
+	s, _, w, err := e.newStream(e.ctx, prov, CancelProtocol, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	writeEnvelope(w, env)
+}
+
+// addrInfo parses a peer's addresses.
+func addrInfo(id string, addrs []string) (peer.AddrInfo, error) {
+	pid, err := peer.Decode(id)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	info := peer.AddrInfo{ID: pid}
+	for _, a := range addrs {
+		if ma, err := multiaddr.NewMultiaddr(a); err == nil {
+			info.Addrs = append(info.Addrs, ma)
+		}
+	}
+	return info, nil
+}

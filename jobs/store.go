@@ -1,0 +1,164 @@
+package jobs
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/market"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Roles of this node in a job.
+const (
+	RoleRequester = "requester"
+	RoleProvider  = "provider"
+)
+
+// ErrNotFound: no job with that ID.
+var ErrNotFound = errors.New("no such job")
+
+// Event is one step in a job's history.
+type Event struct {
+	Time   time.Time    `json:"time"`
+	State  market.State `json:"state"`
+	Detail string       `json:"detail,omitempty"`
+}
+
+// Job is one job as this node sees it, requester or provider.
+type Job struct {
+	ID        string         `json:"id"`
+	Role      string         `json:"role"`
+	State     market.State   `json:"state"`
+	Attempt   int            `json:"attempt"`
+	Spec      market.Spec    `json:"spec"`
+	Requester string         `json:"requester"`
+	Provider  string         `json:"provider,omitempty"`
+	Price     uint64         `json:"price,omitempty"`
+	Deadline  time.Time      `json:"deadline,omitempty"`
+	Excluded  []string       `json:"excluded,omitempty"`
+	Result    *market.Result `json:"result,omitempty"`
+	// ResultEnvelope keeps the provider's signed result as evidence.
+	ResultEnvelope *market.Envelope `json:"result_envelope,omitempty"`
+	// RequesterAddrs is where a provider reaches the requester.
+	RequesterAddrs []string  `json:"requester_addrs,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	Events         []Event   `json:"events"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// move changes the job's state, recording the step.
+func (j *Job) move(to market.State, detail string) error {
+	if err := market.CanMove(j.State, to); err != nil {
+		return err
+	}
+	j.State = to
+	j.UpdatedAt = time.Now().UTC()
+	j.Events = append(j.Events, Event{Time: j.UpdatedAt, State: to, Detail: detail})
+	if to == market.StateFailed || to == market.StateCancelled {
+		j.Reason = detail
+	}
+	return nil
+}
+
+// store keeps jobs in bbolt, one bucket per role.
+type store struct {
+	db *bolt.DB
+}
+
+func openStore(db *bolt.DB) (*store, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{RoleRequester, RoleProvider} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open job store: %w", err)
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) put(j *Job) error {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(j.Role)).Put(storeKey(j.ID, j.Attempt, j.Role), data)
+	})
+}
+
+// storeKey: a requester keeps one record per job; a provider one per
+// attempt it ran (a job may come back to it after a re-auction).
+func storeKey(id string, attempt int, role string) []byte {
+	if role == RoleProvider {
+		return []byte(fmt.Sprintf("%s/%03d", id, attempt))
+	}
+	return []byte(id)
+}
+
+func (s *store) get(role, id string, attempt int) (*Job, error) {
+	var j Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(role)).Get(storeKey(id, attempt, role))
+		if v == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return json.Unmarshal(v, &j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// list returns the role's jobs, newest first.
+func (s *store) list(role string) ([]*Job, error) {
+	var out []*Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(role)).ForEach(func(_, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			out = append(out, &j)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, k int) bool { return out[i].CreatedAt.After(out[k].CreatedAt) })
+	return out, err
+}
+
+// newJobID returns a 26-character ID: 48 bits of milliseconds then 80
+// random bits, in Crockford base32, so IDs sort by creation time.
+func newJobID() string {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	var b [16]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:])
+	var sb strings.Builder
+	var acc uint64
+	bits := 0
+	for _, x := range b {
+		acc = acc<<8 | uint64(x)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			sb.WriteByte(alphabet[(acc>>uint(bits))&31])
+		}
+	}
+	sb.WriteByte(alphabet[(acc<<uint(5-bits))&31])
+	return sb.String()[:26]
+}
