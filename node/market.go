@@ -22,7 +22,7 @@ import (
 
 // MarketConfig configures the node's part in the market.
 type MarketConfig struct {
-	// Provider makes the node offer its capacity and run jobs.
+	// Provider makes the node offer its capacity, bid for jobs and run them.
 	Provider bool `json:"provider"`
 	// Executors lists the job kinds the node runs.
 	Executors []string `json:"executors"`
@@ -42,12 +42,18 @@ type MarketConfig struct {
 	// AdvertiseSeconds is how often the capacity record is refreshed; it
 	// expires after three periods, so a dead provider disappears.
 	AdvertiseSeconds int `json:"advertise_seconds"`
+	// MaxConcurrent bounds the jobs the node runs at once.
+	MaxConcurrent int `json:"max_concurrent"`
+	// Allow, when not empty, is the only requesters (peer IDs) served.
+	Allow []string `json:"allow"`
+	// Deny lists requesters (peer IDs) never served.
+	Deny []string `json:"deny"`
 }
 
 // DefaultMarketConfig returns the market settings of a new node: a
 // requester only.
 func DefaultMarketConfig() MarketConfig {
-	return MarketConfig{Executors: []string{market.KindWASM}, AdvertiseSeconds: 60}
+	return MarketConfig{Executors: []string{market.KindWASM}, AdvertiseSeconds: 60, MaxConcurrent: 4, Allow: []string{}, Deny: []string{}}
 }
 
 // Validate reports every setting that cannot work, each naming its key.
@@ -67,6 +73,19 @@ func (c MarketConfig) Validate() error {
 	if c.Mint != "" {
 		if err := market.CheckMint(c.Mint); err != nil {
 			errs = append(errs, fmt.Errorf("mint: %w", err))
+		}
+	}
+	if c.MaxConcurrent < 1 || c.MaxConcurrent > 1024 {
+		errs = append(errs, fmt.Errorf("max_concurrent: %d is outside 1..1024", c.MaxConcurrent))
+	}
+	for _, list := range []struct {
+		key string
+		ids []string
+	}{{"allow", c.Allow}, {"deny", c.Deny}} {
+		for _, id := range list.ids {
+			if _, err := peer.Decode(id); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a peer ID", list.key, id))
+			}
 		}
 	}
 	if c.AdvertiseSeconds < 1 || c.AdvertiseSeconds > 3600 {

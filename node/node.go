@@ -10,11 +10,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/wasm"
 	"github.com/cyxwiz/cyxwiz/content"
+	"github.com/cyxwiz/cyxwiz/jobs"
+	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Version is the daemon's version, reported by node.info and identify.
@@ -41,6 +46,9 @@ type Node struct {
 	store   *content.Store
 	key     crypto.PrivKey
 	adv     *advertiser
+	jobsDB  *bolt.DB
+	jobs    *jobs.Engine
+	execs   map[string]compute.Executor
 	rpc     *rpc.Server
 	ln      net.Listener
 	http    *http.Server
@@ -120,6 +128,14 @@ func New(p Params) (*Node, error) {
 		return nil, fmt.Errorf("new node: %w", err)
 	}
 
+	if err := n.startJobs(); err != nil {
+		n.store.Close()
+		n.peers.close()
+		n.host.Close()
+		n.ln.Close()
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+
 	n.rpc = rpc.NewServer(rpc.Options{
 		Token:           token,
 		MaxRequestBytes: p.Config.API.MaxRequestBytes,
@@ -153,7 +169,46 @@ func (n *Node) Start() error {
 	if n.cfg.Market.Provider {
 		n.adv = startAdvertiser(n.host, n.key, n.cfg.Market, n.repo.Dir, n.log.With("system", "market"))
 	}
+	if err := n.jobs.Start(); err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
 	n.log.Info("node ready", "peer", n.host.ID(), "api", n.APIAddr(), "addrs", n.host.Addrs(), "private_swarm", n.private)
+	return nil
+}
+
+// startJobs opens the job store and builds the market engine, with the
+// executors when the node is a provider.
+func (n *Node) startJobs() error {
+	db, err := bolt.Open(n.repo.Path(JobsFile), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("open job store: %w", err)
+	}
+	n.jobsDB = db
+	n.execs = map[string]compute.Executor{}
+	var capacity func() (market.Capacity, bool)
+	if n.cfg.Market.Provider {
+		w, err := wasm.New(wasm.Options{CacheDir: n.repo.Path(WasmCacheDir)})
+		if err != nil {
+			db.Close()
+			return err
+		}
+		n.execs[market.KindWASM] = w
+		capacity = func() (market.Capacity, bool) {
+			if n.adv == nil {
+				return market.Capacity{}, false
+			}
+			return n.adv.current()
+		}
+	}
+	cfg := jobs.DefaultConfig()
+	cfg.MaxConcurrent = n.cfg.Market.MaxConcurrent
+	cfg.Allow, cfg.Deny = n.cfg.Market.Allow, n.cfg.Market.Deny
+	n.jobs, err = jobs.New(jobs.Params{Host: n.host, Key: n.key, Content: n.store, DB: db, WorkDir: n.repo.Path(JobsDir),
+		Executors: n.execs, Capacity: capacity, Config: cfg, Notify: n.jobNotify, Logger: n.log.With("system", "jobs")})
+	if err != nil {
+		db.Close()
+		return err
+	}
 	return nil
 }
 
@@ -182,6 +237,15 @@ func (n *Node) Close() error {
 			<-n.served
 		} else {
 			n.ln.Close()
+		}
+		if err := n.jobs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stop jobs: %w", err))
+		}
+		for _, e := range n.execs {
+			errs = append(errs, e.Close(context.Background()))
+		}
+		if err := n.jobsDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close job store: %w", err))
 		}
 		if n.adv != nil {
 			n.adv.close()

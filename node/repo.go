@@ -28,6 +28,9 @@ const (
 	WalletFile   = "keys/wallet.json"
 	SwarmKeyFile = "swarm.key"
 	ContentDir   = "content"
+	JobsFile     = "jobs.db"
+	JobsDir      = "jobs"
+	WasmCacheDir = "wasm-cache"
 )
 
 // EnvRepo names the environment variable that overrides the default repo.

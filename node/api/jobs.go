@@ -1,0 +1,162 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Job method names.
+const (
+	MethodJobSubmit = "job.submit"
+	MethodJobStatus = "job.status"
+	MethodJobList   = "job.list"
+	MethodJobCancel = "job.cancel"
+	MethodJobLogs   = "job.logs"
+	MethodJobResult = "job.result"
+	// MethodJobSubscribe opens a subscription to a job's JobEvent and
+	// JobLog notifications.
+	MethodJobSubscribe = "job.subscribe"
+)
+
+// JobSubmitParams are the parameters of job.submit.
+type JobSubmitParams struct {
+	// Spec is the job spec (see the job spec reference); CIDs only.
+	Spec json.RawMessage `json:"spec"`
+}
+
+// JobIDParams name one job.
+type JobIDParams struct {
+	ID string `json:"id"`
+}
+
+// JobEventInfo is one step of a job's history.
+type JobEventInfo struct {
+	Time   time.Time `json:"time"`
+	State  string    `json:"state"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// JobOutput is one output of a finished job.
+type JobOutput struct {
+	Name string `json:"name"`
+	CID  string `json:"cid"`
+	Size int64  `json:"size"`
+}
+
+// JobResultInfo is the provider's signed result, as verified by this node.
+type JobResultInfo struct {
+	Status     string      `json:"status"`
+	ExitCode   int         `json:"exit_code"`
+	Reason     string      `json:"reason,omitempty"`
+	Outputs    []JobOutput `json:"outputs"`
+	LogCID     string      `json:"log_cid,omitempty"`
+	LogTail    string      `json:"log_tail,omitempty"`
+	WallMillis int64       `json:"wall_ms"`
+	StartedAt  time.Time   `json:"started_at"`
+	FinishedAt time.Time   `json:"finished_at"`
+	// Signature is the provider's signed envelope, base64 in JSON.
+	Signature []byte `json:"signature,omitempty"`
+}
+
+// JobInfo describes one job this node requested.
+type JobInfo struct {
+	ID        string          `json:"id"`
+	State     string          `json:"state"`
+	Attempt   int             `json:"attempt"`
+	Kind      string          `json:"kind"`
+	Provider  string          `json:"provider,omitempty"`
+	Price     uint64          `json:"price,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	Excluded  []string        `json:"excluded,omitempty"`
+	Result    *JobResultInfo  `json:"result,omitempty"`
+	Events    []JobEventInfo  `json:"events,omitempty"`
+	Spec      json.RawMessage `json:"spec,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// JobLogsParams are the parameters of job.logs.
+type JobLogsParams struct {
+	ID     string `json:"id"`
+	Offset int64  `json:"offset,omitempty"`
+}
+
+// JobLogsResult is a piece of a job's log.
+type JobLogsResult struct {
+	Data   string `json:"data"`
+	Offset int64  `json:"offset"`
+	// Next is the offset to ask for next.
+	Next int64 `json:"next"`
+	// Final is true when the job has ended: no more output will come.
+	Final bool `json:"final"`
+}
+
+// JobResultParams are the parameters of job.result.
+type JobResultParams struct {
+	ID string `json:"id"`
+	// Output, when set, is an absolute folder on the daemon's machine that
+	// receives each output as Output/<name>.
+	Output string `json:"output,omitempty"`
+}
+
+// JobNotification is a notification of job.subscribe: an event or a piece
+// of output.
+type JobNotification struct {
+	// Type is "event" or "log".
+	Type   string    `json:"type"`
+	ID     string    `json:"id"`
+	State  string    `json:"state,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	Stream string    `json:"stream,omitempty"`
+	Data   string    `json:"data,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// JobSubmit calls job.submit.
+func (c *Client) JobSubmit(ctx context.Context, spec json.RawMessage) (JobInfo, error) {
+	var out JobInfo
+	err := c.Call(ctx, MethodJobSubmit, JobSubmitParams{Spec: spec}, &out)
+	return out, err
+}
+
+// JobStatus calls job.status.
+func (c *Client) JobStatus(ctx context.Context, id string) (JobInfo, error) {
+	var out JobInfo
+	err := c.Call(ctx, MethodJobStatus, JobIDParams{ID: id}, &out)
+	return out, err
+}
+
+// JobList calls job.list.
+func (c *Client) JobList(ctx context.Context) ([]JobInfo, error) {
+	var out []JobInfo
+	err := c.Call(ctx, MethodJobList, nil, &out)
+	return out, err
+}
+
+// JobCancel calls job.cancel.
+func (c *Client) JobCancel(ctx context.Context, id string) (JobInfo, error) {
+	var out JobInfo
+	err := c.Call(ctx, MethodJobCancel, JobIDParams{ID: id}, &out)
+	return out, err
+}
+
+// JobLogs calls job.logs.
+func (c *Client) JobLogs(ctx context.Context, p JobLogsParams) (JobLogsResult, error) {
+	var out JobLogsResult
+	err := c.Call(ctx, MethodJobLogs, p, &out)
+	return out, err
+}
+
+// JobResult calls job.result.
+func (c *Client) JobResult(ctx context.Context, p JobResultParams) (JobInfo, error) {
+	var out JobInfo
+	err := c.Call(ctx, MethodJobResult, p, &out)
+	return out, err
+}
+
+// SubscribeJob opens a job.subscribe subscription; each notification
+// decodes into a JobNotification.
+func (c *Client) SubscribeJob(ctx context.Context, id string) (*Subscription, error) {
+	return c.Subscribe(ctx, MethodJobSubscribe, JobIDParams{ID: id})
+}
