@@ -29,7 +29,8 @@ bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB 
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./test/bench -bin $(BIN)
 
-demo: build ## start a local swarm of three daemons and show them peered
+demo: build ## start a local swarm of three daemons and run a WASM job across it
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o bin/wordcount.wasm ./examples/wordcount
 	./scripts/demo.sh
 
 lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)

@@ -55,6 +55,14 @@ done
 "$bin" --repo "$dir/net/node0" providers
 [ "$count" -ge "$nodes" ] || { echo "only $count of $nodes providers found"; exit 1; }
 
+step "a real job: count the words of the docs in WASM on another node"
+echo "spec: examples/wordcount/spec.json (the module and inputs are local paths: the CLI adds them first)"
+"$bin" --repo "$dir/net/node0" job submit examples/wordcount/spec.json --wait
+job=$("$bin" --repo "$dir/net/node0" job list --json | grep -m1 '"id"' | sed 's/.*"id": "\(.*\)".*/\1/')
+"$bin" --repo "$dir/net/node0" job result "$job" -o "$dir/result"
+step "the result, fetched by CID: $dir/result/counts.txt"
+cat "$dir/result/counts.txt"
+
 step "stopping the devnet (SIGINT)"
 kill -INT "$devnet_pid"
 wait "$devnet_pid"

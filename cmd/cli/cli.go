@@ -55,6 +55,7 @@ func commands() []*command {
 		pinCommand(),
 		repoCommand(),
 		providersCommand(),
+		jobCommand(),
 		configCommand(),
 		devnetCommand(),
 		versionCommand(),

@@ -1,0 +1,341 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/ipfs/go-cid"
+)
+
+func jobCommand() *command {
+	return &command{name: "job", summary: "submit and follow compute jobs", sub: []*command{
+		jobSubmitCommand(), jobStatusCommand(), jobListCommand(), jobLogsCommand(), jobCancelCommand(), jobResultCommand(),
+	}}
+}
+
+func jobSubmitCommand() *command {
+	var wait bool
+	return &command{
+		name:    "submit",
+		args:    "SPEC [--wait]",
+		summary: "submit a job spec (local paths in place of CIDs are added first)",
+		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&wait, "wait", false, "follow the job and its output until it ends") },
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one spec file", errUsage)
+			}
+			return withClient(e, func(ctx context.Context, c *api.Client) error {
+				spec, err := loadSpec(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				job, err := c.JobSubmit(ctx, spec)
+				if err != nil {
+					return err
+				}
+				if !wait {
+					if e.json {
+						return e.printJSON(job)
+					}
+					fmt.Fprintln(e.stdout, job.ID)
+					return nil
+				}
+				fmt.Fprintf(e.stderr, "job %s submitted\n", job.ID)
+				final, err := follow(ctx, c, e, job.ID, true)
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(final)
+				}
+				printResult(e, final)
+				if final.State != "succeeded" {
+					return fmt.Errorf("job %s %s: %s", final.ID, final.State, final.Reason)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// loadSpec reads a spec file and replaces local paths in wasm.module and
+// inputs[].cid with the CIDs of their content, adding it first.
+func loadSpec(ctx context.Context, c *api.Client, file string) (json.RawMessage, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	base := filepath.Dir(file)
+	resolve := func(v any, field string) (any, error) {
+		s, ok := v.(string)
+		if !ok || s == "" {
+			return v, nil
+		}
+		if _, err := cid.Decode(s); err == nil {
+			return s, nil
+		}
+		path := s
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(base, path)
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("%s: %q is neither a CID nor a local path (%v)", field, s, err)
+		}
+		res, err := c.ContentAdd(ctx, api.ContentAddParams{Path: abs})
+		if err != nil {
+			return nil, fmt.Errorf("%s: add %s: %w", field, abs, err)
+		}
+		return res.CID, nil
+	}
+	if w, ok := spec["wasm"].(map[string]any); ok {
+		if w["module"], err = resolve(w["module"], "wasm.module"); err != nil {
+			return nil, err
+		}
+	}
+	if ins, ok := spec["inputs"].([]any); ok {
+		for i, in := range ins {
+			if m, ok := in.(map[string]any); ok {
+				if m["cid"], err = resolve(m["cid"], fmt.Sprintf("inputs[%d].cid", i)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return json.Marshal(spec)
+}
+
+// follow prints a job's events and output until it ends, and returns its
+// final status.
+func follow(ctx context.Context, c *api.Client, e *env, id string, events bool) (api.JobInfo, error) {
+	sub, err := c.SubscribeJob(ctx, id)
+	if err != nil {
+		return api.JobInfo{}, err
+	}
+	defer sub.Close()
+	var offset int64
+	printLogs := func() error {
+		for {
+			logs, err := c.JobLogs(ctx, api.JobLogsParams{ID: id, Offset: offset})
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(e.stdout, logs.Data)
+			offset = logs.Next
+			if logs.Data == "" || logs.Next-logs.Offset < 1<<20 {
+				return nil
+			}
+		}
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		status, err := c.JobStatus(ctx, id)
+		if err != nil {
+			return api.JobInfo{}, err
+		}
+		if err := printLogs(); err != nil {
+			return api.JobInfo{}, err
+		}
+		switch status.State {
+		case "succeeded", "failed", "cancelled":
+			return status, nil
+		}
+		select {
+		case <-ctx.Done():
+			return api.JobInfo{}, ctx.Err()
+		case raw, ok := <-sub.Events():
+			if !ok {
+				return api.JobInfo{}, fmt.Errorf("subscription ended: %v", sub.Err())
+			}
+			var n api.JobNotification
+			if json.Unmarshal(raw, &n) == nil && n.Type == "event" && events {
+				fmt.Fprintf(e.stderr, "%s  %-10s %s\n", n.Time.Local().Format("15:04:05.000"), n.State, n.Detail)
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+func printResult(e *env, j api.JobInfo) {
+	fmt.Fprintf(e.stdout, "job %s %s", j.ID, j.State)
+	if j.Provider != "" {
+		fmt.Fprintf(e.stdout, " on %s (attempt %d)", j.Provider, j.Attempt)
+	}
+	fmt.Fprintln(e.stdout)
+	if j.Reason != "" {
+		fmt.Fprintf(e.stdout, "reason: %s\n", j.Reason)
+	}
+	if r := j.Result; r != nil {
+		fmt.Fprintf(e.stdout, "exit code %d, ran %d ms\n", r.ExitCode, r.WallMillis)
+		for _, o := range r.Outputs {
+			fmt.Fprintf(e.stdout, "output %s: %s (%s)\n", o.Name, o.CID, humanBytes(o.Size))
+		}
+		if r.LogCID != "" {
+			fmt.Fprintf(e.stdout, "log: %s\n", r.LogCID)
+		}
+	}
+}
+
+func jobStatusCommand() *command {
+	return &command{
+		name:    "status",
+		args:    "ID",
+		summary: "a job's state, history and result",
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one job ID", errUsage)
+			}
+			return withClient(e, func(ctx context.Context, c *api.Client) error {
+				j, err := c.JobStatus(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(j)
+				}
+				printResult(e, j)
+				for _, ev := range j.Events {
+					fmt.Fprintf(e.stdout, "  %s  %-10s %s\n", ev.Time.Local().Format("15:04:05.000"), ev.State, ev.Detail)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func jobListCommand() *command {
+	return &command{
+		name:    "list",
+		summary: "the jobs this node submitted, newest first",
+		run: func(e *env, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
+			}
+			return withClient(e, func(ctx context.Context, c *api.Client) error {
+				list, err := c.JobList(ctx)
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(list)
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSTATE\tKIND\tATTEMPT\tPROVIDER\tCREATED")
+				for _, j := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.State, j.Kind, j.Attempt, j.Provider, j.CreatedAt.Local().Format(time.DateTime))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func jobLogsCommand() *command {
+	var followFlag bool
+	return &command{
+		name:    "logs",
+		args:    "ID [-f]",
+		summary: "a job's output; -f follows it until the job ends",
+		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&followFlag, "f", false, "follow the output until the job ends") },
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one job ID", errUsage)
+			}
+			return withClient(e, func(ctx context.Context, c *api.Client) error {
+				if followFlag {
+					_, err := follow(ctx, c, e, args[0], false)
+					return err
+				}
+				var offset int64
+				for {
+					logs, err := c.JobLogs(ctx, api.JobLogsParams{ID: args[0], Offset: offset})
+					if err != nil {
+						return err
+					}
+					fmt.Fprint(e.stdout, logs.Data)
+					if logs.Data == "" {
+						return nil
+					}
+					offset = logs.Next
+				}
+			})
+		},
+	}
+}
+
+func jobCancelCommand() *command {
+	return &command{
+		name:    "cancel",
+		args:    "ID",
+		summary: "stop a job at whatever stage it is",
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one job ID", errUsage)
+			}
+			return withClient(e, func(ctx context.Context, c *api.Client) error {
+				if _, err := c.JobCancel(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "cancelling %s\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func jobResultCommand() *command {
+	var out string
+	return &command{
+		name:    "result",
+		args:    "ID [-o DIR]",
+		summary: "a finished job's result; -o writes each output to DIR/<name>",
+		flags:   func(fs *flag.FlagSet) { fs.StringVar(&out, "o", "", "folder that receives the outputs") },
+		run: func(e *env, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want one job ID", errUsage)
+			}
+			return withClient(e, func(ctx context.Context, c *api.Client) error {
+				p := api.JobResultParams{ID: args[0]}
+				if out != "" {
+					abs, err := filepath.Abs(out)
+					if err != nil {
+						return err
+					}
+					p.Output = abs
+				}
+				j, err := c.JobResult(ctx, p)
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(j)
+				}
+				printResult(e, j)
+				if p.Output != "" {
+					var names []string
+					for _, o := range j.Result.Outputs {
+						names = append(names, filepath.Join(p.Output, o.Name))
+					}
+					fmt.Fprintf(e.stdout, "wrote %s\n", strings.Join(names, ", "))
+				}
+				return nil
+			})
+		},
+	}
+}
