@@ -99,12 +99,12 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	auctions map[string]chan candidate      // requester: jobID/attempt -> bids
-	results  map[string]chan struct{}       // requester: jobID -> result arrived
-	waiting  map[string]context.CancelFunc  // requester: running job loops
-	running  map[string]context.CancelFunc  // provider: jobID/attempt -> stop
-	seen     map[string]time.Time           // provider: announcements seen
-	locks    map[string]*sync.Mutex         // per requester job
+	auctions map[string]chan candidate     // requester: jobID/attempt -> bids
+	results  map[string]chan struct{}      // requester: jobID -> result arrived
+	waiting  map[string]context.CancelFunc // requester: running job loops
+	running  map[string]context.CancelFunc // provider: jobID/attempt -> stop
+	seen     map[string]time.Time          // provider: announcements seen
+	locks    map[string]*sync.Mutex        // per requester job
 	load     market.Load
 }
 

@@ -27,7 +27,9 @@ func jobSubmitCommand() *command {
 		name:    "submit",
 		args:    "SPEC [--wait]",
 		summary: "submit a job spec (local paths in place of CIDs are added first)",
-		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&wait, "wait", false, "follow the job and its output until it ends") },
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&wait, "wait", false, "follow the job and its output until it ends")
+		},
 		run: func(e *env, args []string) error {
 			if len(args) != 1 {
 				return fmt.Errorf("%w: want one spec file", errUsage)
