@@ -39,6 +39,9 @@ type Config struct {
 	ResultMargin time.Duration
 	// MaxAttempts bounds the auctions of one job.
 	MaxAttempts int
+	// ProviderLost is how long a running job's provider may stay
+	// unreachable before the job goes to a new auction.
+	ProviderLost time.Duration
 	// MaxConcurrent bounds the jobs a provider runs or queues at once.
 	MaxConcurrent int
 	// Allow and Deny filter requesters by peer ID (provider side).
@@ -55,6 +58,7 @@ func DefaultConfig() Config {
 		InputTimeout:  60 * time.Second,
 		ResultMargin:  30 * time.Second,
 		MaxAttempts:   5,
+		ProviderLost:  10 * time.Second,
 		MaxConcurrent: 4,
 	}
 }

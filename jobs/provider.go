@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -278,7 +277,7 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	if err != nil {
 		res.Status, res.ExitCode = market.StatusFailed, providerFault
 		res.Reason = "inputs: " + err.Error()
-		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+		if ctx.Err() != nil && e.ctx.Err() == nil {
 			res.ExitCode, res.Reason = -1, "cancelled"
 		}
 		e.finish(j, res, logs)
@@ -292,6 +291,13 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 		MemoryMiB: j.Spec.Resources.MemoryMiB, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
 		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"),
 	})
+	if e.ctx.Err() != nil {
+		// This node is shutting down: not the job's fault, so the
+		// requester auctions it again.
+		res.Status, res.ExitCode, res.Reason = market.StatusFailed, providerFault, "the provider shut down while the job ran"
+		e.finish(j, res, logs)
+		return
+	}
 	res.StartedAt = out.StartedAt.UTC()
 	res.Usage.WallMillis = out.Wall.Milliseconds()
 	res.Usage.CompileMillis = out.CompileTime.Milliseconds()
@@ -460,7 +466,7 @@ func (e *Engine) sendResult(info peer.AddrInfo, env market.Envelope) error {
 	if err != nil {
 		return err
 	}
-	if string(reply) != "ok" && !strings.Contains(string(reply), "is succeeded") && !strings.Contains(string(reply), "is failed") {
+	if string(reply) != "ok" && string(reply) != "final" {
 		return fmt.Errorf("requester: %s", reply)
 	}
 	return nil

@@ -143,7 +143,12 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 	}
 }
 
+// cancelled records a cancellation by the user. When the engine itself is
+// stopping, the job keeps its state: it resumes at the next start.
 func (e *Engine) cancelled(j *Job, reason string) {
+	if e.ctx.Err() != nil {
+		return
+	}
 	if j.Provider != "" && (j.State == market.StateRunning || j.State == market.StateAwarded) {
 		e.sendCancel(j, reason)
 	}
@@ -361,6 +366,10 @@ func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
 	e.mu.Unlock()
 	timer := time.NewTimer(time.Until(j.Deadline))
 	defer timer.Stop()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	prov, _ := peer.Decode(j.Provider)
+	var lostSince time.Time
 	for {
 		cur, err := e.Get(j.ID)
 		if err != nil {
@@ -378,8 +387,31 @@ func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
 			e.requeue(cur, "provider "+cur.Provider+" sent no result by the deadline")
 			return false
 		case <-arrived:
+		case <-check.C:
+			// A provider that stays unreachable has failed: re-auction.
+			if e.reachable(ctx, prov) {
+				lostSince = time.Time{}
+				continue
+			}
+			if lostSince.IsZero() {
+				lostSince = time.Now()
+			}
+			if time.Since(lostSince) >= e.cfg.ProviderLost {
+				e.requeue(cur, "provider "+cur.Provider+" unreachable for "+e.cfg.ProviderLost.String())
+				return false
+			}
 		}
 	}
+}
+
+// reachable reports whether a connection to p exists or can be made.
+func (e *Engine) reachable(ctx context.Context, p peer.ID) bool {
+	if len(e.p.Host.Network().ConnsToPeer(p)) > 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return e.p.Host.Connect(ctx, peer.AddrInfo{ID: p}) == nil
 }
 
 // requeue excludes the job's provider and sends the job back to bidding.
@@ -415,6 +447,9 @@ func (e *Engine) takeResult(ctx context.Context, j *Job) bool {
 	}
 	return true
 }
+
+// errFinal: a result for a job that has already ended.
+var errFinal = errors.New("job has ended")
 
 // providerFault is the exit code of results that report a fault of the
 // provider rather than of the job (inputs unreachable, restart): the job
@@ -466,12 +501,19 @@ func (e *Engine) handleResult(s network.Stream) {
 		if err := market.CheckResult(res, signer, award); err != nil {
 			return err
 		}
+		if j.State.Final() {
+			return errFinal
+		}
 		if j.State != market.StateRunning && j.State != market.StateAwarded {
 			return fmt.Errorf("job is %s", j.State)
 		}
 		j.Result, j.ResultEnvelope = &res, &env
 		return nil
 	})
+	if errors.Is(err, errFinal) {
+		writeFrame(w, []byte("final")) // nothing more to do; stop retrying
+		return
+	}
 	if err != nil {
 		e.log.Warn("result rejected", "job", res.JobID, "peer", signer, "error", err)
 		writeFrame(w, []byte("rejected: "+err.Error()))

@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 var (
@@ -174,4 +178,190 @@ func TestJobEndToEnd(t *testing.T) {
 	if _, err := req.JobSubmit(ctx, json.RawMessage(`{"kind":"wasm","wasm":{"module":"nope"}}`)); !errors.As(err, &ae) || ae.Code != api.CodeInvalidParams {
 		t.Fatalf("bad spec: %v", err)
 	}
+}
+
+// runNode starts a node on an existing repo; stop closes it and the repo.
+func runNode(t *testing.T, dir string, cfg Config) (n *testNode, stop func()) {
+	t.Helper()
+	repo, err := OpenRepo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := New(Params{Repo: repo, Config: cfg, Logger: testLogger(t)})
+	if err != nil {
+		repo.Close()
+		t.Fatal(err)
+	}
+	if err := nd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.FromRepo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			nd.Close()
+			repo.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &testNode{Node: nd, client: c}, stop
+}
+
+func newRepo(t *testing.T, cfg Config) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// waitState waits until the job is in state.
+func waitState(t *testing.T, c *api.Client, id, state string, timeout time.Duration) api.JobInfo {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := c.JobStatus(context.Background(), id)
+		if err == nil && info.State == state {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s never reached %s (now %s, %v)", id, state, info.State, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func spinSpec(module, input string, millions int) json.RawMessage {
+	return spec(module, input, map[string]any{
+		"wasm":   map[string]any{"module": module, "args": []string{"spin", fmt.Sprint(millions), "/in/data.txt", "/out/result.txt"}},
+		"limits": map[string]int{"wall_seconds": 120},
+	})
+}
+
+// TestProviderKilledMidJob: the provider running a job dies; the job goes
+// to a new auction and completes on another provider.
+func TestProviderKilledMidJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes, slow job")
+	}
+	nodes := swarm(t, 4)
+	req := nodes[0].client
+	ctx := context.Background()
+	guest, _ := os.ReadFile(guestModule(t))
+	module := addFile(t, req, "guest.wasm", guest)
+	input := addFile(t, req, "data.txt", []byte("survives\n"))
+	waitProviders(t, req, 3)
+
+	job, err := req.JobSubmit(ctx, spinSpec(module, input, 300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := waitState(t, req, job.ID, "running", 30*time.Second)
+	var killed string
+	for _, n := range nodes[1:] {
+		if n.Host().ID().String() == running.Provider {
+			killed = running.Provider
+			n.Close()
+		}
+	}
+	if killed == "" {
+		t.Fatalf("provider %s is not in the swarm", running.Provider)
+	}
+	done := waitJob(t, req, job.ID, 120*time.Second)
+	if done.State != "succeeded" || done.Provider == killed || done.Attempt < 2 {
+		t.Fatalf("job after its provider died: %+v", done)
+	}
+	if len(done.Excluded) == 0 || done.Excluded[0] != killed {
+		t.Fatalf("the dead provider was not excluded: %v", done.Excluded)
+	}
+}
+
+// TestRestartsMidJob: the requester restarts while a job runs and still
+// gets its result; then a provider restarts mid-job and the job is
+// auctioned again and completes.
+func TestRestartsMidJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes, slow job")
+	}
+	reqCfg := testConfig()
+	reqCfg.Market.Provider = false
+	reqDir := newRepo(t, reqCfg)
+	reqNode, stopReq := runNode(t, reqDir, reqCfg)
+	info, err := reqNode.client.NodeInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	provCfg := testConfig()
+	provCfg.Swarm.Bootstrap = info.Addresses
+	provDirs := []string{newRepo(t, provCfg), newRepo(t, provCfg)}
+	provs := map[string]func(){}
+	for _, d := range provDirs {
+		n, stop := runNode(t, d, provCfg)
+		provs[n.Host().ID().String()] = stop
+	}
+	// Later restarts find the requester at the same address.
+	reqCfg.Swarm.Listen = []string{info.Addresses[0][:strings.Index(info.Addresses[0], "/p2p/")]}
+
+	ctx := context.Background()
+	c := reqNode.client
+	guest, _ := os.ReadFile(guestModule(t))
+	module := addFile(t, c, "guest.wasm", guest)
+	input := addFile(t, c, "data.txt", []byte("restarted\n"))
+	waitProviders(t, c, 2)
+
+	job, err := c.JobSubmit(ctx, spinSpec(module, input, 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, job.ID, "running", 30*time.Second)
+	stopReq()
+	reqNode, stopReq = runNode(t, reqDir, reqCfg)
+	c = reqNode.client
+	done := waitJob(t, c, job.ID, 120*time.Second)
+	if done.State != "succeeded" {
+		t.Fatalf("job after a requester restart: %+v", done)
+	}
+
+	job2, err := c.JobSubmit(ctx, spinSpec(module, input, 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := waitState(t, c, job2.ID, "running", 30*time.Second)
+	stopProv := provs[running.Provider]
+	stopProv()
+	var restarted string
+	for i, d := range provDirs {
+		if id, _ := peerIDOf(d); id == running.Provider {
+			n, _ := runNode(t, provDirs[i], provCfg)
+			restarted = n.Host().ID().String()
+		}
+	}
+	if restarted != running.Provider {
+		t.Fatal("provider did not come back")
+	}
+	done2 := waitJob(t, c, job2.ID, 120*time.Second)
+	if done2.State != "succeeded" || done2.Attempt < 2 {
+		t.Fatalf("job after a provider restart: %+v", done2)
+	}
+}
+
+func peerIDOf(dir string) (string, error) {
+	r := &Repo{Dir: dir}
+	k, err := r.PeerKey()
+	if err != nil {
+		return "", err
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	return id.String(), err
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("CYXWIZ_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -78,6 +78,22 @@ func main() {
 		for i := range n {
 			fmt.Println("line", i)
 		}
+	case "spin": // spin N IN OUT: N million iterations of busy work, then copy
+		n, _ := strconv.Atoi(os.Args[2])
+		x := uint64(1)
+		for i := 0; i < n*1000000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		fmt.Println("spun", x%10)
+		data, err := os.ReadFile(os.Args[3])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "read:", err)
+			os.Exit(1)
+		}
+		if err := os.WriteFile(os.Args[4], data, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			os.Exit(1)
+		}
 	case "panic":
 		panic("guest panicked")
 	}
