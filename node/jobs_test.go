@@ -131,7 +131,7 @@ func TestJobEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("many nodes")
 	}
-	nodes := swarm(t, 4)
+	nodes := swarm(t, 10)
 	req := nodes[0].client
 	ctx := context.Background()
 	guest, err := os.ReadFile(guestModule(t))
@@ -141,13 +141,30 @@ func TestJobEndToEnd(t *testing.T) {
 	module := addFile(t, req, "guest.wasm", guest)
 	input := addFile(t, req, "data.txt", []byte("the quick brown fox\n"))
 
-	waitProviders(t, req, 3)
+	waitProviders(t, req, 9)
 
-	job, err := req.JobSubmit(ctx, spec(module, input, nil))
-	if err != nil {
-		t.Fatal(err)
+	// Ten jobs at once spread over the nine providers.
+	var ids []string
+	for range 10 {
+		job, err := req.JobSubmit(ctx, spec(module, input, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, job.ID)
 	}
-	done := waitJob(t, req, job.ID, 60*time.Second)
+	used := map[string]bool{}
+	for _, id := range ids[1:] {
+		done := waitJob(t, req, id, 120*time.Second)
+		if done.State != "succeeded" {
+			t.Fatalf("job %s ended %s: %+v", id, done.State, done)
+		}
+		used[done.Provider] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("ten jobs ran on %d provider(s); want them spread", len(used))
+	}
+	job := api.JobInfo{ID: ids[0]}
+	done := waitJob(t, req, job.ID, 120*time.Second)
 	if done.State != "succeeded" || done.Result == nil || len(done.Result.Outputs) != 1 {
 		t.Fatalf("job ended %s: %+v", done.State, done)
 	}

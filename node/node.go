@@ -100,6 +100,7 @@ func New(p Params) (*Node, error) {
 		Version:      Version,
 		Logger:       log.With("system", "p2p"),
 		Validators:   map[string]record.Validator{capacityNamespace: capacityValidator{}},
+		ScoredTopics: []string{jobs.Topic},
 	})
 	if err != nil {
 		n.ln.Close()

@@ -46,6 +46,9 @@ type Params struct {
 	Version string
 	// Validators check DHT records of the given namespaces (/ns/...).
 	Validators map[string]record.Validator
+	// ScoredTopics are gossipsub topics whose invalid messages lower their
+	// sender's score, until the sender is ignored.
+	ScoredTopics []string
 	// Logger receives the host's own log lines.
 	Logger *slog.Logger
 }
@@ -188,6 +191,7 @@ func New(p Params) (*Host, error) {
 		pubsub.WithMaxMessageSize(maxPubSubMessage),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(kad)),
+		pubsub.WithPeerScore(scoreParams(p.ScoredTopics)),
 	)
 	if err != nil {
 		hst.Close()
@@ -203,6 +207,37 @@ func New(p Params) (*Host, error) {
 		}
 	}
 	return hst, nil
+}
+
+// scoreParams penalize invalid messages on the given topics: each one
+// lowers the sender's score by 10, decaying by a tenth a second; below -10
+// a peer gets no gossip, below -50 its messages are not forwarded, below
+// -80 it is ignored altogether.
+func scoreParams(topics []string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+	tp := map[string]*pubsub.TopicScoreParams{}
+	for _, t := range topics {
+		tp[t] = &pubsub.TopicScoreParams{
+			SkipAtomicValidation:           true,
+			TopicWeight:                    1,
+			InvalidMessageDeliveriesWeight: -10,
+			InvalidMessageDeliveriesDecay:  0.9,
+			// Not scored, but the score divides by it.
+			TimeInMeshQuantum: time.Second,
+		}
+	}
+	return &pubsub.PeerScoreParams{
+			SkipAtomicValidation: true,
+			Topics:               tp,
+			AppSpecificScore:     func(peer.ID) float64 { return 0 },
+			DecayInterval:        time.Second,
+			DecayToZero:          0.01,
+			RetainScore:          10 * time.Minute,
+		}, &pubsub.PeerScoreThresholds{
+			SkipAtomicValidation: true,
+			GossipThreshold:      -10,
+			PublishThreshold:     -50,
+			GraylistThreshold:    -80,
+		}
 }
 
 func dhtMode(mode string) dht.ModeOpt {
