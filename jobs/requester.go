@@ -108,6 +108,18 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			e.fetchOutputs(ctx, j)
 			return
 		}
+		if j.State == market.StateSubmitted {
+			// The requester serves the job's data: it must hold every
+			// input before any provider is asked to fetch it.
+			if err := e.holdInputs(ctx, j); err != nil {
+				if ctx.Err() != nil {
+					e.cancelled(j, "cancelled by the requester")
+					return
+				}
+				fail(err.Error())
+				return
+			}
+		}
 		// submitted, bidding or awarded (after a restart): a new auction.
 		if j.Attempt >= e.cfg.MaxAttempts {
 			fail(fmt.Sprintf("%v after %d auctions", errNoProvider, j.Attempt))
@@ -141,6 +153,27 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			continue // running now
 		}
 	}
+}
+
+// holdInputs pins the module and every input, fetching what is not here.
+func (e *Engine) holdInputs(ctx context.Context, j *Job) error {
+	names := map[string]string{}
+	if j.Spec.WASM != nil {
+		names[j.Spec.WASM.Module] = "wasm.module"
+	}
+	for _, in := range j.Spec.Inputs {
+		names[in.CID] = "input " + in.Name
+	}
+	for _, c := range j.Spec.CIDs() {
+		id, err := cid.Decode(c)
+		if err != nil {
+			return fmt.Errorf("%s: %v", names[c], err)
+		}
+		if err := e.p.Content.Pin(ctx, id, "job "+j.ID, nil); err != nil {
+			return fmt.Errorf("%s (%s): %v", names[c], c, err)
+		}
+	}
+	return nil
 }
 
 // cancelled records a cancellation by the user. When the engine itself is

@@ -382,3 +382,66 @@ func testLogger(t *testing.T) *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// TestJobFailuresAndCancel: missing inputs, a module that is not WASM and
+// a job past its wall limit fail with a reason; a running job can be
+// cancelled.
+func TestJobFailuresAndCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes")
+	}
+	cfg := testConfig()
+	cfg.Content.FetchTimeoutSeconds = 2
+	cfg.Market.Provider = false
+	req := startNode(t, cfg, 0)
+	info, _ := req.client.NodeInfo(context.Background())
+	pcfg := testConfig()
+	pcfg.Swarm.Bootstrap = info.Addresses
+	startNode(t, pcfg, 0)
+	startNode(t, pcfg, 0)
+	c := req.client
+	ctx := context.Background()
+	guest, _ := os.ReadFile(guestModule(t))
+	module := addFile(t, c, "guest.wasm", guest)
+	input := addFile(t, c, "data.txt", []byte("x\n"))
+	notWasm := addFile(t, c, "script.sh", []byte("#!/bin/sh\necho hi\n"))
+	waitProviders(t, c, 2)
+
+	missing := "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+	cases := []struct {
+		name, want string
+		spec       json.RawMessage
+	}{
+		{"missing input", "input data.txt", spec(module, missing, nil)},
+		{"not wasm", "WebAssembly", spec(notWasm, input, nil)},
+		{"endless loop", "wall-time", spec(module, input, map[string]any{
+			"wasm": map[string]any{"module": module, "args": []string{"loop"}}, "limits": map[string]int{"wall_seconds": 1}})},
+		{"no output written", "output result", spec(module, input, map[string]any{
+			"wasm": map[string]any{"module": module, "args": []string{"env", "X"}}})},
+	}
+	for _, tc := range cases {
+		job, err := c.JobSubmit(ctx, tc.spec)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		done := waitJob(t, c, job.ID, 60*time.Second)
+		if done.State != "failed" || !strings.Contains(done.Reason, tc.want) {
+			t.Errorf("%s: %s (%q), want failed mentioning %q", tc.name, done.State, done.Reason, tc.want)
+		}
+	}
+
+	job, err := c.JobSubmit(ctx, spinSpec(module, input, 2000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, job.ID, "running", 30*time.Second)
+	if _, err := c.JobCancel(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if done := waitJob(t, c, job.ID, 30*time.Second); done.State != "cancelled" {
+		t.Fatalf("cancelled job ended %s", done.State)
+	}
+	if _, err := c.JobCancel(ctx, job.ID); err == nil {
+		t.Error("cancelling a finished job succeeded")
+	}
+}
