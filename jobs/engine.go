@@ -37,8 +37,12 @@ type Config struct {
 	InputTimeout time.Duration
 	// ResultMargin is added to a job's wall limit for its result deadline.
 	ResultMargin time.Duration
-	// MaxAttempts bounds the auctions of one job.
-	MaxAttempts int
+	// MaxFailures bounds the providers that may fail one job (no ack, no
+	// result, a fault of their own) before the job fails.
+	MaxFailures int
+	// BidTimeout bounds how long a job may wait for a provider that takes
+	// it; auctions without bids are repeated until then.
+	BidTimeout time.Duration
 	// ProviderLost is how long a running job's provider may stay
 	// unreachable before the job goes to a new auction.
 	ProviderLost time.Duration
@@ -57,7 +61,8 @@ func DefaultConfig() Config {
 		AckTimeout:    5 * time.Second,
 		InputTimeout:  60 * time.Second,
 		ResultMargin:  30 * time.Second,
-		MaxAttempts:   5,
+		MaxFailures:   5,
+		BidTimeout:    10 * time.Minute,
 		ProviderLost:  10 * time.Second,
 		MaxConcurrent: 4,
 	}

@@ -80,7 +80,8 @@ func (e *Engine) startRequester(id string) {
 
 // runRequester drives one job to a final state: auctions, awards, waits for
 // the result, fetches the outputs; a failed or silent provider means a new
-// auction, up to MaxAttempts.
+// auction, until MaxFailures providers have failed it or no provider takes
+// it within BidTimeout.
 func (e *Engine) runRequester(ctx context.Context, id string) {
 	fail := func(reason string) {
 		j, err := e.update(id, func(j *Job) error { return j.move(market.StateFailed, reason) })
@@ -121,8 +122,12 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			}
 		}
 		// submitted, bidding or awarded (after a restart): a new auction.
-		if j.Attempt >= e.cfg.MaxAttempts {
-			fail(fmt.Sprintf("%v after %d auctions", errNoProvider, j.Attempt))
+		if len(j.Excluded) >= e.cfg.MaxFailures {
+			fail(fmt.Sprintf("%d providers failed the job", len(j.Excluded)))
+			return
+		}
+		if time.Since(j.CreatedAt) > e.cfg.BidTimeout && j.State != market.StateSubmitted {
+			fail(fmt.Sprintf("%v within %s (%d auctions)", errNoProvider, e.cfg.BidTimeout, j.Attempt))
 			return
 		}
 		j, err = e.update(id, func(j *Job) error {
@@ -145,7 +150,7 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 		if len(bids) == 0 {
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Duration(j.Attempt) * 500 * time.Millisecond):
+			case <-time.After(min(time.Duration(j.Attempt)*100*time.Millisecond, 2*time.Second)):
 			}
 			continue
 		}

@@ -91,6 +91,7 @@ const (
 	maxResultOutputs    = 64
 	maxLogTailBytes     = 8 << 10
 	maxFailureReasonLen = 1024
+	maxAttempt          = 100000
 )
 
 // CheckAnnouncement validates an announcement against its signer and clock.
@@ -101,8 +102,8 @@ func CheckAnnouncement(a Announcement, signer peer.ID, now time.Time) error {
 	if err := CheckJobID(a.JobID); err != nil {
 		return err
 	}
-	if a.Attempt < 1 || a.Attempt > 100 {
-		return fmt.Errorf("attempt %d is outside 1..100", a.Attempt)
+	if a.Attempt < 1 || a.Attempt > maxAttempt {
+		return fmt.Errorf("attempt %d is outside 1..%d", a.Attempt, maxAttempt)
 	}
 	if now.Sub(a.IssuedAt) > MaxAnnouncementAge {
 		return errors.New("announcement is stale")
