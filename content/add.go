@@ -37,6 +37,17 @@ var cidBuilder = merkledag.V1CidPrefix()
 // Add imports a file or a directory tree as UnixFS (default chunker, CIDv1,
 // raw leaves), pins its root and announces it. Symbolic links are refused.
 func (s *Store) Add(ctx context.Context, path string, progress Progress) (AddResult, error) {
+	return s.add(ctx, path, progress, true)
+}
+
+// AddUnannounced is Add without announcing the root to the DHT now: for
+// content handed to a peer directly (job outputs); the reprovider
+// announces it with the other pins later.
+func (s *Store) AddUnannounced(ctx context.Context, path string) (AddResult, error) {
+	return s.add(ctx, path, nil, false)
+}
+
+func (s *Store) add(ctx context.Context, path string, progress Progress, announce bool) (AddResult, error) {
 	info, err := os.Lstat(path)
 	if err != nil {
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
@@ -68,7 +79,9 @@ func (s *Store) Add(ctx context.Context, path string, progress Progress) (AddRes
 	if err := s.putPin(root.Cid(), name, total); err != nil {
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
 	}
-	s.provide(root.Cid())
+	if announce {
+		s.provide(root.Cid())
+	}
 	return AddResult{CID: root.Cid(), Name: name, Size: total}, nil
 }
 

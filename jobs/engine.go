@@ -46,7 +46,8 @@ type Config struct {
 	// ProviderLost is how long a running job's provider may stay
 	// unreachable before the job goes to a new auction.
 	ProviderLost time.Duration
-	// MaxConcurrent bounds the jobs a provider runs or queues at once.
+	// MaxConcurrent bounds the jobs a provider runs at once; it queues up
+	// to four times as many more.
 	MaxConcurrent int
 	// Allow and Deny filter requesters by peer ID (provider side).
 	Allow, Deny []string
@@ -107,14 +108,18 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	auctions map[string]chan candidate     // requester: jobID/attempt -> bids
-	results  map[string]chan struct{}      // requester: jobID -> result arrived
-	waiting  map[string]context.CancelFunc // requester: running job loops
-	running  map[string]context.CancelFunc // provider: jobID/attempt -> stop
-	seen     map[string]time.Time          // provider: announcements seen
-	locks    map[string]*sync.Mutex        // per requester job
-	load     market.Load
+	mu           sync.Mutex
+	auctions     map[string]chan candidate     // requester: jobID/attempt -> bids
+	results      map[string]chan struct{}      // requester: jobID -> result arrived
+	waiting      map[string]context.CancelFunc // requester: running job loops
+	running      map[string]context.CancelFunc // provider: jobID/attempt -> stop
+	seen         map[string]time.Time          // provider: announcements seen
+	locks        map[string]*sync.Mutex        // per requester job
+	load         market.Load
+	modules      moduleCache                // provider: bytes of recently run modules
+	slots        chan struct{}              // provider: one per job that may run at once
+	auctionSlots chan struct{}              // requester: auctions open at once
+	tally        map[string]market.Outcomes // requester: outcomes by provider
 }
 
 type candidate struct {
@@ -137,7 +142,9 @@ func New(p Params) (*Engine, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel,
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
-		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{}, locks: map[string]*sync.Mutex{}}
+		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{}, locks: map[string]*sync.Mutex{},
+		tally: map[string]market.Outcomes{}, slots: make(chan struct{}, max(1, p.Config.MaxConcurrent)),
+		auctionSlots: make(chan struct{}, maxAuctions)}
 	return e, nil
 }
 
@@ -213,6 +220,16 @@ func (e *Engine) resume() error {
 		return err
 	}
 	for _, j := range reqs {
+		for _, p := range j.Excluded {
+			o := e.tally[p]
+			o.Failed++
+			e.tally[p] = o
+		}
+		if j.State == market.StateSucceeded {
+			o := e.tally[j.Provider]
+			o.Succeeded++
+			e.tally[j.Provider] = o
+		}
 		if !j.State.Final() {
 			e.log.Info("resuming job", "job", j.ID, "state", j.State)
 			e.startRequester(j.ID)
@@ -279,3 +296,6 @@ func (e *Engine) newStream(ctx context.Context, p peer.ID, proto protocol.ID, ti
 func ensureDir(dir string) error { return os.MkdirAll(dir, 0o700) }
 
 var errNoProvider = errors.New("no provider took the job")
+
+// maxAuctions bounds the auctions a requester runs at once.
+const maxAuctions = 16

@@ -106,7 +106,7 @@ func (e *Engine) readAnnouncements() {
 			continue
 		}
 		bid := market.Bid{JobID: a.JobID, Attempt: a.Attempt, Provider: e.self.String(),
-			Price: capacity.Prices.Quote(a.Spec), QueueDepth: load.Running + load.Queued, ExpiresAt: time.Now().Add(time.Minute)}
+			Price: capacity.Prices.Quote(a.Spec), QueueDepth: e.queueDepth(load), ExpiresAt: time.Now().Add(time.Minute)}
 		if a.Spec.Price != nil {
 			bid.Mint = a.Spec.Price.Mint
 		}
@@ -118,9 +118,21 @@ func (e *Engine) readAnnouncements() {
 	}
 }
 
+// strategy is the provider's bid strategy: a job it can run, at its
+// price, from a requester it serves, with room in its queue. Jobs beyond
+// MaxConcurrent wait in a queue of up to QueueFactor times as many; bids
+// say how deep the queue is.
 func (e *Engine) strategy() market.BidStrategy {
-	return market.All(market.ExecutorSupported(), market.FreeCapacity(), market.MinPrice(),
-		market.AllowDeny(e.cfg.Allow, e.cfg.Deny), market.MaxConcurrent(e.cfg.MaxConcurrent))
+	return market.All(market.ExecutorSupported(), market.Fits(), market.MinPrice(),
+		market.AllowDeny(e.cfg.Allow, e.cfg.Deny), market.QueueRoom(e.cfg.MaxConcurrent, e.cfg.MaxConcurrent*queueFactor))
+}
+
+// queueFactor sizes the provider's queue relative to MaxConcurrent.
+const queueFactor = 4
+
+// queueDepth is how many jobs would run before a new one.
+func (e *Engine) queueDepth(l market.Load) int {
+	return max(0, l.Running+l.Queued-e.cfg.MaxConcurrent+1)
 }
 
 func (e *Engine) sendBid(a market.Announcement, bid market.Bid) error {
@@ -221,18 +233,11 @@ func (e *Engine) takeAward(award market.Award, signer, from peer.ID) string {
 	}
 	ctx, cancel := context.WithDeadline(e.ctx, award.Deadline)
 	e.running[key] = cancel
-	e.load.Running++
-	e.load.CPUInUse += award.Spec.Resources.CPU
-	e.load.MemInUse += int64(award.Spec.Resources.MemoryMiB)
-	e.load.DiskInUse += int64(award.Spec.Resources.DiskMiB)
+	e.load.Queued++
 	e.spawn(func() {
 		defer func() {
 			e.mu.Lock()
 			delete(e.running, key)
-			e.load.Running--
-			e.load.CPUInUse -= award.Spec.Resources.CPU
-			e.load.MemInUse -= int64(award.Spec.Resources.MemoryMiB)
-			e.load.DiskInUse -= int64(award.Spec.Resources.DiskMiB)
 			e.mu.Unlock()
 			cancel()
 		}()
@@ -272,8 +277,23 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	logs := newLogSink(e, j, filepath.Join(dir, "job.log"))
 	defer logs.close()
 
+	queued := true
+	defer func() {
+		if queued {
+			e.mu.Lock()
+			e.load.Queued--
+			e.mu.Unlock()
+		}
+	}()
 	program, usage, err := e.prepare(ctx, j, dir)
 	res.Usage = usage
+	if err == nil {
+		err = e.acquireSlot(ctx, j.Spec.Resources)
+	}
+	if err == nil {
+		queued = false
+		defer e.releaseSlot(j.Spec.Resources)
+	}
 	if err != nil {
 		res.Status, res.ExitCode = market.StatusFailed, providerFault
 		res.Reason = "inputs: " + err.Error()
@@ -316,6 +336,34 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	e.finish(j, res, logs)
 }
 
+// acquireSlot waits for one of the MaxConcurrent execution slots and
+// moves the job from the queue to the running jobs.
+func (e *Engine) acquireSlot(ctx context.Context, r market.Resources) error {
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.mu.Lock()
+	e.load.Queued--
+	e.load.Running++
+	e.load.CPUInUse += r.CPU
+	e.load.MemInUse += int64(r.MemoryMiB)
+	e.load.DiskInUse += int64(r.DiskMiB)
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) releaseSlot(r market.Resources) {
+	e.mu.Lock()
+	e.load.Running--
+	e.load.CPUInUse -= r.CPU
+	e.load.MemInUse -= int64(r.MemoryMiB)
+	e.load.DiskInUse -= int64(r.DiskMiB)
+	e.mu.Unlock()
+	<-e.slots
+}
+
 // prepare fetches the module and the inputs into dir/in, with the input
 // timeout, and returns the module's bytes.
 func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, error) {
@@ -331,13 +379,15 @@ func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, marke
 	if err != nil {
 		return nil, usage, err
 	}
-	modPath := filepath.Join(dir, "module.wasm")
-	if _, err := e.p.Content.Get(ctx, mod, modPath, nil); err != nil {
-		return nil, usage, fmt.Errorf("module %s: %w", mod, err)
-	}
-	program, err := os.ReadFile(modPath)
+	program, err := e.modules.get(ctx, mod, func() ([]byte, error) {
+		modPath := filepath.Join(dir, "module.wasm")
+		if _, err := e.p.Content.Get(ctx, mod, modPath, nil); err != nil {
+			return nil, err
+		}
+		return os.ReadFile(modPath)
+	})
 	if err != nil {
-		return nil, usage, err
+		return nil, usage, fmt.Errorf("module %s: %w", mod, err)
 	}
 	usage.InputBytes += int64(len(program))
 	for _, in := range j.Spec.Inputs {
@@ -365,7 +415,7 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 		if size > o.MaxBytes {
 			return fmt.Errorf("output %s is %d bytes, more than its max_bytes %d", o.Name, size, o.MaxBytes)
 		}
-		added, err := e.p.Content.Add(ctx, host, nil)
+		added, err := e.p.Content.AddUnannounced(ctx, host)
 		if err != nil {
 			return fmt.Errorf("output %s: %w", o.Name, err)
 		}
@@ -393,7 +443,7 @@ func treeSize(path string) (int64, error) {
 func (e *Engine) finish(j *Job, res market.Result, logs *logSink) {
 	logs.close()
 	res.LogTail = logs.tail()
-	if added, err := e.p.Content.Add(e.ctx, logs.path, nil); err == nil {
+	if added, err := e.p.Content.AddUnannounced(e.ctx, logs.path); err == nil {
 		res.LogCID = added.CID.String()
 	}
 	res.FinishedAt = time.Now().UTC()
@@ -593,6 +643,47 @@ func (l *logSink) tail() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return string(l.last)
+}
+
+// moduleCache keeps recently run modules' bytes, so that a provider does
+// not read a module from its store for every job.
+type moduleCache struct {
+	mu    sync.Mutex
+	mods  map[cid.Cid][]byte
+	order []cid.Cid
+	size  int
+}
+
+const moduleCacheBytes = 64 << 20
+
+func (m *moduleCache) get(ctx context.Context, c cid.Cid, load func() ([]byte, error)) ([]byte, error) {
+	m.mu.Lock()
+	if b, ok := m.mods[c]; ok {
+		m.mu.Unlock()
+		return b, nil
+	}
+	m.mu.Unlock()
+	b, err := load()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mods == nil {
+		m.mods = map[cid.Cid][]byte{}
+	}
+	if _, ok := m.mods[c]; !ok && len(b) <= moduleCacheBytes {
+		m.mods[c] = b
+		m.order = append(m.order, c)
+		m.size += len(b)
+		for m.size > moduleCacheBytes {
+			old := m.order[0]
+			m.order = m.order[1:]
+			m.size -= len(m.mods[old])
+			delete(m.mods, old)
+		}
+	}
+	return b, nil
 }
 
 type writerFunc func([]byte) (int, error)

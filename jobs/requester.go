@@ -140,22 +140,24 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			return
 		}
 		e.notify(j, fmt.Sprintf("auction %d", j.Attempt))
+		// Auctions run a few at a time: a burst of jobs queues here rather
+		// than flooding the swarm with announcements nobody can take.
+		select {
+		case e.auctionSlots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
 		bids, err := e.auction(ctx, j)
-		if err != nil {
-			if ctx.Err() != nil {
-				continue
-			}
+		if err != nil && ctx.Err() == nil {
 			e.log.Warn("auction failed", "job", id, "error", err)
 		}
-		if len(bids) == 0 {
+		awarded := len(bids) > 0 && e.award(ctx, j, bids)
+		<-e.auctionSlots
+		if !awarded && ctx.Err() == nil {
 			select {
 			case <-ctx.Done():
 			case <-time.After(min(time.Duration(j.Attempt)*100*time.Millisecond, 2*time.Second)):
 			}
-			continue
-		}
-		if e.award(ctx, j, bids) {
-			continue // running now
 		}
 	}
 }
@@ -277,24 +279,24 @@ func (e *Engine) candidate(c candidate) market.Candidate {
 	return out
 }
 
-// outcomes counts this node's finished jobs with a provider.
+// outcomes returns this node's tally of finished jobs with a provider.
 func (e *Engine) outcomes(provider string) market.Outcomes {
-	var o market.Outcomes
-	jobs, err := e.store.list(RoleRequester)
-	if err != nil {
-		return o
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tally[provider]
+}
+
+// count records an outcome with a provider.
+func (e *Engine) count(provider string, succeeded bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.tally[provider]
+	if succeeded {
+		o.Succeeded++
+	} else {
+		o.Failed++
 	}
-	for _, j := range jobs {
-		for _, ex := range j.Excluded {
-			if ex == provider {
-				o.Failed++
-			}
-		}
-		if j.Provider == provider && j.State == market.StateSucceeded {
-			o.Succeeded++
-		}
-	}
-	return o
+	e.tally[provider] = o
 }
 
 // handleBid takes one bid from a provider.
@@ -337,7 +339,9 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 			continue
 		}
 		now := time.Now().UTC()
-		deadline := now.Add(e.cfg.InputTimeout + time.Duration(j.Spec.Limits.WallSeconds)*time.Second + e.cfg.ResultMargin)
+		// A queued job waits for the jobs ahead of it: one wall limit each.
+		wall := time.Duration(j.Spec.Limits.WallSeconds) * time.Second
+		deadline := now.Add(e.cfg.InputTimeout + wall*time.Duration(1+c.Bid.QueueDepth) + e.cfg.ResultMargin)
 		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Provider: c.Bid.Provider,
 			Price: c.Bid.Price, Spec: j.Spec, IssuedAt: now, Deadline: deadline}
 		j2, err := e.update(j.ID, func(j *Job) error {
@@ -459,6 +463,7 @@ func (e *Engine) requeue(j *Job, reason string) {
 		return j.move(market.StateBidding, reason)
 	})
 	if err == nil {
+		e.count(j.Excluded[len(j.Excluded)-1], false)
 		e.notify(j, reason)
 	}
 }
@@ -517,6 +522,7 @@ func (e *Engine) fetchOutputs(ctx context.Context, j *Job) {
 	}
 	j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateSucceeded, "outputs fetched") })
 	if err == nil {
+		e.count(j2.Provider, true)
 		e.notify(j2, "outputs fetched")
 	}
 }

@@ -274,6 +274,13 @@ func TestStrategies(t *testing.T) {
 			t.Errorf("%s: decision %+v, want a refusal mentioning %q", tt.name, d, tt.want)
 		}
 	}
+	queueing := All(Fits(), QueueRoom(2, 2))
+	if d := queueing.ShouldBid(BidRequest{Announcement: a, Capacity: capacity, Load: Load{Running: 2, Queued: 1, CPUInUse: 4}}); !d.Bid {
+		t.Errorf("a busy provider with queue room refused: %s", d.Reason)
+	}
+	if d := queueing.ShouldBid(BidRequest{Announcement: a, Capacity: capacity, Load: Load{Running: 2, Queued: 2}}); d.Bid {
+		t.Error("a provider with a full queue bid")
+	}
 	if d := AllowDeny([]string{"friend"}, nil).ShouldBid(BidRequest{Announcement: a}); d.Bid {
 		t.Error("requester not on the allow list got a bid")
 	}

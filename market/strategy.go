@@ -65,29 +65,47 @@ func ExecutorSupported() BidStrategy {
 
 // FreeCapacity refuses jobs that do not fit what is free now.
 func FreeCapacity() BidStrategy {
+	return StrategyFunc(func(r BidRequest) Decision { return fits(r.Announcement.Spec.Resources, r.Capacity, r.Load) })
+}
+
+// Fits refuses jobs that do not fit the provider's whole offer; with
+// QueueRoom it lets a busy provider queue jobs instead of refusing them.
+func Fits() BidStrategy {
+	return StrategyFunc(func(r BidRequest) Decision { return fits(r.Announcement.Spec.Resources, r.Capacity, Load{}) })
+}
+
+// QueueRoom refuses jobs once running plus queued jobs reach running plus
+// queued slots. The bid's queue depth tells requesters how long they wait.
+func QueueRoom(running, queued int) BidStrategy {
 	return StrategyFunc(func(r BidRequest) Decision {
-		res, c, l := r.Announcement.Spec.Resources, r.Capacity, r.Load
-		switch {
-		case res.CPU > c.CPUCores-l.CPUInUse:
-			return no("needs %d CPUs, %d free", res.CPU, c.CPUCores-l.CPUInUse)
-		case int64(res.MemoryMiB) > c.MemoryMiB-l.MemInUse:
-			return no("needs %d MiB of memory, %d free", res.MemoryMiB, c.MemoryMiB-l.MemInUse)
-		case int64(res.DiskMiB) > c.DiskMiB-l.DiskInUse:
-			return no("needs %d MiB of disk, %d free", res.DiskMiB, c.DiskMiB-l.DiskInUse)
-		}
-		if g := res.GPU; g != nil {
-			fit := 0
-			for _, gpu := range c.GPUs {
-				if gpu.MemoryMiB >= g.MinMemoryMiB && capabilityAtLeast(gpu.ComputeCapability, g.MinComputeCapability) {
-					fit++
-				}
-			}
-			if fit < g.Count {
-				return no("needs %d GPUs, %d fit", g.Count, fit)
-			}
+		if busy := r.Load.Running + r.Load.Queued; busy >= running+queued {
+			return no("%d jobs running or queued, room for %d", busy, running+queued)
 		}
 		return yes()
 	})
+}
+
+func fits(res Resources, c Capacity, l Load) Decision {
+	switch {
+	case res.CPU > c.CPUCores-l.CPUInUse:
+		return no("needs %d CPUs, %d free", res.CPU, c.CPUCores-l.CPUInUse)
+	case int64(res.MemoryMiB) > c.MemoryMiB-l.MemInUse:
+		return no("needs %d MiB of memory, %d free", res.MemoryMiB, c.MemoryMiB-l.MemInUse)
+	case int64(res.DiskMiB) > c.DiskMiB-l.DiskInUse:
+		return no("needs %d MiB of disk, %d free", res.DiskMiB, c.DiskMiB-l.DiskInUse)
+	}
+	if g := res.GPU; g != nil {
+		fit := 0
+		for _, gpu := range c.GPUs {
+			if gpu.MemoryMiB >= g.MinMemoryMiB && capabilityAtLeast(gpu.ComputeCapability, g.MinComputeCapability) {
+				fit++
+			}
+		}
+		if fit < g.Count {
+			return no("needs %d GPUs, %d fit", g.Count, fit)
+		}
+	}
+	return yes()
 }
 
 func capabilityAtLeast(have, want string) bool {

@@ -180,10 +180,13 @@ func (n *Node) Start() error {
 // startJobs opens the job store and builds the market engine, with the
 // executors when the node is a provider.
 func (n *Node) startJobs() error {
-	db, err := bolt.Open(n.repo.Path(JobsFile), 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(n.repo.Path(JobsFile), 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if err != nil {
 		return fmt.Errorf("open job store: %w", err)
 	}
+	// As for content: without sync_writes a crash of the process loses no
+	// job (the kernel holds the writes); a crash of the machine may.
+	db.NoSync = !n.cfg.Content.SyncWrites
 	n.jobsDB = db
 	n.execs = map[string]compute.Executor{}
 	var capacity func() (market.Capacity, bool)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,7 +30,17 @@ func main() {
 	starts := flag.Int("starts", 10, "daemon starts to time")
 	idle := flag.Duration("idle", 30*time.Second, "idle period for the CPU figure")
 	sizeMiB := flag.Int64("transfer-mib", 256, "payload of the transfer benchmark; 0 skips it")
+	jobNodes := flag.Int("job-nodes", 10, "nodes of the job benchmark's devnet; 0 skips it")
+	burst := flag.Int("burst", 1000, "jobs in the burst")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -47,9 +58,13 @@ func main() {
 	if err == nil && *sizeMiB > 0 {
 		err = transferBench(*bin, *kubo, work, *sizeMiB<<20)
 	}
+	if err == nil && *jobNodes > 0 {
+		err = jobsBench(work, *jobNodes, *burst)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.RemoveAll(work)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
