@@ -213,8 +213,12 @@ func (e *Engine) notify(j *Job, detail string) {
 	e.p.Notify(j.ID, Event{Time: time.Now().UTC(), State: j.State, Detail: detail})
 }
 
-// resume restarts the loops of unfinished jobs.
+// resume restarts the loops of unfinished jobs and clears the job folders
+// a crash left behind.
 func (e *Engine) resume() error {
+	if err := os.RemoveAll(filepath.Join(e.p.WorkDir, "run")); err != nil {
+		e.log.Warn("clear old job folders", "error", err)
+	}
 	reqs, err := e.store.list(RoleRequester)
 	if err != nil {
 		return err

@@ -557,29 +557,37 @@ func (e *Engine) recoverProvided(j *Job) {
 // logSink keeps a job's output: a file, a tail, and a live stream to the
 // requester.
 type logSink struct {
-	e    *Engine
-	j    *Job
-	path string
-	mu   sync.Mutex
-	f    *os.File
-	last []byte
-	send chan LogLine
-	done chan struct{}
+	e      *Engine
+	j      *Job
+	path   string
+	mu     sync.Mutex
+	f      *os.File
+	last   []byte
+	send   chan LogLine
+	done   chan struct{}
+	closed bool
 }
 
 const tailBytes = 4096
 
 func newLogSink(e *Engine, j *Job, path string) *logSink {
 	ensureDir(filepath.Dir(path))
-	f, _ := os.Create(path)
+	f, err := os.Create(path)
+	if err != nil {
+		e.log.Warn("job log file", "job", j.ID, "error", err)
+	}
 	l := &logSink{e: e, j: j, path: path, f: f, send: make(chan LogLine, 256), done: make(chan struct{})}
-	go l.forward()
+	e.spawn(l.forward)
 	return l
 }
 
 func (l *logSink) stream(name string) io.Writer {
 	return writerFunc(func(p []byte) (int, error) {
 		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.closed {
+			return len(p), nil
+		}
 		if l.f != nil {
 			l.f.Write(p)
 		}
@@ -587,7 +595,6 @@ func (l *logSink) stream(name string) io.Writer {
 		if len(l.last) > tailBytes {
 			l.last = l.last[len(l.last)-tailBytes:]
 		}
-		l.mu.Unlock()
 		select {
 		case l.send <- LogLine{JobID: l.j.ID, Attempt: l.j.Attempt, Stream: name, Data: string(p)}:
 		default: // the live stream is best effort; the log CID has everything
@@ -628,15 +635,18 @@ func (l *logSink) forward() {
 
 func (l *logSink) close() {
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
 	if l.f != nil {
 		l.f.Close()
 		l.f = nil
-		close(l.send)
-		l.mu.Unlock()
-		<-l.done
-		return
 	}
+	close(l.send)
 	l.mu.Unlock()
+	<-l.done
 }
 
 func (l *logSink) tail() string {

@@ -367,9 +367,11 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 			reason = "refused: " + ack.Reason
 		}
 		e.log.Info("award not taken", "job", j.ID, "provider", c.Bid.Provider, "reason", reason)
-		if _, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateBidding, c.Bid.Provider+": "+reason) }); err != nil {
+		back, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateBidding, c.Bid.Provider+": "+reason) })
+		if err != nil {
 			return false
 		}
+		e.notify(back, c.Bid.Provider+": "+reason)
 	}
 	return false
 }
@@ -499,7 +501,7 @@ var errFinal = errors.New("job has ended")
 // goes to a new auction.
 const providerFault = -100
 
-// fetchOutputs pins every output and the log, then marks the job done.
+// fetchOutputs pins every output, then marks the job done.
 func (e *Engine) fetchOutputs(ctx context.Context, j *Job) {
 	for _, o := range j.Result.Outputs {
 		c, err := cid.Decode(o.CID)

@@ -60,7 +60,8 @@ func TestParseSpec(t *testing.T) {
 		{"price not a number", `"max":"1000000"`, `"max":"1e6"`, "price.max"},
 		{"bad mint", `"mint":"` + testMint + `"`, `"mint":"not-base58-0OIl"`, "price.mint"},
 		{"bad env name", `"MODE":"fast"`, `"1MODE":"fast"`, "wasm.env.1MODE"},
-		{"replicate without replicas", `"mode":"none"`, `"mode":"replicate"`, "verification.replicas"},
+		{"replicate not yet", `"mode":"none"`, `"mode":"replicate","replicas":3`, "verification.mode"},
+		{"replicas without replicate", `"mode":"none"`, `"mode":"none","replicas":3`, "verification.replicas"},
 		{"wrong type", `"cpu":1`, `"cpu":"one"`, "resources.cpu: got JSON string"},
 		{"gpu for wasm", `"disk_mib":64`, `"disk_mib":64,"gpu":{"count":1}`, "resources.gpu"},
 	}

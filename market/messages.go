@@ -231,7 +231,6 @@ type OutputRef struct {
 // Usage is what a job consumed.
 type Usage struct {
 	WallMillis    int64 `json:"wall_ms"`
-	MemoryBytes   int64 `json:"memory_bytes"`
 	InputBytes    int64 `json:"input_bytes"`
 	OutputBytes   int64 `json:"output_bytes"`
 	CompileMillis int64 `json:"compile_ms"`

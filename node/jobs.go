@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
@@ -26,7 +27,7 @@ func (n *Node) jobNotify(id string, ev any) {
 	case jobs.Event:
 		n.events.publish(jobTopic(id), api.JobNotification{Type: "event", ID: id, State: string(ev.State), Detail: ev.Detail, Time: ev.Time})
 	case jobs.LogLine:
-		n.events.publish(jobTopic(id), api.JobNotification{Type: "log", ID: id, Stream: ev.Stream, Data: ev.Data})
+		n.events.publish(jobTopic(id), api.JobNotification{Type: "log", ID: id, Stream: ev.Stream, Data: ev.Data, Time: time.Now().UTC()})
 	}
 }
 
@@ -139,6 +140,11 @@ func (n *Node) jobLogs(ctx context.Context, p api.JobLogsParams) (api.JobLogsRes
 	}
 	out := api.JobLogsResult{Offset: p.Offset, Next: p.Offset, Final: j.State.Final()}
 	f, err := os.Open(n.jobs.LogPath(j.ID))
+	if err == nil && j.State.Final() && j.Result != nil && j.Result.LogCID != "" {
+		// The live stream is best effort; the provider's log by CID is whole.
+		f.Close()
+		err = os.ErrNotExist
+	}
 	switch {
 	case err == nil:
 		defer f.Close()

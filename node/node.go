@@ -222,8 +222,8 @@ func (n *Node) APIAddr() string { return n.ln.Addr().String() }
 // Host returns the node's libp2p host.
 func (n *Node) Host() *p2p.Host { return n.host }
 
-// Close stops the node in reverse order of start: API, content store,
-// event feeds, host.
+// Close stops the node in reverse order of start: API, jobs engine and
+// executors, capacity advertiser, content store, event feeds, host.
 // It removes the API address file. It is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {

@@ -1,8 +1,7 @@
 // Package wasm runs WebAssembly jobs (WASI preview 1) in wazero: inputs
 // read-only under /in, /out writable, no network, a memory cap, a wall-time
-// limit, and a deterministic clock and random source unless a job is given
-// the host's. Compiled modules are cached in memory and, when a folder is
-// given, on disk across restarts.
+// limit, and a deterministic clock and random source. Compiled modules are
+// cached in memory and, when a folder is given, on disk across restarts.
 package wasm
 
 import (
