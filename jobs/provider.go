@@ -39,7 +39,7 @@ func (e *Engine) validateAnnouncement(_ context.Context, from peer.ID, msg *pubs
 	}
 	var a market.Announcement
 	signer, err := env.Open(market.TypeAnnouncement, &a)
-	if err != nil || signer != msg.GetFrom() {
+	if err != nil {
 		return pubsub.ValidationReject
 	}
 	if err := market.CheckAnnouncement(a, signer, time.Now()); err != nil {

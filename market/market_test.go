@@ -80,7 +80,11 @@ func TestParseSpec(t *testing.T) {
 	}
 }
 
-func newKey(t *testing.T) (crypto.PrivKey, peer.ID) {
+func newKeyB(b *testing.B) (crypto.PrivKey, peer.ID) { return newKeyTB(b) }
+
+func newKey(t *testing.T) (crypto.PrivKey, peer.ID) { return newKeyTB(t) }
+
+func newKeyTB(t testing.TB) (crypto.PrivKey, peer.ID) {
 	t.Helper()
 	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pubsub_pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -185,14 +187,23 @@ func New(p Params) (*Host, error) {
 	}
 	hst.DHT = kad
 
-	ps, err := pubsub.NewGossipSub(ctx, h,
+	psOpts := []pubsub.Option{
 		pubsub.WithPeerOutboundQueueSize(cfg.PubSubPeerQueue),
 		pubsub.WithValidateQueueSize(cfg.PubSubValidateQueue),
 		pubsub.WithMaxMessageSize(maxPubSubMessage),
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		// Messages are not signed by pubsub: every CyxWiz message is an
+		// envelope signed by its author, which topic validators check, so
+		// a second signature would only double the cost of each message.
+		// Without pubsub's sender and sequence number, a message's ID is
+		// the hash of its content.
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(contentMessageID),
 		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(kad)),
-		pubsub.WithPeerScore(scoreParams(p.ScoredTopics)),
-	)
+	}
+	if len(p.ScoredTopics) > 0 {
+		psOpts = append(psOpts, pubsub.WithPeerScore(scoreParams(p.ScoredTopics)))
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h, psOpts...)
 	if err != nil {
 		hst.Close()
 		return nil, fmt.Errorf("new host: gossipsub: %w", err)
@@ -207,6 +218,12 @@ func New(p Params) (*Host, error) {
 		}
 	}
 	return hst, nil
+}
+
+// contentMessageID identifies a message by the SHA-256 of its data.
+func contentMessageID(m *pubsub_pb.Message) string {
+	sum := sha256.Sum256(m.Data)
+	return string(sum[:])
 }
 
 // scoreParams penalize invalid messages on the given topics: each one

@@ -32,6 +32,7 @@ func main() {
 	sizeMiB := flag.Int64("transfer-mib", 256, "payload of the transfer benchmark; 0 skips it")
 	jobNodes := flag.Int("job-nodes", 10, "nodes of the job benchmark's devnet; 0 skips it")
 	burst := flag.Int("burst", 1000, "jobs in the burst")
+	announceHosts := flag.Int("announce-hosts", 30, "hosts of the announcement benchmark; 0 skips it")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -60,6 +61,14 @@ func main() {
 	}
 	if err == nil && *jobNodes > 0 {
 		err = jobsBench(work, *jobNodes, *burst)
+	}
+	if err == nil && *announceHosts > 0 {
+		// The target's rate (one every 2 ms), then one every 10 ms: 30 hosts
+		// checking every signature share this machine's cores.
+		err = announceBench(*announceHosts, 1000, 2*time.Millisecond)
+		if err == nil {
+			err = announceBench(*announceHosts, 500, 10*time.Millisecond)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
