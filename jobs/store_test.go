@@ -22,7 +22,8 @@ func TestJobIDs(t *testing.T) {
 			t.Fatalf("duplicate ID %s", id)
 		}
 		seen[id] = true
-		if id[:10] < prev[:min(10, len(prev))] {
+		// The first 9 characters hold the top 45 bits of the milliseconds.
+		if id[:9] < prev[:min(9, len(prev))] {
 			t.Fatalf("IDs do not sort by time: %s after %s", id, prev)
 		}
 		prev = id
