@@ -52,7 +52,7 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 	if err != nil {
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
 	}
-	total, err := treeSize(path)
+	total, err := TreeSize(path)
 	if err != nil {
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
 	}
@@ -85,9 +85,9 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 	return AddResult{CID: root.Cid(), Name: name, Size: total}, nil
 }
 
-// treeSize sums the sizes of the regular files under path and refuses
-// anything else that is not a directory.
-func treeSize(path string) (int64, error) {
+// TreeSize sums the sizes of the regular files under path (a file or a
+// directory tree) and refuses anything else: links, devices, sockets.
+func TreeSize(path string) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

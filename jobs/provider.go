@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 func bufReader(s network.Stream) *bufio.Reader { return bufio.NewReader(s) }
@@ -140,34 +142,41 @@ func (e *Engine) sendBid(a market.Announcement, bid market.Bid) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
-	defer cancel()
-	if len(e.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
-		if err := e.p.Host.Connect(ctx, info); err != nil {
-			return err
-		}
-	}
 	env, err := market.Seal(e.p.Key, market.TypeBid, bid)
 	if err != nil {
 		return err
 	}
-	s, r, w, err := e.newStream(ctx, info.ID, BidProtocol, 5*time.Second)
+	reply, err := e.exchange(info, BidProtocol, env, 5*time.Second)
 	if err != nil {
 		return err
+	}
+	if reply != "ok" {
+		return fmt.Errorf("requester answered %q", reply)
+	}
+	return nil
+}
+
+// exchange sends one envelope to a peer, dialling it when needed, and
+// returns its short text reply.
+func (e *Engine) exchange(info peer.AddrInfo, proto protocol.ID, env market.Envelope, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	defer cancel()
+	if len(e.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
+		if err := e.p.Host.Connect(ctx, info); err != nil {
+			return "", err
+		}
+	}
+	s, r, w, err := e.newStream(ctx, info.ID, proto, timeout)
+	if err != nil {
+		return "", err
 	}
 	defer s.Close()
 	if err := writeEnvelope(w, env); err != nil {
 		s.Reset()
-		return err
+		return "", err
 	}
-	reply, err := readFrame(r, 256)
-	if err != nil {
-		return err
-	}
-	if string(reply) != "ok" {
-		return fmt.Errorf("requester answered %q", reply)
-	}
-	return nil
+	reply, err := readFrame(r, 4096)
+	return string(reply), err
 }
 
 // handleAward answers an award with a signed ack and starts the job.
@@ -408,7 +417,7 @@ func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, marke
 func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result) error {
 	for _, o := range j.Spec.Outputs {
 		host := filepath.Join(outDir, strings.TrimPrefix(o.Path, "/out/"))
-		size, err := treeSize(host)
+		size, err := content.TreeSize(host)
 		if err != nil {
 			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
 		}
@@ -423,20 +432,6 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 		res.Usage.OutputBytes += added.Size
 	}
 	return nil
-}
-
-func treeSize(path string) (int64, error) {
-	var total int64
-	err := filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			total += info.Size()
-		}
-		return nil
-	})
-	return total, err
 }
 
 // finish signs the result, stores it and delivers it to the requester.
@@ -496,27 +491,11 @@ func (e *Engine) deliver(j *Job) {
 }
 
 func (e *Engine) sendResult(info peer.AddrInfo, env market.Envelope) error {
-	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-	defer cancel()
-	if len(e.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
-		if err := e.p.Host.Connect(ctx, info); err != nil {
-			return err
-		}
-	}
-	s, r, w, err := e.newStream(ctx, info.ID, ResultProtocol, 10*time.Second)
+	reply, err := e.exchange(info, ResultProtocol, env, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if err := writeEnvelope(w, env); err != nil {
-		s.Reset()
-		return err
-	}
-	reply, err := readFrame(r, 4096)
-	if err != nil {
-		return err
-	}
-	if string(reply) != "ok" && string(reply) != "final" {
+	if reply != "ok" && reply != "final" {
 		return fmt.Errorf("requester: %s", reply)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/node/api"
 )
 
@@ -38,7 +39,7 @@ func addCommand() *command {
 			if err != nil {
 				return err
 			}
-			size, err := pathSize(path)
+			size, err := content.TreeSize(path)
 			if err != nil {
 				return err
 			}
@@ -254,20 +255,6 @@ func withClient(e *env, fn func(context.Context, *api.Client) error) error {
 	ctx, stop := signalContext(e.stderr)
 	defer stop()
 	return fn(ctx, c)
-}
-
-func pathSize(path string) (int64, error) {
-	var total int64
-	err := filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			total += info.Size()
-		}
-		return nil
-	})
-	return total, err
 }
 
 func newProgressID() string {

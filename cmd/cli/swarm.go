@@ -16,6 +16,16 @@ import (
 // callTimeout bounds one API call of a short command.
 const callTimeout = time.Minute
 
+// call returns a client and a context for one short API call.
+func (e *env) call() (*api.Client, context.Context, func(), error) {
+	c, err := e.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	return c, ctx, cancel, nil
+}
+
 func idCommand() *command {
 	return &command{
 		name:    "id",
@@ -24,12 +34,11 @@ func idCommand() *command {
 			if len(args) != 0 {
 				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
 			}
-			c, err := e.client()
+			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-			defer cancel()
+			defer done()
 			info, err := c.NodeInfo(ctx)
 			if err != nil {
 				return err
@@ -55,12 +64,11 @@ func swarmPeersCommand() *command {
 			if len(args) != 0 {
 				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
 			}
-			c, err := e.client()
+			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-			defer cancel()
+			defer done()
 			peers, err := c.SwarmPeers(ctx)
 			if err != nil {
 				return err
@@ -87,12 +95,11 @@ func swarmConnectCommand() *command {
 			if len(args) != 1 {
 				return fmt.Errorf("%w: want one multiaddr", errUsage)
 			}
-			c, err := e.client()
+			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-			defer cancel()
+			defer done()
 			res, err := c.SwarmConnect(ctx, args[0])
 			if err != nil {
 				return err
@@ -115,12 +122,11 @@ func swarmDisconnectCommand() *command {
 			if len(args) != 1 {
 				return fmt.Errorf("%w: want one peer ID", errUsage)
 			}
-			c, err := e.client()
+			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-			defer cancel()
+			defer done()
 			if err := c.SwarmDisconnect(ctx, args[0]); err != nil {
 				return err
 			}
