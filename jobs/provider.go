@@ -299,9 +299,13 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	if err == nil {
 		err = e.acquireSlot(ctx, j.Spec.Resources)
 	}
+	// The slot is given back once the job's work is done, before the
+	// result is delivered (which may wait for the requester).
+	release := func() {}
 	if err == nil {
 		queued = false
-		defer e.releaseSlot(j.Spec.Resources)
+		release = sync.OnceFunc(func() { e.releaseSlot(j.Spec.Resources) })
+		defer release()
 	}
 	if err != nil {
 		res.Status, res.ExitCode = market.StatusFailed, providerFault
@@ -342,6 +346,7 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 			res.Status, res.Reason = market.StatusFailed, err.Error()
 		}
 	}
+	release()
 	e.finish(j, res, logs)
 }
 

@@ -126,11 +126,14 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			fail(fmt.Sprintf("%d providers failed the job", len(j.Excluded)))
 			return
 		}
-		if time.Since(j.CreatedAt) > e.cfg.BidTimeout && j.State != market.StateSubmitted {
+		if !j.WaitingSince.IsZero() && time.Since(j.WaitingSince) > e.cfg.BidTimeout && j.State == market.StateBidding {
 			fail(fmt.Sprintf("%v within %s (%d auctions)", errNoProvider, e.cfg.BidTimeout, j.Attempt))
 			return
 		}
 		j, err = e.update(id, func(j *Job) error {
+			if j.State != market.StateBidding || j.WaitingSince.IsZero() {
+				j.WaitingSince = time.Now().UTC()
+			}
 			j.Attempt++
 			j.Provider = ""
 			return j.move(market.StateBidding, fmt.Sprintf("auction %d", j.Attempt))
@@ -462,6 +465,7 @@ func (e *Engine) reachable(ctx context.Context, p peer.ID) bool {
 func (e *Engine) requeue(j *Job, reason string) {
 	j, err := e.update(j.ID, func(j *Job) error {
 		j.Excluded = append(j.Excluded, j.Provider)
+		j.WaitingSince = time.Now().UTC()
 		return j.move(market.StateBidding, reason)
 	})
 	if err == nil {

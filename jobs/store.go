@@ -31,17 +31,19 @@ type Event struct {
 
 // Job is one job as this node sees it, requester or provider.
 type Job struct {
-	ID        string         `json:"id"`
-	Role      string         `json:"role"`
-	State     market.State   `json:"state"`
-	Attempt   int            `json:"attempt"`
-	Spec      market.Spec    `json:"spec"`
-	Requester string         `json:"requester"`
-	Provider  string         `json:"provider,omitempty"`
-	Price     uint64         `json:"price,omitempty"`
-	Deadline  time.Time      `json:"deadline,omitempty"`
-	Excluded  []string       `json:"excluded,omitempty"`
-	Result    *market.Result `json:"result,omitempty"`
+	ID        string       `json:"id"`
+	Role      string       `json:"role"`
+	State     market.State `json:"state"`
+	Attempt   int          `json:"attempt"`
+	Spec      market.Spec  `json:"spec"`
+	Requester string       `json:"requester"`
+	Provider  string       `json:"provider,omitempty"`
+	Price     uint64       `json:"price,omitempty"`
+	Deadline  time.Time    `json:"deadline,omitempty"`
+	Excluded  []string     `json:"excluded,omitempty"`
+	// WaitingSince is when the job last went looking for a provider.
+	WaitingSince time.Time      `json:"waiting_since,omitempty"`
+	Result       *market.Result `json:"result,omitempty"`
 	// ResultEnvelope keeps the provider's signed result as evidence.
 	ResultEnvelope *market.Envelope `json:"result_envelope,omitempty"`
 	// RequesterAddrs is where a provider reaches the requester.
