@@ -336,7 +336,7 @@ func TestRestartsMidJob(t *testing.T) {
 	}
 	waitState(t, c, job.ID, "running", 30*time.Second)
 	stopReq()
-	reqNode, stopReq = runNode(t, reqDir, reqCfg)
+	reqNode, _ = runNode(t, reqDir, reqCfg) // stopped by the test's cleanup
 	c = reqNode.client
 	done := waitJob(t, c, job.ID, 120*time.Second)
 	if done.State != "succeeded" {
