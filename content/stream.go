@@ -98,14 +98,18 @@ func readRequest(r *bufio.Reader) (request, error) {
 //	frame: uvarint(len) cid uvarint(len) data
 //	end:   uvarint(0) status-byte
 
-func writeUvarint(w *bufio.Writer, v uint64) {
+func writeUvarint(w *bufio.Writer, v uint64) error {
 	var buf [binary.MaxVarintLen64]byte
-	w.Write(buf[:binary.PutUvarint(buf[:], v)])
+	_, err := w.Write(buf[:binary.PutUvarint(buf[:], v)])
+	return err
 }
 
-func writeBytes(w *bufio.Writer, b []byte) {
-	writeUvarint(w, uint64(len(b)))
-	w.Write(b)
+func writeBytes(w *bufio.Writer, b []byte) error {
+	if err := writeUvarint(w, uint64(len(b))); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
 }
 
 func readBytes(r *bufio.Reader, limit uint64) ([]byte, error) {
@@ -147,7 +151,10 @@ func (s *Store) serveDAG(st network.Stream) {
 		if !seen.Visit(c) {
 			return nil
 		}
+		// The GC lock is held per block, not across network writes.
+		s.gc.RLock()
 		data, err := s.packs.ReadInto(c, buf)
+		s.gc.RUnlock()
 		if err == nil {
 			buf = data
 			if sum, herr := c.Prefix().Sum(data); herr != nil || !sum.Equals(c) {
@@ -161,8 +168,12 @@ func (s *Store) serveDAG(st network.Stream) {
 			return nil
 		}
 		st.SetWriteDeadline(time.Now().Add(streamIdle))
-		writeBytes(w, c.Bytes())
-		writeBytes(w, data)
+		if err := writeBytes(w, c.Bytes()); err != nil {
+			return err // the requester is gone: stop walking
+		}
+		if err := writeBytes(w, data); err != nil {
+			return err
+		}
 		if !deep || c.Prefix().Codec == cid.Raw {
 			return nil
 		}
@@ -183,13 +194,12 @@ func (s *Store) serveDAG(st network.Stream) {
 		}
 		return s.ctx.Err()
 	}
-	s.gc.RLock()
 	for _, root := range req.roots {
 		if err := walk(root, !req.shallow); err != nil {
-			break
+			st.Reset()
+			return
 		}
 	}
-	s.gc.RUnlock()
 	writeUvarint(w, 0)
 	w.WriteByte(status)
 	if err := w.Flush(); err != nil {
@@ -364,6 +374,9 @@ func (s *Store) probeRoot(ctx context.Context, root cid.Cid, candidates []peer.I
 			defer wg.Done()
 			var got blocks.Block
 			err := s.streamFrom(ctx, p, request{roots: []cid.Cid{root}, shallow: true}, func(b blocks.Block) error {
+				if got != nil || !b.Cid().Equals(root) {
+					return fmt.Errorf("peer %s answered a root probe with other blocks", p)
+				}
 				got = b
 				return nil
 			})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -109,12 +110,13 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	mu           sync.Mutex
+	closing      bool                          // Close has begun: no new work
 	auctions     map[string]chan candidate     // requester: jobID/attempt -> bids
 	results      map[string]chan struct{}      // requester: jobID -> result arrived
 	waiting      map[string]context.CancelFunc // requester: running job loops
 	running      map[string]context.CancelFunc // provider: jobID/attempt -> stop
 	seen         map[string]time.Time          // provider: announcements seen
-	locks        map[string]*sync.Mutex        // per requester job
+	locks        [64]sync.Mutex                // requester jobs, by hash of the ID
 	load         market.Load
 	modules      moduleCache                // provider: bytes of recently run modules
 	slots        chan struct{}              // provider: one per job that may run at once
@@ -142,7 +144,7 @@ func New(p Params) (*Engine, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel,
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
-		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{}, locks: map[string]*sync.Mutex{},
+		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
 		tally: map[string]market.Outcomes{}, slots: make(chan struct{}, max(1, p.Config.MaxConcurrent)),
 		auctionSlots: make(chan struct{}, maxAuctions)}
 	return e, nil
@@ -165,12 +167,12 @@ func (e *Engine) Start() error {
 	}
 	e.sub = sub
 	h := e.p.Host
-	h.SetStreamHandler(BidProtocol, e.handleBid)
-	h.SetStreamHandler(ResultProtocol, e.handleResult)
-	h.SetStreamHandler(LogProtocol, e.handleLogs)
+	h.SetStreamHandler(BidProtocol, e.handler(e.handleBid))
+	h.SetStreamHandler(ResultProtocol, e.handler(e.handleResult))
+	h.SetStreamHandler(LogProtocol, e.handler(e.handleLogs))
 	if e.isProvider() {
-		h.SetStreamHandler(AwardProtocol, e.handleAward)
-		h.SetStreamHandler(CancelProtocol, e.handleCancel)
+		h.SetStreamHandler(AwardProtocol, e.handler(e.handleAward))
+		h.SetStreamHandler(CancelProtocol, e.handler(e.handleCancel))
 	}
 	e.wg.Add(1)
 	go e.readAnnouncements()
@@ -181,6 +183,9 @@ func (e *Engine) Start() error {
 
 // Close stops every loop and running job and waits for them.
 func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
 	h := e.p.Host
 	for _, p := range []protocol.ID{BidProtocol, ResultProtocol, LogProtocol, AwardProtocol, CancelProtocol} {
 		h.RemoveStreamHandler(p)
@@ -200,13 +205,41 @@ func (e *Engine) Close() error {
 
 func (e *Engine) isProvider() bool { return len(e.p.Executors) > 0 && e.p.Capacity != nil }
 
-// go runs f as a goroutine the engine owns.
+// spawn runs f as a goroutine the engine owns; once the engine is
+// closing it does nothing.
 func (e *Engine) spawn(f func()) {
-	e.wg.Add(1)
+	if !e.enter() {
+		return
+	}
 	go func() {
 		defer e.wg.Done()
 		f()
 	}()
+}
+
+// enter registers work with the engine's wait group unless it is closing.
+// Stream handlers call it so that Close waits for them too.
+func (e *Engine) enter() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.wg.Add(1)
+	return true
+}
+
+// handler wraps a stream handler so that it is refused once the engine is
+// closing and waited for by Close.
+func (e *Engine) handler(h network.StreamHandler) network.StreamHandler {
+	return func(s network.Stream) {
+		if !e.enter() {
+			s.Reset()
+			return
+		}
+		defer e.wg.Done()
+		h(s)
+	}
 }
 
 func (e *Engine) notify(j *Job, detail string) {
@@ -223,6 +256,7 @@ func (e *Engine) resume() error {
 	if err != nil {
 		return err
 	}
+	e.mu.Lock()
 	for _, j := range reqs {
 		for _, p := range j.Excluded {
 			o := e.tally[p]
@@ -234,6 +268,9 @@ func (e *Engine) resume() error {
 			o.Succeeded++
 			e.tally[j.Provider] = o
 		}
+	}
+	e.mu.Unlock()
+	for _, j := range reqs {
 		if !j.State.Final() {
 			e.log.Info("resuming job", "job", j.ID, "state", j.State)
 			e.startRequester(j.ID)
@@ -253,16 +290,12 @@ func (e *Engine) resume() error {
 	return nil
 }
 
-// jobLock serializes updates of one requester job.
+// jobLock serializes updates of one requester job. Jobs share a fixed set
+// of locks by hash, so that no peer can make the set grow.
 func (e *Engine) jobLock(id string) *sync.Mutex {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	l, ok := e.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		e.locks[id] = l
-	}
-	return l
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &e.locks[h.Sum32()%uint32(len(e.locks))]
 }
 
 // update loads a requester job, applies fn and stores it.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,7 +49,9 @@ func (e *Engine) validateAnnouncement(_ context.Context, from peer.ID, msg *pubs
 		e.log.Debug("announcement rejected", "from", from, "error", err)
 		return pubsub.ValidationReject
 	}
-	key := auctionKey(a.JobID, a.Attempt)
+	// Keyed by requester too: another peer announcing the same job ID
+	// must not hide the real requester's announcements.
+	key := a.Requester + "/" + auctionKey(a.JobID, a.Attempt)
 	e.mu.Lock()
 	_, dup := e.seen[key]
 	if !dup {
@@ -220,29 +223,10 @@ func (e *Engine) takeAward(award market.Award, signer, from peer.ID) string {
 		return "no capacity to offer"
 	}
 	key := auctionKey(award.JobID, award.Attempt)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, dup := e.running[key]; dup {
-		return "already running this job"
+	j, ctx, cancel, reason := e.register(award, capacity, from, key)
+	if reason != "" {
+		return reason
 	}
-	a := market.Announcement{JobID: award.JobID, Requester: award.Requester, Attempt: award.Attempt, Spec: award.Spec}
-	if d := e.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: e.load}); !d.Bid {
-		return d.Reason
-	}
-	var addrs []string
-	for _, ma := range e.p.Host.Peerstore().Addrs(from) {
-		addrs = append(addrs, ma.String())
-	}
-	now := time.Now().UTC()
-	j := &Job{ID: award.JobID, Role: RoleProvider, State: market.StateAccepted, Attempt: award.Attempt, Spec: award.Spec,
-		Requester: award.Requester, Provider: e.self.String(), Price: award.Price, Deadline: award.Deadline,
-		RequesterAddrs: addrs, CreatedAt: now, UpdatedAt: now, Events: []Event{{Time: now, State: market.StateAccepted}}}
-	if err := e.store.put(j); err != nil {
-		return "cannot record the job: " + err.Error()
-	}
-	ctx, cancel := context.WithDeadline(e.ctx, award.Deadline)
-	e.running[key] = cancel
-	e.load.Queued++
 	e.spawn(func() {
 		defer func() {
 			e.mu.Lock()
@@ -253,6 +237,38 @@ func (e *Engine) takeAward(award market.Award, signer, from peer.ID) string {
 		e.execute(ctx, j)
 	})
 	return ""
+}
+
+// register checks an award against the provider's load and, when it fits,
+// records the job as accepted and queued. It returns why not, or "".
+func (e *Engine) register(award market.Award, capacity market.Capacity, from peer.ID, key string) (*Job, context.Context, context.CancelFunc, string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return nil, nil, nil, "the provider is shutting down"
+	}
+	if _, dup := e.running[key]; dup {
+		return nil, nil, nil, "already running this job"
+	}
+	a := market.Announcement{JobID: award.JobID, Requester: award.Requester, Attempt: award.Attempt, Spec: award.Spec}
+	if d := e.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: e.load}); !d.Bid {
+		return nil, nil, nil, d.Reason
+	}
+	var addrs []string
+	for _, ma := range e.p.Host.Peerstore().Addrs(from) {
+		addrs = append(addrs, ma.String())
+	}
+	now := time.Now().UTC()
+	j := &Job{ID: award.JobID, Role: RoleProvider, State: market.StateAccepted, Attempt: award.Attempt, Spec: award.Spec,
+		Requester: award.Requester, Provider: e.self.String(), Price: award.Price, Deadline: award.Deadline,
+		RequesterAddrs: addrs, CreatedAt: now, UpdatedAt: now, Events: []Event{{Time: now, State: market.StateAccepted}}}
+	if err := e.store.put(j); err != nil {
+		return nil, nil, nil, "cannot record the job: " + err.Error()
+	}
+	ctx, cancel := context.WithDeadline(e.ctx, award.Deadline)
+	e.running[key] = cancel
+	e.load.Queued++
+	return j, ctx, cancel, ""
 }
 
 // handleCancel stops a job at its requester's request.
@@ -310,8 +326,11 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	if err != nil {
 		res.Status, res.ExitCode = market.StatusFailed, providerFault
 		res.Reason = "inputs: " + err.Error()
-		if ctx.Err() != nil && e.ctx.Err() == nil {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled) && e.ctx.Err() == nil:
 			res.ExitCode, res.Reason = -1, "cancelled"
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			res.Reason = "the award's deadline passed before the job could run"
 		}
 		e.finish(j, res, logs)
 		return
@@ -344,11 +363,17 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 		res.Status = market.StatusSucceeded
 		if err := e.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {
 			res.Status, res.Reason = market.StatusFailed, err.Error()
+			if errors.Is(err, errStore) {
+				res.ExitCode = providerFault // the provider's disk, not the job
+			}
 		}
 	}
 	release()
 	e.finish(j, res, logs)
 }
+
+// errStore: the provider could not store an output (quota, disk).
+var errStore = errors.New("cannot store")
 
 // acquireSlot waits for one of the MaxConcurrent execution slots and
 // moves the job from the queue to the running jobs.
@@ -431,7 +456,7 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 		}
 		added, err := e.p.Content.AddUnannounced(ctx, host)
 		if err != nil {
-			return fmt.Errorf("output %s: %w", o.Name, err)
+			return fmt.Errorf("%w: output %s: %v", errStore, o.Name, err)
 		}
 		res.Outputs = append(res.Outputs, market.OutputRef{Name: o.Name, CID: added.CID.String(), Size: added.Size})
 		res.Usage.OutputBytes += added.Size
@@ -471,12 +496,18 @@ func (e *Engine) deliver(j *Job) {
 	backoff := 200 * time.Millisecond
 	for {
 		err := e.sendResult(info, env)
+		if errors.Is(err, errRejected) {
+			e.moveProvided(j, market.StateFailed, "result refused by the requester: "+err.Error())
+			e.releaseContent(j)
+			return
+		}
 		if err == nil {
 			final := market.StateSucceeded
 			if j.Result.Status != market.StatusSucceeded {
 				final = market.StateFailed
 			}
 			e.moveProvided(j, final, "result delivered")
+			e.releaseContent(j)
 			return
 		}
 		if time.Now().After(j.Deadline.Add(time.Hour)) || e.ctx.Err() != nil {
@@ -500,10 +531,34 @@ func (e *Engine) sendResult(info peer.AddrInfo, env market.Envelope) error {
 	if err != nil {
 		return err
 	}
+	if strings.HasPrefix(reply, "rejected") {
+		return fmt.Errorf("%w: %s", errRejected, reply)
+	}
 	if reply != "ok" && reply != "final" {
 		return fmt.Errorf("requester: %s", reply)
 	}
 	return nil
+}
+
+// errRejected: the requester refused the result for good.
+var errRejected = errors.New("refused")
+
+// releaseContent unpins a delivered job's outputs and log on the provider:
+// they stay available until the next garbage collection, by which time
+// the requester holds its own copy.
+func (e *Engine) releaseContent(j *Job) {
+	if j.Result == nil {
+		return
+	}
+	cids := []string{j.Result.LogCID}
+	for _, o := range j.Result.Outputs {
+		cids = append(cids, o.CID)
+	}
+	for _, s := range cids {
+		if c, err := cid.Decode(s); err == nil {
+			e.p.Content.Unpin(c)
+		}
+	}
 }
 
 func (e *Engine) moveProvided(j *Job, to market.State, detail string) {
@@ -592,7 +647,9 @@ func (l *logSink) forward() {
 	defer close(l.done)
 	var w *bufio.Writer
 	var s network.Stream
+	stop := func() bool { return false }
 	defer func() {
+		stop()
 		if s != nil {
 			s.Close()
 		}
@@ -608,9 +665,12 @@ func (l *logSink) forward() {
 				continue
 			}
 			s, w = st, bw
+			stop = context.AfterFunc(l.e.ctx, func() { st.Reset() })
 		}
 		data, _ := json.Marshal(line)
+		s.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := writeFrame(w, data); err != nil {
+			stop()
 			s.Reset()
 			s, w = nil, nil
 		}

@@ -106,8 +106,10 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			}
 			return
 		case market.StateFetching:
-			e.fetchOutputs(ctx, j)
-			return
+			if e.fetchOutputs(ctx, j) {
+				return
+			}
+			continue
 		}
 		if j.State == market.StateSubmitted {
 			// The requester serves the job's data: it must hold every
@@ -342,9 +344,11 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 			continue
 		}
 		now := time.Now().UTC()
-		// A queued job waits for the jobs ahead of it: one wall limit each.
+		// A queued job waits for the jobs ahead of it: one wall limit each,
+		// counted for a few at most, so that no bid can stretch the wait.
 		wall := time.Duration(j.Spec.Limits.WallSeconds) * time.Second
-		deadline := now.Add(e.cfg.InputTimeout + wall*time.Duration(1+c.Bid.QueueDepth) + e.cfg.ResultMargin)
+		waits := time.Duration(1 + min(c.Bid.QueueDepth, maxQueueWaits))
+		deadline := now.Add(e.cfg.InputTimeout + wall*waits + e.cfg.ResultMargin)
 		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Provider: c.Bid.Provider,
 			Price: c.Bid.Price, Spec: j.Spec, IssuedAt: now, Deadline: deadline}
 		j2, err := e.update(j.ID, func(j *Job) error {
@@ -370,7 +374,14 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 			reason = "refused: " + ack.Reason
 		}
 		e.log.Info("award not taken", "job", j.ID, "provider", c.Bid.Provider, "reason", reason)
-		back, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateBidding, c.Bid.Provider+": "+reason) })
+		if err != nil {
+			// The ack may have been lost: make sure this provider stops.
+			e.sendCancel(&Job{ID: j.ID, Attempt: j.Attempt, Provider: c.Bid.Provider}, "award withdrawn")
+		}
+		back, err := e.update(j.ID, func(j *Job) error {
+			j.Result, j.ResultEnvelope = nil, nil
+			return j.move(market.StateBidding, c.Bid.Provider+": "+reason)
+		})
 		if err != nil {
 			return false
 		}
@@ -422,7 +433,7 @@ func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
 		if err != nil {
 			return true
 		}
-		if cur.Result != nil && cur.Result.Attempt == cur.Attempt {
+		if r := cur.Result; r != nil && r.Attempt == cur.Attempt && r.Provider == cur.Provider {
 			return e.takeResult(ctx, cur)
 		}
 		select {
@@ -466,6 +477,7 @@ func (e *Engine) requeue(j *Job, reason string) {
 	j, err := e.update(j.ID, func(j *Job) error {
 		j.Excluded = append(j.Excluded, j.Provider)
 		j.WaitingSince = time.Now().UTC()
+		j.Result, j.ResultEnvelope = nil, nil
 		return j.move(market.StateBidding, reason)
 	})
 	if err == nil {
@@ -483,8 +495,7 @@ func (e *Engine) takeResult(ctx context.Context, j *Job) bool {
 			return true
 		}
 		e.notify(j2, "result in")
-		e.fetchOutputs(ctx, j2)
-		return true
+		return e.fetchOutputs(ctx, j2)
 	}
 	if r.ExitCode == providerFault {
 		e.requeue(j, "provider failed: "+r.Reason)
@@ -497,6 +508,10 @@ func (e *Engine) takeResult(ctx context.Context, j *Job) bool {
 	return true
 }
 
+// maxQueueWaits bounds the wall limits a result deadline allows for jobs
+// queued ahead on the provider.
+const maxQueueWaits = 4
+
 // errFinal: a result for a job that has already ended.
 var errFinal = errors.New("job has ended")
 
@@ -505,8 +520,9 @@ var errFinal = errors.New("job has ended")
 // goes to a new auction.
 const providerFault = -100
 
-// fetchOutputs pins every output, then marks the job done.
-func (e *Engine) fetchOutputs(ctx context.Context, j *Job) {
+// fetchOutputs pins every output, then marks the job done. It returns
+// false when the job went back to bidding.
+func (e *Engine) fetchOutputs(ctx context.Context, j *Job) bool {
 	for _, o := range j.Result.Outputs {
 		c, err := cid.Decode(o.CID)
 		if err == nil {
@@ -515,15 +531,11 @@ func (e *Engine) fetchOutputs(ctx context.Context, j *Job) {
 		if err != nil {
 			if ctx.Err() != nil {
 				e.cancelled(j, "cancelled by the requester")
-				return
+				return true
 			}
-			j2, uerr := e.update(j.ID, func(j *Job) error {
-				return j.move(market.StateFailed, fmt.Sprintf("fetch output %s: %v", o.Name, err))
-			})
-			if uerr == nil {
-				e.notify(j2, "output fetch failed")
-			}
-			return
+			// The outputs are gone with their provider: run the job again.
+			e.requeue(j, fmt.Sprintf("fetch output %s from %s: %v", o.Name, j.Provider, err))
+			return false
 		}
 	}
 	j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateSucceeded, "outputs fetched") })
@@ -531,6 +543,7 @@ func (e *Engine) fetchOutputs(ctx context.Context, j *Job) {
 		e.count(j2.Provider, true)
 		e.notify(j2, "outputs fetched")
 	}
+	return true
 }
 
 // handleResult takes a provider's signed result.
@@ -546,6 +559,10 @@ func (e *Engine) handleResult(s network.Stream) {
 		return
 	}
 	signer, _ := peer.Decode(env.Signer)
+	if err := market.CheckJobID(res.JobID); err != nil {
+		writeFrame(w, []byte("rejected: "+err.Error()))
+		return
+	}
 	j, err := e.update(res.JobID, func(j *Job) error {
 		award := market.Award{JobID: j.ID, Attempt: j.Attempt, Provider: j.Provider, Spec: j.Spec}
 		if err := market.CheckResult(res, signer, award); err != nil {
@@ -554,6 +571,7 @@ func (e *Engine) handleResult(s network.Stream) {
 		if j.State.Final() {
 			return errFinal
 		}
+		// A quick job's result may come before the ack has been recorded.
 		if j.State != market.StateRunning && j.State != market.StateAwarded {
 			return fmt.Errorf("job is %s", j.State)
 		}

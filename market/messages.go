@@ -86,7 +86,7 @@ const (
 	MaxClockSkew        = 30 * time.Second
 	MaxBidWindow        = time.Minute
 	jobIDLen            = 26
-	maxProviderQueue    = 1 << 16
+	maxProviderQueue    = 1024
 	maxBidTTL           = 10 * time.Minute
 	maxResultOutputs    = 64
 	maxLogTailBytes     = 8 << 10

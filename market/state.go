@@ -38,7 +38,8 @@ var transitions = map[State][]State{
 	StateRunning:  {StateFetching, StateBidding, StateFailed, StateCancelled},
 	StateFetching: {StateSucceeded, StateBidding, StateFailed, StateCancelled},
 
-	StateAccepted:  {StateExecuting, StateFailed, StateCancelled},
+	// A job that fails before it runs (inputs, cancel) reports at once.
+	StateAccepted:  {StateExecuting, StateReporting, StateFailed, StateCancelled},
 	StateExecuting: {StateReporting, StateFailed, StateCancelled},
 	StateReporting: {StateSucceeded, StateFailed, StateCancelled},
 }
