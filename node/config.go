@@ -1,21 +1,19 @@
 package node
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/cyxwiz/cyxwiz/content"
+	"github.com/cyxwiz/cyxwiz/internal/strictjson"
 	"github.com/cyxwiz/cyxwiz/p2p"
 )
 
@@ -170,67 +168,13 @@ func LoadConfig(path string) (Config, error) {
 // their defaults.
 func ParseConfig(data []byte) (Config, error) {
 	cfg := DefaultConfig()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		if key := unknownKey(data, reflect.TypeFor[Config](), ""); key != "" {
-			return Config{}, fmt.Errorf("unknown key %q", key)
-		}
-		return Config{}, describeConfigError(err)
-	}
-	if dec.More() {
-		return Config{}, errors.New("trailing data after the config object")
+	if err := strictjson.Decode(data, &cfg); err != nil {
+		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
-}
-
-func describeConfigError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("%s: got JSON %s, want %s", te.Field, te.Value, te.Type)
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, err)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return errors.New("malformed JSON: the file ends early")
-	}
-	return err
-}
-
-// unknownKey returns the dotted path of the first key in data that t does
-// not have, or "" when there is none (or data is not an object).
-func unknownKey(data []byte, t reflect.Type, prefix string) string {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
-		return ""
-	}
-	fields := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		fields[name] = t.Field(i).Type
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		ft, ok := fields[k]
-		if !ok {
-			return prefix + k
-		}
-		if ft.Kind() == reflect.Struct {
-			if key := unknownKey(obj[k], ft, prefix+k+"."); key != "" {
-				return key
-			}
-		}
-	}
-	return ""
 }
 
 // WriteConfig writes cfg to path, readable by its owner only.

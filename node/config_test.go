@@ -14,8 +14,8 @@ func TestParseConfigErrorsNameTheKey(t *testing.T) {
 		json string
 		want string
 	}{
-		{"unknown key", `{"swarm": {"listen_addrs": []}}`, `unknown key "swarm.listen_addrs"`},
-		{"unknown top-level key", `{"colour": "blue"}`, `unknown key "colour"`},
+		{"unknown key", `{"swarm": {"listen_addrs": []}}`, "swarm.listen_addrs: unknown field"},
+		{"unknown top-level key", `{"colour": "blue"}`, "colour: unknown field"},
 		{"wrong type", `{"swarm": {"conn_low_water": "many"}}`, "swarm.conn_low_water"},
 		{"wrong type at top", `{"role": 7}`, "role"},
 		{"bad value", `{"swarm": {"dht_mode": "sometimes"}}`, "swarm.dht_mode"},
