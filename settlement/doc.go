@@ -1,7 +1,12 @@
-// Package settlement will hold the Escrow interface, its Solana
-// implementation (2-of-3 SPL Token multisig per requester, provider and
-// arbiter) and an in-memory implementation with the same semantics, with
-// one conformance suite for both.
+// Package settlement defines job escrow: funds locked when a job is
+// awarded, released to the provider when the requester accepts the
+// result, refunded after the deadline, with a dispute path through an
+// arbiter. The design is a 2-of-3 multisig of requester, provider and
+// arbiter holding one vault per job (see docs/settlement.md when the
+// Solana implementation lands).
 //
-// It holds no code yet: escrow comes after the market.
+// Escrow is the interface; package memledger implements it on an
+// in-memory ledger with the same rules, for the tests of other packages;
+// package settlementtest is the conformance suite every implementation
+// passes.
 package settlement

@@ -1,0 +1,135 @@
+package settlement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors every implementation returns for the same faults.
+var (
+	ErrInvalidTerms  = errors.New("invalid escrow terms")
+	ErrVaultMismatch = errors.New("vault does not match the terms")
+	ErrTampered      = errors.New("payout does not match the terms")
+	ErrNotMember     = errors.New("not a member of the escrow")
+	ErrTooEarly      = errors.New("the deadline has not passed")
+	ErrClosed        = errors.New("escrow already settled")
+	ErrSignatures    = errors.New("payout lacks the signatures it needs")
+	ErrFunds         = errors.New("insufficient funds")
+)
+
+// Terms are what requester and provider agreed for one job.
+type Terms struct {
+	JobID     string
+	Requester string // account addresses
+	Provider  string
+	Arbiter   string
+	Mint      string
+	Amount    uint64 // base units of Mint
+	// Deadline: after it the requester may be refunded with the arbiter.
+	Deadline time.Time
+}
+
+// Validate checks the terms' form.
+func (t Terms) Validate() error {
+	switch {
+	case t.JobID == "":
+		return fmt.Errorf("%w: no job id", ErrInvalidTerms)
+	case t.Requester == "" || t.Provider == "" || t.Arbiter == "":
+		return fmt.Errorf("%w: requester, provider and arbiter are required", ErrInvalidTerms)
+	case t.Requester == t.Provider || t.Requester == t.Arbiter || t.Provider == t.Arbiter:
+		return fmt.Errorf("%w: requester, provider and arbiter must differ", ErrInvalidTerms)
+	case t.Mint == "":
+		return fmt.Errorf("%w: no mint", ErrInvalidTerms)
+	case t.Amount == 0:
+		return fmt.Errorf("%w: amount is zero", ErrInvalidTerms)
+	case t.Deadline.IsZero():
+		return fmt.Errorf("%w: no deadline", ErrInvalidTerms)
+	}
+	return nil
+}
+
+// Ref locates a job's escrow; an award carries it.
+type Ref struct {
+	Multisig string
+	Vault    string
+}
+
+// PayoutKind says who a payout pays and who must sign it.
+type PayoutKind string
+
+// Payout kinds.
+const (
+	// Release pays the provider: provider proposes, requester co-signs.
+	Release PayoutKind = "release"
+	// Refund pays the requester back after the deadline: requester
+	// proposes, arbiter co-signs only once the ledger's clock is past it.
+	Refund PayoutKind = "refund"
+	// AwardProvider and AwardRequester settle a dispute: the arbiter
+	// proposes, the winning party co-signs.
+	AwardProvider  PayoutKind = "dispute-provider"
+	AwardRequester PayoutKind = "dispute-requester"
+)
+
+// Recipient returns who a payout of this kind pays.
+func (k PayoutKind) Recipient(t Terms) (string, error) {
+	switch k {
+	case Release, AwardProvider:
+		return t.Provider, nil
+	case Refund, AwardRequester:
+		return t.Requester, nil
+	}
+	return "", fmt.Errorf("unknown payout kind %q", k)
+}
+
+// Payout is a transfer out of a vault, partly signed: the proposer signs
+// it and sends it to the co-signer over the network, who checks it against
+// the terms before signing and submitting it.
+type Payout struct {
+	Kind PayoutKind
+	Ref  Ref
+	// Tx is the implementation's encoded, partly signed transaction.
+	Tx []byte
+}
+
+// State is where an escrow stands.
+type State string
+
+// Escrow states.
+const (
+	Locked   State = "locked"
+	Released State = "released"
+	Refunded State = "refunded"
+)
+
+// Status is an escrow's state on the ledger.
+type Status struct {
+	State State
+	// Amount still in the vault.
+	Amount uint64
+	// PaidTo is the account paid when the escrow settled.
+	PaidTo string
+}
+
+// Escrow is one party's view of the ledger: every method acts with that
+// party's key.
+type Escrow interface {
+	// Address returns this party's account address.
+	Address() string
+	// Lock moves the terms' amount from this party (the requester) into a
+	// new vault held by the 2-of-3 multisig of the three parties.
+	Lock(ctx context.Context, t Terms) (Ref, error)
+	// Verify checks on the ledger that the vault holds the terms: members,
+	// threshold, mint, amount. A provider calls it before it starts.
+	Verify(ctx context.Context, ref Ref, t Terms) error
+	// Propose builds a payout of the vault and signs it with this party's key.
+	Propose(ctx context.Context, ref Ref, t Terms, kind PayoutKind) (Payout, error)
+	// CoSign checks a proposed payout against the terms, refusing any
+	// difference, signs it and submits it. It returns the transaction ID.
+	CoSign(ctx context.Context, p Payout, t Terms) (string, error)
+	// Status reads an escrow's state.
+	Status(ctx context.Context, ref Ref) (Status, error)
+	// Balance reads an account's balance of a mint.
+	Balance(ctx context.Context, owner, mint string) (uint64, error)
+}
