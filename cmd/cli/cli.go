@@ -31,6 +31,9 @@ type command struct {
 	name    string
 	args    string
 	summary string
+	// want describes the one positional argument the command takes ("one
+	// CID"); empty for commands that take none.
+	want string
 	// flags registers the command's own flags; nil for none.
 	flags func(fs *flag.FlagSet)
 	run   func(e *env, args []string) error
@@ -115,6 +118,10 @@ func runCommand(e *env, path string, c *command, args []string) int {
 		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
 		return 2
 	}
+	if err := checkArgs(c, positional); err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\nusage: %s %s\n", path, err, path, c.args)
+		return 2
+	}
 	if e.repo == "" {
 		dir, err := node.DefaultRepoDir()
 		if err != nil {
@@ -132,6 +139,17 @@ func runCommand(e *env, path string, c *command, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// checkArgs checks the count of positional arguments once for every command.
+func checkArgs(c *command, args []string) error {
+	switch {
+	case c.want == "" && len(args) > 0:
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
+	case c.want != "" && len(args) != 1:
+		return fmt.Errorf("%w: want %s", errUsage, c.want)
+	}
+	return nil
 }
 
 // parseInterspersed parses flags that may come before, between or after the

@@ -31,10 +31,8 @@ func addCommand() *command {
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&quiet, "q", false, "print only the CID")
 		},
+		want: "one path",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one path", errUsage)
-			}
 			path, err := filepath.Abs(args[0])
 			if err != nil {
 				return err
@@ -82,10 +80,8 @@ func getCommand() *command {
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&out, "o", "", "output path (must not exist)")
 		},
+		want: "one CID",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one CID", errUsage)
-			}
 			if out == "" {
 				// CID, CID/dir/file or /ipfs/CID/...: name it after its last part.
 				out = path.Base(strings.TrimRight(args[0], "/"))
@@ -125,10 +121,8 @@ func catCommand() *command {
 		name:    "cat",
 		args:    "CID",
 		summary: "write a file's content to standard output",
+		want:    "one CID",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one CID", errUsage)
-			}
 			c, err := e.client()
 			if err != nil {
 				return err
@@ -166,10 +160,8 @@ func pinCommand() *command {
 			args:    "CID [--name NAME]",
 			summary: "fetch the whole DAG under CID and pin it",
 			flags:   func(fs *flag.FlagSet) { fs.StringVar(&name, "name", "", "a label for the pin") },
+			want:    "one CID",
 			run: func(e *env, args []string) error {
-				if len(args) != 1 {
-					return fmt.Errorf("%w: want one CID", errUsage)
-				}
 				return withClient(e, func(ctx context.Context, c *api.Client) error {
 					if err := c.ContentPin(ctx, api.ContentPinParams{CID: args[0], Name: name}); err != nil {
 						return err
@@ -183,10 +175,8 @@ func pinCommand() *command {
 			name:    "rm",
 			args:    "CID",
 			summary: "remove a pin (the blocks go at the next repo gc)",
+			want:    "one CID",
 			run: func(e *env, args []string) error {
-				if len(args) != 1 {
-					return fmt.Errorf("%w: want one CID", errUsage)
-				}
 				return withClient(e, func(ctx context.Context, c *api.Client) error {
 					if err := c.ContentUnpin(ctx, args[0]); err != nil {
 						return err
@@ -200,9 +190,6 @@ func pinCommand() *command {
 			name:    "ls",
 			summary: "list pinned roots",
 			run: func(e *env, args []string) error {
-				if len(args) != 0 {
-					return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-				}
 				return withClient(e, func(ctx context.Context, c *api.Client) error {
 					pins, err := c.ContentPins(ctx)
 					if err != nil {
@@ -228,9 +215,6 @@ func repoCommand() *command {
 		name:    "gc",
 		summary: "delete every block that no pin reaches",
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				res, err := c.ContentGC(ctx)
 				if err != nil {

@@ -29,9 +29,6 @@ func daemonCommand() *command {
 			fs.StringVar(&logLevel, "log-level", "", "shorthand for --log.level")
 		},
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			if logLevel != "" {
 				overrides.Set("log.level", logLevel)
 			}

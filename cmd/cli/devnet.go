@@ -28,9 +28,6 @@ func devnetCommand() *command {
 			fs.StringVar(&logLevel, "log-level", "warn", "log level of the nodes")
 		},
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			if nodes < 1 || nodes > 64 {
 				return fmt.Errorf("%w: --nodes %d is not between 1 and 64", errUsage, nodes)
 			}

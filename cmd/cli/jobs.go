@@ -30,10 +30,8 @@ func jobSubmitCommand() *command {
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&wait, "wait", false, "follow the job and its output until it ends")
 		},
+		want: "one spec file",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one spec file", errUsage)
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				spec, err := loadSpec(ctx, c, args[0])
 				if err != nil {
@@ -199,10 +197,8 @@ func jobStatusCommand() *command {
 		name:    "status",
 		args:    "ID",
 		summary: "a job's state, history and result",
+		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one job ID", errUsage)
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				j, err := c.JobStatus(ctx, args[0])
 				if err != nil {
@@ -226,9 +222,6 @@ func jobListCommand() *command {
 		name:    "list",
 		summary: "the jobs this node submitted, newest first",
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				list, err := c.JobList(ctx)
 				if err != nil {
@@ -255,10 +248,8 @@ func jobLogsCommand() *command {
 		args:    "ID [-f]",
 		summary: "a job's output; -f follows it until the job ends",
 		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&followFlag, "f", false, "follow the output until the job ends") },
+		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one job ID", errUsage)
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				if followFlag {
 					_, err := follow(ctx, c, e, args[0], false)
@@ -286,10 +277,8 @@ func jobCancelCommand() *command {
 		name:    "cancel",
 		args:    "ID",
 		summary: "stop a job at whatever stage it is",
+		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one job ID", errUsage)
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				if _, err := c.JobCancel(ctx, args[0]); err != nil {
 					return err
@@ -308,10 +297,8 @@ func jobResultCommand() *command {
 		args:    "ID [-o DIR]",
 		summary: "a finished job's result; -o writes each output to DIR/<name>",
 		flags:   func(fs *flag.FlagSet) { fs.StringVar(&out, "o", "", "folder that receives the outputs") },
+		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one job ID", errUsage)
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				p := api.JobResultParams{ID: args[0]}
 				if out != "" {

@@ -18,9 +18,6 @@ func providersCommand() *command {
 		summary: "list the providers' capacity records found in the DHT",
 		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&gpu, "gpu", false, "only providers that offer GPUs") },
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			return withClient(e, func(ctx context.Context, c *api.Client) error {
 				providers, err := c.MarketProviders(ctx, api.ProvidersParams{GPU: gpu})
 				if err != nil {

@@ -30,9 +30,6 @@ func initCommand() *command {
 			fs.StringVar(&role, "role", node.RolePeer, "peer or indexer (an indexer also relays)")
 		},
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			var cfg node.Config
 			switch profile {
 			case "default":
@@ -78,9 +75,6 @@ func configCommand() *command {
 		name:    "show",
 		summary: "print the repo's config file, every key included",
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			cfg, err := node.LoadConfig(e.repo + "/" + node.ConfigFile)
 			if err != nil {
 				return err

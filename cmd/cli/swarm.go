@@ -31,9 +31,6 @@ func idCommand() *command {
 		name:    "id",
 		summary: "peer ID, listen addresses, role and version of the running node",
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
@@ -61,9 +58,6 @@ func swarmPeersCommand() *command {
 		name:    "peers",
 		summary: "list connected peers",
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
@@ -91,10 +85,8 @@ func swarmConnectCommand() *command {
 		name:    "connect",
 		args:    "MULTIADDR",
 		summary: "dial a peer (a multiaddr ending in /p2p/ID)",
+		want:    "one multiaddr",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one multiaddr", errUsage)
-			}
 			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
@@ -118,10 +110,8 @@ func swarmDisconnectCommand() *command {
 		name:    "disconnect",
 		args:    "PEER_ID",
 		summary: "close every connection to a peer",
+		want:    "one peer ID",
 		run: func(e *env, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("%w: want one peer ID", errUsage)
-			}
 			c, ctx, done, err := e.call()
 			if err != nil {
 				return err
@@ -141,9 +131,6 @@ func swarmEventsCommand() *command {
 		name:    "events",
 		summary: "follow peers connecting and disconnecting until interrupted",
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			c, err := e.client()
 			if err != nil {
 				return err
@@ -184,9 +171,6 @@ func swarmKeyGenCommand() *command {
 			fs.StringVar(&out, "o", "", "write the key to FILE (mode 0600) instead of standard output")
 		},
 		run: func(e *env, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-			}
 			key, err := p2p.GenerateSwarmKey()
 			if err != nil {
 				return err
