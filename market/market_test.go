@@ -48,7 +48,7 @@ func TestParseSpec(t *testing.T) {
 		{"unknown field", `"limits":{"wall_seconds":60}`, `"limits":{"wall_seconds":60,"cpu_seconds":5}`, "limits.cpu_seconds: unknown field"},
 		{"unknown top-level", `"kind":"wasm"`, `"kind":"wasm","priority":9`, "priority: unknown field"},
 		{"bad kind", `"kind":"wasm"`, `"kind":"docker"`, `kind: "docker" is not a job kind`},
-		{"train not yet", `"kind":"wasm"`, `"kind":"train"`, "kind: train jobs"},
+		{"train without its section", `"kind":"wasm"`, `"kind":"train"`, "train: required for kind train"},
 		{"bad module", `"module":"` + testCID + `"`, `"module":"nope"`, "wasm.module"},
 		{"bad input cid", `{"name":"data.csv","cid":"` + testCID + `"}`, `{"name":"data.csv","cid":"Qm123"}`, "inputs[0].cid"},
 		{"input name with slash", `"name":"data.csv"`, `"name":"../etc/passwd"`, "inputs[0].name"},

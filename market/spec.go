@@ -43,6 +43,7 @@ const (
 type Spec struct {
 	Kind         string        `json:"kind"`
 	WASM         *WASMSpec     `json:"wasm,omitempty"`
+	Train        *TrainSpec    `json:"train,omitempty"`
 	Inputs       []Input       `json:"inputs,omitempty"`
 	Outputs      []Output      `json:"outputs,omitempty"`
 	Resources    Resources     `json:"resources"`
@@ -152,6 +153,40 @@ func (s *Spec) Normalize() {
 	if s.Verification == nil {
 		s.Verification = &Verification{Mode: VerifyNone}
 	}
+	if s.Train != nil {
+		s.Train.normalize()
+		if s.Kind == KindTrain {
+			s.addTrainOutputs()
+		}
+	}
+}
+
+// Outputs every train job has, added when the spec does not name them.
+const (
+	OutputModel       = "model"
+	OutputMetrics     = "metrics"
+	OutputCheckpoints = "checkpoints"
+	// TrainDatasetDir is where a train job's dataset appears: /in/dataset.
+	TrainDatasetDir = "dataset"
+)
+
+// addTrainOutputs declares the trained weights, the metrics stream and
+// the checkpoints as outputs, unless the spec declares outputs of those
+// names itself.
+func (s *Spec) addTrainOutputs() {
+	have := map[string]bool{}
+	for _, o := range s.Outputs {
+		have[o.Name] = true
+	}
+	for _, o := range []Output{
+		{Name: OutputModel, Path: "/out/model.safetensors", MaxBytes: maxOutputBytes},
+		{Name: OutputMetrics, Path: "/out/metrics.jsonl", MaxBytes: 256 << 20},
+		{Name: OutputCheckpoints, Path: "/out/checkpoints", MaxBytes: maxOutputBytes},
+	} {
+		if !have[o.Name] {
+			s.Outputs = append(s.Outputs, o)
+		}
+	}
 }
 
 var (
@@ -171,11 +206,18 @@ func (s Spec) Validate() error {
 			bad("wasm", "required for kind wasm")
 		}
 	case KindTrain:
-		bad("kind", "train jobs are not supported by this version")
+		if s.Train == nil {
+			bad("train", "required for kind train")
+		} else {
+			s.Train.validate(bad)
+		}
 	case "":
-		bad("kind", "required (wasm)")
+		bad("kind", "required (wasm, train)")
 	default:
-		bad("kind", "%q is not a job kind (wasm)", s.Kind)
+		bad("kind", "%q is not a job kind (wasm, train)", s.Kind)
+	}
+	if s.Train != nil && s.Kind != KindTrain {
+		bad("train", "only for kind train")
 	}
 	if s.WASM != nil {
 		if s.Kind != KindWASM {
@@ -216,6 +258,9 @@ func (s Spec) Validate() error {
 			bad(f+".name", "%q is used twice", in.Name)
 		}
 		names[in.Name] = true
+		if s.Kind == KindTrain && in.Name == TrainDatasetDir {
+			bad(f+".name", "%q is where a train job's dataset goes", in.Name)
+		}
 		if err := checkCID(in.CID); err != nil {
 			bad(f+".cid", "%v", err)
 		}
@@ -293,11 +338,15 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// CIDs returns every CID the job reads: the module and the inputs.
+// CIDs returns every CID the job reads: the module or dataset, and the
+// inputs.
 func (s Spec) CIDs() []string {
 	var out []string
 	if s.WASM != nil {
 		out = append(out, s.WASM.Module)
+	}
+	if s.Train != nil {
+		out = append(out, s.Train.Dataset.CID)
 	}
 	for _, in := range s.Inputs {
 		out = append(out, in.CID)

@@ -1,0 +1,247 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cyxwiz/cyxwiz/market"
+)
+
+// maxDatasetBytes bounds what one dataset file may expand to in memory.
+const maxDatasetBytes = 8 << 30
+
+// examples is a set of labelled examples: X holds N rows of F features,
+// Y one label (a class index or a target value) per row.
+type examples struct {
+	X    []float32
+	Y    []float32
+	N, F int
+}
+
+func (e *examples) row(i int) []float32 { return e.X[i*e.F : (i+1)*e.F] }
+
+// ErrDataset marks a dataset that is not in the format its spec says.
+var ErrDataset = errors.New("dataset")
+
+func dataErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrDataset, fmt.Sprintf(format, args...))
+}
+
+// loadDataset reads the training and evaluation examples of d from dir.
+func loadDataset(dir string, d market.Dataset) (train, eval *examples, err error) {
+	switch d.Format {
+	case market.DatasetIDX:
+		train, err = loadIDXPair(dir, d.TrainImages, d.TrainLabels, d.Scale)
+		if err == nil && d.TestImages != "" {
+			eval, err = loadIDXPair(dir, d.TestImages, d.TestLabels, d.Scale)
+		}
+	case market.DatasetCSV:
+		train, err = loadCSV(dir, d.TrainFile, d)
+		if err == nil && d.TestFile != "" {
+			eval, err = loadCSV(dir, d.TestFile, d)
+		}
+	default:
+		err = dataErr("format %q is not idx or csv", d.Format)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if eval != nil && eval.F != train.F {
+		return nil, nil, dataErr("test examples have %d features, training examples %d", eval.F, train.F)
+	}
+	return train, eval, nil
+}
+
+// openData opens a dataset file, transparently un-gzipping it. A dataset
+// that is a single file (not a folder) is that file whatever name the spec
+// gives.
+func openData(dir, name string) (io.ReadCloser, string, error) {
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		p = dir
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", dataErr("%s is not in the dataset", name)
+		}
+		return nil, "", fmt.Errorf("dataset: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
+	magic, _ := br.Peek(2)
+	if bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, "", dataErr("%s: %v", name, err)
+		}
+		return readCloser{io.LimitReader(zr, maxDatasetBytes), f}, name, nil
+	}
+	return readCloser{io.LimitReader(br, maxDatasetBytes), f}, name, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// readIDX reads an IDX file of unsigned bytes: its dimensions and data.
+func readIDX(dir, name string, wantDims int) ([]int, []byte, error) {
+	rc, _, err := openData(dir, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rc.Close()
+	var hdr [4]byte
+	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
+		return nil, nil, dataErr("%s: too short for an IDX file", name)
+	}
+	if hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08 {
+		return nil, nil, dataErr("%s: not an IDX file of unsigned bytes (magic %x)", name, hdr)
+	}
+	if int(hdr[3]) != wantDims {
+		return nil, nil, dataErr("%s: %d dimensions, want %d", name, hdr[3], wantDims)
+	}
+	dims := make([]int, wantDims)
+	total := int64(1)
+	for i := range dims {
+		var d uint32
+		if err := binary.Read(rc, binary.BigEndian, &d); err != nil {
+			return nil, nil, dataErr("%s: truncated header", name)
+		}
+		dims[i] = int(d)
+		total *= int64(d)
+		if total > maxDatasetBytes {
+			return nil, nil, dataErr("%s: %v is too large", name, dims)
+		}
+	}
+	data := make([]byte, total)
+	if _, err := io.ReadFull(rc, data); err != nil {
+		return nil, nil, dataErr("%s: holds fewer than the %d bytes its header promises", name, total)
+	}
+	return dims, data, nil
+}
+
+func loadIDXPair(dir, images, labels string, scale float64) (*examples, error) {
+	idims, pix, err := readIDX(dir, images, 3)
+	if err != nil {
+		return nil, err
+	}
+	ldims, lab, err := readIDX(dir, labels, 1)
+	if err != nil {
+		return nil, err
+	}
+	if idims[0] != ldims[0] {
+		return nil, dataErr("%s has %d images, %s %d labels", images, idims[0], labels, ldims[0])
+	}
+	if idims[0] == 0 {
+		return nil, dataErr("%s holds no examples", images)
+	}
+	e := &examples{N: idims[0], F: idims[1] * idims[2], X: make([]float32, len(pix)), Y: make([]float32, len(lab))}
+	s := float32(scale)
+	for i, p := range pix {
+		e.X[i] = float32(p) * s
+	}
+	for i, l := range lab {
+		e.Y[i] = float32(l)
+	}
+	return e, nil
+}
+
+func loadCSV(dir, name string, d market.Dataset) (*examples, error) {
+	rc, _, err := openData(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	r := csv.NewReader(rc)
+	r.ReuseRecord = true
+	e := &examples{}
+	line := 0
+	for {
+		rec, err := r.Read()
+		line++
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, dataErr("%s: %v", name, err)
+		}
+		if line == 1 && d.Header {
+			continue
+		}
+		if e.F == 0 {
+			if len(rec) < 2 {
+				return nil, dataErr("%s line %d: %d columns, need features and a label", name, line, len(rec))
+			}
+			e.F = len(rec) - 1
+		}
+		if len(rec) != e.F+1 {
+			return nil, dataErr("%s line %d: %d columns, the first row has %d", name, line, len(rec), e.F+1)
+		}
+		label := len(rec) - 1
+		if d.LabelColumn != nil {
+			label = *d.LabelColumn
+			if label >= len(rec) {
+				return nil, dataErr("%s: label_column %d, but rows have %d columns", name, label, len(rec))
+			}
+		}
+		for i, field := range rec {
+			v, err := strconv.ParseFloat(field, 32)
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, dataErr("%s line %d column %d: %q is not a number", name, line, i, field)
+			}
+			if i == label {
+				e.Y = append(e.Y, float32(v))
+			} else {
+				e.X = append(e.X, float32(v*d.Scale))
+			}
+		}
+		e.N++
+	}
+	if e.N == 0 {
+		return nil, dataErr("%s holds no examples", name)
+	}
+	return e, nil
+}
+
+// checkLabels checks the labels against the model's output width.
+func checkLabels(e *examples, loss string, classes int) error {
+	if loss != market.LossCrossEntropy {
+		return nil
+	}
+	for i, y := range e.Y {
+		if y != float32(int(y)) || y < 0 || int(y) >= classes {
+			return dataErr("example %d has label %g; cross_entropy needs a class in 0..%d", i, y, classes-1)
+		}
+	}
+	return nil
+}
+
+// split holds out the last fraction of a seeded permutation of e.
+func split(e *examples, fraction float64, seed uint64) (train, eval *examples) {
+	k := int(float64(e.N) * fraction)
+	if k == 0 || k == e.N {
+		return e, nil
+	}
+	perm := permutation(e.N, seed, 0xe7a1)
+	take := func(idx []int) *examples {
+		out := &examples{N: len(idx), F: e.F, X: make([]float32, 0, len(idx)*e.F), Y: make([]float32, 0, len(idx))}
+		for _, i := range idx {
+			out.X = append(out.X, e.row(i)...)
+			out.Y = append(out.Y, e.Y[i])
+		}
+		return out
+	}
+	return take(perm[:e.N-k]), take(perm[e.N-k:])
+}

@@ -1,0 +1,7 @@
+//go:build !cgo || !openblas
+
+package train
+
+const fastSgemmName = ""
+
+var fastSgemm sgemmFunc
