@@ -37,6 +37,10 @@ type Job struct {
 	Wall time.Duration
 	// Stdout and Stderr receive the job's output as it is written.
 	Stdout, Stderr io.Writer
+	// Metrics receives training metrics as JSON lines, live (train jobs).
+	Metrics io.Writer
+	// GPUs is the number of GPUs the job asked for (0: CPU only).
+	GPUs int
 }
 
 // Reasons a job ended without success.
@@ -47,6 +51,8 @@ const (
 	ReasonTrap       = "trap"        // the program crashed
 	ReasonCancelled  = "cancelled"   // stopped from outside
 	ReasonBadProgram = "bad-program" // not a program this executor can run
+	ReasonBadInput   = "bad-input"   // an input is not in the format the job says
+	ReasonDiverged   = "diverged"    // training's loss became NaN or infinite
 )
 
 // Outcome is how a job ended.
@@ -60,6 +66,8 @@ type Outcome struct {
 	CompileTime time.Duration
 	// StartedAt is when the program's code began to run.
 	StartedAt time.Time
+	// Metrics are a train job's final figures (loss, accuracy, ...).
+	Metrics map[string]float64
 }
 
 // OK reports whether the job succeeded.

@@ -27,6 +27,11 @@ const (
 	CancelProtocol protocol.ID = "/cyxwiz/market/cancel/1.0.0"
 )
 
+// MetricsStream is the log stream that carries a train job's metrics as
+// JSON lines: sent live like output, kept as the metrics output rather
+// than in the log.
+const MetricsStream = "metrics"
+
 // writeEnvelope sends one length-prefixed envelope.
 func writeEnvelope(w *bufio.Writer, env market.Envelope) error {
 	data, err := env.Marshal()

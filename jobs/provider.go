@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -337,12 +338,19 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	}
 	e.moveProvided(j, market.StateExecuting, "")
 	exec := e.p.Executors[j.Spec.Kind]
-	out, err := exec.Run(ctx, compute.Job{
-		ID: j.ID, Program: program, Args: j.Spec.WASM.Args, Env: j.Spec.WASM.Env,
+	cj := compute.Job{
+		ID: j.ID, Program: program,
 		InDir: filepath.Join(dir, "in"), OutDir: filepath.Join(dir, "out"),
 		MemoryMiB: j.Spec.Resources.MemoryMiB, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
-		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"),
-	})
+		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"), Metrics: logs.stream(MetricsStream),
+	}
+	if w := j.Spec.WASM; w != nil {
+		cj.Args, cj.Env = w.Args, w.Env
+	}
+	if g := j.Spec.Resources.GPU; g != nil {
+		cj.GPUs = g.Count
+	}
+	out, err := exec.Run(ctx, cj)
 	if e.ctx.Err() != nil {
 		// This node is shutting down: not the job's fault, so the
 		// requester auctions it again.
@@ -354,11 +362,16 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	res.Usage.WallMillis = out.Wall.Milliseconds()
 	res.Usage.CompileMillis = out.CompileTime.Milliseconds()
 	res.ExitCode = out.ExitCode
+	res.Metrics = out.Metrics
 	switch {
 	case err != nil:
 		res.Status, res.Reason = market.StatusFailed, err.Error()
 	case !out.OK():
 		res.Status, res.Reason = market.StatusFailed, out.Reason+": "+out.Detail
+		if j.Spec.Kind == market.KindTrain {
+			// A failed training run still reports its metrics so far.
+			e.addOutputs(ctx, j, filepath.Join(dir, "out"), &res, market.OutputMetrics)
+		}
 	default:
 		res.Status = market.StatusSucceeded
 		if err := e.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {
@@ -414,6 +427,22 @@ func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, marke
 			return nil, usage, err
 		}
 	}
+	if t := j.Spec.Train; t != nil {
+		program, err := json.Marshal(t)
+		if err != nil {
+			return nil, usage, err
+		}
+		data, err := cid.Decode(t.Dataset.CID)
+		if err != nil {
+			return nil, usage, err
+		}
+		n, err := e.p.Content.Get(ctx, data, filepath.Join(dir, "in", market.TrainDatasetDir), nil)
+		if err != nil {
+			return nil, usage, fmt.Errorf("dataset %s: %w", data, err)
+		}
+		usage.InputBytes += n
+		return program, usage, e.fetchInputs(ctx, j, dir, &usage)
+	}
 	mod, err := cid.Decode(j.Spec.WASM.Module)
 	if err != nil {
 		return nil, usage, err
@@ -429,23 +458,32 @@ func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, marke
 		return nil, usage, fmt.Errorf("module %s: %w", mod, err)
 	}
 	usage.InputBytes += int64(len(program))
+	return program, usage, e.fetchInputs(ctx, j, dir, &usage)
+}
+
+// fetchInputs fetches the job's inputs into dir/in.
+func (e *Engine) fetchInputs(ctx context.Context, j *Job, dir string, usage *market.Usage) error {
 	for _, in := range j.Spec.Inputs {
 		c, err := cid.Decode(in.CID)
 		if err != nil {
-			return nil, usage, err
+			return err
 		}
 		n, err := e.p.Content.Get(ctx, c, filepath.Join(dir, "in", in.Name), nil)
 		if err != nil {
-			return nil, usage, fmt.Errorf("input %s: %w", in.Name, err)
+			return fmt.Errorf("input %s: %w", in.Name, err)
 		}
 		usage.InputBytes += n
 	}
-	return program, usage, nil
+	return nil
 }
 
-// addOutputs adds each declared output as UnixFS, within its size limit.
-func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result) error {
+// addOutputs adds each declared output (or only those named) as UnixFS,
+// within its size limit.
+func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result, only ...string) error {
 	for _, o := range j.Spec.Outputs {
+		if len(only) > 0 && !slices.Contains(only, o.Name) {
+			continue
+		}
 		host := filepath.Join(outDir, strings.TrimPrefix(o.Path, "/out/"))
 		size, err := content.TreeSize(host)
 		if err != nil {
@@ -459,6 +497,14 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 			return fmt.Errorf("%w: output %s: %v", errStore, o.Name, err)
 		}
 		res.Outputs = append(res.Outputs, market.OutputRef{Name: o.Name, CID: added.CID.String(), Size: added.Size})
+		if j.Spec.Kind == market.KindTrain {
+			switch o.Name {
+			case market.OutputModel:
+				res.ModelCID = added.CID.String()
+			case market.OutputMetrics:
+				res.MetricsCID = added.CID.String()
+			}
+		}
 		res.Usage.OutputBytes += added.Size
 	}
 	return nil
@@ -627,12 +673,15 @@ func (l *logSink) stream(name string) io.Writer {
 		if l.closed {
 			return len(p), nil
 		}
-		if l.f != nil {
-			l.f.Write(p)
-		}
-		l.last = append(l.last, p...)
-		if len(l.last) > tailBytes {
-			l.last = l.last[len(l.last)-tailBytes:]
+		if name != MetricsStream {
+			// Metrics are kept as their own output, not in the log.
+			if l.f != nil {
+				l.f.Write(p)
+			}
+			l.last = append(l.last, p...)
+			if len(l.last) > tailBytes {
+				l.last = l.last[len(l.last)-tailBytes:]
+			}
 		}
 		select {
 		case l.send <- LogLine{JobID: l.j.ID, Attempt: l.j.Attempt, Stream: name, Data: string(p)}:

@@ -625,6 +625,10 @@ func (e *Engine) handleLogs(s network.Stream) {
 			s.Reset()
 			return
 		}
+		if line.Stream == MetricsStream {
+			e.p.Notify(j.ID, line)
+			continue
+		}
 		if f == nil {
 			if err := ensureDir(e.logDir()); err != nil {
 				return

@@ -90,6 +90,7 @@ const (
 	maxBidTTL           = 10 * time.Minute
 	maxResultOutputs    = 64
 	maxLogTailBytes     = 8 << 10
+	maxResultMetrics    = 32
 	maxFailureReasonLen = 1024
 	maxAttempt          = 100000
 )
@@ -238,18 +239,23 @@ type Usage struct {
 
 // Result is the provider's signed report of a finished job.
 type Result struct {
-	JobID      string      `json:"job_id"`
-	Attempt    int         `json:"attempt"`
-	Provider   string      `json:"provider"`
-	Status     string      `json:"status"`
-	ExitCode   int         `json:"exit_code"`
-	Reason     string      `json:"reason,omitempty"`
-	Outputs    []OutputRef `json:"outputs,omitempty"`
-	LogCID     string      `json:"log_cid,omitempty"`
-	LogTail    string      `json:"log_tail,omitempty"`
-	Usage      Usage       `json:"usage"`
-	StartedAt  time.Time   `json:"started_at"`
-	FinishedAt time.Time   `json:"finished_at"`
+	JobID    string      `json:"job_id"`
+	Attempt  int         `json:"attempt"`
+	Provider string      `json:"provider"`
+	Status   string      `json:"status"`
+	ExitCode int         `json:"exit_code"`
+	Reason   string      `json:"reason,omitempty"`
+	Outputs  []OutputRef `json:"outputs,omitempty"`
+	LogCID   string      `json:"log_cid,omitempty"`
+	LogTail  string      `json:"log_tail,omitempty"`
+	// Metrics, MetricsCID and ModelCID report a train job: its final
+	// figures, its metrics stream and its trained weights.
+	Metrics    map[string]float64 `json:"metrics,omitempty"`
+	MetricsCID string             `json:"metrics_cid,omitempty"`
+	ModelCID   string             `json:"model_cid,omitempty"`
+	Usage      Usage              `json:"usage"`
+	StartedAt  time.Time          `json:"started_at"`
+	FinishedAt time.Time          `json:"finished_at"`
 }
 
 // CheckResult validates a result for the award w, received from signer.
@@ -265,6 +271,8 @@ func CheckResult(r Result, signer peer.ID, w Award) error {
 		return fmt.Errorf("result status %q is not succeeded or failed", r.Status)
 	case len(r.Outputs) > maxResultOutputs:
 		return fmt.Errorf("%d outputs, at most %d", len(r.Outputs), maxResultOutputs)
+	case len(r.Metrics) > maxResultMetrics:
+		return fmt.Errorf("%d metrics, at most %d", len(r.Metrics), maxResultMetrics)
 	case len(r.LogTail) > maxLogTailBytes:
 		return fmt.Errorf("log tail of %d bytes, at most %d", len(r.LogTail), maxLogTailBytes)
 	case len(r.Reason) > maxFailureReasonLen:

@@ -66,7 +66,7 @@ func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	if r := j.Result; r != nil && r.Attempt == j.Attempt {
 		res := &api.JobResultInfo{Status: r.Status, ExitCode: r.ExitCode, Reason: r.Reason, Outputs: []api.JobOutput{},
-			LogCID: r.LogCID, LogTail: r.LogTail, WallMillis: r.Usage.WallMillis, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+			LogCID: r.LogCID, LogTail: r.LogTail, Metrics: r.Metrics, MetricsCID: r.MetricsCID, ModelCID: r.ModelCID, WallMillis: r.Usage.WallMillis, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
 		for _, o := range r.Outputs {
 			res.Outputs = append(res.Outputs, api.JobOutput{Name: o.Name, CID: o.CID, Size: o.Size})
 		}

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/gpu"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/p2p"
@@ -48,20 +52,27 @@ type MarketConfig struct {
 	Allow []string `json:"allow"`
 	// Deny lists requesters (peer IDs) never served.
 	Deny []string `json:"deny"`
+	// DetectGPUs looks for NVIDIA GPUs at start and offers them for train
+	// jobs when the GPU worker is there too.
+	DetectGPUs bool `json:"detect_gpus"`
+	// GPUWorker is the path of the GPU worker binary (cyxwiz-cuda-worker);
+	// "" looks next to this program, then on PATH.
+	GPUWorker string `json:"gpu_worker"`
 }
 
 // DefaultMarketConfig returns the market settings of a new node: a
 // requester only.
 func DefaultMarketConfig() MarketConfig {
-	return MarketConfig{Executors: []string{market.KindWASM}, AdvertiseSeconds: 60, MaxConcurrent: 4, Allow: []string{}, Deny: []string{}}
+	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain}, AdvertiseSeconds: 60, MaxConcurrent: 4,
+		Allow: []string{}, Deny: []string{}, DetectGPUs: true}
 }
 
 // Validate reports every setting that cannot work, each naming its key.
 func (c MarketConfig) Validate() error {
 	var errs []error
 	for _, e := range c.Executors {
-		if e != market.KindWASM {
-			errs = append(errs, fmt.Errorf("executors: %q is not an executor of this version (wasm)", e))
+		if e != market.KindWASM && e != market.KindTrain {
+			errs = append(errs, fmt.Errorf("executors: %q is not an executor of this version (wasm, train)", e))
 		}
 	}
 	if c.Provider && len(c.Executors) == 0 {
@@ -165,13 +176,15 @@ type advertiser struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	gpus []market.GPU
+
 	mu   sync.Mutex
 	last market.Capacity
 }
 
-func startAdvertiser(h *p2p.Host, key crypto.PrivKey, cfg MarketConfig, dir string, log *slog.Logger) *advertiser {
+func startAdvertiser(h *p2p.Host, key crypto.PrivKey, cfg MarketConfig, gpus []market.GPU, dir string, log *slog.Logger) *advertiser {
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &advertiser{host: h, key: key, cfg: cfg, dir: dir, log: log, cancel: cancel, done: make(chan struct{})}
+	a := &advertiser{host: h, key: key, cfg: cfg, gpus: gpus, dir: dir, log: log, cancel: cancel, done: make(chan struct{})}
 	go a.run(ctx)
 	return a
 }
@@ -209,6 +222,7 @@ func (a *advertiser) record(score float64, every time.Duration) (market.Capacity
 		MemoryMiB:  offer64(a.cfg.MemoryMiB, inv.MemoryMiB*3/4),
 		DiskMiB:    offer64(a.cfg.DiskMiB, inv.DiskFreeMiB/2),
 		Executors:  slices.Clone(a.cfg.Executors),
+		GPUs:       a.gpus,
 		Prices:     market.PriceList{PerCPUSecond: a.cfg.PricePerCPUSecond, Minimum: a.cfg.MinPrice, Mint: a.cfg.Mint},
 		Relay:      onlyRelayed(a.host),
 		BenchScore: score,
@@ -355,4 +369,53 @@ func (n *Node) marketProviders(ctx context.Context, p api.ProvidersParams) ([]ap
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// findGPUs detects the machine's GPUs and the worker that trains on them.
+// GPUs are offered only when both are there; every other case is logged
+// and leaves the node training on the CPU.
+func findGPUs(ctx context.Context, cfg MarketConfig, log *slog.Logger) (worker string, gpus []market.GPU) {
+	if !cfg.DetectGPUs || !slices.Contains(cfg.Executors, market.KindTrain) {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	found, err := gpu.Detect(ctx)
+	if err != nil {
+		log.Warn("GPU detection failed; training on the CPU only", "error", err)
+		return "", nil
+	}
+	if len(found) == 0 {
+		return "", nil
+	}
+	worker = cfg.GPUWorker
+	if worker == "" {
+		worker = lookWorker()
+	}
+	if worker == "" {
+		log.Warn("GPUs found but no GPU worker (cyxwiz-cuda-worker); training on the CPU only", "gpus", gpu.Summary(found))
+		return "", nil
+	}
+	for _, g := range found {
+		gpus = append(gpus, market.GPU{Model: g.Name, MemoryMiB: int(g.MemoryMiB), ComputeCapability: g.ComputeCapability})
+	}
+	log.Info("GPUs offered for train jobs", "gpus", gpu.Summary(found), "worker", worker)
+	return worker, gpus
+}
+
+// GPUWorkerName is the file name of the GPU worker binary.
+const GPUWorkerName = "cyxwiz-cuda-worker"
+
+// lookWorker finds the GPU worker next to this program, then on PATH.
+func lookWorker() string {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), GPUWorkerName)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(GPUWorkerName); err == nil {
+		return p
+	}
+	return ""
 }

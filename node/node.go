@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/train"
 	"github.com/cyxwiz/cyxwiz/compute/wasm"
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/jobs"
@@ -49,6 +51,7 @@ type Node struct {
 	jobsDB  *bolt.DB
 	jobs    *jobs.Engine
 	execs   map[string]compute.Executor
+	gpus    []market.GPU // offered for train jobs
 	rpc     *rpc.Server
 	ln      net.Listener
 	http    *http.Server
@@ -168,7 +171,7 @@ func (n *Node) Start() error {
 	}
 	n.host.Bootstrap()
 	if n.cfg.Market.Provider {
-		n.adv = startAdvertiser(n.host, n.key, n.cfg.Market, n.repo.Dir, n.log.With("system", "market"))
+		n.adv = startAdvertiser(n.host, n.key, n.cfg.Market, n.gpus, n.repo.Dir, n.log.With("system", "market"))
 	}
 	if err := n.jobs.Start(); err != nil {
 		return fmt.Errorf("start node: %w", err)
@@ -197,6 +200,11 @@ func (n *Node) startJobs() error {
 			return err
 		}
 		n.execs[market.KindWASM] = w
+		if slices.Contains(n.cfg.Market.Executors, market.KindTrain) {
+			var worker string
+			worker, n.gpus = findGPUs(context.Background(), n.cfg.Market, n.log.With("system", "compute"))
+			n.execs[market.KindTrain] = train.NewExecutor(train.ExecutorConfig{Worker: worker, Logger: n.log.With("system", "train")})
+		}
 		capacity = func() (market.Capacity, bool) {
 			if n.adv == nil {
 				return market.Capacity{}, false

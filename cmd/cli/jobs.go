@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -108,6 +110,13 @@ func loadSpec(ctx context.Context, c *api.Client, file string) (json.RawMessage,
 			return nil, err
 		}
 	}
+	if t, ok := spec["train"].(map[string]any); ok {
+		if d, ok := t["dataset"].(map[string]any); ok {
+			if d["cid"], err = resolve(d["cid"], "train.dataset.cid"); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if ins, ok := spec["inputs"].([]any); ok {
 		for i, in := range ins {
 			if m, ok := in.(map[string]any); ok {
@@ -188,6 +197,20 @@ func printResult(e *env, j api.JobInfo) {
 		}
 		if r.LogCID != "" {
 			fmt.Fprintf(e.stdout, "log: %s\n", r.LogCID)
+		}
+		if r.ModelCID != "" {
+			fmt.Fprintf(e.stdout, "model: %s\n", r.ModelCID)
+		}
+		if r.MetricsCID != "" {
+			fmt.Fprintf(e.stdout, "metrics: %s\n", r.MetricsCID)
+		}
+		if len(r.Metrics) > 0 {
+			keys := slices.Sorted(maps.Keys(r.Metrics))
+			parts := make([]string, len(keys))
+			for i, k := range keys {
+				parts[i] = fmt.Sprintf("%s %.4g", k, r.Metrics[k])
+			}
+			fmt.Fprintf(e.stdout, "final: %s\n", strings.Join(parts, ", "))
 		}
 	}
 }

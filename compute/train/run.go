@@ -128,6 +128,9 @@ func Run(ctx context.Context, p Params) (Result, error) {
 			step++
 			y := net.forward(x, n, true, spec.Seed^uint64(step)*0xA24BAED4963EE407)
 			p.Backend.Read(out[:n*classes], y)
+			if err := backendErr(p.Backend); err != nil {
+				return res, err
+			}
 			loss, right := h.lossGrad(out[:n*classes], trainSet.Y, idx)
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				sink.logf("epoch %d step %d: loss is %g", epoch, step, loss)
@@ -186,6 +189,17 @@ func Run(ctx context.Context, p Params) (Result, error) {
 		return res, err
 	}
 	return res, mf.Sync()
+}
+
+// backendErr returns the first failure of a backend that reports them
+// (a GPU backend's calls have no error results of their own).
+func backendErr(b Backend) error {
+	if c, ok := b.(interface{ Err() error }); ok {
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("%s: %w", b.Name(), err)
+		}
+	}
+	return nil
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -271,7 +285,9 @@ func saveModel(path string, b Backend, params []*param, spec market.TrainSpec, r
 	meta := map[string]string{"format": "cyxwiz-train/1", "model": string(model), "loss": spec.Loss,
 		"layout": "dense weights [in, out]; conv2d weights [kernel_h, kernel_w, in_channels, filters]; images NHWC"}
 	for k, v := range res.Final {
-		meta[k] = strconv.FormatFloat(v, 'g', -1, 64)
+		if k != "seconds" { // so that one seed gives one file, byte for byte
+			meta[k] = strconv.FormatFloat(v, 'g', -1, 64)
+		}
 	}
 	return writeSafetensorsFile(path, ts, meta)
 }

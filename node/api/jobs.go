@@ -46,15 +46,22 @@ type JobOutput struct {
 
 // JobResultInfo is the provider's signed result, as verified by this node.
 type JobResultInfo struct {
-	Status     string      `json:"status"`
-	ExitCode   int         `json:"exit_code"`
-	Reason     string      `json:"reason,omitempty"`
-	Outputs    []JobOutput `json:"outputs"`
-	LogCID     string      `json:"log_cid,omitempty"`
-	LogTail    string      `json:"log_tail,omitempty"`
-	WallMillis int64       `json:"wall_ms"`
-	StartedAt  time.Time   `json:"started_at"`
-	FinishedAt time.Time   `json:"finished_at"`
+	Status   string      `json:"status"`
+	ExitCode int         `json:"exit_code"`
+	Reason   string      `json:"reason,omitempty"`
+	Outputs  []JobOutput `json:"outputs"`
+	LogCID   string      `json:"log_cid,omitempty"`
+	LogTail  string      `json:"log_tail,omitempty"`
+	// Metrics, MetricsCID and ModelCID report a train job: its final
+	// figures (loss, accuracy, eval_loss, eval_accuracy, epochs, steps,
+	// seconds), its metrics stream (JSON lines) and its trained weights
+	// (safetensors).
+	Metrics    map[string]float64 `json:"metrics,omitempty"`
+	MetricsCID string             `json:"metrics_cid,omitempty"`
+	ModelCID   string             `json:"model_cid,omitempty"`
+	WallMillis int64              `json:"wall_ms"`
+	StartedAt  time.Time          `json:"started_at"`
+	FinishedAt time.Time          `json:"finished_at"`
 	// Signature is the provider's signed envelope, base64 in JSON.
 	Signature []byte `json:"signature,omitempty"`
 }

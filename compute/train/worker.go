@@ -1,0 +1,67 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cyxwiz/cyxwiz/market"
+)
+
+// ServeWorker is the main function of a GPU worker binary: `train -spec
+// FILE -data DIR -out DIR -device N` trains on the backend that newBackend
+// opens, writing metrics as JSON lines to stdout and log lines to stderr,
+// and returns the process's exit code. The daemon's Executor runs it.
+func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, newBackend func(device int) (Backend, error)) int {
+	if len(args) == 0 || args[0] != "train" {
+		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N]")
+		return workerExitUsage
+	}
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	specPath := fs.String("spec", "", "the train section of the job spec, as JSON")
+	data := fs.String("data", "", "the dataset folder or file")
+	out := fs.String("out", "", "the output folder")
+	device := fs.Int("device", 0, "the GPU to use")
+	if err := fs.Parse(args[1:]); err != nil || *specPath == "" || *data == "" || *out == "" {
+		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N]")
+		return workerExitUsage
+	}
+	raw, err := os.ReadFile(*specPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return workerExitUsage
+	}
+	var spec market.TrainSpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		fmt.Fprintf(stderr, "spec: %v\n", err)
+		return workerExitUsage
+	}
+	b, err := newBackend(*device)
+	if err != nil {
+		fmt.Fprintf(stderr, "open device %d: %v\n", *device, err)
+		return workerExitFailed
+	}
+	defer b.Close()
+	_, err = Run(ctx, Params{Spec: spec, DataDir: *data, OutDir: *out, Backend: b, Log: stderr, Metrics: stdout})
+	if err == nil {
+		err = backendErr(b)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrDiverged):
+		fmt.Fprintln(stderr, err)
+		return workerExitDiverged
+	case errors.Is(err, ErrDataset):
+		fmt.Fprintln(stderr, err)
+		return workerExitDataset
+	default:
+		fmt.Fprintln(stderr, err)
+		return workerExitFailed
+	}
+}
