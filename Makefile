@@ -4,29 +4,41 @@ GO        ?= go
 BIN       := bin/cyxwiz
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
+# The fast GEMM path (OpenBLAS through cgo) where the library is installed;
+# without it the same code builds on gonum's pure-Go GEMM.
+GOTAGS    ?= $(shell scripts/have-openblas.sh)
+CUDA_SDK  ?= .cache/cuda-sdk
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build kubo test test-short bench demo lint fmt clean
+.PHONY: help build cuda-worker ptx kubo test test-short bench demo mnist lint fmt clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/cyxwiz
-	$(GO) build -o $(BIN) ./cmd/cyxwiz
+build: ## build bin/cyxwiz (with OpenBLAS when it is installed)
+	$(GO) build -tags "$(GOTAGS)" -o $(BIN) ./cmd/cyxwiz
+
+cuda-worker: ## build bin/cyxwiz-cuda-worker, the GPU trainer (fetches CUDA headers and makes link stubs first)
+	./scripts/cuda-sdk.sh $(CUDA_SDK)
+	. $(CUDA_SDK)/env.sh && $(GO) build -tags "cuda $(GOTAGS)" -o bin/cyxwiz-cuda-worker ./cmd/cyxwiz-cuda-worker
+
+ptx: ## compile the GPU kernels (compute/train/kernels) to PTX with clang
+	./scripts/build-ptx.sh
 
 kubo: ## build the stock IPFS Kubo binary (bin/ipfs) that the interop tests run against
 	./scripts/build-kubo.sh bin/ipfs
 
 test: kubo ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
-	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(GO) test -tags "$(GOTAGS)" $(TESTFLAGS) $(PKGS)
+	$(GO) test -count=1 ./compute/train   # the pure-Go GEMM path too
 
 test-short: ## run the fast tests only
-	$(GO) test -short -count=1 $(PKGS)
+	$(GO) test -tags "$(GOTAGS)" -short -count=1 $(PKGS)
 
 bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB transfer vs TCP, libp2p, Kubo; Go benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -tags "$(GOTAGS)" -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./test/bench -bin $(BIN)
 
 demo: build ## start a local swarm of three daemons and run a WASM job across it
@@ -35,9 +47,9 @@ demo: build ## start a local swarm of three daemons and run a WASM job across it
 
 lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
+	$(GO) vet -tags "$(GOTAGS)" $(PKGS)
 	cd tools && $(GO) build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
-	./bin/staticcheck $(PKGS)
+	./bin/staticcheck -tags "$(GOTAGS)" $(PKGS)
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
