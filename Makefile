@@ -11,7 +11,7 @@ CUDA_SDK  ?= .cache/cuda-sdk
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build cuda-worker ptx kubo test test-short bench demo mnist lint fmt clean
+.PHONY: help build cuda-worker ptx kubo test test-short bench demo lint fmt clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
@@ -41,8 +41,9 @@ bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB 
 	$(GO) test -tags "$(GOTAGS)" -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./test/bench -bin $(BIN)
 
-demo: build ## start a local swarm of three daemons and run a WASM job across it
+demo: build ## start a local swarm of three daemons; run a WASM job and train an MNIST classifier across it
 	GOOS=wasip1 GOARCH=wasm $(GO) build -o bin/wordcount.wasm ./examples/wordcount
+	./scripts/mnist-data.sh >/dev/null
 	./scripts/demo.sh
 
 lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)

@@ -63,6 +63,16 @@ job=$("$bin" --repo "$dir/net/node0" job list --json | grep -m1 '"id"' | sed 's/
 step "the result, fetched by CID: $dir/result/counts.txt"
 cat "$dir/result/counts.txt"
 
+step "training: an MNIST classifier on another node, with live metrics"
+echo "spec: examples/mnist/spec.json (dataset: the MNIST files in .cache/mnist, added by the CLI)"
+"$bin" --repo "$dir/net/node0" job submit examples/mnist/spec.json --wait
+job=$("$bin" --repo "$dir/net/node0" job list --json | grep -m1 '"id"' | sed 's/.*"id": "\(.*\)".*/\1/')
+acc=$("$bin" --repo "$dir/net/node0" job status "$job" --json | sed -n 's/.*"eval_accuracy": *\([0-9.e-]*\).*/\1/p' | head -1)
+echo "test accuracy: $acc"
+awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.97) }' || { echo "the classifier reached ${acc:-no} accuracy, below 0.97"; exit 1; }
+"$bin" --repo "$dir/net/node0" job result "$job" -o "$dir/model"
+echo "trained weights (safetensors): $dir/model/model, $(wc -c <"$dir/model/model") bytes"
+
 step "stopping the devnet (SIGINT)"
 kill -INT "$devnet_pid"
 wait "$devnet_pid"
