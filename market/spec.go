@@ -154,7 +154,7 @@ func (s *Spec) Normalize() {
 		s.Verification = &Verification{Mode: VerifyNone}
 	}
 	if s.Train != nil {
-		s.Train.normalize()
+		s.Train.Normalize()
 		if s.Kind == KindTrain {
 			s.addTrainOutputs()
 		}

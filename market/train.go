@@ -131,8 +131,8 @@ type Dataset struct {
 	EvalSplit float64 `json:"eval_split,omitempty"`
 }
 
-// normalizeTrain fills the train section's defaults.
-func (t *TrainSpec) normalize() {
+// Normalize fills the train section's defaults (Spec.Normalize calls it).
+func (t *TrainSpec) Normalize() {
 	if t.BatchSize == 0 {
 		t.BatchSize = DefaultBatchSize
 	}

@@ -56,6 +56,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	if err := json.Unmarshal(job.Program, &spec); err != nil {
 		return compute.Outcome{Reason: compute.ReasonBadProgram, Detail: err.Error(), ExitCode: -1}, nil
 	}
+	spec.Normalize()
 	if _, err := spec.Model.Shapes(); err != nil {
 		return compute.Outcome{Reason: compute.ReasonBadProgram, Detail: err.Error(), ExitCode: -1}, nil
 	}

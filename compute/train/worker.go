@@ -41,6 +41,7 @@ func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, n
 		fmt.Fprintf(stderr, "spec: %v\n", err)
 		return workerExitUsage
 	}
+	spec.Normalize()
 	b, err := newBackend(*device)
 	if err != nil {
 		fmt.Fprintf(stderr, "open device %d: %v\n", *device, err)

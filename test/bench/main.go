@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/compute/train"
+
 	"github.com/cyxwiz/cyxwiz/node/api"
 )
 
@@ -34,7 +36,13 @@ func main() {
 	burst := flag.Int("burst", 1000, "jobs in the burst")
 	announceHosts := flag.Int("announce-hosts", 30, "hosts of the announcement benchmark; 0 skips it")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	trainEpochs := flag.Int("train-epochs", 3, "MNIST epochs per backend of the training benchmark; 0 skips it")
+	gemmOnly := flag.Int("gemm-only", 0, "print the GFLOPS of one GEMM size and exit (used for OpenBLAS core types)")
 	flag.Parse()
+	if *gemmOnly > 0 {
+		fmt.Printf("%.1f\n", gemmGFLOPS(train.NewCPU(), *gemmOnly))
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -69,6 +77,9 @@ func main() {
 		if err == nil {
 			err = announceBench(*announceHosts, 500, 10*time.Millisecond)
 		}
+	}
+	if err == nil && *trainEpochs > 0 {
+		err = trainBench(*trainEpochs)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
