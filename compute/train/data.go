@@ -17,8 +17,9 @@ import (
 	"github.com/cyxwiz/cyxwiz/market"
 )
 
-// maxDatasetBytes bounds what one dataset file may expand to in memory.
-const maxDatasetBytes = 8 << 30
+// DefaultMaxDataBytes bounds what one dataset file may expand to (gzip
+// included) when the run sets no limit of its own.
+const DefaultMaxDataBytes = 8 << 30
 
 // examples is a set of labelled examples: X holds N rows of F features,
 // Y one label (a class index or a target value) per row.
@@ -37,18 +38,19 @@ func dataErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrDataset, fmt.Sprintf(format, args...))
 }
 
-// loadDataset reads the training and evaluation examples of d from dir.
-func loadDataset(dir string, d market.Dataset) (train, eval *examples, err error) {
+// loadDataset reads the training and evaluation examples of d from dir;
+// no file may expand to more than limit bytes.
+func loadDataset(dir string, d market.Dataset, limit int64) (train, eval *examples, err error) {
 	switch d.Format {
 	case market.DatasetIDX:
-		train, err = loadIDXPair(dir, d.TrainImages, d.TrainLabels, d.Scale)
+		train, err = loadIDXPair(dir, d.TrainImages, d.TrainLabels, d.Scale, limit)
 		if err == nil && d.TestImages != "" {
-			eval, err = loadIDXPair(dir, d.TestImages, d.TestLabels, d.Scale)
+			eval, err = loadIDXPair(dir, d.TestImages, d.TestLabels, d.Scale, limit)
 		}
 	case market.DatasetCSV:
-		train, err = loadCSV(dir, d.TrainFile, d)
+		train, err = loadCSV(dir, d.TrainFile, d, limit)
 		if err == nil && d.TestFile != "" {
-			eval, err = loadCSV(dir, d.TestFile, d)
+			eval, err = loadCSV(dir, d.TestFile, d, limit)
 		}
 	default:
 		err = dataErr("format %q is not idx or csv", d.Format)
@@ -65,7 +67,7 @@ func loadDataset(dir string, d market.Dataset) (train, eval *examples, err error
 // openData opens a dataset file, transparently un-gzipping it. A dataset
 // that is a single file (not a folder) is that file whatever name the spec
 // gives.
-func openData(dir, name string) (io.ReadCloser, string, error) {
+func openData(dir, name string, limit int64) (io.ReadCloser, string, error) {
 	p := filepath.Join(dir, filepath.FromSlash(name))
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		p = dir
@@ -85,9 +87,32 @@ func openData(dir, name string) (io.ReadCloser, string, error) {
 			f.Close()
 			return nil, "", dataErr("%s: %v", name, err)
 		}
-		return readCloser{io.LimitReader(zr, maxDatasetBytes), f}, name, nil
+		return readCloser{limitReader(zr, limit, name), f}, name, nil
 	}
-	return readCloser{io.LimitReader(br, maxDatasetBytes), f}, name, nil
+	return readCloser{limitReader(br, limit, name), f}, name, nil
+}
+
+// limitReader fails, rather than ends, once more than limit bytes are read.
+func limitReader(r io.Reader, limit int64, name string) io.Reader {
+	return &capped{r: r, left: limit, name: name}
+}
+
+type capped struct {
+	r    io.Reader
+	left int64
+	name string
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, dataErr("%s expands to more than the job's memory allows", c.name)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 type readCloser struct {
@@ -96,8 +121,8 @@ type readCloser struct {
 }
 
 // readIDX reads an IDX file of unsigned bytes: its dimensions and data.
-func readIDX(dir, name string, wantDims int) ([]int, []byte, error) {
-	rc, _, err := openData(dir, name)
+func readIDX(dir, name string, wantDims int, limit int64) ([]int, []byte, error) {
+	rc, _, err := openData(dir, name, limit)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,8 +146,8 @@ func readIDX(dir, name string, wantDims int) ([]int, []byte, error) {
 		}
 		dims[i] = int(d)
 		total *= int64(d)
-		if total > maxDatasetBytes {
-			return nil, nil, dataErr("%s: %v is too large", name, dims)
+		if total > limit {
+			return nil, nil, dataErr("%s: %v is more than the job's memory allows", name, dims)
 		}
 	}
 	data := make([]byte, total)
@@ -132,12 +157,12 @@ func readIDX(dir, name string, wantDims int) ([]int, []byte, error) {
 	return dims, data, nil
 }
 
-func loadIDXPair(dir, images, labels string, scale float64) (*examples, error) {
-	idims, pix, err := readIDX(dir, images, 3)
+func loadIDXPair(dir, images, labels string, scale float64, limit int64) (*examples, error) {
+	idims, pix, err := readIDX(dir, images, 3, limit)
 	if err != nil {
 		return nil, err
 	}
-	ldims, lab, err := readIDX(dir, labels, 1)
+	ldims, lab, err := readIDX(dir, labels, 1, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -158,8 +183,8 @@ func loadIDXPair(dir, images, labels string, scale float64) (*examples, error) {
 	return e, nil
 }
 
-func loadCSV(dir, name string, d market.Dataset) (*examples, error) {
-	rc, _, err := openData(dir, name)
+func loadCSV(dir, name string, d market.Dataset, limit int64) (*examples, error) {
+	rc, _, err := openData(dir, name, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	} else {
 		var res Result
 		res, err = Run(ctx, Params{Spec: spec, DataDir: dataDir, OutDir: job.OutDir, Backend: NewCPU(),
-			Log: job.Stdout, Metrics: job.Metrics})
+			Log: job.Stdout, Metrics: job.Metrics, MaxDataBytes: memoryBytes(job)})
 		out.Metrics = res.Final
 	}
 	out.Wall = time.Since(start)
@@ -103,6 +103,9 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	return out, nil
 }
 
+// memoryBytes is the job's memory limit in bytes, 0 when it sets none.
+func memoryBytes(job compute.Job) int64 { return int64(job.MemoryMiB) << 20 }
+
 // Worker exit codes, so that the daemon can tell a failure's kind.
 const (
 	workerExitFailed   = 1
@@ -118,7 +121,8 @@ func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir strin
 	if err := os.WriteFile(specPath, job.Program, 0o600); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, e.worker, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir, "-device", "0")
+	cmd := exec.CommandContext(ctx, e.worker, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir, "-device", "0",
+		"-max-data-bytes", fmt.Sprint(memoryBytes(job)))
 	cmd.Cancel = func() error { return cmd.Process.Kill() }
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -26,7 +26,7 @@ func mnistDir(t testing.TB) string {
 // Our IDX reader agrees with GoMNIST's on the real files.
 func TestIDXMatchesGoMNIST(t *testing.T) {
 	dir := mnistDir(t)
-	ours, err := loadIDXPair(dir, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 1)
+	ours, err := loadIDXPair(dir, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 1, DefaultMaxDataBytes)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,9 @@ type Params struct {
 	// Log receives a human-readable line per report; Metrics the same
 	// reports as JSON lines, live. Either may be nil.
 	Log, Metrics io.Writer
+	// MaxDataBytes bounds what each dataset file may expand to in memory
+	// (0: DefaultMaxDataBytes); the executor sets the job's memory.
+	MaxDataBytes int64
 }
 
 // Metric is one line of the metrics stream: a "step" report every
@@ -75,7 +78,11 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	defer mf.Close()
 	sink := &reporter{file: mf, live: p.Metrics, log: p.Log}
 
-	trainSet, evalSet, err := loadDataset(p.DataDir, spec.Dataset)
+	limit := p.MaxDataBytes
+	if limit <= 0 {
+		limit = DefaultMaxDataBytes
+	}
+	trainSet, evalSet, err := loadDataset(p.DataDir, spec.Dataset, limit)
 	if err != nil {
 		return res, err
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -263,7 +264,7 @@ func TestCSVErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "d.csv"), []byte(c.data), 0o644)
-			_, err := loadCSV(dir, "d.csv", market.Dataset{Scale: 1})
+			_, err := loadCSV(dir, "d.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes)
 			if !errors.Is(err, ErrDataset) || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("loadCSV(%q) = %v, want an error containing %q", c.data, err, c.want)
 			}
@@ -291,5 +292,22 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 	bad := buf.Bytes()[:buf.Len()-3]
 	if _, _, err := ReadSafetensors(bytes.NewReader(bad)); err == nil {
 		t.Error("a truncated file was read")
+	}
+}
+
+// A dataset that expands past the job's memory fails cleanly (a gzip bomb
+// cannot exhaust the provider).
+func TestDatasetMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	var raw bytes.Buffer
+	zw := gzip.NewWriter(&raw)
+	zw.Write(make([]byte, 4<<20))
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "big.csv"), raw.Bytes(), 0o644)
+	spec := xorSpec(t)
+	spec.Dataset.TrainFile = "big.csv"
+	_, err := Run(context.Background(), Params{Spec: spec, DataDir: dir, OutDir: t.TempDir(), Backend: NewCPU(), MaxDataBytes: 1 << 20})
+	if !errors.Is(err, ErrDataset) || !strings.Contains(err.Error(), "more than the job's memory allows") {
+		t.Fatalf("Run = %v, want a dataset error about memory", err)
 	}
 }

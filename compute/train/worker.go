@@ -13,7 +13,7 @@ import (
 )
 
 // ServeWorker is the main function of a GPU worker binary: `train -spec
-// FILE -data DIR -out DIR -device N` trains on the backend that newBackend
+// FILE -data DIR -out DIR -device N -max-data-bytes N` trains on the backend that newBackend
 // opens, writing metrics as JSON lines to stdout and log lines to stderr,
 // and returns the process's exit code. The daemon's Executor runs it.
 func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, newBackend func(device int) (Backend, error)) int {
@@ -27,6 +27,7 @@ func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, n
 	data := fs.String("data", "", "the dataset folder or file")
 	out := fs.String("out", "", "the output folder")
 	device := fs.Int("device", 0, "the GPU to use")
+	maxData := fs.Int64("max-data-bytes", 0, "the most a dataset file may expand to (0: no limit of the job's)")
 	if err := fs.Parse(args[1:]); err != nil || *specPath == "" || *data == "" || *out == "" {
 		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N]")
 		return workerExitUsage
@@ -48,7 +49,7 @@ func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, n
 		return workerExitFailed
 	}
 	defer b.Close()
-	_, err = Run(ctx, Params{Spec: spec, DataDir: *data, OutDir: *out, Backend: b, Log: stderr, Metrics: stdout})
+	_, err = Run(ctx, Params{Spec: spec, DataDir: *data, OutDir: *out, Backend: b, Log: stderr, Metrics: stdout, MaxDataBytes: *maxData})
 	if err == nil {
 		err = backendErr(b)
 	}
