@@ -85,6 +85,9 @@ type Params struct {
 	Config   Config
 	// Notify receives job events (Event and LogLine) for subscribers.
 	Notify func(jobID string, ev any)
+	// Settlement pays priced jobs through escrows on a ledger; nil: no
+	// payments are settled.
+	Settlement *Settlement
 	Logger *slog.Logger
 }
 
@@ -117,6 +120,8 @@ type Engine struct {
 	running      map[string]context.CancelFunc // provider: jobID/attempt -> stop
 	seen         map[string]time.Time          // provider: announcements seen
 	locks        [64]sync.Mutex                // requester jobs, by hash of the ID
+	arbiterAddr  string                        // the arbiter's ledger account, once known
+	settleKick   chan struct{}                 // wakes the settlement loop
 	load         market.Load
 	modules      moduleCache                // provider: bytes of recently run modules
 	slots        chan struct{}              // provider: one per job that may run at once
@@ -146,7 +151,7 @@ func New(p Params) (*Engine, error) {
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
 		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
 		tally: map[string]market.Outcomes{}, slots: make(chan struct{}, max(1, p.Config.MaxConcurrent)),
-		auctionSlots: make(chan struct{}, maxAuctions)}
+		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1)}
 	return e, nil
 }
 
@@ -178,6 +183,12 @@ func (e *Engine) Start() error {
 	go e.readAnnouncements()
 	e.wg.Add(1)
 	go e.sweepSeen()
+	if st := e.p.Settlement; st != nil {
+		if st.Serve {
+			h.SetStreamHandler(ArbiterProtocol, e.handler(e.handleArbiter))
+		}
+		e.spawn(e.settleLoop)
+	}
 	return e.resume()
 }
 
@@ -187,7 +198,7 @@ func (e *Engine) Close() error {
 	e.closing = true
 	e.mu.Unlock()
 	h := e.p.Host
-	for _, p := range []protocol.ID{BidProtocol, ResultProtocol, LogProtocol, AwardProtocol, CancelProtocol} {
+	for _, p := range []protocol.ID{BidProtocol, ResultProtocol, LogProtocol, AwardProtocol, CancelProtocol, ArbiterProtocol} {
 		h.RemoveStreamHandler(p)
 	}
 	e.cancel()

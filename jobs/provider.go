@@ -115,6 +115,9 @@ func (e *Engine) readAnnouncements() {
 			Price: capacity.Prices.Quote(a.Spec), QueueDepth: e.queueDepth(load), ExpiresAt: time.Now().Add(time.Minute)}
 		if a.Spec.Price != nil {
 			bid.Mint = a.Spec.Price.Mint
+			if st := e.p.Settlement; st != nil && bid.Mint == st.Mint {
+				bid.Payee = st.Escrow.Address()
+			}
 		}
 		e.spawn(func() {
 			if err := e.sendBid(a, bid); err != nil {
@@ -223,6 +226,9 @@ func (e *Engine) takeAward(award market.Award, signer, from peer.ID) string {
 	if !ok {
 		return "no capacity to offer"
 	}
+	if reason := e.verifyEscrow(award); reason != "" {
+		return reason
+	}
 	key := auctionKey(award.JobID, award.Attempt)
 	j, ctx, cancel, reason := e.register(award, capacity, from, key)
 	if reason != "" {
@@ -263,6 +269,9 @@ func (e *Engine) register(award market.Award, capacity market.Capacity, from pee
 	j := &Job{ID: award.JobID, Role: RoleProvider, State: market.StateAccepted, Attempt: award.Attempt, Spec: award.Spec,
 		Requester: award.Requester, Provider: e.self.String(), Price: award.Price, Deadline: award.Deadline,
 		RequesterAddrs: addrs, CreatedAt: now, UpdatedAt: now, Events: []Event{{Time: now, State: market.StateAccepted}}}
+	if award.Escrow != nil {
+		j.Escrows = []EscrowRecord{{Attempt: award.Attempt, ProviderPeer: e.self.String(), Terms: *award.Escrow, State: EscrowLocked, UpdatedAt: now}}
+	}
 	if err := e.store.put(j); err != nil {
 		return nil, nil, nil, "cannot record the job: " + err.Error()
 	}
@@ -379,6 +388,9 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 			if errors.Is(err, errStore) {
 				res.ExitCode = providerFault // the provider's disk, not the job
 			}
+		}
+		if res.Status == market.StatusSucceeded {
+			res.Payout = e.proposeRelease(e.ctx, j)
 		}
 	}
 	release()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -351,6 +352,22 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		deadline := now.Add(e.cfg.InputTimeout + wall*waits + e.cfg.ResultMargin)
 		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Provider: c.Bid.Provider,
 			Price: c.Bid.Price, Spec: j.Spec, IssuedAt: now, Deadline: deadline}
+		if e.settles(j) {
+			t, lockErr := e.lockEscrow(ctx, j, c.Bid, deadline)
+			if errors.Is(lockErr, settlement.ErrFunds) {
+				j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, lockErr.Error()) })
+				if err == nil {
+					e.notify(j2, j2.Reason)
+				}
+				return true
+			}
+			if lockErr != nil {
+				e.log.Info("no escrow for this bid", "job", j.ID, "provider", c.Bid.Provider, "error", lockErr)
+				continue
+			}
+			w.Escrow = t
+			w.IssuedAt = time.Now().UTC() // the lock took a ledger round trip
+		}
 		j2, err := e.update(j.ID, func(j *Job) error {
 			j.Provider, j.Price, j.Deadline = c.Bid.Provider, c.Bid.Price, deadline
 			return j.move(market.StateAwarded, "to "+c.Bid.Provider)
@@ -542,6 +559,9 @@ func (e *Engine) fetchOutputs(ctx context.Context, j *Job) bool {
 	if err == nil {
 		e.count(j2.Provider, true)
 		e.notify(j2, "outputs fetched")
+	}
+	if e.p.Settlement != nil {
+		e.kickSettle() // release the escrow
 	}
 	return true
 }

@@ -44,6 +44,9 @@ type Job struct {
 	// WaitingSince is when the job last went looking for a provider.
 	WaitingSince time.Time      `json:"waiting_since,omitempty"`
 	Result       *market.Result `json:"result,omitempty"`
+	// Escrows are the job's escrows, one per award of a priced job (on
+	// the provider, the one of its award).
+	Escrows []EscrowRecord `json:"escrows,omitempty"`
 	// ResultEnvelope keeps the provider's signed result as evidence.
 	ResultEnvelope *market.Envelope `json:"result_envelope,omitempty"`
 	// RequesterAddrs is where a provider reaches the requester.

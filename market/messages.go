@@ -91,6 +91,7 @@ const (
 	maxResultOutputs    = 64
 	maxLogTailBytes     = 8 << 10
 	maxResultMetrics    = 32
+	maxPayoutBytes      = 4096
 	maxFailureReasonLen = 1024
 	maxAttempt          = 100000
 )
@@ -143,6 +144,9 @@ type Bid struct {
 	Mint       string    `json:"mint,omitempty"`
 	QueueDepth int       `json:"queue_depth"`
 	ExpiresAt  time.Time `json:"expires_at"`
+	// Payee is the provider's ledger account, where a priced job's escrow
+	// pays out; "" when the provider settles no payments.
+	Payee string `json:"payee,omitempty"`
 }
 
 // CheckBid validates a bid for the announcement a, received from signer.
@@ -179,6 +183,41 @@ type Award struct {
 	IssuedAt  time.Time `json:"issued_at"`
 	// Deadline is when the result must be in: execution limit plus margins.
 	Deadline time.Time `json:"deadline"`
+	// Escrow is where the requester locked the price, for priced jobs
+	// settled on a ledger.
+	Escrow *EscrowTerms `json:"escrow,omitempty"`
+}
+
+// EscrowTerms describe the escrow of one award: the terms the three
+// parties' 2-of-3 vault holds, and where it is.
+type EscrowTerms struct {
+	// ID names the escrow on the ledger: the job and its attempt.
+	ID        string `json:"id"`
+	Requester string `json:"requester"` // ledger accounts
+	Provider  string `json:"provider"`
+	Arbiter   string `json:"arbiter"`
+	// ArbiterPeer is the arbiter node that co-signs refunds and disputes.
+	ArbiterPeer string    `json:"arbiter_peer"`
+	Mint        string    `json:"mint"`
+	Amount      uint64    `json:"amount"`
+	Deadline    time.Time `json:"deadline"`
+	Multisig    string    `json:"multisig"`
+	Vault       string    `json:"vault"`
+}
+
+// Check validates escrow terms for an award of price in mint.
+func (t EscrowTerms) Check(price uint64, mint string) error {
+	switch {
+	case t.ID == "" || t.Requester == "" || t.Provider == "" || t.Arbiter == "" || t.Multisig == "" || t.Vault == "":
+		return errors.New("escrow: incomplete terms")
+	case len(t.ID)+len(t.Requester)+len(t.Provider)+len(t.Arbiter)+len(t.ArbiterPeer)+len(t.Mint)+len(t.Multisig)+len(t.Vault) > 1024:
+		return errors.New("escrow: terms too long")
+	case t.Amount != price:
+		return fmt.Errorf("escrow: holds %d, the award's price is %d", t.Amount, price)
+	case t.Mint != mint:
+		return fmt.Errorf("escrow: in mint %s, the price is in %s", t.Mint, mint)
+	}
+	return nil
 }
 
 // CheckAward validates an award received by provider self from signer.
@@ -195,6 +234,17 @@ func CheckAward(w Award, signer, self peer.ID, now time.Time) error {
 	}
 	if err := CheckJobID(w.JobID); err != nil {
 		return err
+	}
+	if w.Escrow != nil {
+		if w.Spec.Price == nil {
+			return errors.New("escrow for a job with no price")
+		}
+		if err := w.Escrow.Check(w.Price, w.Spec.Price.Mint); err != nil {
+			return err
+		}
+		if w.Escrow.Deadline.Before(w.Deadline) {
+			return errors.New("escrow: its deadline is before the award's")
+		}
 	}
 	return w.Spec.Validate()
 }
@@ -253,9 +303,12 @@ type Result struct {
 	Metrics    map[string]float64 `json:"metrics,omitempty"`
 	MetricsCID string             `json:"metrics_cid,omitempty"`
 	ModelCID   string             `json:"model_cid,omitempty"`
-	Usage      Usage              `json:"usage"`
-	StartedAt  time.Time          `json:"started_at"`
-	FinishedAt time.Time          `json:"finished_at"`
+	// Payout is the provider's partly signed release of the escrow, which
+	// the requester co-signs once it accepts the result.
+	Payout     []byte    `json:"payout,omitempty"`
+	Usage      Usage     `json:"usage"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
 }
 
 // CheckResult validates a result for the award w, received from signer.
@@ -271,6 +324,8 @@ func CheckResult(r Result, signer peer.ID, w Award) error {
 		return fmt.Errorf("result status %q is not succeeded or failed", r.Status)
 	case len(r.Outputs) > maxResultOutputs:
 		return fmt.Errorf("%d outputs, at most %d", len(r.Outputs), maxResultOutputs)
+	case len(r.Payout) > maxPayoutBytes:
+		return fmt.Errorf("payout of %d bytes, at most %d", len(r.Payout), maxPayoutBytes)
 	case len(r.Metrics) > maxResultMetrics:
 		return fmt.Errorf("%d metrics, at most %d", len(r.Metrics), maxResultMetrics)
 	case len(r.LogTail) > maxLogTailBytes:

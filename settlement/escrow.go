@@ -133,3 +133,16 @@ type Escrow interface {
 	// Balance reads an account's balance of a mint.
 	Balance(ctx context.Context, owner, mint string) (uint64, error)
 }
+
+// LedgerClock is implemented by escrows that can read the ledger's clock,
+// which is the clock refund deadlines are judged by.
+type LedgerClock interface {
+	// LedgerTime returns the ledger's current time.
+	LedgerTime(ctx context.Context) (time.Time, error)
+}
+
+// NativeBalancer is implemented by escrows whose ledger has a native coin
+// that pays fees (SOL on Solana, in lamports).
+type NativeBalancer interface {
+	NativeBalance(ctx context.Context, owner string) (uint64, error)
+}

@@ -358,3 +358,12 @@ func (p *Party) Balance(_ context.Context, owner, mint string) (uint64, error) {
 	defer l.mu.Unlock()
 	return l.balances[owner][mint], nil
 }
+
+// LedgerTime implements settlement.LedgerClock.
+func (p *Party) LedgerTime(context.Context) (time.Time, error) { return p.l.Now(), nil }
+
+// NativeBalance implements settlement.NativeBalancer: the owner's balance
+// of NativeMint, which pays the fees here.
+func (p *Party) NativeBalance(ctx context.Context, owner string) (uint64, error) {
+	return p.Balance(ctx, owner, NativeMint)
+}

@@ -1,0 +1,440 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/settlement"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// ArbiterProtocol: any node to an arbiter, one request (its ledger address,
+// or a refund to co-sign) and one answer.
+const ArbiterProtocol = "/cyxwiz/arbiter/1.0.0"
+
+// Settlement connects the engine to a ledger, so that priced jobs are paid
+// through a 2-of-3 escrow per award: the requester locks the price before
+// it awards, the provider checks the vault before it acks and proposes the
+// release with its result, the requester co-signs the release once it has
+// the outputs, and a job that fails is refunded with the arbiter after the
+// escrow's deadline.
+type Settlement struct {
+	// Escrow acts with this node's ledger account.
+	Escrow settlement.Escrow
+	// Mint is the token escrows pay in: the node's market mint.
+	Mint string
+	// Arbiter is the node that co-signs refunds of this node's escrows;
+	// without one this node awards no priced job in Mint.
+	Arbiter peer.ID
+	// Serve makes this node an arbiter: it answers ArbiterProtocol.
+	Serve bool
+	// Every is how often escrows still open are looked at (default 2 s).
+	Every time.Duration
+	// Margin is added to an award's deadline for its escrow's (default 1 min).
+	Margin time.Duration
+}
+
+// Escrow states of a requester's escrow record.
+const (
+	EscrowLocking  = "locking"  // recorded before the lock was sent
+	EscrowLocked   = "locked"   // the vault holds the price
+	EscrowReleased = "released" // paid to the provider
+	EscrowRefunded = "refunded" // paid back to the requester
+	EscrowNone     = "failed"   // the lock failed: nothing was locked
+)
+
+// EscrowRecord is one escrow of a job: one per award.
+type EscrowRecord struct {
+	Attempt      int                `json:"attempt"`
+	ProviderPeer string             `json:"provider_peer"`
+	Terms        market.EscrowTerms `json:"terms"`
+	State        string             `json:"state"`
+	// Tx is the settling transaction.
+	Tx string `json:"tx,omitempty"`
+	// Error is the last settlement failure, retried until it settles.
+	Error     string    `json:"error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func terms(t market.EscrowTerms) settlement.Terms {
+	return settlement.Terms{JobID: t.ID, Requester: t.Requester, Provider: t.Provider, Arbiter: t.Arbiter,
+		Mint: t.Mint, Amount: t.Amount, Deadline: t.Deadline}
+}
+
+func ref(t market.EscrowTerms) settlement.Ref {
+	return settlement.Ref{Multisig: t.Multisig, Vault: t.Vault}
+}
+
+// settles reports whether this node pays the job through an escrow.
+func (e *Engine) settles(j *Job) bool {
+	s := e.p.Settlement
+	return s != nil && j.Spec.Price != nil && j.Spec.Price.Mint == s.Mint && s.Arbiter != ""
+}
+
+// errNoEscrow: an escrow could not be locked; the award is not sent.
+var errNoEscrow = errors.New("escrow not locked")
+
+// lockEscrow locks the bid's price in a new vault for the award, recording
+// the escrow in the job before and after, so that no lock is lost.
+func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadline time.Time) (*market.EscrowTerms, error) {
+	s := e.p.Settlement
+	if bid.Payee == "" {
+		return nil, fmt.Errorf("%w: the bid names no payee", errNoEscrow)
+	}
+	arbiter, err := e.arbiterAddress(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: arbiter: %v", errNoEscrow, err)
+	}
+	t := market.EscrowTerms{Requester: s.Escrow.Address(), Provider: bid.Payee, Arbiter: arbiter,
+		ArbiterPeer: s.Arbiter.String(), Mint: s.Mint, Amount: bid.Price, Deadline: deadline.Add(e.margin()).Truncate(time.Second)}
+	if _, err := e.update(j.ID, func(j *Job) error {
+		// Every escrow of a job gets its own ID: one per award, in order.
+		t.ID = fmt.Sprintf("%s/%d", j.ID, len(j.Escrows)+1)
+		j.Escrows = append(j.Escrows, EscrowRecord{Attempt: j.Attempt, ProviderPeer: bid.Provider, Terms: t,
+			State: EscrowLocking, UpdatedAt: time.Now().UTC()})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	r, err := s.Escrow.Lock(ctx, terms(t))
+	e.update(j.ID, func(j *Job) error {
+		i := slices.IndexFunc(j.Escrows, func(r EscrowRecord) bool { return r.Terms.ID == t.ID })
+		if i < 0 {
+			return nil
+		}
+		x := &j.Escrows[i]
+		x.UpdatedAt = time.Now().UTC()
+		if err != nil {
+			x.State, x.Error = EscrowNone, err.Error()
+			return nil
+		}
+		x.State, x.Terms.Multisig, x.Terms.Vault = EscrowLocked, r.Multisig, r.Vault
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoEscrow, err)
+	}
+	t.Multisig, t.Vault = r.Multisig, r.Vault
+	e.log.Info("escrow locked", "job", j.ID, "amount", t.Amount, "mint", t.Mint, "vault", t.Vault)
+	return &t, nil
+}
+
+func (e *Engine) margin() time.Duration {
+	if m := e.p.Settlement.Margin; m > 0 {
+		return m
+	}
+	return time.Minute
+}
+
+// arbiterAddress asks the arbiter node for its ledger account, once.
+func (e *Engine) arbiterAddress(ctx context.Context) (string, error) {
+	e.mu.Lock()
+	addr := e.arbiterAddr
+	e.mu.Unlock()
+	if addr != "" {
+		return addr, nil
+	}
+	var res arbiterResponse
+	if err := e.askArbiter(ctx, arbiterRequest{Op: "address"}, &res); err != nil {
+		return "", err
+	}
+	if res.Address == "" {
+		return "", errors.New("the arbiter named no address")
+	}
+	e.mu.Lock()
+	e.arbiterAddr = res.Address
+	e.mu.Unlock()
+	return res.Address, nil
+}
+
+// kickSettle asks the settlement loop to look at the escrows now.
+func (e *Engine) kickSettle() {
+	select {
+	case e.settleKick <- struct{}{}:
+	default:
+	}
+}
+
+// settleLoop settles the requester's open escrows: it releases the ones
+// whose job succeeded and refunds the others once their deadline passed.
+// Failures are recorded and retried; a restart picks up where it stopped.
+func (e *Engine) settleLoop() {
+	every := e.p.Settlement.Every
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		e.settleAll()
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		case <-e.settleKick:
+		}
+	}
+}
+
+func (e *Engine) settleAll() {
+	jobs, err := e.store.list(RoleRequester)
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		for i, rec := range j.Escrows {
+			if rec.State == EscrowLocked || rec.State == EscrowLocking {
+				e.settleOne(j, i)
+			}
+		}
+	}
+}
+
+// settleOne moves escrow i of job j on when it can.
+func (e *Engine) settleOne(j *Job, i int) {
+	rec := j.Escrows[i]
+	if rec.State == EscrowLocking {
+		// The node stopped between recording and locking: whether the lock
+		// landed is for the ledger to say, which needs the vault's address.
+		e.setEscrow(j.ID, i, EscrowNone, "", "interrupted while locking; look the escrow up on the ledger by its ID")
+		return
+	}
+	current := rec.Attempt == j.Attempt && rec.ProviderPeer == j.Provider
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	s := e.p.Settlement
+	switch {
+	case current && j.State == market.StateSucceeded:
+		r := j.Result
+		if r == nil || len(r.Payout) == 0 {
+			e.refundLater(j, i, "the provider sent no payout")
+			return
+		}
+		tx, err := s.Escrow.CoSign(ctx, settlement.Payout{Kind: settlement.Release, Ref: ref(rec.Terms), Tx: r.Payout}, terms(rec.Terms))
+		if errors.Is(err, settlement.ErrTampered) || errors.Is(err, settlement.ErrSignatures) || errors.Is(err, settlement.ErrNotMember) {
+			e.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
+			e.refundLater(j, i, "payout refused: "+err.Error())
+			return
+		}
+		if err != nil {
+			e.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
+			return
+		}
+		e.setEscrow(j.ID, i, EscrowReleased, tx, "")
+		e.log.Info("escrow released", "job", j.ID, "provider", j.Provider, "amount", rec.Terms.Amount, "tx", tx)
+		e.notify(j, fmt.Sprintf("escrow released: %d to the provider", rec.Terms.Amount))
+	case current && !j.State.Final():
+		// The job is still running on this award.
+	default:
+		e.refundLater(j, i, "")
+	}
+}
+
+// refundLater refunds escrow i once its deadline has passed.
+func (e *Engine) refundLater(j *Job, i int, why string) {
+	rec := j.Escrows[i]
+	if e.ledgerTime().Before(rec.Terms.Deadline) {
+		if why != "" && rec.Error != why {
+			e.setEscrow(j.ID, i, EscrowLocked, "", why)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	s := e.p.Settlement
+	po, err := s.Escrow.Propose(ctx, ref(rec.Terms), terms(rec.Terms), settlement.Refund)
+	if errors.Is(err, settlement.ErrClosed) {
+		e.setEscrow(j.ID, i, EscrowRefunded, "", "")
+		return
+	}
+	if err != nil {
+		e.setEscrow(j.ID, i, EscrowLocked, "", "refund: "+err.Error())
+		return
+	}
+	var res arbiterResponse
+	err = e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: "refund", Terms: &rec.Terms, Tx: po.Tx}, &res)
+	if err == nil && res.Error != "" {
+		err = errors.New(res.Error)
+	}
+	if err != nil {
+		// Too early by the ledger's clock, the arbiter unreachable: retried.
+		e.setEscrow(j.ID, i, EscrowLocked, "", "refund: "+err.Error())
+		return
+	}
+	e.setEscrow(j.ID, i, EscrowRefunded, res.Tx, "")
+	e.log.Info("escrow refunded", "job", j.ID, "amount", rec.Terms.Amount, "tx", res.Tx)
+	e.notify(j, fmt.Sprintf("escrow refunded: %d back to the requester", rec.Terms.Amount))
+}
+
+// ledgerTime is the ledger's clock when the escrow can read it, else this
+// machine's.
+func (e *Engine) ledgerTime() time.Time {
+	if c, ok := e.p.Settlement.Escrow.(settlement.LedgerClock); ok {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		if t, err := c.LedgerTime(ctx); err == nil {
+			return t
+		}
+	}
+	return time.Now()
+}
+
+func (e *Engine) setEscrow(id string, i int, state, tx, errText string) {
+	e.update(id, func(j *Job) error {
+		if i >= len(j.Escrows) {
+			return nil
+		}
+		x := &j.Escrows[i]
+		x.State, x.Error, x.UpdatedAt = state, errText, time.Now().UTC()
+		if tx != "" {
+			x.Tx = tx
+		}
+		return nil
+	})
+}
+
+// verifyEscrow is the provider's check of an award's escrow, on the
+// ledger, before it acks: the vault must hold the price for this provider.
+func (e *Engine) verifyEscrow(award market.Award) string {
+	s := e.p.Settlement
+	priced := award.Spec.Price != nil && award.Price > 0
+	switch {
+	case award.Escrow == nil && priced && s != nil && award.Spec.Price.Mint == s.Mint:
+		return "this provider is paid through an escrow, and the award has none"
+	case award.Escrow == nil:
+		return ""
+	case s == nil:
+		return "this provider settles no escrows"
+	case award.Escrow.Provider != s.Escrow.Address():
+		return "the escrow pays " + award.Escrow.Provider + ", not this provider"
+	case award.Escrow.Mint != s.Mint:
+		return "the escrow is in mint " + award.Escrow.Mint + ", this provider is paid in " + s.Mint
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.AckTimeout*3/4)
+	defer cancel()
+	if err := s.Escrow.Verify(ctx, ref(*award.Escrow), terms(*award.Escrow)); err != nil {
+		return "escrow: " + err.Error()
+	}
+	return ""
+}
+
+// proposeRelease signs the provider's half of the release of a finished
+// job's escrow, for the result.
+func (e *Engine) proposeRelease(ctx context.Context, j *Job) []byte {
+	s := e.p.Settlement
+	if s == nil || len(j.Escrows) == 0 {
+		return nil
+	}
+	t := j.Escrows[0].Terms
+	po, err := s.Escrow.Propose(ctx, ref(t), terms(t), settlement.Release)
+	if err != nil {
+		e.log.Warn("release not proposed", "job", j.ID, "error", err)
+		return nil
+	}
+	return po.Tx
+}
+
+// arbiterRequest is one request to an arbiter.
+type arbiterRequest struct {
+	Op    string              `json:"op"` // "address" or "refund"
+	Terms *market.EscrowTerms `json:"terms,omitempty"`
+	Tx    []byte              `json:"tx,omitempty"`
+}
+
+type arbiterResponse struct {
+	Address string `json:"address,omitempty"`
+	Tx      string `json:"tx,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+const maxArbiterMessage = 16 << 10
+
+func (e *Engine) askArbiter(ctx context.Context, req arbiterRequest, res *arbiterResponse) error {
+	return e.askArbiterPeer(ctx, e.p.Settlement.Arbiter.String(), req, res)
+}
+
+func (e *Engine) askArbiterPeer(ctx context.Context, arbiter string, req arbiterRequest, res *arbiterResponse) error {
+	p, err := peer.Decode(arbiter)
+	if err != nil {
+		return fmt.Errorf("arbiter %q: %w", arbiter, err)
+	}
+	if len(e.p.Host.Network().ConnsToPeer(p)) == 0 {
+		if err := e.p.Host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+			return fmt.Errorf("arbiter %s: %w", p, err)
+		}
+	}
+	s, r, w, err := e.newStream(ctx, p, ArbiterProtocol, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("arbiter %s: %w", p, err)
+	}
+	defer s.Close()
+	data, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if err := writeFrame(w, data); err != nil {
+		s.Reset()
+		return err
+	}
+	reply, err := readFrame(r, maxArbiterMessage)
+	if err != nil {
+		s.Reset()
+		return fmt.Errorf("arbiter %s: %w", p, err)
+	}
+	return json.Unmarshal(reply, res)
+}
+
+// handleArbiter serves ArbiterProtocol. A refund is co-signed only when
+// the vault on the ledger holds the terms given and the ledger's clock is
+// past their deadline (the escrow enforces both), so the arbiter can
+// answer anyone: a refund pays the vault's requester and no one else.
+func (e *Engine) handleArbiter(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(45 * time.Second))
+	r, w := bufReader(s), bufWriter(s)
+	data, err := readFrame(r, maxArbiterMessage)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	var req arbiterRequest
+	var res arbiterResponse
+	esc := e.p.Settlement.Escrow
+	switch err := json.Unmarshal(data, &req); {
+	case err != nil:
+		res.Error = "bad request: " + err.Error()
+	case req.Op == "address":
+		res.Address = esc.Address()
+	case req.Op == "refund" && req.Terms != nil:
+		t := *req.Terms
+		ctx, cancel := context.WithTimeout(e.ctx, 40*time.Second)
+		defer cancel()
+		if t.Arbiter != esc.Address() {
+			res.Error = "this arbiter is not a member of the escrow"
+			break
+		}
+		if err := esc.Verify(ctx, ref(t), terms(t)); err != nil {
+			res.Error = err.Error()
+			break
+		}
+		tx, err := esc.CoSign(ctx, settlement.Payout{Kind: settlement.Refund, Ref: ref(t), Tx: req.Tx}, terms(t))
+		if err != nil {
+			res.Error = err.Error()
+			break
+		}
+		res.Tx = tx
+		e.log.Info("refund co-signed", "escrow", t.ID, "amount", t.Amount, "requester", t.Requester, "tx", tx)
+	default:
+		res.Error = fmt.Sprintf("unknown request %q", req.Op)
+	}
+	out, _ := json.Marshal(res)
+	if err := writeFrame(w, out); err != nil {
+		s.Reset()
+	}
+}
