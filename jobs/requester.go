@@ -174,6 +174,9 @@ func (e *Engine) holdInputs(ctx context.Context, j *Job) error {
 	if j.Spec.WASM != nil {
 		names[j.Spec.WASM.Module] = "wasm.module"
 	}
+	if j.Spec.Train != nil {
+		names[j.Spec.Train.Dataset.CID] = "train.dataset"
+	}
 	for _, in := range j.Spec.Inputs {
 		names[in.CID] = "input " + in.Name
 	}

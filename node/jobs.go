@@ -64,6 +64,10 @@ func (n *Node) getJob(id string) (*jobs.Job, error) {
 func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 	info := api.JobInfo{ID: j.ID, State: string(j.State), Attempt: j.Attempt, Kind: j.Spec.Kind, Provider: j.Provider,
 		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+	for _, x := range j.Escrows {
+		info.Escrows = append(info.Escrows, api.JobEscrow{ID: x.Terms.ID, State: x.State, Provider: x.ProviderPeer,
+			Amount: x.Terms.Amount, Mint: x.Terms.Mint, Vault: x.Terms.Vault, Deadline: x.Terms.Deadline, Tx: x.Tx, Error: x.Error})
+	}
 	if r := j.Result; r != nil && r.Attempt == j.Attempt {
 		res := &api.JobResultInfo{Status: r.Status, ExitCode: r.ExitCode, Reason: r.Reason, Outputs: []api.JobOutput{},
 			LogCID: r.LogCID, LogTail: r.LogTail, Metrics: r.Metrics, MetricsCID: r.MetricsCID, ModelCID: r.ModelCID, WallMillis: r.Usage.WallMillis, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}

@@ -397,11 +397,23 @@ func findGPUs(ctx context.Context, cfg MarketConfig, log *slog.Logger) (worker s
 		return "", nil
 	}
 	for _, g := range found {
+		if !gpu.Matches([]gpu.GPU{g}, 1, 0, MinGPUComputeCapability) {
+			log.Warn("GPU not offered: the GPU kernels need compute capability "+MinGPUComputeCapability, "gpu", g.Name,
+				"compute_capability", g.ComputeCapability)
+			continue
+		}
 		gpus = append(gpus, market.GPU{Model: g.Name, MemoryMiB: int(g.MemoryMiB), ComputeCapability: g.ComputeCapability})
+	}
+	if len(gpus) == 0 {
+		return "", nil
 	}
 	log.Info("GPUs offered for train jobs", "gpus", gpu.Summary(found), "worker", worker)
 	return worker, gpus
 }
+
+// MinGPUComputeCapability is the oldest GPU the worker's kernels run on
+// (they are PTX for sm_80).
+const MinGPUComputeCapability = "8.0"
 
 // GPUWorkerName is the file name of the GPU worker binary.
 const GPUWorkerName = "cyxwiz-cuda-worker"

@@ -68,8 +68,9 @@ func jobSubmitCommand() *command {
 	}
 }
 
-// loadSpec reads a spec file and replaces local paths in wasm.module and
-// inputs[].cid with the CIDs of their content, adding it first.
+// loadSpec reads a spec file and replaces local paths in wasm.module,
+// train.dataset.cid and inputs[].cid with the CIDs of their content, adding
+// it first.
 func loadSpec(ctx context.Context, c *api.Client, file string) (json.RawMessage, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -189,6 +190,16 @@ func printResult(e *env, j api.JobInfo) {
 	fmt.Fprintln(e.stdout)
 	if j.Reason != "" {
 		fmt.Fprintf(e.stdout, "reason: %s\n", j.Reason)
+	}
+	for _, x := range j.Escrows {
+		fmt.Fprintf(e.stdout, "escrow %s: %s, %d of mint %s", x.ID, x.State, x.Amount, x.Mint)
+		if x.Tx != "" {
+			fmt.Fprintf(e.stdout, " (tx %s)", x.Tx)
+		}
+		if x.Error != "" && x.State == "locked" {
+			fmt.Fprintf(e.stdout, " (%s)", x.Error)
+		}
+		fmt.Fprintln(e.stdout)
 	}
 	if r := j.Result; r != nil {
 		fmt.Fprintf(e.stdout, "exit code %d, ran %d ms\n", r.ExitCode, r.WallMillis)

@@ -86,9 +86,9 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 		out.Detail = err.Error()
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			out.Reason = compute.ReasonWallTime
+			out.Reason, out.ExitCode = compute.ReasonWallTime, -1
 		case errors.Is(err, context.Canceled):
-			out.Reason = compute.ReasonCancelled
+			out.Reason, out.ExitCode = compute.ReasonCancelled, -1
 		case errors.Is(err, ErrDiverged):
 			out.Reason = compute.ReasonDiverged
 		case errors.Is(err, ErrDataset):

@@ -289,7 +289,7 @@ func saveModel(path string, b Backend, params []*param, spec market.TrainSpec, r
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{"format": "cyxwiz-train/1", "model": string(model), "loss": spec.Loss,
+	meta := map[string]string{"format": "cyxwiz-train/1", "model": string(model), "loss_function": spec.Loss,
 		"layout": "dense weights [in, out]; conv2d weights [kernel_h, kernel_w, in_channels, filters]; images NHWC"}
 	for k, v := range res.Final {
 		if k != "seconds" { // so that one seed gives one file, byte for byte

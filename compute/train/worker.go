@@ -18,7 +18,7 @@ import (
 // and returns the process's exit code. The daemon's Executor runs it.
 func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, newBackend func(device int) (Backend, error)) int {
 	if len(args) == 0 || args[0] != "train" {
-		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N]")
+		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N] [-max-data-bytes N]")
 		return workerExitUsage
 	}
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
@@ -29,7 +29,7 @@ func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, n
 	device := fs.Int("device", 0, "the GPU to use")
 	maxData := fs.Int64("max-data-bytes", 0, "the most a dataset file may expand to (0: no limit of the job's)")
 	if err := fs.Parse(args[1:]); err != nil || *specPath == "" || *data == "" || *out == "" {
-		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N]")
+		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N] [-max-data-bytes N]")
 		return workerExitUsage
 	}
 	raw, err := os.ReadFile(*specPath)

@@ -68,19 +68,40 @@ type JobResultInfo struct {
 
 // JobInfo describes one job this node requested.
 type JobInfo struct {
-	ID        string          `json:"id"`
-	State     string          `json:"state"`
-	Attempt   int             `json:"attempt"`
-	Kind      string          `json:"kind"`
-	Provider  string          `json:"provider,omitempty"`
-	Price     uint64          `json:"price,omitempty"`
-	Reason    string          `json:"reason,omitempty"`
-	Excluded  []string        `json:"excluded,omitempty"`
-	Result    *JobResultInfo  `json:"result,omitempty"`
+	ID       string         `json:"id"`
+	State    string         `json:"state"`
+	Attempt  int            `json:"attempt"`
+	Kind     string         `json:"kind"`
+	Provider string         `json:"provider,omitempty"`
+	Price    uint64         `json:"price,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+	Excluded []string       `json:"excluded,omitempty"`
+	Result   *JobResultInfo `json:"result,omitempty"`
+	// Escrows are the job's payments: one escrow per award of a priced job.
+	Escrows   []JobEscrow     `json:"escrows,omitempty"`
 	Events    []JobEventInfo  `json:"events,omitempty"`
 	Spec      json.RawMessage `json:"spec,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// JobEscrow is one escrow of a job: the price locked for one award, and
+// where it went.
+type JobEscrow struct {
+	// ID names the escrow on the ledger (job ID and award number).
+	ID string `json:"id"`
+	// State is locked, released (paid to the provider), refunded (paid
+	// back), or failed (nothing was locked); locking while the lock is sent.
+	State    string    `json:"state"`
+	Provider string    `json:"provider"` // the provider's peer ID
+	Amount   uint64    `json:"amount"`
+	Mint     string    `json:"mint"`
+	Vault    string    `json:"vault,omitempty"`
+	Deadline time.Time `json:"deadline"`
+	// Tx is the transaction that settled the escrow.
+	Tx string `json:"tx,omitempty"`
+	// Error is the last settlement failure; it is retried.
+	Error string `json:"error,omitempty"`
 }
 
 // JobLogsParams are the parameters of job.logs.
