@@ -13,7 +13,7 @@ export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build cuda-worker ptx kubo test test-short bench demo lint fmt clean
+.PHONY: help build cuda-worker ptx kubo ledger test test-short bench demo lint fmt clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
@@ -32,7 +32,10 @@ ptx: ## compile the GPU kernels (compute/train/kernels) to PTX with clang
 kubo: ## build the stock IPFS Kubo binary (bin/ipfs) that the interop tests run against
 	./scripts/build-kubo.sh bin/ipfs
 
-test: kubo ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
+ledger: ## install the local Solana ledger (tools/ledger: LiteSVM behind a JSON-RPC server) that settlement tests and devnets run
+	@[ -d tools/ledger/node_modules/litesvm ] || npm ci --prefix tools/ledger --no-audit --no-fund
+
+test: kubo ledger ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
 	$(GO) test -tags "$(GOTAGS)" $(TESTFLAGS) $(PKGS)
 	$(GO) test -count=1 ./compute/train   # the pure-Go GEMM path too
 

@@ -1,0 +1,198 @@
+package solana
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/cyxwiz/cyxwiz/settlement"
+	sol "github.com/gagliardetto/solana-go"
+)
+
+// decodeTx decodes a transaction and insists on its canonical encoding:
+// re-encoding it must give back the same bytes, so nothing rides along
+// unchecked.
+func decodeTx(raw []byte) (*sol.Transaction, error) {
+	tx, err := sol.TransactionFromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode transaction: %v", settlement.ErrTampered, err)
+	}
+	again, err := tx.MarshalBinary()
+	if err != nil || !bytes.Equal(again, raw) {
+		return nil, fmt.Errorf("%w: the transaction is not canonically encoded", settlement.ErrTampered)
+	}
+	if tx.Message.IsVersioned() || tx.Message.NumLookups() > 0 {
+		return nil, fmt.Errorf("%w: a versioned transaction or address lookups", settlement.ErrTampered)
+	}
+	if len(tx.Signatures) != int(tx.Message.Header.NumRequiredSignatures) {
+		return nil, fmt.Errorf("%w: %d signatures for %d signers", settlement.ErrTampered, len(tx.Signatures), tx.Message.Header.NumRequiredSignatures)
+	}
+	return tx, nil
+}
+
+// checkPayout checks a proposed payout against the terms and returns the
+// parameters it was built with. The only free parts of a payout are the
+// proposer's nonce account and its value, and the amount, which must be at
+// least the terms' (checkHeld compares it with the vault); everything else
+// follows from the terms and the kind, so the check rebuilds the
+// transaction from them and requires the same message, byte for byte. It
+// also requires the proposer's valid signature and no co-signer signature
+// yet.
+func checkPayout(tx *sol.Transaction, t settlement.Terms, p parties, kind settlement.PayoutKind, decimals uint8) (payoutParams, error) {
+	proposer, cosigner, err := roles(kind, p)
+	if err != nil {
+		return payoutParams{}, fmt.Errorf("%w: %v", settlement.ErrTampered, err)
+	}
+	msg := &tx.Message
+	if len(msg.Instructions) == 0 || len(msg.Instructions[0].Accounts) == 0 ||
+		int(msg.Instructions[0].Accounts[0]) >= len(msg.AccountKeys) {
+		return payoutParams{}, fmt.Errorf("%w: the transaction does not start by advancing a nonce", settlement.ErrTampered)
+	}
+	pp := payoutParams{kind: kind, nonce: msg.AccountKeys[msg.Instructions[0].Accounts[0]], nonceValue: msg.RecentBlockhash,
+		amount: t.Amount, decimals: decimals}
+	if len(msg.Instructions) > 2 {
+		if d := msg.Instructions[2].Data; len(d) == 10 && d[0] == 12 {
+			pp.amount = binary.LittleEndian.Uint64(d[1:9])
+		}
+	}
+	if pp.amount < t.Amount {
+		return payoutParams{}, fmt.Errorf("%w: pays %d, the terms say %d", settlement.ErrTampered, pp.amount, t.Amount)
+	}
+	want, err := buildPayout(t, p, pp)
+	if err != nil {
+		return payoutParams{}, err
+	}
+	got, err := msg.MarshalBinary()
+	if err != nil {
+		return payoutParams{}, fmt.Errorf("%w: encode message: %v", settlement.ErrTampered, err)
+	}
+	exp, err := want.Message.MarshalBinary()
+	if err != nil {
+		return payoutParams{}, fmt.Errorf("encode expected payout: %w", err)
+	}
+	if !bytes.Equal(got, exp) {
+		return payoutParams{}, fmt.Errorf("%w: %s", settlement.ErrTampered, difference(msg, &want.Message))
+	}
+	for i, k := range msg.Signers() {
+		switch {
+		case k.Equals(proposer):
+			if !proposer.Verify(got, tx.Signatures[i]) {
+				return payoutParams{}, fmt.Errorf("%w: the proposer's signature is not valid", settlement.ErrTampered)
+			}
+		case k.Equals(cosigner):
+			if !tx.Signatures[i].IsZero() {
+				return payoutParams{}, fmt.Errorf("%w: the co-signer's signature slot is not empty", settlement.ErrTampered)
+			}
+		default:
+			return payoutParams{}, fmt.Errorf("%w: unexpected signer %s", settlement.ErrTampered, k)
+		}
+	}
+	return pp, nil
+}
+
+// checkHeld compares a payout's amount with what the vault holds now. A
+// payout of more than the vault holds is not the one the terms allow; one
+// of less is stale: someone sent tokens in since it was proposed, and the
+// vault would not close.
+func checkHeld(pp payoutParams, held uint64) error {
+	switch {
+	case pp.amount > held:
+		return fmt.Errorf("%w: pays %d, the vault holds %d", settlement.ErrTampered, pp.amount, held)
+	case pp.amount < held:
+		return fmt.Errorf("%w: pays %d, the vault holds %d now", ErrStale, pp.amount, held)
+	}
+	return nil
+}
+
+// difference says how a message differs from the expected one.
+func difference(got, want *sol.Message) string {
+	g, w := render(got), render(want)
+	for i := 0; i < len(g) || i < len(w); i++ {
+		switch {
+		case i >= len(g):
+			return fmt.Sprintf("missing %s", w[i])
+		case i >= len(w):
+			return fmt.Sprintf("unexpected %s", g[i])
+		case g[i] != w[i]:
+			return fmt.Sprintf("got %s, want %s", g[i], w[i])
+		}
+	}
+	return "the accounts' order or flags differ from the payout the terms describe"
+}
+
+// render lists a message's parts as text, one per line: each instruction
+// with its program, accounts (with their flags) and data, then the
+// number of instructions, fee payer, blockhash and header.
+func render(m *sol.Message) []string {
+	var out []string
+	metas, err := m.AccountMetaList()
+	if err != nil {
+		return []string{"undecodable accounts"}
+	}
+	for i, ci := range m.Instructions {
+		var b strings.Builder
+		fmt.Fprintf(&b, "instruction %d:", i)
+		if int(ci.ProgramIDIndex) < len(m.AccountKeys) {
+			fmt.Fprintf(&b, " program %s", m.AccountKeys[ci.ProgramIDIndex])
+		}
+		for _, a := range ci.Accounts {
+			if int(a) >= len(metas) {
+				b.WriteString(" <bad account index>")
+				continue
+			}
+			fmt.Fprintf(&b, " %s", metas[a].PublicKey)
+			if metas[a].IsSigner {
+				b.WriteString("(s)")
+			}
+			if metas[a].IsWritable {
+				b.WriteString("(w)")
+			}
+		}
+		fmt.Fprintf(&b, " data %s", hex.EncodeToString(ci.Data))
+		out = append(out, b.String())
+	}
+	out = append(out, fmt.Sprintf("%d instructions", len(m.Instructions)))
+	if len(m.AccountKeys) > 0 {
+		out = append(out, "fee payer "+m.AccountKeys[0].String())
+	}
+	return append(out, "blockhash "+m.RecentBlockhash.String(),
+		fmt.Sprintf("header %d/%d/%d", m.Header.NumRequiredSignatures, m.Header.NumReadonlySignedAccounts, m.Header.NumReadonlyUnsignedAccounts))
+}
+
+// payoutOf parses a settled payout transaction of vault, as built by
+// buildPayout: who it paid and whether that was the requester (the close
+// instruction's destination).
+func payoutOf(m *sol.Message, vault sol.PublicKey) (paidTo sol.PublicKey, refunded, ok bool) {
+	metas, err := m.AccountMetaList()
+	if err != nil {
+		return sol.PublicKey{}, false, false
+	}
+	key := func(ci sol.CompiledInstruction, i int) (sol.PublicKey, bool) {
+		if i >= len(ci.Accounts) || int(ci.Accounts[i]) >= len(metas) {
+			return sol.PublicKey{}, false
+		}
+		return metas[ci.Accounts[i]].PublicKey, true
+	}
+	var wallet, closedTo sol.PublicKey
+	var created, closed bool
+	for _, ci := range m.Instructions {
+		if int(ci.ProgramIDIndex) >= len(m.AccountKeys) {
+			return sol.PublicKey{}, false, false
+		}
+		prog := m.AccountKeys[ci.ProgramIDIndex]
+		switch {
+		case prog.Equals(sol.SPLAssociatedTokenAccountProgramID) && bytes.Equal(ci.Data, []byte{1}):
+			wallet, created = key(ci, 2)
+		case prog.Equals(sol.TokenProgramID) && bytes.Equal(ci.Data, []byte{9}):
+			if acct, ok := key(ci, 0); ok && acct.Equals(vault) {
+				closedTo, closed = key(ci, 1)
+			}
+		}
+	}
+	if !created || !closed {
+		return sol.PublicKey{}, false, false
+	}
+	return wallet, wallet.Equals(closedTo), true
+}
