@@ -38,6 +38,7 @@ ledger: ## install the local Solana ledger (tools/ledger: LiteSVM behind a JSON-
 test: kubo ledger ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
 	$(GO) test -tags "$(GOTAGS)" $(TESTFLAGS) $(PKGS)
 	$(GO) test -count=1 ./compute/train   # the pure-Go GEMM path too
+	npm test --prefix tools/ledger --silent
 
 test-short: ## run the fast tests only
 	$(GO) test -tags "$(GOTAGS)" -short -count=1 $(PKGS)

@@ -88,7 +88,7 @@ type Params struct {
 	// Settlement pays priced jobs through escrows on a ledger; nil: no
 	// payments are settled.
 	Settlement *Settlement
-	Logger *slog.Logger
+	Logger     *slog.Logger
 }
 
 // LogLine is a piece of a job's output, streamed as it is written.

@@ -355,7 +355,7 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		deadline := now.Add(e.cfg.InputTimeout + wall*waits + e.cfg.ResultMargin)
 		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Provider: c.Bid.Provider,
 			Price: c.Bid.Price, Spec: j.Spec, IssuedAt: now, Deadline: deadline}
-		if e.settles(j) {
+		if e.settles(j) && c.Bid.Price > 0 {
 			t, lockErr := e.lockEscrow(ctx, j, c.Bid, deadline)
 			if errors.Is(lockErr, settlement.ErrFunds) {
 				j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, lockErr.Error()) })

@@ -21,13 +21,16 @@ import (
 const (
 	RolePeer    = "peer"
 	RoleIndexer = "indexer"
+	// RoleArbiter is an indexer that also co-signs escrow refunds.
+	RoleArbiter = "arbiter"
 )
 
 // Config is the content of the repo's config file. Every key is documented
 // in docs/config.md and can be overridden by a daemon flag named after its
 // dotted path (for example --swarm.dht_mode=server).
 type Config struct {
-	// Role is peer or indexer. An indexer also serves as a circuit relay.
+	// Role is peer, indexer or arbiter. An indexer also serves as a circuit
+	// relay; an arbiter is an indexer that co-signs escrow refunds.
 	Role string `json:"role"`
 	// API configures the local JSON-RPC API.
 	API APIConfig `json:"api"`
@@ -37,6 +40,8 @@ type Config struct {
 	Content content.Config `json:"content"`
 	// Market configures the node's part in the compute market.
 	Market MarketConfig `json:"market"`
+	// Settlement configures payments through escrows on a ledger.
+	Settlement SettlementConfig `json:"settlement"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
 	// ShutdownTimeoutSeconds is how long a clean shutdown may take before the
@@ -79,6 +84,7 @@ func DefaultConfig() Config {
 		Swarm:                  p2p.DefaultConfig(),
 		Content:                content.DefaultConfig(),
 		Market:                 DefaultMarketConfig(),
+		Settlement:             DefaultSettlementConfig(),
 		Log:                    LogConfig{Level: "info", Libp2pLevel: "error", Format: "text"},
 		ShutdownTimeoutSeconds: 30,
 	}
@@ -97,8 +103,11 @@ func LocalConfig() Config {
 // Validate reports every setting that cannot work, each naming its key.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Role != RolePeer && c.Role != RoleIndexer {
-		errs = append(errs, fmt.Errorf("role: %q is not one of peer, indexer", c.Role))
+	if c.Role != RolePeer && c.Role != RoleIndexer && c.Role != RoleArbiter {
+		errs = append(errs, fmt.Errorf("role: %q is not one of peer, indexer, arbiter", c.Role))
+	}
+	if c.Role == RoleArbiter && c.Settlement.Ledger == "" {
+		errs = append(errs, errors.New("role: an arbiter needs settlement.ledger"))
 	}
 	if _, _, err := net.SplitHostPort(c.API.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("api.addr: %q: %w", c.API.Addr, err))
@@ -114,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Market.Validate(); err != nil {
 		errs = append(errs, prefixErrors("market.", err))
+	}
+	if err := c.Settlement.Validate(); err != nil {
+		errs = append(errs, prefixErrors("settlement.", err))
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,7 +10,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/settlement/localledger"
+	"github.com/cyxwiz/cyxwiz/settlement/solana"
+	sol "github.com/gagliardetto/solana-go"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mr-tron/base58"
 )
 
 // DevnetParams are the inputs of StartDevnet.
@@ -21,13 +26,33 @@ type DevnetParams struct {
 	Nodes int
 	// Logger receives the nodes' log lines, each tagged with its node.
 	Logger *slog.Logger
+	// Ledger, when set, settles priced jobs on this local Solana ledger:
+	// node0 becomes the arbiter (and no provider), every node's wallet gets
+	// SOL for fees, and the others get DevnetFunds of a new token, the
+	// market mint of every node.
+	Ledger *localledger.Ledger
 }
+
+// Devnet settlement figures.
+const (
+	// DevnetLamports is the SOL each node's wallet gets for fees and rent.
+	DevnetLamports = 10_000_000_000
+	// DevnetDecimals and DevnetFunds describe the devnet's token: each
+	// node but the arbiter holds 1000 of it.
+	DevnetDecimals = 6
+	DevnetFunds    = 1000_000_000
+	// DevnetPricePerCPUSecond is the providers' price when their config
+	// names none: 0.0001 token per CPU-second.
+	DevnetPricePerCPUSecond = 100
+)
 
 // Devnet is a local swarm of nodes in this process, on loopback, each with
 // its own repo and API. node0 is the bootstrap peer of the others.
 type Devnet struct {
 	Dir   string
 	Nodes []*Node
+	// Mint is the token jobs are priced in when the devnet has a ledger.
+	Mint  string
 	repos []*Repo
 }
 
@@ -43,6 +68,8 @@ func StartDevnet(ctx context.Context, p DevnetParams) (*Devnet, error) {
 	}
 	d := &Devnet{Dir: p.Dir}
 	var bootstrap []string
+	var arbiter string
+	var bank *solana.Ledger // the devnet token's mint authority
 	for i := range p.Nodes {
 		dir := filepath.Join(p.Dir, fmt.Sprintf("node%d", i))
 		if _, err := os.Stat(filepath.Join(dir, ConfigFile)); errors.Is(err, os.ErrNotExist) {
@@ -63,6 +90,18 @@ func StartDevnet(ctx context.Context, p DevnetParams) (*Devnet, error) {
 			return nil, fmt.Errorf("devnet: %w", err)
 		}
 		cfg.Swarm.Bootstrap = bootstrap
+		if p.Ledger != nil {
+			if bank == nil {
+				if bank, d.Mint, err = devnetMint(ctx, p.Ledger); err != nil {
+					d.Close()
+					return nil, fmt.Errorf("devnet: %w", err)
+				}
+			}
+			if err := devnetSettlement(ctx, p.Ledger, bank, repo, &cfg, i, arbiter, d.Mint); err != nil {
+				d.Close()
+				return nil, fmt.Errorf("devnet: node%d: %w", i, err)
+			}
+		}
 		n, err := New(Params{Repo: repo, Config: cfg, Logger: log.With("node", i)})
 		if err != nil {
 			d.Close()
@@ -80,7 +119,7 @@ func StartDevnet(ctx context.Context, p DevnetParams) (*Devnet, error) {
 				d.Close()
 				return nil, fmt.Errorf("devnet: %w", err)
 			}
-			bootstrap = info.Addresses
+			bootstrap, arbiter = info.Addresses, info.ID
 		}
 	}
 	if err := d.waitMesh(ctx); err != nil {
@@ -136,4 +175,51 @@ func (d *Devnet) Close() error {
 		errs = append(errs, r.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// devnetMint creates the devnet's token on the ledger, with a throwaway
+// key as its mint authority.
+func devnetMint(ctx context.Context, ledger *localledger.Ledger) (*solana.Ledger, string, error) {
+	key, err := sol.NewRandomPrivateKey()
+	if err != nil {
+		return nil, "", err
+	}
+	bank, err := solana.New(solana.Config{RPC: ledger.RPC(), WS: ledger.WS(), Key: key})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := ledger.Airdrop(ctx, bank.Address(), DevnetLamports); err != nil {
+		return nil, "", fmt.Errorf("fund the mint authority: %w", err)
+	}
+	mint, err := bank.CreateMint(ctx, DevnetDecimals)
+	if err != nil {
+		return nil, "", err
+	}
+	return bank, mint, nil
+}
+
+// devnetSettlement points node i's config at the local ledger and funds
+// its wallet: SOL for fees, and DevnetFunds of the mint unless it is the
+// arbiter (node0).
+func devnetSettlement(ctx context.Context, ledger *localledger.Ledger, bank *solana.Ledger, repo *Repo, cfg *Config, i int, arbiter, mint string) error {
+	cfg.Settlement = SettlementConfig{Ledger: "solana", Cluster: ClusterLocal, RPCURL: ledger.RPC(), WSURL: ledger.WS(), Arbiter: arbiter}
+	cfg.Market.Mint = mint
+	if cfg.Market.PricePerCPUSecond == 0 {
+		cfg.Market.PricePerCPUSecond = DevnetPricePerCPUSecond
+	}
+	if i == 0 {
+		cfg.Role, cfg.Market.Provider, cfg.Settlement.Arbiter = RoleArbiter, false, ""
+	}
+	key, err := repo.WalletKey()
+	if err != nil {
+		return err
+	}
+	addr := base58.Encode(key.Public().(ed25519.PublicKey))
+	if err := ledger.Airdrop(ctx, addr, DevnetLamports); err != nil {
+		return fmt.Errorf("fund the wallet: %w", err)
+	}
+	if i == 0 {
+		return nil
+	}
+	return bank.MintTo(ctx, mint, addr, DevnetFunds)
 }

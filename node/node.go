@@ -19,6 +19,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
+	"github.com/cyxwiz/cyxwiz/settlement"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +36,9 @@ type Params struct {
 	Config Config
 	// Logger receives the node's log lines.
 	Logger *slog.Logger
+	// Escrow opens the node's ledger account instead of the configured
+	// ledger (tests use an in-memory one); nil uses settlement.ledger.
+	Escrow EscrowFactory
 }
 
 // Node is a running daemon: libp2p host and local API.
@@ -52,6 +56,7 @@ type Node struct {
 	jobs    *jobs.Engine
 	execs   map[string]compute.Executor
 	gpus    []market.GPU // offered for train jobs
+	escrow  settlement.Escrow
 	rpc     *rpc.Server
 	ln      net.Listener
 	http    *http.Server
@@ -99,7 +104,7 @@ func New(p Params) (*Node, error) {
 		Key:          key,
 		Config:       p.Config.Swarm,
 		SwarmKey:     swarmKey,
-		RelayService: p.Config.Role == RoleIndexer,
+		RelayService: p.Config.Role == RoleIndexer || p.Config.Role == RoleArbiter,
 		Version:      Version,
 		Logger:       log.With("system", "p2p"),
 		Validators:   map[string]record.Validator{capacityNamespace: capacityValidator{}},
@@ -132,6 +137,13 @@ func New(p Params) (*Node, error) {
 		return nil, fmt.Errorf("new node: %w", err)
 	}
 
+	if n.escrow, err = n.openEscrow(p.Escrow); err != nil {
+		n.store.Close()
+		n.peers.close()
+		n.host.Close()
+		n.ln.Close()
+		return nil, fmt.Errorf("new node: %w", err)
+	}
 	if err := n.startJobs(); err != nil {
 		n.store.Close()
 		n.peers.close()
@@ -216,7 +228,8 @@ func (n *Node) startJobs() error {
 	cfg.MaxConcurrent = n.cfg.Market.MaxConcurrent
 	cfg.Allow, cfg.Deny = n.cfg.Market.Allow, n.cfg.Market.Deny
 	n.jobs, err = jobs.New(jobs.Params{Host: n.host, Key: n.key, Content: n.store, DB: db, WorkDir: n.repo.Path(JobsDir),
-		Executors: n.execs, Capacity: capacity, Config: cfg, Notify: n.jobNotify, Logger: n.log.With("system", "jobs")})
+		Executors: n.execs, Capacity: capacity, Config: cfg, Notify: n.jobNotify, Logger: n.log.With("system", "jobs"),
+		Settlement: n.jobSettlement()})
 	if err != nil {
 		db.Close()
 		return err

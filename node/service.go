@@ -21,6 +21,7 @@ const connectTimeout = 30 * time.Second
 func (n *Node) registerAPI() {
 	n.registerContent()
 	n.registerJobs()
+	n.registerWallet()
 	n.rpc.Register(api.MethodMarketProviders, rpc.Method(n.marketProviders))
 	n.rpc.Register(api.MethodNodeInfo, rpc.NoParams(n.nodeInfo))
 	n.rpc.Register(api.MethodSwarmPeers, rpc.NoParams(n.swarmPeers))

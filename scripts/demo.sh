@@ -46,31 +46,74 @@ for i in $(seq 0 $((nodes - 1))); do
   [ "$count" -eq $((nodes - 1)) ] || { echo "node$i is missing peers"; exit 1; }
 done
 
-step "capacity records in the DHT: cyxwiz --repo $dir/net/node0 providers"
+# With a ledger, node0 is the arbiter and offers no capacity; node1 submits
+# the jobs.
+mint=$(sed -n 's/.*priced in mint \([A-Za-z0-9]*\) .*/\1/p' "$log")
+providers=$nodes
+[ -n "$mint" ] && providers=$((nodes - 1))
+req="$dir/net/node1"
+
+step "capacity records in the DHT: cyxwiz --repo $req providers"
 for _ in $(seq 1 50); do
-  count=$("$bin" --repo "$dir/net/node0" providers --json | grep -c '"id"' || true)
-  [ "$count" -ge "$nodes" ] && break
+  count=$("$bin" --repo "$req" providers --json | grep -c '"id"' || true)
+  [ "$count" -ge "$providers" ] && break
   sleep 0.2
 done
-"$bin" --repo "$dir/net/node0" providers
-[ "$count" -ge "$nodes" ] || { echo "only $count of $nodes providers found"; exit 1; }
+"$bin" --repo "$req" providers
+[ "$count" -ge "$providers" ] || { echo "only $count of $providers providers found"; exit 1; }
+
+# spec FILE MAX prints the spec to submit: FILE itself without a ledger;
+# with one, a copy priced at most MAX base units of the devnet's token
+# (its local paths made absolute, as they are relative to FILE's folder).
+spec() {
+  if [ -z "$mint" ]; then echo "$1"; return; fi
+  local out="$dir/$(basename "$(dirname "$1")")-$(basename "$1")"
+  sed -e "s#\"limits\"#\"price\": {\"max\": \"$2\", \"mint\": \"$mint\"},\n  \"limits\"#" \
+    -e "s#\.\./\.\./#$PWD/#g" "$1" >"$out"
+  echo "$out"
+}
+balances() {
+  for i in $(seq 1 $((nodes - 1))); do "$bin" --repo "$dir/net/node$i" wallet balance; done
+}
+last_job() { "$bin" --repo "$req" job list --json | grep -m1 '"id"' | sed 's/.*"id": "\(.*\)".*/\1/'; }
+# released waits for the job's escrow to be released and prints it.
+released() {
+  for _ in $(seq 1 100); do
+    "$bin" --repo "$req" job status "$1" | grep -q "escrow .*: released" && break
+    sleep 0.1
+  done
+  "$bin" --repo "$req" job status "$1" | grep "^escrow"
+  "$bin" --repo "$req" job status "$1" | grep -q "escrow .*: released" || { echo "the escrow was not released"; exit 1; }
+}
 
 step "a real job: count the words of the docs in WASM on another node"
 echo "spec: examples/wordcount/spec.json (the module and inputs are local paths: the CLI adds them first)"
-"$bin" --repo "$dir/net/node0" job submit examples/wordcount/spec.json --wait
-job=$("$bin" --repo "$dir/net/node0" job list --json | grep -m1 '"id"' | sed 's/.*"id": "\(.*\)".*/\1/')
-"$bin" --repo "$dir/net/node0" job result "$job" -o "$dir/result"
+wordcount=$(spec examples/wordcount/spec.json 100000)
+if [ -n "$mint" ]; then
+  echo "paid: at most 100000 base units of the devnet's token, locked in escrow on the local Solana ledger at award"
+  echo "wallets before:"
+  balances
+fi
+"$bin" --repo "$req" job submit "$wordcount" --wait
+job=$(last_job)
+if [ -n "$mint" ]; then
+  released "$job"
+  echo "wallets after (the provider got the price; each paid its transaction fees in lamports):"
+  balances
+fi
+"$bin" --repo "$req" job result "$job" -o "$dir/result"
 step "the result, fetched by CID: $dir/result/counts.txt"
 cat "$dir/result/counts.txt"
 
 step "training: an MNIST classifier on another node, with live metrics"
 echo "spec: examples/mnist/spec.json (dataset: the MNIST files in .cache/mnist, added by the CLI)"
-"$bin" --repo "$dir/net/node0" job submit examples/mnist/spec.json --wait
-job=$("$bin" --repo "$dir/net/node0" job list --json | grep -m1 '"id"' | sed 's/.*"id": "\(.*\)".*/\1/')
-acc=$("$bin" --repo "$dir/net/node0" job status "$job" --json | sed -n 's/.*"eval_accuracy": *\([0-9.e-]*\).*/\1/p' | head -1)
+"$bin" --repo "$req" job submit "$(spec examples/mnist/spec.json 1000000)" --wait
+job=$(last_job)
+acc=$("$bin" --repo "$req" job status "$job" --json | sed -n 's/.*"eval_accuracy": *\([0-9.e-]*\).*/\1/p' | head -1)
 echo "test accuracy: $acc"
 awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.97) }' || { echo "the classifier reached ${acc:-no} accuracy, below 0.97"; exit 1; }
-"$bin" --repo "$dir/net/node0" job result "$job" -o "$dir/model"
+[ -z "$mint" ] || released "$job"
+"$bin" --repo "$req" job result "$job" -o "$dir/model"
 echo "trained weights (safetensors): $dir/model/model, $(wc -c <"$dir/model/model") bytes"
 
 step "stopping the devnet (SIGINT)"

@@ -59,6 +59,7 @@ func commands() []*command {
 		repoCommand(),
 		providersCommand(),
 		jobCommand(),
+		walletCommand(),
 		configCommand(),
 		devnetCommand(),
 		versionCommand(),

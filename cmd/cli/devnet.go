@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/internal/logging"
 	"github.com/cyxwiz/cyxwiz/node"
+	"github.com/cyxwiz/cyxwiz/settlement/localledger"
 )
 
 func devnetCommand() *command {
@@ -17,15 +19,17 @@ func devnetCommand() *command {
 		nodes    int
 		dir      string
 		logLevel string
+		ledger   bool
 	)
 	return &command{
 		name:    "devnet",
-		args:    "[--nodes N] [--dir DIR]",
-		summary: "run a local swarm of N nodes on loopback until interrupted",
+		args:    "[--nodes N] [--dir DIR] [--ledger=false]",
+		summary: "run a local swarm of N nodes on loopback, with a local Solana ledger, until interrupted",
 		flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&nodes, "nodes", 3, "number of nodes")
 			fs.StringVar(&dir, "dir", "", "folder for the nodes' repos (default REPO/devnet)")
 			fs.StringVar(&logLevel, "log-level", "warn", "log level of the nodes")
+			fs.BoolVar(&ledger, "ledger", true, "start a local Solana ledger and settle priced jobs on it (node0 is the arbiter)")
 		},
 		run: func(e *env, args []string) error {
 			if nodes < 1 || nodes > 64 {
@@ -42,7 +46,23 @@ func devnetCommand() *command {
 			ctx, stop := signalContext(e.stderr)
 			defer stop()
 			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			d, err := node.StartDevnet(startCtx, node.DevnetParams{Dir: dir, Nodes: nodes, Logger: log})
+			defer cancel()
+			params := node.DevnetParams{Dir: dir, Nodes: nodes, Logger: log}
+			if ledger && nodes >= 3 {
+				l, err := localledger.Start(startCtx, localledger.Options{Logger: log.With("system", "ledger")})
+				switch {
+				case errors.Is(err, localledger.ErrUnavailable):
+					fmt.Fprintf(e.stderr, "cyxwiz devnet: no local ledger, so jobs are not paid: %v\n", err)
+				case err != nil:
+					return err
+				default:
+					defer l.Close()
+					params.Ledger = l
+				}
+			} else if ledger {
+				fmt.Fprintln(e.stderr, "cyxwiz devnet: a ledger needs at least 3 nodes (arbiter, requester, provider); none started")
+			}
+			d, err := node.StartDevnet(startCtx, params)
 			cancel()
 			if err != nil {
 				return err
@@ -50,6 +70,9 @@ func devnetCommand() *command {
 			fmt.Fprintf(e.stdout, "devnet ready: %d nodes, every node connected to every other\n", nodes)
 			for i, n := range d.Nodes {
 				fmt.Fprintf(e.stdout, "  node%d  %s  api %s  repo %s\n", i, n.Host().ID(), n.APIAddr(), filepath.Join(dir, fmt.Sprintf("node%d", i)))
+			}
+			if l := params.Ledger; l != nil {
+				fmt.Fprintf(e.stdout, "ledger: %s (local Solana); node0 is the arbiter; jobs priced in mint %s are paid through escrows\n", l.RPC(), d.Mint)
 			}
 			fmt.Fprintf(e.stdout, "try: cyxwiz --repo %s swarm peers\nCtrl-C stops the devnet.\n", filepath.Join(dir, "node0"))
 			<-ctx.Done()

@@ -1,0 +1,271 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/cyxwiz/cyxwiz/settlement"
+	"github.com/cyxwiz/cyxwiz/settlement/localledger"
+	"github.com/cyxwiz/cyxwiz/settlement/localledger/ledgertest"
+	"github.com/cyxwiz/cyxwiz/settlement/memledger"
+	"github.com/cyxwiz/cyxwiz/settlement/solana"
+)
+
+// testLedger is a ledger the escrow test runs on.
+type testLedger interface {
+	// escrow opens a party's account (nil: the node's configured ledger).
+	escrow() EscrowFactory
+	// config points a node's settlement at the ledger.
+	config(c *Config)
+	// fund gives an account tokens of the mint and lamports for fees.
+	fund(t *testing.T, addr string, tokens uint64)
+	balance(t *testing.T, addr string) uint64
+	warp(t *testing.T, d time.Duration)
+	mint() string
+}
+
+// memLedger is the in-memory ledger.
+type memLedger struct{ l *memledger.Ledger }
+
+const memMint = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+
+func (m memLedger) escrow() EscrowFactory {
+	return func(k ed25519.PrivateKey) (settlement.Escrow, error) { return m.l.Party(k), nil }
+}
+func (m memLedger) config(c *Config) {
+	c.Settlement = SettlementConfig{Ledger: "solana", Cluster: ClusterLocal, RPCURL: "http://127.0.0.1:1", WSURL: "ws://127.0.0.1:1"}
+}
+func (m memLedger) fund(t *testing.T, addr string, tokens uint64) {
+	m.l.Fund(addr, memMint, tokens)
+	m.l.Fund(addr, memledger.NativeMint, 1_000_000)
+}
+func (m memLedger) balance(t *testing.T, addr string) uint64 {
+	b, _ := m.l.Party(ed25519.NewKeyFromSeed(make([]byte, 32))).Balance(context.Background(), addr, memMint)
+	return b
+}
+func (m memLedger) warp(t *testing.T, d time.Duration) { m.l.Warp(d) }
+func (m memLedger) mint() string                       { return memMint }
+
+// solLedger is the local Solana ledger: the real SPL Token program.
+type solLedger struct {
+	l     *localledger.Ledger
+	bank  *solana.Ledger
+	token string
+}
+
+func newSolLedger(t *testing.T) solLedger {
+	l := ledgertest.Start(t)
+	bank, token, err := devnetMint(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return solLedger{l: l, bank: bank, token: token}
+}
+
+func (s solLedger) escrow() EscrowFactory { return nil }
+func (s solLedger) config(c *Config) {
+	c.Settlement = SettlementConfig{Ledger: "solana", Cluster: ClusterLocal, RPCURL: s.l.RPC(), WSURL: s.l.WS()}
+}
+func (s solLedger) fund(t *testing.T, addr string, tokens uint64) {
+	ctx := context.Background()
+	if err := s.l.Airdrop(ctx, addr, DevnetLamports); err != nil {
+		t.Fatal(err)
+	}
+	if tokens > 0 {
+		if err := s.bank.MintTo(ctx, s.token, addr, tokens); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+func (s solLedger) balance(t *testing.T, addr string) uint64 {
+	b, err := s.bank.Balance(context.Background(), addr, s.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+func (s solLedger) warp(t *testing.T, d time.Duration) {
+	if err := s.l.WarpTime(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+func (s solLedger) mint() string { return s.token }
+
+// startNodeOn starts a node whose ledger account is on the test ledger.
+func startNodeOn(t *testing.T, cfg Config, ledger testLedger) (*testNode, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := OpenRepo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := repo.WalletKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler), Escrow: ledger.escrow()})
+	if err != nil {
+		repo.Close()
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.Close()
+		repo.Close()
+	})
+	c, err := api.FromRepo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testNode{Node: n, client: c}, memledger.Address(key.Public().(ed25519.PublicKey))
+}
+
+func waitEscrow(t *testing.T, c *api.Client, id, state string) api.JobInfo {
+	t.Helper()
+	for range 400 {
+		info, err := c.JobStatus(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(info.Escrows); n > 0 && info.Escrows[n-1].State == state {
+			return info
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	info, _ := c.JobStatus(context.Background(), id)
+	t.Fatalf("escrow of job %s never %s: %+v", id, state, info.Escrows)
+	return info
+}
+
+// Priced jobs are paid through escrows: locked at award, released to the
+// provider when the requester has the outputs, refunded with the arbiter
+// after the deadline when the job fails; the money is all accounted for.
+func TestEscrowedJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes")
+	}
+	t.Run("in-memory ledger", func(t *testing.T) { testEscrowedJobs(t, memLedger{memledger.New()}) })
+	t.Run("local Solana ledger", func(t *testing.T) { testEscrowedJobs(t, newSolLedger(t)) })
+}
+
+func testEscrowedJobs(t *testing.T, ledger testLedger) {
+	mint := ledger.mint()
+	base := testConfig()
+	base.Market.Mint = mint
+	ledger.config(&base)
+
+	acfg := base
+	acfg.Role, acfg.Market.Provider = RoleArbiter, false
+	arbiter, arbiterAddr := startNodeOn(t, acfg, ledger)
+	info, err := arbiter.client.NodeInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rcfg := base
+	rcfg.Market.Provider = false
+	rcfg.Swarm.Bootstrap = info.Addresses
+	rcfg.Settlement.Arbiter = info.ID
+	req, reqAddr := startNodeOn(t, rcfg, ledger)
+	const funds = 100_000
+	ledger.fund(t, reqAddr, funds)
+
+	pcfg := base
+	pcfg.Swarm.Bootstrap = info.Addresses
+	pcfg.Market.PricePerCPUSecond = 10
+	_, provAddr := startNodeOn(t, pcfg, ledger)
+	ledger.fund(t, provAddr, 0)
+	ledger.fund(t, arbiterAddr, 0)
+	waitProviders(t, req.client, 1)
+
+	ctx := context.Background()
+	if a, err := req.client.WalletAddress(ctx); err != nil || a.Address != reqAddr || a.Ledger != "solana" {
+		t.Errorf("wallet.address = %+v, %v; want %s", a, err, reqAddr)
+	}
+	if b, err := req.client.WalletBalance(ctx, api.WalletBalanceParams{}); err != nil || b.Balance != funds || b.Mint != mint ||
+		b.Lamports == nil || *b.Lamports == 0 {
+		t.Errorf("wallet.balance = %+v, %v; want %d of %s and some lamports", b, err, funds, mint)
+	}
+
+	guest, err := os.ReadFile(guestModule(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := addFile(t, req.client, "guest.wasm", guest)
+	input := addFile(t, req.client, "data.txt", []byte("paid work\n"))
+	price := map[string]any{"price": map[string]string{"max": "1000", "mint": mint}}
+
+	job, err := req.client.JobSubmit(ctx, spec(module, input, price))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitJob(t, req.client, job.ID, time.Minute)
+	if done.State != "succeeded" {
+		t.Fatalf("job %s: %+v", done.State, done)
+	}
+	paid := waitEscrow(t, req.client, job.ID, "released")
+	amount := paid.Escrows[0].Amount
+	if amount != 300 || paid.Escrows[0].Tx == "" {
+		t.Errorf("escrow %+v, want 300 (10 per CPU-second for 30 s) released", paid.Escrows[0])
+	}
+	bal := func(addr string) uint64 { return ledger.balance(t, addr) }
+	if got := bal(provAddr); got != amount {
+		t.Errorf("provider holds %d, want %d", got, amount)
+	}
+	if got := bal(reqAddr); got != funds-amount {
+		t.Errorf("requester holds %d, want %d", got, funds-amount)
+	}
+
+	// A job that fails is refunded once the ledger's clock passes the
+	// escrow's deadline, with the arbiter's signature.
+	bad, err := req.client.JobSubmit(ctx, spec(module, input, map[string]any{"price": price["price"],
+		"wasm": map[string]any{"module": module, "args": []string{"exit", "7"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := waitJob(t, req.client, bad.ID, time.Minute); failed.State != "failed" {
+		t.Fatalf("failing job: %+v", failed)
+	}
+	st, _ := req.client.JobStatus(ctx, bad.ID)
+	if len(st.Escrows) != 1 || st.Escrows[0].State != "locked" {
+		t.Fatalf("before the deadline the escrow stays locked: %+v", st.Escrows)
+	}
+	if got := bal(reqAddr); got != funds-2*amount {
+		t.Errorf("requester holds %d with one escrow locked, want %d", got, funds-2*amount)
+	}
+	ledger.warp(t, time.Until(st.Escrows[0].Deadline)+time.Second)
+	refunded := waitEscrow(t, req.client, bad.ID, "refunded")
+	if refunded.Escrows[0].Tx == "" {
+		t.Errorf("refund without a transaction: %+v", refunded.Escrows[0])
+	}
+	if got := bal(reqAddr); got != funds-amount {
+		t.Errorf("requester holds %d after the refund, want %d", got, funds-amount)
+	}
+	if got := bal(provAddr); got != amount {
+		t.Errorf("provider holds %d, want %d", got, amount)
+	}
+
+	// A job priced beyond the requester's funds fails at the lock.
+	poor, err := req.client.JobSubmit(ctx, spec(module, input, map[string]any{
+		"price": map[string]string{"max": "100000000", "mint": mint}, "limits": map[string]int{"wall_seconds": 60000}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := waitJob(t, req.client, poor.ID, time.Minute); out.State != "failed" {
+		t.Errorf("a job the requester cannot pay for: %+v", out)
+	}
+	if out, _ := req.client.JobStatus(ctx, poor.ID); !strings.Contains(out.Reason, "insufficient funds") {
+		t.Errorf("the reason should say why: %q", out.Reason)
+	}
+}
