@@ -183,10 +183,9 @@ func (e *Engine) Start() error {
 	go e.readAnnouncements()
 	e.wg.Add(1)
 	go e.sweepSeen()
-	if st := e.p.Settlement; st != nil {
-		if st.Serve {
-			h.SetStreamHandler(ArbiterProtocol, e.handler(e.handleArbiter))
-		}
+	if e.p.Settlement != nil {
+		// Arbiters answer requests; every node takes dispute awards.
+		h.SetStreamHandler(ArbiterProtocol, e.handler(e.handleArbiter))
 		e.spawn(e.settleLoop)
 	}
 	return e.resume()

@@ -57,6 +57,9 @@ type EscrowRecord struct {
 	State        string             `json:"state"`
 	// Tx is the settling transaction.
 	Tx string `json:"tx,omitempty"`
+	// Disputed: the arbiter decides this escrow; it is no longer released
+	// or refunded automatically, only watched until it closes.
+	Disputed bool `json:"disputed,omitempty"`
 	// Error is the last settlement failure, retried until it settles.
 	Error     string    `json:"error,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -210,6 +213,8 @@ func (e *Engine) settleOne(j *Job, i int) {
 	defer cancel()
 	s := e.p.Settlement
 	switch {
+	case rec.Disputed:
+		e.settledElsewhere(j, i)
 	case current && j.State == market.StateSucceeded:
 		r := j.Result
 		if r == nil || len(r.Payout) == 0 {
@@ -239,6 +244,9 @@ func (e *Engine) settleOne(j *Job, i int) {
 // refundLater refunds escrow i once its deadline has passed.
 func (e *Engine) refundLater(j *Job, i int, why string) {
 	rec := j.Escrows[i]
+	if e.settledElsewhere(j, i) {
+		return
+	}
 	if e.ledgerTime().Before(rec.Terms.Deadline) {
 		if why != "" && rec.Error != why {
 			e.setEscrow(j.ID, i, EscrowLocked, "", why)
@@ -270,6 +278,24 @@ func (e *Engine) refundLater(j *Job, i int, why string) {
 	e.setEscrow(j.ID, i, EscrowRefunded, res.Tx, "")
 	e.log.Info("escrow refunded", "job", j.ID, "amount", rec.Terms.Amount, "tx", res.Tx)
 	e.notify(j, fmt.Sprintf("escrow refunded: %d back to the requester", rec.Terms.Amount))
+}
+
+// settledElsewhere records an escrow that was settled without this node's
+// loop: a dispute decided by the arbiter, or a payout a restart
+// interrupted after it landed.
+func (e *Engine) settledElsewhere(j *Job, i int) bool {
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	st, err := e.p.Settlement.Escrow.Status(ctx, ref(j.Escrows[i].Terms))
+	switch {
+	case err != nil || st.State == settlement.Locked:
+		return false
+	case st.State == settlement.Released:
+		e.setEscrow(j.ID, i, EscrowReleased, "", "")
+	default:
+		e.setEscrow(j.ID, i, EscrowRefunded, "", "")
+	}
+	return true
 }
 
 // ledgerTime is the ledger's clock when the escrow can read it, else this
@@ -342,9 +368,13 @@ func (e *Engine) proposeRelease(ctx context.Context, j *Job) []byte {
 
 // arbiterRequest is one request to an arbiter.
 type arbiterRequest struct {
-	Op    string              `json:"op"` // "address" or "refund"
-	Terms *market.EscrowTerms `json:"terms,omitempty"`
-	Tx    []byte              `json:"tx,omitempty"`
+	// Op is "address", "refund" or "dispute" (to an arbiter), or "award"
+	// (from an arbiter to the side a dispute was decided for).
+	Op      string              `json:"op"`
+	Terms   *market.EscrowTerms `json:"terms,omitempty"`
+	Kind    string              `json:"kind,omitempty"`
+	Tx      []byte              `json:"tx,omitempty"`
+	Dispute *Dispute            `json:"dispute,omitempty"`
 }
 
 type arbiterResponse struct {
@@ -353,7 +383,7 @@ type arbiterResponse struct {
 	Error   string `json:"error,omitempty"`
 }
 
-const maxArbiterMessage = 16 << 10
+const maxArbiterMessage = 128 << 10
 
 func (e *Engine) askArbiter(ctx context.Context, req arbiterRequest, res *arbiterResponse) error {
 	return e.askArbiterPeer(ctx, e.p.Settlement.Arbiter.String(), req, res)
@@ -406,17 +436,34 @@ func (e *Engine) handleArbiter(s network.Stream) {
 	var req arbiterRequest
 	var res arbiterResponse
 	esc := e.p.Settlement.Escrow
+	ctx, cancel := context.WithTimeout(e.ctx, 40*time.Second)
+	defer cancel()
+	serve := e.p.Settlement.Serve
 	switch err := json.Unmarshal(data, &req); {
 	case err != nil:
 		res.Error = "bad request: " + err.Error()
+	case req.Op == "award":
+		// Any node with an escrow may be the side a dispute is decided for.
+		res.Tx, err = e.coSignAward(ctx, s.Conn().RemotePeer(), req)
+		if err != nil {
+			res.Error = err.Error()
+		}
+	case !serve:
+		res.Error = "this node is not an arbiter"
 	case req.Op == "address":
 		res.Address = esc.Address()
+	case req.Op == "dispute" && req.Dispute != nil:
+		if err := e.openDispute(ctx, s.Conn().RemotePeer(), *req.Dispute); err != nil {
+			res.Error = err.Error()
+		}
 	case req.Op == "refund" && req.Terms != nil:
 		t := *req.Terms
-		ctx, cancel := context.WithTimeout(e.ctx, 40*time.Second)
-		defer cancel()
 		if t.Arbiter != esc.Address() {
 			res.Error = "this arbiter is not a member of the escrow"
+			break
+		}
+		if e.inDispute(t.ID) {
+			res.Error = "the escrow is in dispute"
 			break
 		}
 		if err := esc.Verify(ctx, ref(t), terms(t)); err != nil {

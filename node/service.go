@@ -22,6 +22,7 @@ func (n *Node) registerAPI() {
 	n.registerContent()
 	n.registerJobs()
 	n.registerWallet()
+	n.registerDisputes()
 	n.rpc.Register(api.MethodMarketProviders, rpc.Method(n.marketProviders))
 	n.rpc.Register(api.MethodNodeInfo, rpc.NoParams(n.nodeInfo))
 	n.rpc.Register(api.MethodSwarmPeers, rpc.NoParams(n.swarmPeers))

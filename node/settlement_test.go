@@ -184,7 +184,7 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	pcfg := base
 	pcfg.Swarm.Bootstrap = info.Addresses
 	pcfg.Market.PricePerCPUSecond = 10
-	_, provAddr := startNodeOn(t, pcfg, ledger)
+	prov, provAddr := startNodeOn(t, pcfg, ledger)
 	ledger.fund(t, provAddr, 0)
 	ledger.fund(t, arbiterAddr, 0)
 	waitProviders(t, req.client, 1)
@@ -227,6 +227,43 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 		t.Errorf("requester holds %d, want %d", got, funds-amount)
 	}
 
+	// A dispute: the provider says a failed job was done; the arbiter
+	// decides for it, and the provider co-signs its own payment.
+	bad2, err := req.client.JobSubmit(ctx, spec(module, input, map[string]any{"price": price["price"],
+		"wasm": map[string]any{"module": module, "args": []string{"exit", "7"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, req.client, bad2.ID, time.Minute)
+	if _, err := req.client.JobDispute(ctx, api.JobDisputeParams{ID: "nope"}); err == nil {
+		t.Error("a dispute of an unknown job was opened")
+	}
+	opened, err := prov.client.JobDispute(ctx, api.JobDisputeParams{ID: bad2.ID, Reason: "the program ran as asked"})
+	if err != nil || opened.Side != "provider" {
+		t.Fatalf("job.dispute = %+v, %v", opened, err)
+	}
+	ds, err := arbiter.client.ArbiterDisputes(ctx)
+	if err != nil || len(ds) != 1 || ds[0].Escrow != opened.Escrow || ds[0].OpenedBy != "provider" || ds[0].Winner != "" {
+		t.Fatalf("arbiter.disputes = %+v, %v", ds, err)
+	}
+	if _, err := req.client.ArbiterResolve(ctx, api.ArbiterResolveParams{Escrow: opened.Escrow, Winner: "requester"}); err == nil {
+		t.Error("a node that is not the arbiter resolved a dispute")
+	}
+	decided, err := arbiter.client.ArbiterResolve(ctx, api.ArbiterResolveParams{Escrow: opened.Escrow, Winner: "provider"})
+	if err != nil || decided.Winner != "provider" || decided.Tx == "" {
+		t.Fatalf("arbiter.resolve = %+v, %v", decided, err)
+	}
+	if got := bal(provAddr); got != 2*amount {
+		t.Errorf("provider holds %d after winning the dispute, want %d", got, 2*amount)
+	}
+	if got := bal(reqAddr); got != funds-2*amount {
+		t.Errorf("requester holds %d after losing the dispute, want %d", got, funds-2*amount)
+	}
+	waitEscrow(t, req.client, bad2.ID, "released")
+	if _, err := arbiter.client.ArbiterResolve(ctx, api.ArbiterResolveParams{Escrow: opened.Escrow, Winner: "requester"}); err == nil {
+		t.Error("a decided dispute was decided again")
+	}
+
 	// A job that fails is refunded once the ledger's clock passes the
 	// escrow's deadline, with the arbiter's signature.
 	bad, err := req.client.JobSubmit(ctx, spec(module, input, map[string]any{"price": price["price"],
@@ -241,19 +278,19 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	if len(st.Escrows) != 1 || st.Escrows[0].State != "locked" {
 		t.Fatalf("before the deadline the escrow stays locked: %+v", st.Escrows)
 	}
-	if got := bal(reqAddr); got != funds-2*amount {
-		t.Errorf("requester holds %d with one escrow locked, want %d", got, funds-2*amount)
+	if got := bal(reqAddr); got != funds-3*amount {
+		t.Errorf("requester holds %d with one escrow locked, want %d", got, funds-3*amount)
 	}
 	ledger.warp(t, time.Until(st.Escrows[0].Deadline)+time.Second)
 	refunded := waitEscrow(t, req.client, bad.ID, "refunded")
 	if refunded.Escrows[0].Tx == "" {
 		t.Errorf("refund without a transaction: %+v", refunded.Escrows[0])
 	}
-	if got := bal(reqAddr); got != funds-amount {
-		t.Errorf("requester holds %d after the refund, want %d", got, funds-amount)
+	if got := bal(reqAddr); got != funds-2*amount {
+		t.Errorf("requester holds %d after the refund, want %d", got, funds-2*amount)
 	}
-	if got := bal(provAddr); got != amount {
-		t.Errorf("provider holds %d, want %d", got, amount)
+	if got := bal(provAddr); got != 2*amount {
+		t.Errorf("provider holds %d, want %d", got, 2*amount)
 	}
 
 	// A job priced beyond the requester's funds fails at the lock.

@@ -31,9 +31,11 @@ type command struct {
 	name    string
 	args    string
 	summary string
-	// want describes the one positional argument the command takes ("one
+	// want describes the positional arguments the command takes ("one
 	// CID"); empty for commands that take none.
 	want string
+	// nargs is how many positional arguments want describes (0 means 1).
+	nargs int
 	// flags registers the command's own flags; nil for none.
 	flags func(fs *flag.FlagSet)
 	run   func(e *env, args []string) error
@@ -60,6 +62,7 @@ func commands() []*command {
 		providersCommand(),
 		jobCommand(),
 		walletCommand(),
+		arbiterCommand(),
 		configCommand(),
 		devnetCommand(),
 		versionCommand(),
@@ -147,7 +150,7 @@ func checkArgs(c *command, args []string) error {
 	switch {
 	case c.want == "" && len(args) > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-	case c.want != "" && len(args) != 1:
+	case c.want != "" && len(args) != max(1, c.nargs):
 		return fmt.Errorf("%w: want %s", errUsage, c.want)
 	}
 	return nil

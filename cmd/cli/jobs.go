@@ -20,6 +20,7 @@ import (
 func jobCommand() *command {
 	return &command{name: "job", summary: "submit and follow compute jobs", sub: []*command{
 		jobSubmitCommand(), jobStatusCommand(), jobListCommand(), jobLogsCommand(), jobCancelCommand(), jobResultCommand(),
+		jobDisputeCommand(),
 	}}
 }
 

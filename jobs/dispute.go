@@ -1,0 +1,251 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/settlement"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// disputesBucket holds an arbiter's disputes, by escrow ID.
+const disputesBucket = "disputes"
+
+// Dispute sides.
+const (
+	SideRequester = "requester"
+	SideProvider  = "provider"
+)
+
+// Dispute is an escrow an arbiter is asked to decide: while it is open
+// the arbiter co-signs no refund of it, and it ends when the arbiter pays
+// the vault to the side it finds for, with that side's signature.
+type Dispute struct {
+	Terms         market.EscrowTerms `json:"terms"`
+	RequesterPeer string             `json:"requester_peer"`
+	ProviderPeer  string             `json:"provider_peer"`
+	OpenedBy      string             `json:"opened_by"` // requester or provider
+	Reason        string             `json:"reason"`
+	// Evidence is the provider's signed result, when there is one.
+	Evidence  []byte    `json:"evidence,omitempty"`
+	OpenedAt  time.Time `json:"opened_at"`
+	Winner    string    `json:"winner,omitempty"` // once resolved
+	Tx        string    `json:"tx,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// maxDisputeReason bounds a dispute's reason.
+const maxDisputeReason = 1000
+
+// ErrNoEscrow: the job has no escrow that is still locked.
+var ErrNoEscrow = errors.New("no escrow of this job is locked")
+
+// Dispute asks the arbiter to decide the job's locked escrow, from either
+// side: the requester's job, or the job this node provided. Until the
+// arbiter decides, the escrow is neither refunded nor, on this side,
+// released automatically.
+func (e *Engine) Dispute(ctx context.Context, id, reason string) (*Job, error) {
+	if e.p.Settlement == nil {
+		return nil, errors.New("this node settles no payments")
+	}
+	if len(reason) > maxDisputeReason {
+		return nil, fmt.Errorf("reason of %d bytes, at most %d", len(reason), maxDisputeReason)
+	}
+	side, j, err := e.disputable(id)
+	if err != nil {
+		return nil, err
+	}
+	i := len(j.Escrows) - 1
+	rec := j.Escrows[i]
+	d := Dispute{Terms: rec.Terms, RequesterPeer: j.Requester, ProviderPeer: rec.ProviderPeer, OpenedBy: side, Reason: reason}
+	if j.ResultEnvelope != nil {
+		d.Evidence, _ = j.ResultEnvelope.Marshal()
+	}
+	var res arbiterResponse
+	if err := e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: "dispute", Dispute: &d}, &res); err != nil {
+		return nil, err
+	}
+	if res.Error != "" {
+		return nil, fmt.Errorf("arbiter: %s", res.Error)
+	}
+	if side == SideRequester {
+		return e.update(j.ID, func(j *Job) error {
+			j.Escrows[i].Disputed = true
+			j.Escrows[i].Error = "in dispute: " + reason
+			return nil
+		})
+	}
+	return j, nil
+}
+
+// disputable finds the job's side and record with a locked escrow.
+func (e *Engine) disputable(id string) (string, *Job, error) {
+	if j, err := e.Get(id); err == nil {
+		if n := len(j.Escrows); n > 0 && j.Escrows[n-1].State == EscrowLocked {
+			return SideRequester, j, nil
+		}
+		return "", nil, ErrNoEscrow
+	}
+	provided, err := e.Provided()
+	if err != nil {
+		return "", nil, err
+	}
+	for _, j := range provided {
+		if j.ID == id && len(j.Escrows) > 0 {
+			return SideProvider, j, nil
+		}
+	}
+	return "", nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+}
+
+// openDispute is the arbiter's side of a dispute request from peer from.
+func (e *Engine) openDispute(ctx context.Context, from peer.ID, d Dispute) error {
+	esc := e.p.Settlement.Escrow
+	switch {
+	case d.Terms.Arbiter != esc.Address():
+		return errors.New("this arbiter is not a member of the escrow")
+	case from.String() != d.RequesterPeer && from.String() != d.ProviderPeer:
+		return errors.New("only the requester or the provider opens a dispute")
+	case d.OpenedBy != SideRequester && d.OpenedBy != SideProvider:
+		return fmt.Errorf("opened by %q", d.OpenedBy)
+	case len(d.Reason) > maxDisputeReason || len(d.Evidence) > 64<<10:
+		return errors.New("dispute too large")
+	}
+	if err := esc.Verify(ctx, ref(d.Terms), terms(d.Terms)); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	d.OpenedAt, d.UpdatedAt, d.Winner, d.Tx = now, now, "", ""
+	return e.putDispute(d, true)
+}
+
+// putDispute stores a dispute; with onlyNew an open or decided one of the
+// same escrow is kept as it is.
+func (e *Engine) putDispute(d Dispute, onlyNew bool) error {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return e.p.DB.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(disputesBucket))
+		if err != nil {
+			return err
+		}
+		if onlyNew && b.Get([]byte(d.Terms.ID)) != nil {
+			return nil
+		}
+		return b.Put([]byte(d.Terms.ID), data)
+	})
+}
+
+// Disputes lists the disputes this arbiter was asked to decide, newest
+// first.
+func (e *Engine) Disputes() ([]Dispute, error) {
+	var out []Dispute
+	err := e.p.DB.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(disputesBucket))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var d Dispute
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].OpenedAt.After(out[j].OpenedAt) })
+	return out, err
+}
+
+func (e *Engine) inDispute(escrowID string) bool {
+	ds, err := e.Disputes()
+	if err != nil {
+		return true // refuse while unsure
+	}
+	for _, d := range ds {
+		if d.Terms.ID == escrowID && d.Winner == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve decides a dispute for winner (requester or provider): the
+// arbiter proposes a payout of the whole vault to that side and sends it
+// to that side's node, which co-signs and submits it.
+func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute, error) {
+	if e.p.Settlement == nil || !e.p.Settlement.Serve {
+		return Dispute{}, errors.New("this node is not an arbiter")
+	}
+	ds, err := e.Disputes()
+	if err != nil {
+		return Dispute{}, err
+	}
+	i := -1
+	for k, d := range ds {
+		if d.Terms.ID == escrowID {
+			i = k
+		}
+	}
+	if i < 0 {
+		return Dispute{}, fmt.Errorf("%w: dispute %s", ErrNotFound, escrowID)
+	}
+	d := ds[i]
+	if d.Winner != "" {
+		return d, fmt.Errorf("dispute %s was decided for the %s", escrowID, d.Winner)
+	}
+	kind, to := settlement.AwardProvider, d.ProviderPeer
+	switch winner {
+	case SideProvider:
+	case SideRequester:
+		kind, to = settlement.AwardRequester, d.RequesterPeer
+	default:
+		return d, fmt.Errorf("winner %q is not requester or provider", winner)
+	}
+	po, err := e.p.Settlement.Escrow.Propose(ctx, ref(d.Terms), terms(d.Terms), kind)
+	if err != nil {
+		return d, err
+	}
+	var res arbiterResponse
+	if err := e.askArbiterPeer(ctx, to, arbiterRequest{Op: "award", Terms: &d.Terms, Kind: string(kind), Tx: po.Tx}, &res); err != nil {
+		return d, err
+	}
+	if res.Error != "" {
+		return d, fmt.Errorf("the %s refused the award: %s", winner, res.Error)
+	}
+	d.Winner, d.Tx, d.UpdatedAt = winner, res.Tx, time.Now().UTC()
+	e.log.Info("dispute decided", "escrow", escrowID, "winner", winner, "tx", res.Tx)
+	return d, e.putDispute(d, false)
+}
+
+// coSignAward co-signs an arbiter's payout of a disputed escrow to this
+// node: the escrow checks it pays this node exactly the vault.
+func (e *Engine) coSignAward(ctx context.Context, from peer.ID, req arbiterRequest) (string, error) {
+	s := e.p.Settlement
+	if req.Terms == nil {
+		return "", errors.New("no terms")
+	}
+	t := *req.Terms
+	kind := settlement.PayoutKind(req.Kind)
+	to, err := kind.Recipient(terms(t))
+	switch {
+	case err != nil:
+		return "", err
+	case kind != settlement.AwardProvider && kind != settlement.AwardRequester:
+		return "", fmt.Errorf("%s is not a dispute award", kind)
+	case from.String() != t.ArbiterPeer:
+		return "", errors.New("an award comes from the escrow's arbiter")
+	case to != s.Escrow.Address():
+		return "", errors.New("the award does not pay this node")
+	}
+	return s.Escrow.CoSign(ctx, settlement.Payout{Kind: kind, Ref: ref(t), Tx: req.Tx}, terms(t))
+}

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cyxwiz/cyxwiz/jobs"
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/cyxwiz/cyxwiz/node/rpc"
+)
+
+func (n *Node) registerDisputes() {
+	n.rpc.Register(api.MethodJobDispute, rpc.Method(n.jobDispute))
+	n.rpc.Register(api.MethodArbiterDisputes, rpc.NoParams(n.arbiterDisputes))
+	n.rpc.Register(api.MethodArbiterResolve, rpc.Method(n.arbiterResolve))
+}
+
+func (n *Node) jobDispute(ctx context.Context, p api.JobDisputeParams) (api.JobDisputeResult, error) {
+	if p.ID == "" {
+		return api.JobDisputeResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: id: required")
+	}
+	if n.escrow == nil {
+		return api.JobDisputeResult{}, api.Errorf(api.CodeFailed, "this node settles no payments (settlement.ledger is empty)")
+	}
+	j, err := n.jobs.Dispute(ctx, p.ID, p.Reason)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return api.JobDisputeResult{}, api.Errorf(api.CodeNotFound, "%v", err)
+	case err != nil:
+		return api.JobDisputeResult{}, api.Errorf(api.CodeFailed, "%v", err)
+	}
+	side := jobs.SideProvider
+	if j.Role == jobs.RoleRequester {
+		side = jobs.SideRequester
+	}
+	return api.JobDisputeResult{Escrow: j.Escrows[len(j.Escrows)-1].Terms.ID, Side: side}, nil
+}
+
+func (n *Node) arbiterDisputes(context.Context) ([]api.DisputeInfo, error) {
+	if n.cfg.Role != RoleArbiter {
+		return nil, api.Errorf(api.CodeFailed, "this node is not an arbiter (role %s)", n.cfg.Role)
+	}
+	ds, err := n.jobs.Disputes()
+	if err != nil {
+		return nil, err
+	}
+	out := []api.DisputeInfo{}
+	for _, d := range ds {
+		out = append(out, disputeInfo(d))
+	}
+	return out, nil
+}
+
+func (n *Node) arbiterResolve(ctx context.Context, p api.ArbiterResolveParams) (api.DisputeInfo, error) {
+	if p.Winner != jobs.SideRequester && p.Winner != jobs.SideProvider {
+		return api.DisputeInfo{}, api.Errorf(api.CodeInvalidParams, "invalid params: winner: %q is not requester or provider", p.Winner)
+	}
+	if n.cfg.Role != RoleArbiter {
+		return api.DisputeInfo{}, api.Errorf(api.CodeFailed, "this node is not an arbiter (role %s)", n.cfg.Role)
+	}
+	d, err := n.jobs.Resolve(ctx, p.Escrow, p.Winner)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return api.DisputeInfo{}, api.Errorf(api.CodeNotFound, "%v", err)
+	case err != nil:
+		return api.DisputeInfo{}, api.Errorf(api.CodeFailed, "%v", err)
+	}
+	return disputeInfo(d), nil
+}
+
+func disputeInfo(d jobs.Dispute) api.DisputeInfo {
+	info := api.DisputeInfo{Escrow: d.Terms.ID, Requester: d.RequesterPeer, Provider: d.ProviderPeer, OpenedBy: d.OpenedBy,
+		Reason: d.Reason, Amount: d.Terms.Amount, Mint: d.Terms.Mint, Deadline: d.Terms.Deadline,
+		HasEvidence: len(d.Evidence) > 0, OpenedAt: d.OpenedAt, Winner: d.Winner, Tx: d.Tx}
+	if len(d.Evidence) > 0 {
+		var r market.Result
+		if env, err := market.ParseEnvelope(d.Evidence); err == nil {
+			if signer, err := env.Open(market.TypeResult, &r); err == nil && signer.String() == d.ProviderPeer {
+				info.ResultSummary = fmt.Sprintf("signed by the provider: %s, exit code %d, %d outputs", r.Status, r.ExitCode, len(r.Outputs))
+			}
+		}
+	}
+	return info
+}
