@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mr-tron/base58"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -33,11 +35,17 @@ type Dispute struct {
 	OpenedBy      string             `json:"opened_by"` // requester or provider
 	Reason        string             `json:"reason"`
 	// Evidence is the provider's signed result, when there is one.
-	Evidence  []byte    `json:"evidence,omitempty"`
-	OpenedAt  time.Time `json:"opened_at"`
-	Winner    string    `json:"winner,omitempty"` // once resolved
-	Tx        string    `json:"tx,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Evidence []byte `json:"evidence,omitempty"`
+	// Signature is the opener's ledger key's signature of the dispute
+	// (DisputeMessage): it proves the opener is that side of the escrow.
+	Signature []byte `json:"signature,omitempty"`
+	// Proven maps each side that signed a dispute of this escrow to the
+	// peer it signed from: the node a decision for that side goes to.
+	Proven    map[string]string `json:"proven,omitempty"`
+	OpenedAt  time.Time         `json:"opened_at"`
+	Winner    string            `json:"winner,omitempty"` // once resolved
+	Tx        string            `json:"tx,omitempty"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 // maxDisputeReason bounds a dispute's reason.
@@ -64,6 +72,10 @@ func (e *Engine) Dispute(ctx context.Context, id, reason string) (*Job, error) {
 	i := len(j.Escrows) - 1
 	rec := j.Escrows[i]
 	d := Dispute{Terms: rec.Terms, RequesterPeer: j.Requester, ProviderPeer: rec.ProviderPeer, OpenedBy: side, Reason: reason}
+	if e.p.Settlement.Sign == nil {
+		return nil, errors.New("this node cannot sign with its ledger key")
+	}
+	d.Signature = e.p.Settlement.Sign(DisputeMessage(rec.Terms.ID, side, e.self.String(), reason))
 	if j.ResultEnvelope != nil {
 		d.Evidence, _ = j.ResultEnvelope.Marshal()
 	}
@@ -104,30 +116,64 @@ func (e *Engine) disputable(id string) (string, *Job, error) {
 	return "", nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 }
 
+// DisputeMessage is what a side signs with its ledger key to open (or
+// join) a dispute from a peer.
+func DisputeMessage(escrowID, side, peerID, reason string) []byte {
+	return []byte("cyxwiz dispute/1\x00" + escrowID + "\x00" + side + "\x00" + peerID + "\x00" + reason)
+}
+
 // openDispute is the arbiter's side of a dispute request from peer from.
+// The request must be signed by the ledger key of the side it names, so
+// that no one outside the escrow can hold up its refund; a second request,
+// from the other side, adds that side's node to the dispute.
 func (e *Engine) openDispute(ctx context.Context, from peer.ID, d Dispute) error {
 	esc := e.p.Settlement.Escrow
 	switch {
 	case d.Terms.Arbiter != esc.Address():
 		return errors.New("this arbiter is not a member of the escrow")
-	case from.String() != d.RequesterPeer && from.String() != d.ProviderPeer:
-		return errors.New("only the requester or the provider opens a dispute")
 	case d.OpenedBy != SideRequester && d.OpenedBy != SideProvider:
 		return fmt.Errorf("opened by %q", d.OpenedBy)
 	case len(d.Reason) > maxDisputeReason || len(d.Evidence) > 64<<10:
 		return errors.New("dispute too large")
 	}
+	addr := d.Terms.Requester
+	if d.OpenedBy == SideProvider {
+		addr = d.Terms.Provider
+	}
+	pub, err := base58.Decode(addr)
+	if err != nil || len(pub) != ed25519.PublicKeySize ||
+		!ed25519.Verify(pub, DisputeMessage(d.Terms.ID, d.OpenedBy, from.String(), d.Reason), d.Signature) {
+		return fmt.Errorf("the dispute is not signed by the %s's ledger key", d.OpenedBy)
+	}
 	if err := esc.Verify(ctx, ref(d.Terms), terms(d.Terms)); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
-	d.OpenedAt, d.UpdatedAt, d.Winner, d.Tx = now, now, "", ""
-	return e.putDispute(d, true)
+	return e.p.DB.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(disputesBucket))
+		if err != nil {
+			return err
+		}
+		stored := d
+		if old := b.Get([]byte(d.Terms.ID)); old != nil {
+			if err := json.Unmarshal(old, &stored); err != nil {
+				return err
+			}
+		} else {
+			stored.OpenedAt, stored.Winner, stored.Tx, stored.Proven = now, "", "", map[string]string{}
+		}
+		stored.Proven[d.OpenedBy] = from.String()
+		stored.UpdatedAt = now
+		data, err := json.Marshal(stored)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(d.Terms.ID), data)
+	})
 }
 
-// putDispute stores a dispute; with onlyNew an open or decided one of the
-// same escrow is kept as it is.
-func (e *Engine) putDispute(d Dispute, onlyNew bool) error {
+// putDispute stores a dispute.
+func (e *Engine) putDispute(d Dispute) error {
 	data, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -136,9 +182,6 @@ func (e *Engine) putDispute(d Dispute, onlyNew bool) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(disputesBucket))
 		if err != nil {
 			return err
-		}
-		if onlyNew && b.Get([]byte(d.Terms.ID)) != nil {
-			return nil
 		}
 		return b.Put([]byte(d.Terms.ID), data)
 	})
@@ -211,6 +254,9 @@ func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute,
 	default:
 		return d, fmt.Errorf("winner %q is not requester or provider", winner)
 	}
+	if p, ok := d.Proven[winner]; ok {
+		to = p // the node that proved it is that side
+	}
 	po, err := e.p.Settlement.Escrow.Propose(ctx, ref(d.Terms), terms(d.Terms), kind)
 	if err != nil {
 		return d, err
@@ -224,7 +270,7 @@ func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute,
 	}
 	d.Winner, d.Tx, d.UpdatedAt = winner, res.Tx, time.Now().UTC()
 	e.log.Info("dispute decided", "escrow", escrowID, "winner", winner, "tx", res.Tx)
-	return d, e.putDispute(d, false)
+	return d, e.putDispute(d)
 }
 
 // coSignAward co-signs an arbiter's payout of a disputed escrow to this

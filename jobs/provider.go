@@ -115,7 +115,9 @@ func (e *Engine) readAnnouncements() {
 			Price: capacity.Prices.Quote(a.Spec), QueueDepth: e.queueDepth(load), ExpiresAt: time.Now().Add(time.Minute)}
 		if a.Spec.Price != nil {
 			bid.Mint = a.Spec.Price.Mint
-			if st := e.p.Settlement; st != nil && bid.Mint == st.Mint {
+			if st := e.p.Settlement; st != nil && bid.Mint == st.Mint && st.Arbiter != "" {
+				// Only a provider that can check an escrow asks to be paid
+				// through one.
 				bid.Payee = st.Escrow.Address()
 			}
 		}

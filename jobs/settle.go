@@ -38,6 +38,9 @@ type Settlement struct {
 	Every time.Duration
 	// Margin is added to an award's deadline for its escrow's (default 1 min).
 	Margin time.Duration
+	// Sign signs with this node's ledger key (Ed25519, whose public key is
+	// its ledger address): a dispute proves its side with it.
+	Sign func(msg []byte) []byte
 }
 
 // Escrow states of a requester's escrow record.
@@ -105,6 +108,9 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 	}); err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	e.locking[t.ID] = true
+	e.mu.Unlock()
 	r, err := s.Escrow.Lock(ctx, terms(t))
 	e.update(j.ID, func(j *Job) error {
 		i := slices.IndexFunc(j.Escrows, func(r EscrowRecord) bool { return r.Terms.ID == t.ID })
@@ -113,13 +119,21 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 		}
 		x := &j.Escrows[i]
 		x.UpdatedAt = time.Now().UTC()
-		if err != nil {
+		switch {
+		case errors.Is(err, settlement.ErrFunds) || errors.Is(err, settlement.ErrInvalidTerms):
 			x.State, x.Error = EscrowNone, err.Error()
-			return nil
+		case err != nil:
+			// The lock may still land (a lost confirmation): the record
+			// stays locking, and the settlement loop looks it up.
+			x.Error = err.Error()
+		default:
+			x.State, x.Terms.Multisig, x.Terms.Vault = EscrowLocked, r.Multisig, r.Vault
 		}
-		x.State, x.Terms.Multisig, x.Terms.Vault = EscrowLocked, r.Multisig, r.Vault
 		return nil
 	})
+	e.mu.Lock()
+	delete(e.locking, t.ID)
+	e.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoEscrow, err)
 	}
@@ -203,9 +217,7 @@ func (e *Engine) settleAll() {
 func (e *Engine) settleOne(j *Job, i int) {
 	rec := j.Escrows[i]
 	if rec.State == EscrowLocking {
-		// The node stopped between recording and locking: whether the lock
-		// landed is for the ledger to say, which needs the vault's address.
-		e.setEscrow(j.ID, i, EscrowNone, "", "interrupted while locking; look the escrow up on the ledger by its ID")
+		e.findLock(j, i)
 		return
 	}
 	current := rec.Attempt == j.Attempt && rec.ProviderPeer == j.Provider
@@ -225,6 +237,13 @@ func (e *Engine) settleOne(j *Job, i int) {
 		if errors.Is(err, settlement.ErrTampered) || errors.Is(err, settlement.ErrSignatures) || errors.Is(err, settlement.ErrNotMember) {
 			e.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
 			e.refundLater(j, i, "payout refused: "+err.Error())
+			return
+		}
+		if errors.Is(err, settlement.ErrClosed) {
+			// Landed already (a lost confirmation), or decided by the arbiter.
+			if !e.settledElsewhere(j, i) {
+				e.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
+			}
 			return
 		}
 		if err != nil {
@@ -278,6 +297,48 @@ func (e *Engine) refundLater(j *Job, i int, why string) {
 	e.setEscrow(j.ID, i, EscrowRefunded, res.Tx, "")
 	e.log.Info("escrow refunded", "job", j.ID, "amount", rec.Terms.Amount, "tx", res.Tx)
 	e.notify(j, fmt.Sprintf("escrow refunded: %d back to the requester", rec.Terms.Amount))
+}
+
+// findLock settles the fate of a lock whose outcome was lost (the node
+// stopped, or its confirmation timed out): the ledger says whether the
+// vault exists, where the escrow can derive its address from the terms.
+func (e *Engine) findLock(j *Job, i int) {
+	rec := j.Escrows[i]
+	e.mu.Lock()
+	inFlight := e.locking[rec.Terms.ID]
+	e.mu.Unlock()
+	if inFlight {
+		return
+	}
+	d, ok := e.p.Settlement.Escrow.(settlement.RefDeriver)
+	if !ok {
+		e.setEscrow(j.ID, i, EscrowNone, "", "the lock's outcome was lost, and this ledger cannot look it up")
+		return
+	}
+	r, err := d.DeriveRef(terms(rec.Terms))
+	if err != nil {
+		e.setEscrow(j.ID, i, EscrowNone, "", err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	st, err := e.p.Settlement.Escrow.Status(ctx, r)
+	switch {
+	case errors.Is(err, settlement.ErrVaultMismatch):
+		e.setEscrow(j.ID, i, EscrowNone, "", "the lock did not land")
+	case err != nil:
+		// Unknown yet: asked again next round.
+	default:
+		e.update(j.ID, func(j *Job) error {
+			x := &j.Escrows[i]
+			x.Terms.Multisig, x.Terms.Vault, x.UpdatedAt = r.Multisig, r.Vault, time.Now().UTC()
+			x.State, x.Error = EscrowLocked, ""
+			if st.State != settlement.Locked {
+				x.State = map[settlement.State]string{settlement.Released: EscrowReleased, settlement.Refunded: EscrowRefunded}[st.State]
+			}
+			return nil
+		})
+	}
 }
 
 // settledElsewhere records an escrow that was settled without this node's
@@ -341,9 +402,17 @@ func (e *Engine) verifyEscrow(award market.Award) string {
 		return "the escrow pays " + award.Escrow.Provider + ", not this provider"
 	case award.Escrow.Mint != s.Mint:
 		return "the escrow is in mint " + award.Escrow.Mint + ", this provider is paid in " + s.Mint
+	case s.Arbiter == "":
+		return "this provider names no arbiter it trusts (settlement.arbiter)"
+	case award.Escrow.ArbiterPeer != s.Arbiter.String():
+		// A requester that chose the arbiter could hold two of the three keys.
+		return "the escrow's arbiter is not the one this provider trusts"
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.AckTimeout*3/4)
 	defer cancel()
+	if addr, err := e.arbiterAddress(ctx); err != nil || addr != award.Escrow.Arbiter {
+		return "the escrow's arbiter account is not the trusted arbiter's"
+	}
 	if err := s.Escrow.Verify(ctx, ref(*award.Escrow), terms(*award.Escrow)); err != nil {
 		return "escrow: " + err.Error()
 	}

@@ -149,6 +149,9 @@ func (n *Node) jobSettlement() *jobs.Settlement {
 		return nil
 	}
 	s := &jobs.Settlement{Escrow: n.escrow, Mint: n.cfg.Market.Mint, Serve: n.cfg.Role == RoleArbiter}
+	if key, err := n.repo.WalletKey(); err == nil {
+		s.Sign = func(msg []byte) []byte { return ed25519.Sign(key, msg) }
+	}
 	if a, err := peer.Decode(n.cfg.Settlement.Arbiter); err == nil {
 		s.Arbiter = a
 	}

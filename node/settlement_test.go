@@ -184,6 +184,7 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	pcfg := base
 	pcfg.Swarm.Bootstrap = info.Addresses
 	pcfg.Market.PricePerCPUSecond = 10
+	pcfg.Settlement.Arbiter = info.ID
 	prov, provAddr := startNodeOn(t, pcfg, ledger)
 	ledger.fund(t, provAddr, 0)
 	ledger.fund(t, arbiterAddr, 0)

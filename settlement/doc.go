@@ -2,8 +2,8 @@
 // awarded, released to the provider when the requester accepts the
 // result, refunded after the deadline, with a dispute path through an
 // arbiter. The design is a 2-of-3 multisig of requester, provider and
-// arbiter holding one vault per job (see docs/settlement.md when the
-// Solana implementation lands).
+// arbiter holding one vault per job (see docs/settlement.md); package
+// solana implements it on Solana.
 //
 // Escrow is the interface; package memledger implements it on an
 // in-memory ledger with the same rules, for the tests of other packages;

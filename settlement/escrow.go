@@ -146,3 +146,10 @@ type LedgerClock interface {
 type NativeBalancer interface {
 	NativeBalance(ctx context.Context, owner string) (uint64, error)
 }
+
+// RefDeriver is implemented by escrows whose vault address follows from the
+// terms alone, so that a lock whose outcome was lost (a crash, a timeout)
+// can be looked up on the ledger.
+type RefDeriver interface {
+	DeriveRef(t Terms) (Ref, error)
+}

@@ -12,7 +12,7 @@
 //     getLatestBlockhash, isBlockhashValid, getMinimumBalanceForRentExemption,
 //     getBalance, getAccountInfo and getMultipleAccounts (base64 or base58),
 //     getTokenAccountBalance, getFeeForMessage, sendTransaction (base64 or
-//     base58), simulateTransaction, getSignatureStatuses, getTransaction,
+//     base58), simulateTransaction, getSignatureStatuses, getSignaturesForAddress, getTransaction,
 //     requestAirdrop. PubSub: signatureSubscribe, accountSubscribe and
 //     slotSubscribe, with their Unsubscribe methods.
 //   - Errors as a validator's: -32002 "Transaction simulation failed" with

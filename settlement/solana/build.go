@@ -112,6 +112,9 @@ func deriveKeys(t settlement.Terms, p parties) escrowKeys {
 	}
 }
 
+// DeriveRef implements settlement.RefDeriver.
+func (l *Ledger) DeriveRef(t settlement.Terms) (settlement.Ref, error) { return DeriveRef(t) }
+
 // DeriveRef returns the multisig and vault addresses the terms lock into.
 // Any party computes them; Lock creates them.
 func DeriveRef(t settlement.Terms) (settlement.Ref, error) {
