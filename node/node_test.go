@@ -54,6 +54,13 @@ type testNode struct {
 // it and stops it when the test ends.
 func startNode(t *testing.T, cfg Config, seed byte) *testNode {
 	t.Helper()
+	return startNodeWith(t, cfg, seed, nil)
+}
+
+// startNodeWith is startNode with the node's ledger account opened by
+// escrow (nil: as configured).
+func startNodeWith(t *testing.T, cfg Config, seed byte, escrow EscrowFactory) *testNode {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
 		t.Fatal(err)
@@ -67,7 +74,7 @@ func startNode(t *testing.T, cfg Config, seed byte) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	n, err := New(Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler), Escrow: escrow})
 	if err != nil {
 		repo.Close()
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -97,38 +96,16 @@ func (s solLedger) warp(t *testing.T, d time.Duration) {
 }
 func (s solLedger) mint() string { return s.token }
 
-// startNodeOn starts a node whose ledger account is on the test ledger.
+// startNodeOn starts a node whose ledger account is on the test ledger,
+// and returns its ledger address too.
 func startNodeOn(t *testing.T, cfg Config, ledger testLedger) (*testNode, string) {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := OpenRepo(dir)
+	n := startNodeWith(t, cfg, 0, ledger.escrow())
+	a, err := n.client.WalletAddress(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := repo.WalletKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler), Escrow: ledger.escrow()})
-	if err != nil {
-		repo.Close()
-		t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		n.Close()
-		repo.Close()
-	})
-	c, err := api.FromRepo(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testNode{Node: n, client: c}, memledger.Address(key.Public().(ed25519.PublicKey))
+	return n, a.Address
 }
 
 func waitEscrow(t *testing.T, c *api.Client, id, state string) api.JobInfo {
