@@ -50,6 +50,7 @@ bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB 
 demo: build ## start a local swarm of three daemons; run a WASM job and train an MNIST classifier across it
 	GOOS=wasip1 GOARCH=wasm $(GO) build -o bin/wordcount.wasm ./examples/wordcount
 	./scripts/mnist-data.sh >/dev/null
+	@$(MAKE) --no-print-directory ledger || echo "no local ledger (it needs Node.js and npm): the demo's jobs are not paid"
 	./scripts/demo.sh
 
 lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
