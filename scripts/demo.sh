@@ -73,7 +73,11 @@ spec() {
   echo "$out"
 }
 balances() {
-  for i in $(seq 1 $((nodes - 1))); do "$bin" --repo "$dir/net/node$i" wallet balance; done
+  for i in $(seq 1 $((nodes - 1))); do
+    role=provider
+    [ "$i" = 1 ] && role=requester
+    printf '  node%d (%s) %s\n' "$i" "$role" "$("$bin" --repo "$dir/net/node$i" wallet balance)"
+  done
 }
 last_job() { "$bin" --repo "$req" job list --json | grep -m1 '"id"' | sed 's/.*"id": "\(.*\)".*/\1/'; }
 # released waits for the job's escrow to be released and prints it.
