@@ -13,6 +13,10 @@ type GPU struct {
 	Model             string `json:"model"`
 	MemoryMiB         int    `json:"memory_mib"`
 	ComputeCapability string `json:"compute_capability"`
+	// Driver and CUDA are the driver's version and the CUDA version it
+	// supports.
+	Driver string `json:"driver,omitempty"`
+	CUDA   string `json:"cuda,omitempty"`
 }
 
 // Capacity is a provider's signed offer, kept in the DHT and refreshed

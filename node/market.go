@@ -364,7 +364,8 @@ func (n *Node) marketProviders(ctx context.Context, p api.ProvidersParams) ([]ap
 			Relay: c.Relay, BenchScore: c.BenchScore, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
 		}
 		for _, g := range c.GPUs {
-			info.GPUs = append(info.GPUs, api.GPUInfo{Model: g.Model, MemoryMiB: g.MemoryMiB, ComputeCapability: g.ComputeCapability})
+			info.GPUs = append(info.GPUs, api.GPUInfo{Model: g.Model, MemoryMiB: g.MemoryMiB, ComputeCapability: g.ComputeCapability,
+				Driver: g.Driver, CUDA: g.CUDA})
 		}
 		out = append(out, info)
 	}
@@ -402,7 +403,8 @@ func findGPUs(ctx context.Context, cfg MarketConfig, log *slog.Logger) (worker s
 				"compute_capability", g.ComputeCapability)
 			continue
 		}
-		gpus = append(gpus, market.GPU{Model: g.Name, MemoryMiB: int(g.MemoryMiB), ComputeCapability: g.ComputeCapability})
+		gpus = append(gpus, market.GPU{Model: g.Name, MemoryMiB: int(g.MemoryMiB), ComputeCapability: g.ComputeCapability,
+			Driver: g.Driver, CUDA: g.CUDA})
 	}
 	if len(gpus) == 0 {
 		return "", nil

@@ -23,6 +23,9 @@ type GPUInfo struct {
 	Model             string `json:"model"`
 	MemoryMiB         int    `json:"memory_mib"`
 	ComputeCapability string `json:"compute_capability"`
+	// Driver is the driver's version, CUDA the CUDA version it supports.
+	Driver string `json:"driver,omitempty"`
+	CUDA   string `json:"cuda,omitempty"`
 }
 
 // ProviderInfo is one verified capacity record.
