@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/cyxwiz/cyxwiz/market"
 )
@@ -69,14 +70,17 @@ func loadDataset(dir string, d market.Dataset, limit int64) (train, eval *exampl
 // gives.
 func openData(dir, name string, limit int64) (io.ReadCloser, string, error) {
 	p := filepath.Join(dir, filepath.FromSlash(name))
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode().IsRegular() {
 		p = dir
 	}
-	f, err := os.Open(p)
-	if err != nil {
+	if err := insideDataset(dir, p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, "", dataErr("%s is not in the dataset", name)
 		}
+		return nil, "", dataErr("%s: %v", name, err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
 		return nil, "", fmt.Errorf("dataset: %w", err)
 	}
 	br := bufio.NewReaderSize(f, 1<<20)
@@ -90,6 +94,31 @@ func openData(dir, name string, limit int64) (io.ReadCloser, string, error) {
 		return readCloser{limitReader(zr, limit, name), f}, name, nil
 	}
 	return readCloser{limitReader(br, limit, name), f}, name, nil
+}
+
+// insideDataset checks that p is a regular file that resolves inside dir:
+// a dataset may hold links, and a link must not read the provider's own
+// files (or block on a pipe).
+func insideDataset(dir, p string) error {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return err
+	}
+	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
+		return errors.New("outside the dataset")
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	return nil
 }
 
 // limitReader fails, rather than ends, once more than limit bytes are read.
@@ -145,6 +174,9 @@ func readIDX(dir, name string, wantDims int, limit int64) ([]int, []byte, error)
 			return nil, nil, dataErr("%s: truncated header", name)
 		}
 		dims[i] = int(d)
+		if d != 0 && total > limit/int64(d) {
+			return nil, nil, dataErr("%s: %v is more than the job's memory allows", name, dims[:i+1])
+		}
 		total *= int64(d)
 		if total > limit {
 			return nil, nil, dataErr("%s: %v is more than the job's memory allows", name, dims)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
@@ -76,7 +77,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 		out.Metrics, err = e.runWorker(ctx, job, dataDir)
 	} else {
 		var res Result
-		res, err = Run(ctx, Params{Spec: spec, DataDir: dataDir, OutDir: job.OutDir, Backend: NewCPU(),
+		res, err = runInProcess(ctx, Params{Spec: spec, DataDir: dataDir, OutDir: job.OutDir, Backend: NewCPU(),
 			Log: job.Stdout, Metrics: job.Metrics, MaxDataBytes: memoryBytes(job)})
 		out.Metrics = res.Final
 	}
@@ -103,6 +104,17 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	return out, nil
 }
 
+// runInProcess trains in the daemon's process; a panic (a bug met by some
+// input) fails the job instead of the daemon.
+func runInProcess(ctx context.Context, p Params) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("train: internal error: %v", r)
+		}
+	}()
+	return Run(ctx, p)
+}
+
 // memoryBytes is the job's memory limit in bytes, 0 when it sets none.
 func memoryBytes(job compute.Job) int64 { return int64(job.MemoryMiB) << 20 }
 
@@ -123,7 +135,11 @@ func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir strin
 	}
 	cmd := exec.CommandContext(ctx, e.worker, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir, "-device", "0",
 		"-max-data-bytes", fmt.Sprint(memoryBytes(job)))
-	cmd.Cancel = func() error { return cmd.Process.Kill() }
+	// The worker gets a process group of its own, so that a kill reaches
+	// anything it started; WaitDelay bounds the wait for their pipes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -311,3 +311,29 @@ func TestDatasetMemoryLimit(t *testing.T) {
 		t.Fatalf("Run = %v, want a dataset error about memory", err)
 	}
 }
+
+// Hostile datasets fail cleanly: an IDX header whose dimensions overflow,
+// a link out of the dataset, a pipe.
+func TestHostileDatasets(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "huge"), []byte{0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1}, 0o644)
+	if _, _, err := readIDX(dir, "huge", 3, 1<<32); !errors.Is(err, ErrDataset) {
+		t.Errorf("overflowing dimensions: %v, want a dataset error", err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret.csv")
+	os.WriteFile(secret, []byte("1,2,3\n"), 0o644)
+	os.Symlink(secret, filepath.Join(dir, "link.csv"))
+	if _, err := loadCSV(dir, "link.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes); !errors.Is(err, ErrDataset) || !strings.Contains(err.Error(), "outside the dataset") {
+		t.Errorf("a link out of the dataset: %v", err)
+	}
+	os.Symlink("/dev/zero", filepath.Join(dir, "dev.csv"))
+	if _, err := loadCSV(dir, "dev.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes); !errors.Is(err, ErrDataset) {
+		t.Errorf("a link to a device: %v", err)
+	}
+	inside := filepath.Join(dir, "data.csv")
+	os.WriteFile(inside, []byte("1,2,0\n3,4,1\n"), 0o644)
+	os.Symlink("data.csv", filepath.Join(dir, "alias.csv"))
+	if e, err := loadCSV(dir, "alias.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes); err != nil || e.N != 2 {
+		t.Errorf("a link inside the dataset: %v", err)
+	}
+}
