@@ -16,7 +16,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// disputesBucket holds an arbiter's disputes, by escrow ID.
+// disputesBucket holds an arbiter's disputes, by vault address: escrow IDs
+// are chosen by requesters, vaults are bound to their terms on the ledger.
 const disputesBucket = "disputes"
 
 // Dispute sides.
@@ -155,7 +156,7 @@ func (e *Engine) openDispute(ctx context.Context, from peer.ID, d Dispute) error
 			return err
 		}
 		stored := d
-		if old := b.Get([]byte(d.Terms.ID)); old != nil {
+		if old := b.Get([]byte(d.Terms.Vault)); old != nil {
 			if err := json.Unmarshal(old, &stored); err != nil {
 				return err
 			}
@@ -168,7 +169,7 @@ func (e *Engine) openDispute(ctx context.Context, from peer.ID, d Dispute) error
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(d.Terms.ID), data)
+		return b.Put([]byte(d.Terms.Vault), data)
 	})
 }
 
@@ -183,7 +184,7 @@ func (e *Engine) putDispute(d Dispute) error {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(d.Terms.ID), data)
+		return b.Put([]byte(d.Terms.Vault), data)
 	})
 }
 
@@ -209,17 +210,20 @@ func (e *Engine) Disputes() ([]Dispute, error) {
 	return out, err
 }
 
-func (e *Engine) inDispute(escrowID string) bool {
-	ds, err := e.Disputes()
-	if err != nil {
-		return true // refuse while unsure
-	}
-	for _, d := range ds {
-		if d.Terms.ID == escrowID && d.Winner == "" {
-			return true
+// inDispute reports whether the vault has an open dispute.
+func (e *Engine) inDispute(vault string) bool {
+	open := true // refuse while unsure
+	e.p.DB.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(disputesBucket))
+		v := []byte(nil)
+		if b != nil {
+			v = b.Get([]byte(vault))
 		}
-	}
-	return false
+		var d Dispute
+		open = v != nil && (json.Unmarshal(v, &d) != nil || d.Winner == "")
+		return nil
+	})
+	return open
 }
 
 // Resolve decides a dispute for winner (requester or provider): the
@@ -235,7 +239,10 @@ func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute,
 	}
 	i := -1
 	for k, d := range ds {
-		if d.Terms.ID == escrowID {
+		if d.Terms.ID == escrowID || d.Terms.Vault == escrowID {
+			if i >= 0 {
+				return Dispute{}, fmt.Errorf("several disputes name escrow %s: give the vault address instead", escrowID)
+			}
 			i = k
 		}
 	}
@@ -262,11 +269,21 @@ func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute,
 		return d, err
 	}
 	var res arbiterResponse
-	if err := e.askArbiterPeer(ctx, to, arbiterRequest{Op: "award", Terms: &d.Terms, Kind: string(kind), Tx: po.Tx}, &res); err != nil {
-		return d, err
+	err = e.askArbiterPeer(ctx, to, arbiterRequest{Op: "award", Terms: &d.Terms, Kind: string(kind), Tx: po.Tx}, &res)
+	if err == nil && res.Error != "" {
+		err = fmt.Errorf("the %s refused the award: %s", winner, res.Error)
 	}
-	if res.Error != "" {
-		return d, fmt.Errorf("the %s refused the award: %s", winner, res.Error)
+	if err != nil {
+		// The payout may have landed though the answer was lost.
+		if st, serr := e.p.Settlement.Escrow.Status(ctx, ref(d.Terms)); serr == nil && st.State != settlement.Locked {
+			d.Winner = SideProvider
+			if st.State == settlement.Refunded {
+				d.Winner = SideRequester
+			}
+			d.UpdatedAt = time.Now().UTC()
+			return d, e.putDispute(d)
+		}
+		return d, err
 	}
 	d.Winner, d.Tx, d.UpdatedAt = winner, res.Tx, time.Now().UTC()
 	e.log.Info("dispute decided", "escrow", escrowID, "winner", winner, "tx", res.Tx)

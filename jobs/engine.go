@@ -122,7 +122,7 @@ type Engine struct {
 	locks        [64]sync.Mutex                // requester jobs, by hash of the ID
 	arbiterAddr  string                        // the arbiter's ledger account, once known
 	settleKick   chan struct{}                 // wakes the settlement loop
-	locking      map[string]bool               // escrow IDs whose lock is in flight
+	lockingJobs  map[string]int                // requester jobs with a lock in flight
 	load         market.Load
 	modules      moduleCache                // provider: bytes of recently run modules
 	slots        chan struct{}              // provider: one per job that may run at once
@@ -152,7 +152,7 @@ func New(p Params) (*Engine, error) {
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
 		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
 		tally: map[string]market.Outcomes{}, slots: make(chan struct{}, max(1, p.Config.MaxConcurrent)),
-		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), locking: map[string]bool{}}
+		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), lockingJobs: map[string]int{}}
 	return e, nil
 }
 

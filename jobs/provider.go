@@ -115,9 +115,13 @@ func (e *Engine) readAnnouncements() {
 			Price: capacity.Prices.Quote(a.Spec), QueueDepth: e.queueDepth(load), ExpiresAt: time.Now().Add(time.Minute)}
 		if a.Spec.Price != nil {
 			bid.Mint = a.Spec.Price.Mint
-			if st := e.p.Settlement; st != nil && bid.Mint == st.Mint && st.Arbiter != "" {
-				// Only a provider that can check an escrow asks to be paid
-				// through one.
+			if st := e.p.Settlement; st != nil && bid.Mint == st.Mint && bid.Price > 0 {
+				if st.Arbiter == "" {
+					// It could not check an escrow, and takes no job in its
+					// mint without one.
+					e.log.Debug("not bidding", "job", a.JobID, "reason", "no trusted arbiter (settlement.arbiter)")
+					continue
+				}
 				bid.Payee = st.Escrow.Address()
 			}
 		}

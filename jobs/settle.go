@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/market"
@@ -99,6 +100,16 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 	}
 	t := market.EscrowTerms{Requester: s.Escrow.Address(), Provider: bid.Payee, Arbiter: arbiter,
 		ArbiterPeer: s.Arbiter.String(), Mint: s.Mint, Amount: bid.Price, Deadline: deadline.Add(e.margin()).Truncate(time.Second)}
+	e.mu.Lock()
+	e.lockingJobs[j.ID]++
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if e.lockingJobs[j.ID]--; e.lockingJobs[j.ID] <= 0 {
+			delete(e.lockingJobs, j.ID)
+		}
+		e.mu.Unlock()
+	}()
 	if _, err := e.update(j.ID, func(j *Job) error {
 		// Every escrow of a job gets its own ID: one per award, in order.
 		t.ID = fmt.Sprintf("%s/%d", j.ID, len(j.Escrows)+1)
@@ -108,9 +119,6 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 	}); err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	e.locking[t.ID] = true
-	e.mu.Unlock()
 	r, err := s.Escrow.Lock(ctx, terms(t))
 	e.update(j.ID, func(j *Job) error {
 		i := slices.IndexFunc(j.Escrows, func(r EscrowRecord) bool { return r.Terms.ID == t.ID })
@@ -131,9 +139,7 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 		}
 		return nil
 	})
-	e.mu.Lock()
-	delete(e.locking, t.ID)
-	e.mu.Unlock()
+
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoEscrow, err)
 	}
@@ -241,7 +247,9 @@ func (e *Engine) settleOne(j *Job, i int) {
 		}
 		if errors.Is(err, settlement.ErrClosed) {
 			// Landed already (a lost confirmation), or decided by the arbiter.
-			if !e.settledElsewhere(j, i) {
+			if tx != "" {
+				e.setEscrow(j.ID, i, EscrowReleased, tx, "")
+			} else if !e.settledElsewhere(j, i) {
 				e.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
 			}
 			return
@@ -277,7 +285,7 @@ func (e *Engine) refundLater(j *Job, i int, why string) {
 	s := e.p.Settlement
 	po, err := s.Escrow.Propose(ctx, ref(rec.Terms), terms(rec.Terms), settlement.Refund)
 	if errors.Is(err, settlement.ErrClosed) {
-		e.setEscrow(j.ID, i, EscrowRefunded, "", "")
+		e.settledElsewhere(j, i)
 		return
 	}
 	if err != nil {
@@ -299,13 +307,17 @@ func (e *Engine) refundLater(j *Job, i int, why string) {
 	e.notify(j, fmt.Sprintf("escrow refunded: %d back to the requester", rec.Terms.Amount))
 }
 
+// lockExpiry is how long a sent lock may still land: past its blockhash's
+// lifetime (about 150 slots, a minute or so), with a margin.
+const lockExpiry = 3 * time.Minute
+
 // findLock settles the fate of a lock whose outcome was lost (the node
 // stopped, or its confirmation timed out): the ledger says whether the
 // vault exists, where the escrow can derive its address from the terms.
 func (e *Engine) findLock(j *Job, i int) {
 	rec := j.Escrows[i]
 	e.mu.Lock()
-	inFlight := e.locking[rec.Terms.ID]
+	inFlight := e.lockingJobs[j.ID] > 0
 	e.mu.Unlock()
 	if inFlight {
 		return
@@ -324,8 +336,10 @@ func (e *Engine) findLock(j *Job, i int) {
 	defer cancel()
 	st, err := e.p.Settlement.Escrow.Status(ctx, r)
 	switch {
-	case errors.Is(err, settlement.ErrVaultMismatch):
+	case errors.Is(err, settlement.ErrVaultMismatch) && time.Since(rec.UpdatedAt) > lockExpiry:
 		e.setEscrow(j.ID, i, EscrowNone, "", "the lock did not land")
+	case errors.Is(err, settlement.ErrVaultMismatch):
+		// Not there yet: a sent lock can land until its blockhash expires.
 	case err != nil:
 		// Unknown yet: asked again next round.
 	default:
@@ -349,6 +363,11 @@ func (e *Engine) settledElsewhere(j *Job, i int) bool {
 	defer cancel()
 	st, err := e.p.Settlement.Escrow.Status(ctx, ref(j.Escrows[i].Terms))
 	switch {
+	case errors.Is(err, settlement.ErrVaultMismatch):
+		// The ledger does not know the vault (a devnet's ledger is new on
+		// each start): nothing is left to settle.
+		e.setEscrow(j.ID, i, EscrowNone, "", "the ledger knows no such vault")
+		return true
 	case err != nil || st.State == settlement.Locked:
 		return false
 	case st.State == settlement.Released:
@@ -402,6 +421,10 @@ func (e *Engine) verifyEscrow(award market.Award) string {
 		return "the escrow pays " + award.Escrow.Provider + ", not this provider"
 	case award.Escrow.Mint != s.Mint:
 		return "the escrow is in mint " + award.Escrow.Mint + ", this provider is paid in " + s.Mint
+	case !strings.HasPrefix(award.Escrow.ID, award.JobID+"/"):
+		return "the escrow is for another job"
+	case e.vaultTaken(award):
+		return "the escrow already pays for another job"
 	case s.Arbiter == "":
 		return "this provider names no arbiter it trusts (settlement.arbiter)"
 	case award.Escrow.ArbiterPeer != s.Arbiter.String():
@@ -410,13 +433,33 @@ func (e *Engine) verifyEscrow(award market.Award) string {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.AckTimeout*3/4)
 	defer cancel()
-	if addr, err := e.arbiterAddress(ctx); err != nil || addr != award.Escrow.Arbiter {
+	if addr, err := e.arbiterAddress(ctx); err != nil {
+		return "cannot reach the trusted arbiter: " + err.Error()
+	} else if addr != award.Escrow.Arbiter {
 		return "the escrow's arbiter account is not the trusted arbiter's"
 	}
 	if err := s.Escrow.Verify(ctx, ref(*award.Escrow), terms(*award.Escrow)); err != nil {
 		return "escrow: " + err.Error()
 	}
 	return ""
+}
+
+// vaultTaken reports whether another job this node provided (or another
+// attempt of the same job) was paid with the award's vault: one escrow pays
+// for one award.
+func (e *Engine) vaultTaken(award market.Award) bool {
+	jobs, err := e.store.list(RoleProvider)
+	if err != nil {
+		return true
+	}
+	for _, j := range jobs {
+		for _, r := range j.Escrows {
+			if r.Terms.Vault == award.Escrow.Vault && (j.ID != award.JobID || j.Attempt != award.Attempt) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // proposeRelease signs the provider's half of the release of a finished
@@ -468,7 +511,8 @@ func (e *Engine) askArbiterPeer(ctx context.Context, arbiter string, req arbiter
 			return fmt.Errorf("arbiter %s: %w", p, err)
 		}
 	}
-	s, r, w, err := e.newStream(ctx, p, ArbiterProtocol, 30*time.Second)
+	// Long enough for the other side to co-sign and wait for the ledger.
+	s, r, w, err := e.newStream(ctx, p, ArbiterProtocol, 90*time.Second)
 	if err != nil {
 		return fmt.Errorf("arbiter %s: %w", p, err)
 	}
@@ -531,7 +575,7 @@ func (e *Engine) handleArbiter(s network.Stream) {
 			res.Error = "this arbiter is not a member of the escrow"
 			break
 		}
-		if e.inDispute(t.ID) {
+		if e.inDispute(t.Vault) {
 			res.Error = "the escrow is in dispute"
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
@@ -71,14 +72,18 @@ func (n *Node) arbiterResolve(ctx context.Context, p api.ArbiterResolveParams) (
 }
 
 func disputeInfo(d jobs.Dispute) api.DisputeInfo {
-	info := api.DisputeInfo{Escrow: d.Terms.ID, Requester: d.RequesterPeer, Provider: d.ProviderPeer, OpenedBy: d.OpenedBy,
+	info := api.DisputeInfo{Escrow: d.Terms.ID, Vault: d.Terms.Vault, Requester: d.RequesterPeer, Provider: d.ProviderPeer, OpenedBy: d.OpenedBy,
 		Reason: d.Reason, Amount: d.Terms.Amount, Mint: d.Terms.Mint, Deadline: d.Terms.Deadline,
 		HasEvidence: len(d.Evidence) > 0, OpenedAt: d.OpenedAt, Winner: d.Winner, Tx: d.Tx}
 	if len(d.Evidence) > 0 {
 		var r market.Result
 		if env, err := market.ParseEnvelope(d.Evidence); err == nil {
-			if signer, err := env.Open(market.TypeResult, &r); err == nil && signer.String() == d.ProviderPeer {
-				info.ResultSummary = fmt.Sprintf("signed by the provider: %s, exit code %d, %d outputs", r.Status, r.ExitCode, len(r.Outputs))
+			if signer, err := env.Open(market.TypeResult, &r); err == nil && strings.HasPrefix(d.Terms.ID, r.JobID+"/") {
+				by := "signed by " + signer.String()
+				if signer.String() == d.Proven[jobs.SideProvider] {
+					by = "signed by the provider" // the peer that proved it is the provider
+				}
+				info.ResultSummary = fmt.Sprintf("%s: %s, exit code %d, %d outputs", by, r.Status, r.ExitCode, len(r.Outputs))
 			}
 		}
 	}

@@ -28,8 +28,10 @@ type JobDisputeResult struct {
 
 // DisputeInfo is one dispute an arbiter was asked to decide.
 type DisputeInfo struct {
-	// Escrow is the escrow's ID (job ID and award number).
+	// Escrow is the escrow's ID (job ID and award number), Vault its
+	// vault's address.
 	Escrow        string    `json:"escrow"`
+	Vault         string    `json:"vault"`
 	Requester     string    `json:"requester"` // peer IDs
 	Provider      string    `json:"provider"`
 	OpenedBy      string    `json:"opened_by"`
@@ -46,6 +48,8 @@ type DisputeInfo struct {
 
 // ArbiterResolveParams are the parameters of arbiter.resolve.
 type ArbiterResolveParams struct {
+	// Escrow is the escrow's ID, or its vault's address when several
+	// disputes name the same ID.
 	Escrow string `json:"escrow"`
 	// Winner is requester (refunded) or provider (paid).
 	Winner string `json:"winner"`
