@@ -100,8 +100,14 @@ func (e testEnv) terms(amount uint64, mint sol.PublicKey) settlement.Terms {
 // job locks and releases one escrow.
 func (e testEnv) job(t testing.TB, amount uint64) {
 	t.Helper()
+	e.lockAndRelease(t, e.terms(amount, e.mint))
+}
+
+// lockAndRelease locks the terms, has the provider verify the vault and
+// propose the release, and the requester co-sign it.
+func (e testEnv) lockAndRelease(t testing.TB, tr settlement.Terms) settlement.Ref {
+	t.Helper()
 	ctx := context.Background()
-	tr := e.terms(amount, e.mint)
 	ref, err := e.r.Lock(ctx, tr)
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +122,7 @@ func (e testEnv) job(t testing.TB, amount uint64) {
 	if _, err := e.r.CoSign(ctx, po, tr); err != nil {
 		t.Fatal(err)
 	}
+	return ref
 }
 
 // costs measures the transactions and the lamports in fees of n jobs after
@@ -198,20 +205,7 @@ func TestNativeMint(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := context.Background()
 	tr := e.terms(250_000_000, nativeMint)
-	ref, err := e.r.Lock(ctx, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.p.Verify(ctx, ref, tr); err != nil {
-		t.Fatal(err)
-	}
-	po, err := e.p.Propose(ctx, ref, tr, settlement.Release)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.r.CoSign(ctx, po, tr); err != nil {
-		t.Fatal(err)
-	}
+	ref := e.lockAndRelease(t, tr)
 	if got, err := e.p.Balance(ctx, e.p.Address(), NativeMint); err != nil || got != tr.Amount {
 		t.Fatalf("provider's wrapped SOL: %d, %v", got, err)
 	}
