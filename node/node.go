@@ -215,7 +215,8 @@ func (n *Node) startJobs() error {
 		if slices.Contains(n.cfg.Market.Executors, market.KindTrain) {
 			var worker string
 			worker, n.gpus = findGPUs(context.Background(), n.cfg.Market, n.log.With("system", "compute"))
-			n.execs[market.KindTrain] = train.NewExecutor(train.ExecutorConfig{Worker: worker, Logger: n.log.With("system", "train")})
+			n.execs[market.KindTrain] = train.NewExecutor(train.ExecutorConfig{Worker: worker, GPUs: len(n.gpus),
+				Logger: n.log.With("system", "train")})
 		}
 		capacity = func() (market.Capacity, bool) {
 			if n.adv == nil {

@@ -24,8 +24,9 @@ import (
 // worker binary (a separate process, so that a driver fault ends the
 // worker and not the daemon).
 type Executor struct {
-	worker string
-	log    *slog.Logger
+	worker  string
+	devices chan int // free GPU indexes: one GPU job per GPU at a time
+	log     *slog.Logger
 }
 
 // ExecutorConfig configures an Executor.
@@ -33,6 +34,9 @@ type ExecutorConfig struct {
 	// Worker is the path of the GPU worker binary; empty when this machine
 	// trains on the CPU only.
 	Worker string
+	// GPUs is how many GPUs the worker may use (indexes 0 to GPUs-1); GPU
+	// jobs beyond that wait for one to be free.
+	GPUs   int
 	Logger *slog.Logger
 }
 
@@ -41,7 +45,11 @@ func NewExecutor(cfg ExecutorConfig) *Executor {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Executor{worker: cfg.Worker, log: cfg.Logger}
+	e := &Executor{worker: cfg.Worker, log: cfg.Logger, devices: make(chan int, max(1, cfg.GPUs))}
+	for i := range max(1, cfg.GPUs) {
+		e.devices <- i
+	}
+	return e
 }
 
 // Kind implements compute.Executor.
@@ -74,7 +82,14 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 		if e.worker == "" {
 			return out, errors.New("train: the job asks for a GPU and this node has no GPU worker")
 		}
-		out.Metrics, err = e.runWorker(ctx, job, dataDir)
+		var device int
+		select {
+		case device = <-e.devices:
+		case <-ctx.Done():
+			return compute.Outcome{StartedAt: start, Reason: compute.ReasonCancelled, ExitCode: -1, Detail: "waiting for a GPU"}, nil
+		}
+		out.Metrics, err = e.runWorker(ctx, job, dataDir, device)
+		e.devices <- device
 	} else {
 		var res Result
 		res, err = runInProcess(ctx, Params{Spec: spec, DataDir: dataDir, OutDir: job.OutDir, Backend: NewCPU(),
@@ -128,12 +143,12 @@ const (
 
 // runWorker trains on a GPU in the worker process: metrics come back as
 // JSON lines on its stdout, log lines on its stderr.
-func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir string) (map[string]float64, error) {
+func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir string, device int) (map[string]float64, error) {
 	specPath := filepath.Join(job.OutDir, "..", "train-spec.json")
 	if err := os.WriteFile(specPath, job.Program, 0o600); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, e.worker, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir, "-device", "0",
+	cmd := exec.CommandContext(ctx, e.worker, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir, "-device", fmt.Sprint(device),
 		"-max-data-bytes", fmt.Sprint(memoryBytes(job)))
 	// The worker gets a process group of its own, so that a kill reaches
 	// anything it started; WaitDelay bounds the wait for their pipes.
