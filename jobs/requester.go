@@ -400,6 +400,12 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		}
 		back, err := e.update(j.ID, func(j *Job) error {
 			j.Result, j.ResultEnvelope = nil, nil
+			if w.Escrow != nil {
+				// Funds stay locked until the escrow's deadline: a bidder
+				// that makes the requester lock and then refuses gets no
+				// second award of this job.
+				j.Excluded = append(j.Excluded, c.Bid.Provider)
+			}
 			return j.move(market.StateBidding, c.Bid.Provider+": "+reason)
 		})
 		if err != nil {
