@@ -72,15 +72,51 @@ const (
 	AwardRequester PayoutKind = "dispute-requester"
 )
 
+// Role is one of the three members of an escrow.
+type Role int
+
+// Roles.
+const (
+	RoleRequester Role = iota
+	RoleProvider
+	RoleArbiter
+)
+
+// Party returns the account of a role in the terms.
+func (t Terms) Party(r Role) string {
+	switch r {
+	case RoleRequester:
+		return t.Requester
+	case RoleProvider:
+		return t.Provider
+	}
+	return t.Arbiter
+}
+
+// Roles returns who proposes a payout of this kind, who co-signs it, and
+// who it pays (always one of the two signers). Every implementation
+// follows this table.
+func (k PayoutKind) Roles() (proposer, cosigner, payee Role, err error) {
+	switch k {
+	case Release:
+		return RoleProvider, RoleRequester, RoleProvider, nil
+	case Refund:
+		return RoleRequester, RoleArbiter, RoleRequester, nil
+	case AwardProvider:
+		return RoleArbiter, RoleProvider, RoleProvider, nil
+	case AwardRequester:
+		return RoleArbiter, RoleRequester, RoleRequester, nil
+	}
+	return 0, 0, 0, fmt.Errorf("unknown payout kind %q", k)
+}
+
 // Recipient returns who a payout of this kind pays.
 func (k PayoutKind) Recipient(t Terms) (string, error) {
-	switch k {
-	case Release, AwardProvider:
-		return t.Provider, nil
-	case Refund, AwardRequester:
-		return t.Requester, nil
+	_, _, payee, err := k.Roles()
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("unknown payout kind %q", k)
+	return t.Party(payee), nil
 }
 
 // Payout is a transfer out of a vault, partly signed: the proposer signs

@@ -217,17 +217,8 @@ type tx struct {
 
 // roles returns who proposes and who co-signs a payout of kind.
 func roles(kind settlement.PayoutKind, t settlement.Terms) (proposer, cosigner string, err error) {
-	switch kind {
-	case settlement.Release:
-		return t.Provider, t.Requester, nil
-	case settlement.Refund:
-		return t.Requester, t.Arbiter, nil
-	case settlement.AwardProvider:
-		return t.Arbiter, t.Provider, nil
-	case settlement.AwardRequester:
-		return t.Arbiter, t.Requester, nil
-	}
-	return "", "", fmt.Errorf("unknown payout kind %q", kind)
+	p, c, _, err := kind.Roles()
+	return t.Party(p), t.Party(c), err
 }
 
 // Propose builds and signs a payout of the whole vault.

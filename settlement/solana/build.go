@@ -260,28 +260,28 @@ func memoInstruction(text []byte) sol.Instruction {
 	return sol.NewInstruction(sol.MemoProgramID, sol.AccountMetaSlice{}, text)
 }
 
+// key returns the account of a role.
+func (p parties) key(r settlement.Role) sol.PublicKey {
+	switch r {
+	case settlement.RoleRequester:
+		return p.requester
+	case settlement.RoleProvider:
+		return p.provider
+	}
+	return p.arbiter
+}
+
 // roles returns who proposes and who co-signs a payout of kind.
 func roles(kind settlement.PayoutKind, p parties) (proposer, cosigner sol.PublicKey, err error) {
-	switch kind {
-	case settlement.Release:
-		return p.provider, p.requester, nil
-	case settlement.Refund:
-		return p.requester, p.arbiter, nil
-	case settlement.AwardProvider:
-		return p.arbiter, p.provider, nil
-	case settlement.AwardRequester:
-		return p.arbiter, p.requester, nil
-	}
-	return sol.PublicKey{}, sol.PublicKey{}, fmt.Errorf("unknown payout kind %q", kind)
+	pr, co, _, err := kind.Roles()
+	return p.key(pr), p.key(co), err
 }
 
 // recipient returns who a payout of kind pays. It is always one of the two
 // signers, and it pays the fee.
 func recipient(kind settlement.PayoutKind, p parties) sol.PublicKey {
-	if kind == settlement.Release || kind == settlement.AwardProvider {
-		return p.provider
-	}
-	return p.requester
+	_, _, payee, _ := kind.Roles()
+	return p.key(payee)
 }
 
 // payoutParams are what a payout transaction is built from besides the
