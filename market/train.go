@@ -194,7 +194,8 @@ func (t *TrainSpec) Normalize() {
 // validate reports every problem of a normalized train section, each
 // naming its field; shape errors name the layer.
 func (t TrainSpec) validate(bad func(field, format string, args ...any)) {
-	if _, err := t.Model.Shapes(); err != nil {
+	shapes, err := t.Model.Shapes()
+	if err != nil {
 		bad("train.model", "%v", err)
 	}
 	switch t.Loss {
@@ -204,8 +205,8 @@ func (t TrainSpec) validate(bad func(field, format string, args ...any)) {
 	default:
 		bad("train.loss", "%q is not one of cross_entropy, mse", t.Loss)
 	}
-	if out, err := t.Model.Shapes(); err == nil && t.Loss == LossCrossEntropy {
-		if last := out[len(out)-1]; len(last) != 1 || last[0] < 2 {
+	if err == nil && t.Loss == LossCrossEntropy {
+		if last := shapes[len(shapes)-1]; len(last) != 1 || last[0] < 2 {
 			bad("train.loss", "cross_entropy needs an output of at least 2 classes, the model gives %s", ShapeString(last))
 		}
 	}
