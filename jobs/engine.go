@@ -123,6 +123,7 @@ type Engine struct {
 	arbiterAddr  string                        // the arbiter's ledger account, once known
 	settleKick   chan struct{}                 // wakes the settlement loop
 	lockingJobs  map[string]int                // requester jobs with a lock in flight
+	escrowJobs   map[string]bool               // requester jobs with an escrow to settle
 	load         market.Load
 	modules      moduleCache                // provider: bytes of recently run modules
 	slots        chan struct{}              // provider: one per job that may run at once
@@ -152,7 +153,7 @@ func New(p Params) (*Engine, error) {
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
 		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
 		tally: map[string]market.Outcomes{}, slots: make(chan struct{}, max(1, p.Config.MaxConcurrent)),
-		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), lockingJobs: map[string]int{}}
+		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), lockingJobs: map[string]int{}, escrowJobs: map[string]bool{}}
 	return e, nil
 }
 

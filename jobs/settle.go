@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -119,6 +120,11 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 	}); err != nil {
 		return nil, err
 	}
+	// After the record is stored: settleAll drops a job from the set only
+	// when, under e.mu, its stored record has nothing open.
+	e.mu.Lock()
+	e.escrowJobs[j.ID] = true
+	e.mu.Unlock()
 	r, err := s.Escrow.Lock(ctx, terms(t))
 	e.update(j.ID, func(j *Job) error {
 		i := slices.IndexFunc(j.Escrows, func(r EscrowRecord) bool { return r.Terms.ID == t.ID })
@@ -194,6 +200,17 @@ func (e *Engine) settleLoop() {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	// Once, the jobs with open escrows; from then on the set is kept as
+	// escrows are locked and settled, so that a pass reads only those.
+	if jobs, err := e.store.list(RoleRequester); err == nil {
+		e.mu.Lock()
+		for _, j := range jobs {
+			if hasOpenEscrow(j) {
+				e.escrowJobs[j.ID] = true
+			}
+		}
+		e.mu.Unlock()
+	}
 	for {
 		e.settleAll()
 		select {
@@ -206,21 +223,44 @@ func (e *Engine) settleLoop() {
 }
 
 func (e *Engine) settleAll() {
-	jobs, err := e.store.list(RoleRequester)
-	if err != nil {
-		return
+	e.mu.Lock()
+	ids := slices.Collect(maps.Keys(e.escrowJobs))
+	e.mu.Unlock()
+	// The ledger's clock, read at most once a pass.
+	var now time.Time
+	clock := func() time.Time {
+		if now.IsZero() {
+			now = e.ledgerTime()
+		}
+		return now
 	}
-	for _, j := range jobs {
+	for _, id := range ids {
+		j, err := e.Get(id)
+		if err != nil {
+			continue
+		}
 		for i, rec := range j.Escrows {
 			if rec.State == EscrowLocked || rec.State == EscrowLocking {
-				e.settleOne(j, i)
+				e.settleOne(j, i, clock)
 			}
 		}
+		e.mu.Lock()
+		if j, err := e.Get(id); err == nil && !hasOpenEscrow(j) {
+			delete(e.escrowJobs, id)
+		}
+		e.mu.Unlock()
 	}
 }
 
-// settleOne moves escrow i of job j on when it can.
-func (e *Engine) settleOne(j *Job, i int) {
+// hasOpenEscrow reports whether a job has an escrow still to settle.
+func hasOpenEscrow(j *Job) bool {
+	return slices.ContainsFunc(j.Escrows, func(r EscrowRecord) bool {
+		return r.State == EscrowLocked || r.State == EscrowLocking
+	})
+}
+
+// settleOne moves escrow i of job j on when it can; clock is the ledger's.
+func (e *Engine) settleOne(j *Job, i int, clock func() time.Time) {
 	rec := j.Escrows[i]
 	if rec.State == EscrowLocking {
 		e.findLock(j, i)
@@ -236,13 +276,13 @@ func (e *Engine) settleOne(j *Job, i int) {
 	case current && j.State == market.StateSucceeded:
 		r := j.Result
 		if r == nil || len(r.Payout) == 0 {
-			e.refundLater(j, i, "the provider sent no payout")
+			e.refundLater(j, i, "the provider sent no payout", clock)
 			return
 		}
 		tx, err := s.Escrow.CoSign(ctx, settlement.Payout{Kind: settlement.Release, Ref: ref(rec.Terms), Tx: r.Payout}, terms(rec.Terms))
 		if errors.Is(err, settlement.ErrTampered) || errors.Is(err, settlement.ErrSignatures) || errors.Is(err, settlement.ErrNotMember) {
 			e.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
-			e.refundLater(j, i, "payout refused: "+err.Error())
+			e.refundLater(j, i, "payout refused: "+err.Error(), clock)
 			return
 		}
 		if errors.Is(err, settlement.ErrClosed) {
@@ -264,17 +304,17 @@ func (e *Engine) settleOne(j *Job, i int) {
 	case current && !j.State.Final():
 		// The job is still running on this award.
 	default:
-		e.refundLater(j, i, "")
+		e.refundLater(j, i, "", clock)
 	}
 }
 
 // refundLater refunds escrow i once its deadline has passed.
-func (e *Engine) refundLater(j *Job, i int, why string) {
+func (e *Engine) refundLater(j *Job, i int, why string, clock func() time.Time) {
 	rec := j.Escrows[i]
 	if e.settledElsewhere(j, i) {
 		return
 	}
-	if e.ledgerTime().Before(rec.Terms.Deadline) {
+	if clock().Before(rec.Terms.Deadline) {
 		if why != "" && rec.Error != why {
 			e.setEscrow(j.ID, i, EscrowLocked, "", why)
 		}
