@@ -271,6 +271,11 @@ func (e *Engine) register(award market.Award, capacity market.Capacity, from pee
 	for _, ma := range e.p.Host.Peerstore().Addrs(from) {
 		addrs = append(addrs, ma.String())
 	}
+	if award.Escrow != nil {
+		if ok, err := e.store.claimVault(award.Escrow.Vault, award.JobID, award.Attempt); err != nil || !ok {
+			return nil, nil, nil, "the escrow already pays for another job"
+		}
+	}
 	now := time.Now().UTC()
 	j := &Job{ID: award.JobID, Role: RoleProvider, State: market.StateAccepted, Attempt: award.Attempt, Spec: award.Spec,
 		Requester: award.Requester, Provider: e.self.String(), Price: award.Price, Deadline: award.Deadline,

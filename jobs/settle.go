@@ -463,8 +463,6 @@ func (e *Engine) verifyEscrow(award market.Award) string {
 		return "the escrow is in mint " + award.Escrow.Mint + ", this provider is paid in " + s.Mint
 	case !strings.HasPrefix(award.Escrow.ID, award.JobID+"/"):
 		return "the escrow is for another job"
-	case e.vaultTaken(award):
-		return "the escrow already pays for another job"
 	case s.Arbiter == "":
 		return "this provider names no arbiter it trusts (settlement.arbiter)"
 	case award.Escrow.ArbiterPeer != s.Arbiter.String():
@@ -482,24 +480,6 @@ func (e *Engine) verifyEscrow(award market.Award) string {
 		return "escrow: " + err.Error()
 	}
 	return ""
-}
-
-// vaultTaken reports whether another job this node provided (or another
-// attempt of the same job) was paid with the award's vault: one escrow pays
-// for one award.
-func (e *Engine) vaultTaken(award market.Award) bool {
-	jobs, err := e.store.list(RoleProvider)
-	if err != nil {
-		return true
-	}
-	for _, j := range jobs {
-		for _, r := range j.Escrows {
-			if r.Terms.Vault == award.Escrow.Vault && (j.ID != award.JobID || j.Attempt != award.Attempt) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // proposeRelease signs the provider's half of the release of a finished

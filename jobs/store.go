@@ -167,3 +167,28 @@ func newJobID() string {
 	sb.WriteByte(alphabet[(acc<<uint(5-bits))&31])
 	return sb.String()[:26]
 }
+
+// vaultsBucket maps the escrow vaults a provider accepted to the award
+// each pays for.
+const vaultsBucket = "escrow-vaults"
+
+// claimVault records that vault pays for the award (job, attempt), and
+// reports false when it pays for another award already: one escrow pays
+// for one award.
+func (s *store) claimVault(vault, jobID string, attempt int) (bool, error) {
+	val := []byte(fmt.Sprintf("%s/%d", jobID, attempt))
+	ok := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(vaultsBucket))
+		if err != nil {
+			return err
+		}
+		if old := b.Get([]byte(vault)); old != nil {
+			ok = string(old) == string(val)
+			return nil
+		}
+		ok = true
+		return b.Put([]byte(vault), val)
+	})
+	return ok, err
+}

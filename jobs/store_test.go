@@ -74,3 +74,30 @@ func TestStoreAndMoves(t *testing.T) {
 		t.Fatalf("provider records = %d, %v", len(provided), err)
 	}
 }
+
+func TestClaimVault(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "jobs.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := openStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		vault, job string
+		attempt    int
+		want       bool
+	}{
+		{"V1", "job-a", 1, true},
+		{"V1", "job-a", 1, true}, // the same award again (a retried award)
+		{"V1", "job-b", 1, false},
+		{"V1", "job-a", 2, false},
+		{"V2", "job-b", 1, true},
+	} {
+		if got, err := s.claimVault(c.vault, c.job, c.attempt); err != nil || got != c.want {
+			t.Errorf("claimVault(%s, %s, %d) = %v, %v; want %v", c.vault, c.job, c.attempt, got, err, c.want)
+		}
+	}
+}
