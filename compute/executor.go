@@ -33,6 +33,8 @@ type Job struct {
 	OutDir string
 	// MemoryMiB caps the job's memory.
 	MemoryMiB int
+	// DiskMiB caps what the job stores in OutDir.
+	DiskMiB int
 	// Wall caps the job's run time.
 	Wall time.Duration
 	// Stdout and Stderr receive the job's output as it is written.
@@ -53,6 +55,7 @@ const (
 	ReasonBadProgram = "bad-program" // not a program this executor can run
 	ReasonBadInput   = "bad-input"   // an input is not in the format the job says
 	ReasonDiverged   = "diverged"    // training's loss became NaN or infinite
+	ReasonDisk       = "disk"        // wrote more to /out than its disk limit
 )
 
 // Outcome is how a job ended.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -31,12 +32,16 @@ type Options struct {
 	CacheDir string
 	// MaxModules bounds the compiled modules kept per memory limit.
 	MaxModules int
+	// MaxOutEntries bounds the files and folders one job may create in
+	// /out (0: MaxOutEntries).
+	MaxOutEntries int
 }
 
 // Executor runs wasm jobs. It is safe for concurrent use.
 type Executor struct {
 	cache      wazero.CompilationCache
 	maxModules int
+	maxEntries int
 
 	mu       sync.Mutex
 	runtimes map[uint32]*pool // by memory limit in pages
@@ -56,6 +61,9 @@ func New(opts Options) (*Executor, error) {
 	if opts.MaxModules <= 0 {
 		opts.MaxModules = 32
 	}
+	if opts.MaxOutEntries <= 0 {
+		opts.MaxOutEntries = MaxOutEntries
+	}
 	cache := wazero.NewCompilationCache()
 	if opts.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
@@ -64,7 +72,7 @@ func New(opts Options) (*Executor, error) {
 		}
 		cache = c
 	}
-	return &Executor{cache: cache, maxModules: opts.MaxModules, runtimes: map[uint32]*pool{}}, nil
+	return &Executor{cache: cache, maxModules: opts.MaxModules, maxEntries: opts.MaxOutEntries, runtimes: map[uint32]*pool{}}, nil
 }
 
 // Kind returns "wasm".
@@ -150,6 +158,9 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	if job.Wall <= 0 {
 		return compute.Outcome{}, errors.New("wall-time limit is not set")
 	}
+	if job.DiskMiB < 1 {
+		return compute.Outcome{}, fmt.Errorf("disk limit %d MiB is below 1", job.DiskMiB)
+	}
 	p, err := e.pool(ctx, uint32(job.MemoryMiB)*16) // 64 KiB pages
 	if err != nil {
 		return compute.Outcome{}, err
@@ -163,13 +174,11 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 		return compute.Outcome{Reason: compute.ReasonBadProgram, Detail: err.Error()}, err
 	}
 
-	fsCfg := wazero.NewFSConfig()
-	if job.InDir != "" {
-		fsCfg = fsCfg.WithReadOnlyDirMount(job.InDir, "/in")
+	fsCfg, q, closeFS, err := mounts(job, e.maxEntries)
+	if err != nil {
+		return compute.Outcome{}, err
 	}
-	if job.OutDir != "" {
-		fsCfg = fsCfg.WithDirMount(job.OutDir, "/out")
-	}
+	defer closeFS()
 	stderr := &oomWatch{}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
@@ -190,7 +199,39 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 		inst.Close(context.Background())
 	}
 	classify(&out, err, stderr.seen(), job, ctx)
+	if why := q.over(); why != "" && !out.OK() {
+		out.Reason, out.Detail = compute.ReasonDisk, why
+	}
 	return out, nil
+}
+
+// mounts gives the guest /in read-only and /out writable within the job's
+// disk limit, each contained in its folder (see sandboxFS).
+func mounts(job compute.Job, maxEntries int) (wazero.FSConfig, *quota, func(), error) {
+	q := newQuota(int64(job.DiskMiB)<<20, int64(maxEntries))
+	cfg := wazero.NewFSConfig()
+	var opened []*sandboxFS
+	closeAll := func() {
+		for _, s := range opened {
+			s.close()
+		}
+	}
+	for _, m := range []struct {
+		dir, guest string
+		quota      *quota
+	}{{job.InDir, "/in", nil}, {job.OutDir, "/out", q}} {
+		if m.dir == "" {
+			continue
+		}
+		s, err := newSandboxFS(m.dir, m.quota)
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		opened = append(opened, s)
+		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(s, m.guest)
+	}
+	return cfg, q, closeAll, nil
 }
 
 // classify turns wazero's verdict into an Outcome.

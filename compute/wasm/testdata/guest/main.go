@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -96,5 +97,120 @@ func main() {
 		}
 	case "panic":
 		panic("guest panicked")
+	case "try": // try OP:ARG[:ARG] ...: attempt each operation, print one line each
+		for _, op := range os.Args[2:] {
+			fmt.Println(attempt(op))
+		}
+	case "flood": // flood STREAM MiB CHUNK_KiB: write MiB of output in chunks
+		mib, _ := strconv.Atoi(os.Args[3])
+		kib, _ := strconv.Atoi(os.Args[4])
+		w := os.Stdout
+		if os.Args[2] == "stderr" {
+			w = os.Stderr
+		}
+		chunk := []byte(strings.Repeat("x", kib<<10-1) + "\n")
+		for range (mib << 10) / kib {
+			if _, err := w.Write(chunk); err != nil {
+				os.Exit(4)
+			}
+		}
+	case "fill": // fill PATH MiB: write MiB to one file
+		mib, _ := strconv.Atoi(os.Args[3])
+		f, err := os.Create(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "create:", err)
+			os.Exit(3)
+		}
+		block := make([]byte, 1<<20)
+		for range mib {
+			if _, err := f.Write(block); err != nil {
+				fmt.Fprintln(os.Stderr, "write:", err)
+				os.Exit(3)
+			}
+		}
+		if err := f.Close(); err != nil {
+			os.Exit(3)
+		}
+	case "sparse": // sparse PATH BYTES: a file of that length, written at its end
+		n, _ := strconv.ParseInt(os.Args[3], 10, 64)
+		f, err := os.Create(os.Args[2])
+		if err != nil {
+			os.Exit(3)
+		}
+		if err := f.Truncate(n); err != nil {
+			fmt.Fprintln(os.Stderr, "truncate:", err)
+			os.Exit(3)
+		}
+		f.Close()
+	case "files": // files DIR N: N empty files in DIR
+		n, _ := strconv.Atoi(os.Args[3])
+		for i := range n {
+			if err := os.WriteFile(fmt.Sprintf("%s/f%d", os.Args[2], i), nil, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "create:", err)
+				os.Exit(3)
+			}
+		}
+	case "deep": // deep DIR N: N nested folders
+		n, _ := strconv.Atoi(os.Args[3])
+		p := os.Args[2]
+		for range n {
+			p += "/d"
+			if err := os.Mkdir(p, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, "mkdir:", err)
+				os.Exit(3)
+			}
+		}
+	case "churn": // churn PATH MiB TIMES: rewrite a file, each time from scratch
+		mib, _ := strconv.Atoi(os.Args[3])
+		times, _ := strconv.Atoi(os.Args[4])
+		block := make([]byte, mib<<20)
+		for range times {
+			if err := os.WriteFile(os.Args[2], block, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "write:", err)
+				os.Exit(3)
+			}
+			if err := os.Remove(os.Args[2]); err != nil {
+				os.Exit(3)
+			}
+		}
 	}
+}
+
+// attempt runs one "op:arg[:arg]" and says whether it worked.
+func attempt(spec string) string {
+	op, rest, _ := strings.Cut(spec, ":")
+	a, b, _ := strings.Cut(rest, ":")
+	var err error
+	switch op {
+	case "read":
+		var data []byte
+		if data, err = os.ReadFile(a); err == nil {
+			return fmt.Sprintf("%s: ok %q", spec, data)
+		}
+	case "list":
+		var entries []os.DirEntry
+		if entries, err = os.ReadDir(a); err == nil {
+			return fmt.Sprintf("%s: ok %d entries", spec, len(entries))
+		}
+	case "write":
+		err = os.WriteFile(a, []byte("pwned"), 0o644)
+	case "mkdir":
+		err = os.Mkdir(a, 0o755)
+	case "symlink":
+		err = os.Symlink(a, b)
+	case "link":
+		err = os.Link(a, b)
+	case "rename":
+		err = os.Rename(a, b)
+	case "remove":
+		err = os.Remove(a)
+	case "chmod":
+		err = os.Chmod(a, 0)
+	default:
+		err = fmt.Errorf("unknown op %q", op)
+	}
+	if err != nil {
+		return fmt.Sprintf("%s: error %v", spec, err)
+	}
+	return spec + ": ok"
 }
