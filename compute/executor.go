@@ -31,6 +31,8 @@ type Job struct {
 	InDir string
 	// OutDir is a host folder mounted writable at /out.
 	OutDir string
+	// CPU is the number of cores the job asked for.
+	CPU int
 	// MemoryMiB caps the job's memory.
 	MemoryMiB int
 	// DiskMiB caps what the job stores in OutDir.

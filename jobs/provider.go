@@ -361,7 +361,7 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	cj := compute.Job{
 		ID: j.ID, Program: program,
 		InDir: filepath.Join(dir, "in"), OutDir: filepath.Join(dir, "out"),
-		MemoryMiB: j.Spec.Resources.MemoryMiB, DiskMiB: j.Spec.Resources.DiskMiB, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
+		CPU: j.Spec.Resources.CPU, MemoryMiB: j.Spec.Resources.MemoryMiB, DiskMiB: j.Spec.Resources.DiskMiB, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
 		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"), Metrics: logs.stream(MetricsStream),
 	}
 	if w := j.Spec.WASM; w != nil {

@@ -294,6 +294,8 @@ func (s Spec) Validate() error {
 	}
 	if r.MemoryMiB < 16 || r.MemoryMiB > maxMem {
 		bad("resources.memory_mib", "%d is outside 16..%d", r.MemoryMiB, maxMem)
+	} else if s.Kind == KindTrain {
+		s.checkMemory(bad)
 	}
 	if r.DiskMiB < 1 || r.DiskMiB > 1<<20 {
 		bad("resources.disk_mib", "%d is outside 1..%d", r.DiskMiB, 1<<20)

@@ -215,8 +215,13 @@ func (n *Node) startJobs() error {
 		if slices.Contains(n.cfg.Market.Executors, market.KindTrain) {
 			var worker string
 			worker, n.gpus = findGPUs(context.Background(), n.cfg.Market, n.log.With("system", "compute"))
-			n.execs[market.KindTrain] = train.NewExecutor(train.ExecutorConfig{Worker: worker, GPUs: len(n.gpus),
+			t, err := train.NewExecutor(train.ExecutorConfig{Worker: worker, GPUs: len(n.gpus),
 				Logger: n.log.With("system", "train")})
+			if err != nil {
+				db.Close()
+				return err
+			}
+			n.execs[market.KindTrain] = t
 		}
 		capacity = func() (market.Capacity, bool) {
 			if n.adv == nil {

@@ -20,17 +20,29 @@ import (
 	"github.com/cyxwiz/cyxwiz/market"
 )
 
-// Executor runs train jobs: in-process on the CPU, or on a GPU in the
-// worker binary (a separate process, so that a driver fault ends the
-// worker and not the daemon).
+// Executor runs train jobs, each in a worker process of its own with a
+// memory limit: the CPU worker (this program, started again as a worker),
+// or the GPU worker binary. A job that outgrows its memory ends its worker,
+// never the daemon, and fails as memory.
 type Executor struct {
-	worker  string
+	cpu     Worker
+	gpu     string
 	devices chan int // free GPU indexes: one GPU job per GPU at a time
 	log     *slog.Logger
 }
 
+// Worker is how to start a training worker process: a program, and the
+// environment variables that make it one (see ServeWorkerIfAsked).
+type Worker struct {
+	Path string
+	Env  []string
+}
+
 // ExecutorConfig configures an Executor.
 type ExecutorConfig struct {
+	// CPUWorker starts a worker that trains on the CPU; the zero value
+	// uses this program (SelfWorker).
+	CPUWorker Worker
 	// Worker is the path of the GPU worker binary; empty when this machine
 	// trains on the CPU only.
 	Worker string
@@ -40,16 +52,52 @@ type ExecutorConfig struct {
 	Logger *slog.Logger
 }
 
+// workerEnv marks a process started as a CPU training worker.
+const workerEnv = "CYXWIZ_TRAIN_WORKER"
+
+// SelfWorker is this program started again as a CPU worker: it must call
+// ServeWorkerIfAsked first thing in main (tests: in TestMain).
+func SelfWorker() (Worker, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return Worker{}, fmt.Errorf("train: find this program for its CPU worker: %w", err)
+	}
+	return Worker{Path: self, Env: []string{workerEnv + "=1"}}, nil
+}
+
+// ServeWorkerIfAsked makes this process a CPU training worker when it was
+// started as one (see SelfWorker): it trains the job its arguments name
+// and exits. Otherwise it returns at once.
+func ServeWorkerIfAsked() {
+	if os.Getenv(workerEnv) != "1" {
+		return
+	}
+	os.Exit(ServeWorker(context.Background(), os.Args[1:], os.Stdout, os.Stderr,
+		func(int) (Backend, error) { return NewCPU(), nil }))
+}
+
+// Memory a worker may use beyond the job's memory_mib: the trainer's
+// runtime (market.TrainerOverheadMiB) and, on a GPU, what the CUDA driver
+// keeps in host memory.
+const gpuDriverMiB = 1024
+
 // NewExecutor returns a train executor.
-func NewExecutor(cfg ExecutorConfig) *Executor {
+func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Executor{worker: cfg.Worker, log: cfg.Logger, devices: make(chan int, max(1, cfg.GPUs))}
+	if cfg.CPUWorker.Path == "" {
+		w, err := SelfWorker()
+		if err != nil {
+			return nil, err
+		}
+		cfg.CPUWorker = w
+	}
+	e := &Executor{cpu: cfg.CPUWorker, gpu: cfg.Worker, log: cfg.Logger, devices: make(chan int, max(1, cfg.GPUs))}
 	for i := range max(1, cfg.GPUs) {
 		e.devices <- i
 	}
-	return e
+	return e, nil
 }
 
 // Kind implements compute.Executor.
@@ -77,24 +125,27 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	start := time.Now()
 	out := compute.Outcome{StartedAt: start}
 	dataDir := filepath.Join(job.InDir, market.TrainDatasetDir)
+	if reason, detail := checkMemory(spec, dataDir, job); reason != "" {
+		out.Reason, out.Detail, out.ExitCode = reason, detail, 1
+		return out, nil
+	}
+	w := worker{path: e.cpu.Path, env: e.cpu.Env, limit: int64(job.MemoryMiB+market.TrainerOverheadMiB) << 20, cpus: job.CPU}
 	var err error
 	if job.GPUs > 0 {
-		if e.worker == "" {
+		if e.gpu == "" {
 			return out, errors.New("train: the job asks for a GPU and this node has no GPU worker")
 		}
-		var device int
+		w.path, w.env = e.gpu, nil
+		w.limit += gpuDriverMiB << 20
 		select {
-		case device = <-e.devices:
+		case w.device = <-e.devices:
 		case <-ctx.Done():
 			return compute.Outcome{StartedAt: start, Reason: compute.ReasonCancelled, ExitCode: -1, Detail: "waiting for a GPU"}, nil
 		}
-		out.Metrics, err = e.runWorker(ctx, job, dataDir, device)
-		e.devices <- device
+		out.Metrics, err = e.runWorker(ctx, job, dataDir, w)
+		e.devices <- w.device
 	} else {
-		var res Result
-		res, err = runInProcess(ctx, Params{Spec: spec, DataDir: dataDir, OutDir: job.OutDir, Backend: NewCPU(),
-			Log: job.Stdout, Metrics: job.Metrics, MaxDataBytes: memoryBytes(job)})
-		out.Metrics = res.Final
+		out.Metrics, err = e.runWorker(ctx, job, dataDir, w)
 	}
 	out.Wall = time.Since(start)
 	if err != nil {
@@ -105,6 +156,8 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 			out.Reason, out.ExitCode = compute.ReasonWallTime, -1
 		case errors.Is(err, context.Canceled):
 			out.Reason, out.ExitCode = compute.ReasonCancelled, -1
+		case errors.Is(err, errWorkerMemory):
+			out.Reason, out.ExitCode = compute.ReasonMemory, -1
 		case errors.Is(err, ErrDiverged):
 			out.Reason = compute.ReasonDiverged
 		case errors.Is(err, ErrDataset):
@@ -119,15 +172,24 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	return out, nil
 }
 
-// runInProcess trains in the daemon's process; a panic (a bug met by some
-// input) fails the job instead of the daemon.
-func runInProcess(ctx context.Context, p Params) (res Result, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("train: internal error: %v", r)
+// checkMemory measures the dataset and refuses a job whose estimated peak
+// memory is over its limit, before any worker starts.
+func checkMemory(spec market.TrainSpec, dataDir string, job compute.Job) (reason, detail string) {
+	size, err := MeasureDataset(dataDir, spec.Dataset, memoryBytes(job))
+	if err != nil {
+		if errors.Is(err, ErrDataset) {
+			return compute.ReasonBadInput, err.Error()
 		}
-	}()
-	return Run(ctx, p)
+		return compute.ReasonExit, err.Error()
+	}
+	est, err := spec.EstimateMemory(size)
+	if err != nil {
+		return compute.ReasonBadProgram, err.Error()
+	}
+	if limit := memoryBytes(job); limit > 0 && est.Total() > limit {
+		return compute.ReasonMemory, fmt.Sprintf("needs an estimated %s, more than its %d MiB memory limit", est, job.MemoryMiB)
+	}
+	return "", ""
 }
 
 // memoryBytes is the job's memory limit in bytes, 0 when it sets none.
@@ -141,15 +203,32 @@ const (
 	workerExitDataset  = 4
 )
 
-// runWorker trains on a GPU in the worker process: metrics come back as
-// JSON lines on its stdout, log lines on its stderr.
-func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir string, device int) (map[string]float64, error) {
+// errWorkerMemory: the worker outgrew its memory limit and was stopped.
+var errWorkerMemory = errors.New("memory")
+
+// worker is one worker process to start.
+type worker struct {
+	path   string
+	env    []string // added to this process's environment
+	device int
+	limit  int64 // bytes of resident memory the worker may use
+	cpus   int   // threads it may run (0: as many as it likes)
+}
+
+// runWorker trains in a worker process: metrics come back as JSON lines on
+// its stdout, log lines on its stderr. Its resident memory is watched, and
+// the worker stopped when it passes its limit.
+func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir string, w worker) (map[string]float64, error) {
 	specPath := filepath.Join(job.OutDir, "..", "train-spec.json")
 	if err := os.WriteFile(specPath, job.Program, 0o600); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, e.worker, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir, "-device", fmt.Sprint(device),
-		"-max-data-bytes", fmt.Sprint(memoryBytes(job)))
+	cmd := exec.CommandContext(ctx, w.path, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir,
+		"-device", fmt.Sprint(w.device), "-max-data-bytes", fmt.Sprint(memoryBytes(job)), "-memory-limit", fmt.Sprint(w.limit))
+	cmd.Env = append(os.Environ(), w.env...)
+	if w.cpus > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", w.cpus), fmt.Sprintf("OPENBLAS_NUM_THREADS=%d", w.cpus))
+	}
 	// The worker gets a process group of its own, so that a kill reaches
 	// anything it started; WaitDelay bounds the wait for their pipes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -173,11 +252,17 @@ func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir strin
 		return len(p), nil
 	})
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("train: start the GPU worker: %w", err)
+		return nil, fmt.Errorf("train: start the worker: %w", err)
 	}
-	e.log.Info("GPU worker started", "job", job.ID, "pid", cmd.Process.Pid)
+	e.log.Info("train worker started", "job", job.ID, "pid", cmd.Process.Pid, "memory_limit_mib", w.limit>>20)
+	watch := watchMemory(cmd.Process.Pid, w.limit, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 	final := relayMetrics(stdout, job.Metrics)
 	err = cmd.Wait()
+	peak, over := watch.stop()
+	if over {
+		return final, fmt.Errorf("%w: used %s, more than its limit of %d MiB (memory_mib and %d MiB for the trainer)",
+			errWorkerMemory, market.FormatBytes(peak), w.limit>>20, (w.limit>>20)-int64(job.MemoryMiB))
+	}
 	if ctx.Err() != nil {
 		return final, ctx.Err()
 	}
@@ -192,7 +277,15 @@ func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir strin
 		case workerExitDataset:
 			return final, fmt.Errorf("%w: %s", ErrDataset, detail)
 		}
-		return final, fmt.Errorf("GPU worker: %v: %s", err, detail)
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			// Killed by no one here: the system's out-of-memory killer,
+			// which picks workers first (see ServeWorker).
+			return final, fmt.Errorf("%w: the worker was killed by the system (out of memory), peak %s", errWorkerMemory, market.FormatBytes(peak))
+		}
+		if strings.Contains(detail, "out of memory") {
+			return final, fmt.Errorf("%w: %s", errWorkerMemory, detail)
+		}
+		return final, fmt.Errorf("worker: %v: %s", err, detail)
 	}
 	return final, err
 }

@@ -14,16 +14,29 @@ import (
 	"github.com/cyxwiz/cyxwiz/market"
 )
 
-// workerEnv makes this test binary act as a GPU worker (on the CPU
-// backend), so the executor's worker path runs for real without a GPU.
-const workerEnv = "CYXWIZ_TRAIN_TEST_WORKER"
+// gpuWorkerEnv makes this test binary act as a GPU worker (on the CPU
+// backend), so the executor's GPU path runs for real without a GPU.
+const gpuWorkerEnv = "CYXWIZ_TRAIN_TEST_WORKER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(workerEnv) == "1" {
+	ServeWorkerIfAsked()
+	if os.Getenv(hogEnv) == "1" {
+		serveHog()
+	}
+	if os.Getenv(gpuWorkerEnv) == "1" {
 		os.Exit(ServeWorker(context.Background(), os.Args[1:], os.Stdout, os.Stderr,
 			func(int) (Backend, error) { return NewCPU(), nil }))
 	}
 	os.Exit(m.Run())
+}
+
+func newTestExecutor(t *testing.T, cfg ExecutorConfig) *Executor {
+	t.Helper()
+	e, err := NewExecutor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // job prepares a train job's folders with the XOR dataset.
@@ -37,7 +50,7 @@ func job(t *testing.T, spec market.TrainSpec, gpus int) (compute.Job, *bytes.Buf
 	writeCSV(t, data, 300, 4)
 	program, _ := json.Marshal(spec)
 	var logs, metrics bytes.Buffer
-	return compute.Job{ID: "j1", Program: program, InDir: in, OutDir: out, Wall: time.Minute,
+	return compute.Job{ID: "j1", Program: program, InDir: in, OutDir: out, Wall: time.Minute, CPU: 1, MemoryMiB: 64,
 		Stdout: &logs, Stderr: &logs, Metrics: &metrics, GPUs: gpus}, &logs, &metrics
 }
 
@@ -46,11 +59,11 @@ func TestExecutorRunsOnCPUAndInWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(workerEnv, "1")
+	t.Setenv(gpuWorkerEnv, "1")
 	spec := xorSpec(t)
 	spec.Epochs = 4
 	for _, gpus := range []int{0, 1} {
-		ex := NewExecutor(ExecutorConfig{Worker: self})
+		ex := newTestExecutor(t, ExecutorConfig{Worker: self})
 		j, logs, metrics := job(t, spec, gpus)
 		out, err := ex.Run(context.Background(), j)
 		if err != nil || !out.OK() {
@@ -73,7 +86,7 @@ func TestExecutorRunsOnCPUAndInWorker(t *testing.T) {
 
 func TestExecutorFailures(t *testing.T) {
 	self, _ := os.Executable()
-	t.Setenv(workerEnv, "1")
+	t.Setenv(gpuWorkerEnv, "1")
 	bad := xorSpec(t)
 	bad.Dataset.TrainFile = "nope.csv"
 	for _, c := range []struct {
@@ -90,7 +103,7 @@ func TestExecutorFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			j, logs, _ := job(t, c.spec, c.gpus)
-			out, err := NewExecutor(ExecutorConfig{Worker: c.worker}).Run(context.Background(), j)
+			out, err := newTestExecutor(t, ExecutorConfig{Worker: c.worker}).Run(context.Background(), j)
 			if err != nil || out.Reason != c.reason {
 				t.Errorf("Run = %+v, %v, want reason %s; log:\n%s", out, err, c.reason, logs)
 			}
@@ -98,7 +111,7 @@ func TestExecutorFailures(t *testing.T) {
 	}
 	j, _, _ := job(t, xorSpec(t), 0)
 	j.Program = []byte(`{"model":{"input":[2],"layers":[{"type":"softmax"},{"type":"relu"}]}}`)
-	if out, _ := NewExecutor(ExecutorConfig{}).Run(context.Background(), j); out.Reason != compute.ReasonBadProgram {
+	if out, _ := newTestExecutor(t, ExecutorConfig{}).Run(context.Background(), j); out.Reason != compute.ReasonBadProgram {
 		t.Errorf("a bad graph: %+v, want %s", out, compute.ReasonBadProgram)
 	}
 }
@@ -109,7 +122,7 @@ func TestExecutorCancel(t *testing.T) {
 	j, _, _ := job(t, spec, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	out, err := NewExecutor(ExecutorConfig{}).Run(ctx, j)
+	out, err := newTestExecutor(t, ExecutorConfig{}).Run(ctx, j)
 	if err != nil || out.Reason != compute.ReasonWallTime && out.Reason != compute.ReasonCancelled {
 		t.Errorf("Run = %+v, %v, want cancelled", out, err)
 	}

@@ -8,17 +8,24 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/cyxwiz/cyxwiz/market"
 )
 
-// ServeWorker is the main function of a GPU worker binary: `train -spec
-// FILE -data DIR -out DIR -device N -max-data-bytes N` trains on the backend that newBackend
-// opens, writing metrics as JSON lines to stdout and log lines to stderr,
-// and returns the process's exit code. The daemon's Executor runs it.
+// ServeWorker is the main function of a training worker: `train -spec
+// FILE -data DIR -out DIR -device N -max-data-bytes N -memory-limit N`
+// trains on the backend that newBackend opens, writing metrics as JSON
+// lines to stdout and log lines to stderr, and returns the process's exit
+// code. The daemon's Executor runs it, for the CPU (ServeWorkerIfAsked)
+// and in the GPU worker binary.
+//
+// With a memory limit, the worker's garbage collector works to stay below
+// it, and the worker asks the system's out-of-memory killer to pick it
+// first, before the daemon that started it.
 func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, newBackend func(device int) (Backend, error)) int {
 	if len(args) == 0 || args[0] != "train" {
-		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N] [-max-data-bytes N]")
+		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N] [-max-data-bytes N] [-memory-limit N]")
 		return workerExitUsage
 	}
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
@@ -28,9 +35,13 @@ func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, n
 	out := fs.String("out", "", "the output folder")
 	device := fs.Int("device", 0, "the GPU to use")
 	maxData := fs.Int64("max-data-bytes", 0, "the most a dataset file may expand to (0: no limit of the job's)")
+	memLimit := fs.Int64("memory-limit", 0, "the resident memory the daemon lets this worker use, in bytes (0: none)")
 	if err := fs.Parse(args[1:]); err != nil || *specPath == "" || *data == "" || *out == "" {
-		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N] [-max-data-bytes N]")
+		fmt.Fprintln(stderr, "usage: train -spec FILE -data DIR -out DIR [-device N] [-max-data-bytes N] [-memory-limit N]")
 		return workerExitUsage
+	}
+	if *memLimit > 0 {
+		limitMemory(*memLimit)
 	}
 	raw, err := os.ReadFile(*specPath)
 	if err != nil {
@@ -66,4 +77,11 @@ func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, n
 		fmt.Fprintln(stderr, err)
 		return workerExitFailed
 	}
+}
+
+// limitMemory keeps the garbage collector below nine tenths of limit and
+// makes this process the first the out-of-memory killer picks.
+func limitMemory(limit int64) {
+	debug.SetMemoryLimit(limit / 10 * 9)
+	os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0) // Linux only; elsewhere it fails, harmlessly
 }

@@ -26,6 +26,7 @@ import (
 )
 
 func main() {
+	train.ServeWorkerIfAsked() // the devnet's providers train in copies of this program
 	bin := flag.String("bin", "bin/cyxwiz", "cyxwiz binary to measure")
 	kubo := flag.String("kubo", "bin/ipfs", "Kubo binary for the reference transfer (skipped when absent)")
 	dir := flag.String("dir", ".bench", "folder for the repos and payloads (kept off /tmp, which may be slower)")
