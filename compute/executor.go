@@ -58,6 +58,7 @@ const (
 	ReasonBadInput   = "bad-input"   // an input is not in the format the job says
 	ReasonDiverged   = "diverged"    // training's loss became NaN or infinite
 	ReasonDisk       = "disk"        // wrote more to /out than its disk limit
+	ReasonSandbox    = "sandbox"     // tried to reach outside its sandbox
 )
 
 // Outcome is how a job ended.

@@ -47,11 +47,14 @@ type Config struct {
 	// ProviderLost is how long a running job's provider may stay
 	// unreachable before the job goes to a new auction.
 	ProviderLost time.Duration
-	// MaxConcurrent bounds the jobs a provider runs at once; it queues up
-	// to four times as many more.
+	// MaxConcurrent bounds the jobs a provider runs at once, besides the
+	// sum of their memory, which must fit its offer; it queues up to four
+	// times as many more.
 	MaxConcurrent int
 	// Allow and Deny filter requesters by peer ID (provider side).
 	Allow, Deny []string
+	// MaxLogBytes bounds the output kept of one job, on each side.
+	MaxLogBytes int64
 }
 
 // DefaultConfig returns the market's defaults.
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		BidTimeout:    10 * time.Minute,
 		ProviderLost:  10 * time.Second,
 		MaxConcurrent: 4,
+		MaxLogBytes:   16 << 20,
 	}
 }
 
@@ -85,6 +89,10 @@ type Params struct {
 	Config   Config
 	// Notify receives job events (Event and LogLine) for subscribers.
 	Notify func(jobID string, ev any)
+	// CheckInputs checks, once the requester holds a job's inputs, what
+	// the job needs of them (a train job's memory with its dataset
+	// measured); an error fails the job before any auction. nil: none.
+	CheckInputs func(ctx context.Context, spec market.Spec) error
 	// Settlement pays priced jobs through escrows on a ledger; nil: no
 	// payments are settled.
 	Settlement *Settlement
@@ -126,7 +134,7 @@ type Engine struct {
 	escrowJobs   map[string]bool               // requester jobs with an escrow to settle
 	load         market.Load
 	modules      moduleCache                // provider: bytes of recently run modules
-	slots        chan struct{}              // provider: one per job that may run at once
+	admit        *admission                 // provider: which queued jobs may run
 	auctionSlots chan struct{}              // requester: auctions open at once
 	tally        map[string]market.Outcomes // requester: outcomes by provider
 }
@@ -148,13 +156,26 @@ func New(p Params) (*Engine, error) {
 	if p.Notify == nil {
 		p.Notify = func(string, any) {}
 	}
+	if p.Config.MaxLogBytes <= 0 {
+		p.Config.MaxLogBytes = DefaultConfig().MaxLogBytes
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel,
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
 		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
-		tally: map[string]market.Outcomes{}, slots: make(chan struct{}, max(1, p.Config.MaxConcurrent)),
+		tally: map[string]market.Outcomes{},
 		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), lockingJobs: map[string]int{}, escrowJobs: map[string]bool{}}
+	e.admit = newAdmission(p.Config.MaxConcurrent, e.offeredMemory)
 	return e, nil
+}
+
+// offeredMemory is the memory in MiB the provider's capacity offers now.
+func (e *Engine) offeredMemory() int64 {
+	if e.p.Capacity == nil {
+		return 0
+	}
+	c, _ := e.p.Capacity()
+	return c.MemoryMiB
 }
 
 // Start joins the jobs topic, installs the stream handlers and resumes

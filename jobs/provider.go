@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,7 +26,6 @@ import (
 func bufReader(s network.Stream) *bufio.Reader { return bufio.NewReader(s) }
 func bufWriter(s network.Stream) *bufio.Writer { return bufio.NewWriter(s) }
 
-func unmarshalLine(data []byte, v *LogLine) error { return json.Unmarshal(data, v) }
 
 // validateAnnouncement is the jobs topic's validator: a valid signature by
 // the message's author, a fresh and well-formed announcement. Invalid
@@ -396,8 +394,11 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 		res.Status = market.StatusSucceeded
 		if err := e.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {
 			res.Status, res.Reason = market.StatusFailed, err.Error()
-			if errors.Is(err, errStore) {
+			switch {
+			case errors.Is(err, errStore):
 				res.ExitCode = providerFault // the provider's disk, not the job
+			case errors.As(err, new(sandboxError)):
+				res.Reason = compute.ReasonSandbox + ": " + err.Error()
 			}
 		}
 		if res.Status == market.StatusSucceeded {
@@ -408,16 +409,19 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	e.finish(j, res, logs)
 }
 
+// sandboxError: a job's output tries to lead outside its folder.
+type sandboxError string
+
+func (e sandboxError) Error() string { return string(e) }
+
 // errStore: the provider could not store an output (quota, disk).
 var errStore = errors.New("cannot store")
 
-// acquireSlot waits for one of the MaxConcurrent execution slots and
-// moves the job from the queue to the running jobs.
+// acquireSlot waits until the job may run (see admission) and moves it
+// from the queue to the running jobs.
 func (e *Engine) acquireSlot(ctx context.Context, r market.Resources) error {
-	select {
-	case e.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := e.admit.acquire(ctx, int64(r.MemoryMiB)); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	e.load.Queued--
@@ -436,7 +440,7 @@ func (e *Engine) releaseSlot(r market.Resources) {
 	e.load.MemInUse -= int64(r.MemoryMiB)
 	e.load.DiskInUse -= int64(r.DiskMiB)
 	e.mu.Unlock()
-	<-e.slots
+	e.admit.release(int64(r.MemoryMiB))
 }
 
 // prepare fetches the module and the inputs into dir/in, with the input
@@ -507,7 +511,10 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 		if len(only) > 0 && !slices.Contains(only, o.Name) {
 			continue
 		}
-		host := filepath.Join(outDir, strings.TrimPrefix(o.Path, "/out/"))
+		host, err := outputPath(outDir, o.Path)
+		if err != nil {
+			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
+		}
 		size, err := content.TreeSize(host)
 		if err != nil {
 			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
@@ -531,6 +538,28 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 		res.Usage.OutputBytes += added.Size
 	}
 	return nil
+}
+
+// outputPath is where an output's guest path (/out/a/b) is on the host,
+// found without following links: an output whose path passes through a
+// symlink, or is one, is refused (a link could lead anywhere on the host).
+func outputPath(outDir, guest string) (string, error) {
+	host := outDir
+	parts := strings.Split(strings.TrimPrefix(guest, "/out/"), "/")
+	for i, part := range parts {
+		host = filepath.Join(host, part)
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			return "", sandboxError("/out/" + strings.Join(parts[:i+1], "/") + " is a symbolic link, which outputs may not be or pass through")
+		case i < len(parts)-1 && !fi.IsDir():
+			return "", fmt.Errorf("%s is not a folder", "/out/"+strings.Join(parts[:i+1], "/"))
+		}
+	}
+	return host, nil
 }
 
 // finish signs the result, stores it and delivers it to the requester.
@@ -662,115 +691,6 @@ func (e *Engine) recoverProvided(j *Job) {
 	}
 }
 
-// logSink keeps a job's output: a file, a tail, and a live stream to the
-// requester.
-type logSink struct {
-	e      *Engine
-	j      *Job
-	path   string
-	mu     sync.Mutex
-	f      *os.File
-	last   []byte
-	send   chan LogLine
-	done   chan struct{}
-	closed bool
-}
-
-const tailBytes = 4096
-
-func newLogSink(e *Engine, j *Job, path string) *logSink {
-	ensureDir(filepath.Dir(path))
-	f, err := os.Create(path)
-	if err != nil {
-		e.log.Warn("job log file", "job", j.ID, "error", err)
-	}
-	l := &logSink{e: e, j: j, path: path, f: f, send: make(chan LogLine, 256), done: make(chan struct{})}
-	e.spawn(l.forward)
-	return l
-}
-
-func (l *logSink) stream(name string) io.Writer {
-	return writerFunc(func(p []byte) (int, error) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.closed {
-			return len(p), nil
-		}
-		if name != MetricsStream {
-			// Metrics are kept as their own output, not in the log.
-			if l.f != nil {
-				l.f.Write(p)
-			}
-			l.last = append(l.last, p...)
-			if len(l.last) > tailBytes {
-				l.last = l.last[len(l.last)-tailBytes:]
-			}
-		}
-		select {
-		case l.send <- LogLine{JobID: l.j.ID, Attempt: l.j.Attempt, Stream: name, Data: string(p)}:
-		default: // the live stream is best effort; the log CID has everything
-		}
-		return len(p), nil
-	})
-}
-
-// forward streams log lines to the requester over one stream.
-func (l *logSink) forward() {
-	defer close(l.done)
-	var w *bufio.Writer
-	var s network.Stream
-	stop := func() bool { return false }
-	defer func() {
-		stop()
-		if s != nil {
-			s.Close()
-		}
-	}()
-	for line := range l.send {
-		if w == nil {
-			info, err := addrInfo(l.j.Requester, l.j.RequesterAddrs)
-			if err != nil {
-				continue
-			}
-			st, _, bw, err := l.e.newStream(l.e.ctx, info.ID, LogProtocol, 24*time.Hour)
-			if err != nil {
-				continue
-			}
-			s, w = st, bw
-			stop = context.AfterFunc(l.e.ctx, func() { st.Reset() })
-		}
-		data, _ := json.Marshal(line)
-		s.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if err := writeFrame(w, data); err != nil {
-			stop()
-			s.Reset()
-			s, w = nil, nil
-		}
-	}
-}
-
-func (l *logSink) close() {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
-	}
-	l.closed = true
-	if l.f != nil {
-		l.f.Close()
-		l.f = nil
-	}
-	close(l.send)
-	l.mu.Unlock()
-	<-l.done
-}
-
-func (l *logSink) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.last)
-}
-
 // moduleCache keeps recently run modules' bytes, so that a provider does
 // not read a module from its store for every job.
 type moduleCache struct {
@@ -812,6 +732,4 @@ func (m *moduleCache) get(ctx context.Context, c cid.Cid, load func() ([]byte, e
 	return b, nil
 }
 
-type writerFunc func([]byte) (int, error)
 
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

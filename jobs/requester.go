@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/market"
@@ -189,6 +188,9 @@ func (e *Engine) holdInputs(ctx context.Context, j *Job) error {
 			return fmt.Errorf("%s (%s): %v", names[c], c, err)
 		}
 	}
+	if e.p.CheckInputs != nil {
+		return e.p.CheckInputs(ctx, j.Spec)
+	}
 	return nil
 }
 
@@ -371,8 +373,12 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 			w.Escrow = t
 			w.IssuedAt = time.Now().UTC() // the lock took a ledger round trip
 		}
+		var provAddrs []string
+		for _, a := range e.p.Host.Peerstore().Addrs(prov) {
+			provAddrs = append(provAddrs, a.String())
+		}
 		j2, err := e.update(j.ID, func(j *Job) error {
-			j.Provider, j.Price, j.Deadline = c.Bid.Provider, c.Bid.Price, deadline
+			j.Provider, j.Price, j.Deadline, j.ProviderAddrs = c.Bid.Provider, c.Bid.Price, deadline, provAddrs
 			return j.move(market.StateAwarded, "to "+c.Bid.Provider)
 		})
 		if err != nil {
@@ -452,7 +458,6 @@ func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
 	defer timer.Stop()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
-	prov, _ := peer.Decode(j.Provider)
 	var lostSince time.Time
 	for {
 		cur, err := e.Get(j.ID)
@@ -473,7 +478,7 @@ func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
 		case <-arrived:
 		case <-check.C:
 			// A provider that stays unreachable has failed: re-auction.
-			if e.reachable(ctx, prov) {
+			if e.reachable(ctx, cur) {
 				lostSince = time.Time{}
 				continue
 			}
@@ -488,14 +493,30 @@ func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
 	}
 }
 
-// reachable reports whether a connection to p exists or can be made.
-func (e *Engine) reachable(ctx context.Context, p peer.ID) bool {
-	if len(e.p.Host.Network().ConnsToPeer(p)) > 0 {
+// reachable reports whether a connection to a job's provider exists or
+// can be made: at the addresses the peerstore knows, those kept with the
+// job (the peerstore is empty after a restart), then those the DHT finds.
+func (e *Engine) reachable(ctx context.Context, j *Job) bool {
+	p, err := peer.Decode(j.Provider)
+	if err != nil {
+		return false
+	}
+	h := e.p.Host
+	if len(h.Network().ConnsToPeer(p)) > 0 {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return e.p.Host.Connect(ctx, peer.AddrInfo{ID: p}) == nil
+	info, _ := addrInfo(j.Provider, j.ProviderAddrs)
+	info.Addrs = append(info.Addrs, h.Peerstore().Addrs(p)...)
+	if len(info.Addrs) > 0 && h.Connect(ctx, info) == nil {
+		return true
+	}
+	if h.DHT == nil {
+		return false
+	}
+	found, err := h.DHT.FindPeer(ctx, p)
+	return err == nil && h.Connect(ctx, found) == nil
 }
 
 // requeue excludes the job's provider and sends the job back to bidding.
@@ -546,20 +567,21 @@ var errFinal = errors.New("job has ended")
 // goes to a new auction.
 const providerFault = -100
 
-// fetchOutputs pins every output, then marks the job done. It returns
-// false when the job went back to bidding.
+// fetchOutputs pins every output, each within its max_bytes, then marks
+// the job done. It returns false when the job went back to bidding.
 func (e *Engine) fetchOutputs(ctx context.Context, j *Job) bool {
 	for _, o := range j.Result.Outputs {
 		c, err := cid.Decode(o.CID)
 		if err == nil {
-			err = e.p.Content.Pin(ctx, c, j.ID+"/"+o.Name, nil)
+			err = e.pinOutput(ctx, c, j.ID+"/"+o.Name, j.Spec.OutputLimit(o.Name))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				e.cancelled(j, "cancelled by the requester")
 				return true
 			}
-			// The outputs are gone with their provider: run the job again.
+			// The outputs are gone with their provider, or it sent more
+			// than the spec allows: run the job again elsewhere.
 			e.requeue(j, fmt.Sprintf("fetch output %s from %s: %v", o.Name, j.Provider, err))
 			return false
 		}
@@ -573,6 +595,27 @@ func (e *Engine) fetchOutputs(ctx context.Context, j *Job) bool {
 		e.kickSettle() // release the escrow
 	}
 	return true
+}
+
+// errOutputTooLarge: an output's DAG passed its max_bytes while it came.
+var errOutputTooLarge = errors.New("larger than its max_bytes")
+
+// pinOutput pins one output, stopping the fetch once it passes maxBytes
+// of file data and the inner nodes such a file needs (well under 1 %).
+func (e *Engine) pinOutput(ctx context.Context, c cid.Cid, name string, maxBytes int64) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	bound := maxBytes + maxBytes/64 + 64<<10
+	err := e.p.Content.Pin(ctx, c, name, func(done, _ int64) {
+		if done > bound {
+			cancel(fmt.Errorf("%w (%d bytes)", errOutputTooLarge, maxBytes))
+		}
+	})
+	if cause := context.Cause(ctx); errors.Is(cause, errOutputTooLarge) {
+		e.p.Content.Unpin(c)
+		return cause
+	}
+	return err
 }
 
 // handleResult takes a provider's signed result.
@@ -625,49 +668,6 @@ func (e *Engine) handleResult(s network.Stream) {
 		case ch <- struct{}{}:
 		default:
 		}
-	}
-}
-
-// handleLogs appends a provider's streamed output to the job's log.
-func (e *Engine) handleLogs(s network.Stream) {
-	defer s.Close()
-	r := bufReader(s)
-	var f *os.File
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
-	for {
-		s.SetReadDeadline(time.Now().Add(10 * time.Minute))
-		data, err := readFrame(r, 64<<10)
-		if err != nil {
-			return
-		}
-		var line LogLine
-		if err := unmarshalLine(data, &line); err != nil {
-			s.Reset()
-			return
-		}
-		j, err := e.Get(line.JobID)
-		if err != nil || j.Provider != s.Conn().RemotePeer().String() || j.Attempt != line.Attempt {
-			s.Reset()
-			return
-		}
-		if line.Stream == MetricsStream {
-			e.p.Notify(j.ID, line)
-			continue
-		}
-		if f == nil {
-			if err := ensureDir(e.logDir()); err != nil {
-				return
-			}
-			if f, err = os.OpenFile(e.LogPath(j.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-				return
-			}
-		}
-		f.WriteString(line.Data)
-		e.p.Notify(j.ID, line)
 	}
 }
 

@@ -50,7 +50,10 @@ type Job struct {
 	// ResultEnvelope keeps the provider's signed result as evidence.
 	ResultEnvelope *market.Envelope `json:"result_envelope,omitempty"`
 	// RequesterAddrs is where a provider reaches the requester.
-	RequesterAddrs []string  `json:"requester_addrs,omitempty"`
+	RequesterAddrs []string `json:"requester_addrs,omitempty"`
+	// ProviderAddrs is where the requester reached the awarded provider,
+	// kept so that it finds the provider again after a restart.
+	ProviderAddrs []string  `json:"provider_addrs,omitempty"`
 	Reason         string    `json:"reason,omitempty"`
 	Events         []Event   `json:"events"`
 	CreatedAt      time.Time `json:"created_at"`

@@ -410,3 +410,14 @@ func ParseAmount(s string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// OutputLimit is the max_bytes of the output named name, 0 when the spec
+// has no such output.
+func (s Spec) OutputLimit(name string) int64 {
+	for _, o := range s.Outputs {
+		if o.Name == name {
+			return o.MaxBytes
+		}
+	}
+	return 0
+}

@@ -88,12 +88,15 @@ func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 	return info
 }
 
-func (n *Node) jobSubmit(_ context.Context, p api.JobSubmitParams) (api.JobInfo, error) {
+func (n *Node) jobSubmit(ctx context.Context, p api.JobSubmitParams) (api.JobInfo, error) {
 	if len(p.Spec) == 0 {
 		return api.JobInfo{}, api.Errorf(api.CodeInvalidParams, "invalid params: spec is required")
 	}
 	spec, err := market.ParseSpec(p.Spec)
 	if err != nil {
+		return api.JobInfo{}, api.Errorf(api.CodeInvalidParams, "invalid spec: %v", err)
+	}
+	if err := n.checkInputs(ctx, spec, false); err != nil {
 		return api.JobInfo{}, api.Errorf(api.CodeInvalidParams, "invalid spec: %v", err)
 	}
 	j, err := n.jobs.Submit(spec)

@@ -48,6 +48,9 @@ type MarketConfig struct {
 	AdvertiseSeconds int `json:"advertise_seconds"`
 	// MaxConcurrent bounds the jobs the node runs at once.
 	MaxConcurrent int `json:"max_concurrent"`
+	// MaxLogMiB bounds the output kept of one job, as provider and as
+	// requester.
+	MaxLogMiB int `json:"max_log_mib"`
 	// Allow, when not empty, is the only requesters (peer IDs) served.
 	Allow []string `json:"allow"`
 	// Deny lists requesters (peer IDs) never served.
@@ -63,7 +66,7 @@ type MarketConfig struct {
 // DefaultMarketConfig returns the market settings of a new node: a
 // requester only.
 func DefaultMarketConfig() MarketConfig {
-	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain}, AdvertiseSeconds: 60, MaxConcurrent: 4,
+	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain}, AdvertiseSeconds: 60, MaxConcurrent: 4, MaxLogMiB: 16,
 		Allow: []string{}, Deny: []string{}, DetectGPUs: true}
 }
 
@@ -88,6 +91,9 @@ func (c MarketConfig) Validate() error {
 	}
 	if c.MaxConcurrent < 1 || c.MaxConcurrent > 1024 {
 		errs = append(errs, fmt.Errorf("max_concurrent: %d is outside 1..1024", c.MaxConcurrent))
+	}
+	if c.MaxLogMiB < 1 || c.MaxLogMiB > 4096 {
+		errs = append(errs, fmt.Errorf("max_log_mib: %d is outside 1..4096", c.MaxLogMiB))
 	}
 	for _, list := range []struct {
 		key string

@@ -232,9 +232,11 @@ func (n *Node) startJobs() error {
 	}
 	cfg := jobs.DefaultConfig()
 	cfg.MaxConcurrent = n.cfg.Market.MaxConcurrent
+	cfg.MaxLogBytes = int64(n.cfg.Market.MaxLogMiB) << 20
 	cfg.Allow, cfg.Deny = n.cfg.Market.Allow, n.cfg.Market.Deny
 	n.jobs, err = jobs.New(jobs.Params{Host: n.host, Key: n.key, Content: n.store, DB: db, WorkDir: n.repo.Path(JobsDir),
 		Executors: n.execs, Capacity: capacity, Config: cfg, Notify: n.jobNotify, Logger: n.log.With("system", "jobs"),
+		CheckInputs: func(ctx context.Context, s market.Spec) error { return n.checkInputs(ctx, s, true) },
 		Settlement: n.jobSettlement()})
 	if err != nil {
 		db.Close()

@@ -1,0 +1,300 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// A job's output goes from the provider to the requester as LogLine
+// frames on LogProtocol. Each side keeps at most Config.MaxLogBytes of it
+// per job, then notes the cut and drops the rest; the job goes on.
+const (
+	// maxLogFrame bounds one frame of the log stream, on both sides.
+	maxLogFrame = 64 << 10
+	// maxLogChunk bounds the output bytes of one frame: JSON writes a byte
+	// as six at most ("\u00XX", or "\ufffd" for invalid UTF-8), so a chunk
+	// and its fields stay within maxLogFrame.
+	maxLogChunk = 8 << 10
+	// tailBytes is how much of the end of the output a result carries.
+	tailBytes = 4096
+	// logDrain bounds the wait for the last lines to reach the requester
+	// once the job is done, before its result is delivered.
+	logDrain = time.Second
+	// logRedial is the first pause before the stream is opened again after
+	// it failed; lines meanwhile are dropped (the log CID has them all).
+	logRedial = time.Second
+)
+
+// truncatedNote ends a log that reached its limit.
+func truncatedNote(limit int64) string {
+	return fmt.Sprintf("\n[cyxwiz: the job's output passed the log limit of %s; the rest is not kept]\n", market.FormatBytes(limit))
+}
+
+// logSink keeps a job's output on the provider: a file of at most the
+// limit, the tail, and a live stream to the requester that never blocks
+// the job nor, for more than logDrain, its result.
+type logSink struct {
+	e     *Engine
+	j     *Job
+	path  string
+	limit int64
+
+	mu        sync.Mutex
+	f         *os.File
+	written   int64
+	truncated bool
+	last      []byte
+	closed    bool
+	send      chan LogLine
+	done      chan struct{}
+	abort     chan struct{}  // closed when the drain takes too long
+	cur       network.Stream // the stream forward writes to, if any
+}
+
+func newLogSink(e *Engine, j *Job, path string) *logSink {
+	ensureDir(filepath.Dir(path))
+	f, err := os.Create(path)
+	if err != nil {
+		e.log.Warn("job log file", "job", j.ID, "error", err)
+	}
+	l := &logSink{e: e, j: j, path: path, limit: e.cfg.MaxLogBytes, f: f,
+		send: make(chan LogLine, 256), done: make(chan struct{}), abort: make(chan struct{})}
+	e.spawn(l.forward)
+	return l
+}
+
+// stream is a writer for one of the job's streams (stdout, stderr, metrics).
+func (l *logSink) stream(name string) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.closed {
+			return len(p), nil
+		}
+		if name == MetricsStream {
+			// Metrics are kept as their own output, not in the log.
+			l.queue(name, p)
+			return len(p), nil
+		}
+		l.last = append(l.last, p...)
+		if len(l.last) > tailBytes {
+			l.last = l.last[len(l.last)-tailBytes:]
+		}
+		if l.truncated {
+			return len(p), nil
+		}
+		keep := p
+		if room := l.limit - l.written; int64(len(p)) > room {
+			keep = p[:room]
+			l.truncated = true
+		}
+		if l.f != nil {
+			l.f.Write(keep)
+		}
+		l.written += int64(len(keep))
+		l.queue(name, keep)
+		if l.truncated {
+			note := truncatedNote(l.limit)
+			if l.f != nil {
+				l.f.WriteString(note)
+			}
+			l.queue(name, []byte(note))
+		}
+		return len(p), nil
+	})
+}
+
+// queue hands p to the live stream in chunks that fit a frame, cut on
+// character boundaries; what does not fit the stream's buffer is dropped:
+// the live stream is best effort, the log CID has everything kept. The
+// caller holds l.mu.
+func (l *logSink) queue(name string, p []byte) {
+	for len(p) > 0 {
+		n := min(len(p), maxLogChunk)
+		for n < len(p) && n > maxLogChunk-utf8.UTFMax && !utf8.RuneStart(p[n]) {
+			n--
+		}
+		select {
+		case l.send <- LogLine{JobID: l.j.ID, Attempt: l.j.Attempt, Stream: name, Data: string(p[:n])}:
+		default:
+		}
+		p = p[n:]
+	}
+}
+
+// forward streams log lines to the requester over one stream, opened
+// again after a pause when it fails.
+func (l *logSink) forward() {
+	defer close(l.done)
+	var (
+		s       network.Stream
+		w       *bufio.Writer
+		stop    = func() bool { return false }
+		retryAt time.Time
+		pause   = logRedial
+	)
+	defer func() {
+		stop()
+		if s != nil {
+			s.Close()
+		}
+	}()
+	for {
+		var line LogLine
+		var ok bool
+		select {
+		case line, ok = <-l.send:
+		case <-l.abort:
+			return
+		}
+		if !ok {
+			return
+		}
+		if w == nil {
+			if time.Now().Before(retryAt) {
+				continue
+			}
+			info, err := addrInfo(l.j.Requester, l.j.RequesterAddrs)
+			if err != nil {
+				return
+			}
+			st, _, bw, err := l.e.newStream(l.e.ctx, info.ID, LogProtocol, 24*time.Hour)
+			if err != nil {
+				retryAt, pause = time.Now().Add(pause), min(2*pause, 30*time.Second)
+				continue
+			}
+			s, w = st, bw
+			stop = context.AfterFunc(l.e.ctx, func() { st.Reset() })
+			l.mu.Lock()
+			l.cur = st
+			l.mu.Unlock()
+		}
+		data, _ := json.Marshal(line)
+		s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := writeFrame(w, data); err != nil {
+			stop()
+			s.Reset()
+			s, w = nil, nil
+			l.mu.Lock()
+			l.cur = nil
+			l.mu.Unlock()
+			retryAt, pause = time.Now().Add(pause), min(2*pause, 30*time.Second)
+		}
+	}
+}
+
+// close stops taking output and gives the stream logDrain to send what is
+// queued, then cuts it.
+func (l *logSink) close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	close(l.send)
+	l.mu.Unlock()
+	select {
+	case <-l.done:
+	case <-time.After(logDrain):
+		close(l.abort)
+		l.mu.Lock()
+		if l.cur != nil {
+			l.cur.Reset() // a write blocked on a slow requester
+		}
+		l.mu.Unlock()
+		<-l.done
+	}
+}
+
+func (l *logSink) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.last)
+}
+
+// handleLogs appends a provider's streamed output to the job's log, up to
+// the log limit, and passes it to subscribers; frames for a job that is
+// over, or from a peer that does not run it, are dropped.
+func (e *Engine) handleLogs(s network.Stream) {
+	defer s.Close()
+	r := bufio.NewReader(s)
+	var (
+		f         *os.File
+		written   int64
+		truncated bool
+		metrics   int64
+	)
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	for {
+		s.SetReadDeadline(time.Now().Add(10 * time.Minute))
+		data, err := readFrame(r, maxLogFrame)
+		if err != nil {
+			return
+		}
+		var line LogLine
+		if err := json.Unmarshal(data, &line); err != nil {
+			s.Reset()
+			return
+		}
+		j, err := e.Get(line.JobID)
+		if err != nil || j.Provider != s.Conn().RemotePeer().String() || j.Attempt != line.Attempt {
+			s.Reset()
+			return
+		}
+		if j.State.Final() {
+			continue
+		}
+		if line.Stream == MetricsStream {
+			if metrics += int64(len(line.Data)); metrics <= e.cfg.MaxLogBytes {
+				e.p.Notify(j.ID, line)
+			}
+			continue
+		}
+		if f == nil {
+			if err := ensureDir(e.logDir()); err != nil {
+				return
+			}
+			if f, err = os.OpenFile(e.LogPath(j.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+				return
+			}
+			if fi, err := f.Stat(); err == nil {
+				written = fi.Size()
+				truncated = written >= e.cfg.MaxLogBytes
+			}
+		}
+		if truncated {
+			continue
+		}
+		if room := e.cfg.MaxLogBytes - written; int64(len(line.Data)) > room {
+			line.Data = line.Data[:room] + truncatedNote(e.cfg.MaxLogBytes)
+			truncated = true
+		}
+		n, _ := f.WriteString(line.Data)
+		written += int64(n)
+		e.p.Notify(j.ID, line)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
