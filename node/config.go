@@ -57,7 +57,15 @@ type APIConfig struct {
 	AllowedOrigins []string `json:"allowed_origins"`
 	// MaxRequestBytes bounds one request body or WebSocket message.
 	MaxRequestBytes int64 `json:"max_request_bytes"`
+	// MaxConnections bounds the open API connections, WebSockets included.
+	MaxConnections int `json:"max_connections"`
 }
+
+// Bounds of api.max_connections.
+const (
+	minAPIConnections = 8
+	maxAPIConnections = 4096
+)
 
 // LogConfig configures logging.
 type LogConfig struct {
@@ -80,6 +88,7 @@ func DefaultConfig() Config {
 			Addr:            DefaultAPIAddr,
 			AllowedOrigins:  []string{},
 			MaxRequestBytes: 1 << 20,
+			MaxConnections:  128,
 		},
 		Swarm:                  p2p.DefaultConfig(),
 		Content:                content.DefaultConfig(),
@@ -114,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.API.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("api.max_request_bytes: %d is below the minimum of 1024", c.API.MaxRequestBytes))
+	}
+	if c.API.MaxConnections < minAPIConnections || c.API.MaxConnections > maxAPIConnections {
+		errs = append(errs, fmt.Errorf("api.max_connections: %d is not between %d and %d", c.API.MaxConnections, minAPIConnections, maxAPIConnections))
 	}
 	if err := c.Swarm.Validate(); err != nil {
 		errs = append(errs, prefixErrors("swarm.", err))

@@ -159,12 +159,8 @@ func New(p Params) (*Node, error) {
 		Logger:          log.With("system", "api"),
 	})
 	n.registerAPI()
-	n.http = &http.Server{
-		Handler:           n.rpc.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	n.ln = rpc.LimitListener(n.ln, p.Config.API.MaxConnections)
+	n.http = n.rpc.HTTPServer()
 	return n, nil
 }
 
@@ -237,7 +233,7 @@ func (n *Node) startJobs() error {
 	n.jobs, err = jobs.New(jobs.Params{Host: n.host, Key: n.key, Content: n.store, DB: db, WorkDir: n.repo.Path(JobsDir),
 		Executors: n.execs, Capacity: capacity, Config: cfg, Notify: n.jobNotify, Logger: n.log.With("system", "jobs"),
 		CheckInputs: func(ctx context.Context, s market.Spec) error { return n.checkInputs(ctx, s, true) },
-		Settlement: n.jobSettlement()})
+		Settlement:  n.jobSettlement()})
 	if err != nil {
 		db.Close()
 		return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cyxwiz/cyxwiz/internal/strictjson"
 	"github.com/cyxwiz/cyxwiz/node/api"
 )
 
@@ -20,8 +21,9 @@ type Handler func(ctx context.Context, params json.RawMessage) (any, error)
 // closes once ctx is done; the server sends each event as a notification.
 type Source func(ctx context.Context, params json.RawMessage) (<-chan any, error)
 
-// Method adapts a typed function to a Handler. Params are decoded strictly:
-// unknown fields and wrong types are CodeInvalidParams errors naming the field.
+// Method adapts a typed function to a Handler. Params are decoded strictly
+// (see DecodeParams): repeated keys, unknown fields and wrong types are
+// CodeInvalidParams errors naming the key.
 func Method[P, R any](f func(context.Context, P) (R, error)) Handler {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p P
@@ -53,7 +55,9 @@ func CheckNoParams(raw json.RawMessage) error {
 	return api.Errorf(api.CodeInvalidParams, "invalid params: this method takes none")
 }
 
-// DecodeParams decodes by-name params into v, rejecting unknown fields.
+// DecodeParams decodes by-name params into v, rejecting repeated keys and
+// unknown fields at any depth. Names are case-sensitive: a key that differs
+// from a field's name only in case is an unknown field.
 func DecodeParams(raw json.RawMessage, v any) error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -61,6 +65,9 @@ func DecodeParams(raw json.RawMessage, v any) error {
 	}
 	if raw[0] != '{' {
 		return api.Errorf(api.CodeInvalidParams, "invalid params: want an object of named parameters")
+	}
+	if err := strictjson.Check(raw, v); err != nil {
+		return api.Errorf(api.CodeInvalidParams, "invalid params: %s", describeJSONError(err))
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -71,6 +78,16 @@ func DecodeParams(raw json.RawMessage, v any) error {
 }
 
 func describeJSONError(err error) string {
+	var ke *strictjson.KeyError
+	if errors.As(err, &ke) {
+		switch {
+		case ke.Duplicate:
+			return fmt.Sprintf("duplicate key %q", ke.Path)
+		case ke.Field != "":
+			return fmt.Sprintf("unknown field %q (names are case-sensitive: %q)", ke.Path, ke.Field)
+		}
+		return fmt.Sprintf("unknown field %q", ke.Path)
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field

@@ -22,6 +22,18 @@ import (
 // MaxBatch is the most requests one batch may hold.
 const MaxBatch = 100
 
+// MaxHeaderBytes bounds the request headers of one HTTP request.
+const MaxHeaderBytes = 64 << 10
+
+// Default timeouts of the HTTP server and of WebSocket keepalives.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultPingInterval      = 30 * time.Second
+)
+
 // Options configure a Server.
 type Options struct {
 	// Token is the bearer token every request must carry.
@@ -33,6 +45,21 @@ type Options struct {
 	AllowedOrigins []string
 	// Logger receives the server's log lines.
 	Logger *slog.Logger
+
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, headers and body. A
+	// method may run longer: the read deadline ends with the body.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing an HTTP response, counted from when the
+	// reply is ready.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that carries no request
+	// for this long.
+	IdleTimeout time.Duration
+	// PingInterval is how often a WebSocket peer is pinged; a peer that
+	// answers no ping for two and a half intervals is dropped.
+	PingInterval time.Duration
 }
 
 // Server dispatches JSON-RPC requests to registered methods. Register every
@@ -57,6 +84,20 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 1 << 20
+	}
+	for _, d := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{
+		{&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout},
+		{&opts.ReadTimeout, DefaultReadTimeout},
+		{&opts.WriteTimeout, DefaultWriteTimeout},
+		{&opts.IdleTimeout, DefaultIdleTimeout},
+		{&opts.PingInterval, DefaultPingInterval},
+	} {
+		if *d.field <= 0 {
+			*d.field = d.def
+		}
 	}
 	origins := map[string]bool{}
 	for _, o := range opts.AllowedOrigins {
@@ -108,6 +149,21 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(api.PathRPC, s.serveHTTP)
 	mux.HandleFunc(api.PathWebSocket, s.serveWebSocket)
 	return s.guard(mux)
+}
+
+// HTTPServer returns an HTTP server for Handler with the configured
+// timeouts. Serve it on a listener from LimitListener to bound the open
+// connections.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 }
 
 // Close ends every WebSocket connection and waits for their goroutines.
@@ -194,17 +250,32 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes))
+	rc := http.NewResponseController(w)
 	if err != nil {
+		// The write deadline set when the headers arrived may have
+		// passed: the error reply gets a fresh one, and the connection is
+		// dropped after it.
+		_ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+		w.Header().Set("Connection", "close")
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooLarge):
 			writeHTTPError(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge,
 				fmt.Sprintf("request larger than %d bytes", s.opts.MaxRequestBytes))
-			return
+		case errors.As(err, &netErr) && netErr.Timeout():
+			writeHTTPError(w, http.StatusRequestTimeout, api.CodeParseError,
+				fmt.Sprintf("read request: the request did not arrive within %s", s.opts.ReadTimeout))
+		default:
+			writeHTTPError(w, http.StatusBadRequest, api.CodeParseError, "read request: "+err.Error())
 		}
-		writeHTTPError(w, http.StatusBadRequest, api.CodeParseError, "read request: "+err.Error())
 		return
 	}
+	// net/http lifts the read deadline once the body is read. The write
+	// deadline, set when the headers arrived, starts again once the reply
+	// is ready, so that a method may run longer than the write timeout.
 	out := s.handleMessage(r.Context(), body, nil)
+	_ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 	if out == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -217,62 +288,44 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // nil when nothing is to be sent (notifications only). ws is the WebSocket
 // the message came on, nil for HTTP.
 func (s *Server) handleMessage(ctx context.Context, msg []byte, ws *wsConn) []byte {
-	msg = bytes.TrimSpace(msg)
-	if len(msg) > 0 && msg[0] == '[' {
-		var batch []json.RawMessage
-		if err := json.Unmarshal(msg, &batch); err != nil {
-			return encode(errorResponse(nil, api.CodeParseError, "parse error: "+describeJSONError(err)))
+	reqs, batch := decodeMessage(msg)
+	var resps []*api.Response
+	for _, r := range reqs {
+		if resp := s.serveOne(ctx, r, ws); resp != nil {
+			resps = append(resps, resp)
 		}
-		if len(batch) == 0 {
-			return encode(errorResponse(nil, api.CodeInvalidRequest, "invalid request: empty batch"))
-		}
-		if len(batch) > MaxBatch {
-			return encode(errorResponse(nil, api.CodeInvalidRequest, fmt.Sprintf("invalid request: batch of %d exceeds %d", len(batch), MaxBatch)))
-		}
-		var resps []*api.Response
-		for _, m := range batch {
-			if resp := s.handleOne(ctx, m, ws); resp != nil {
-				resps = append(resps, resp)
-			}
-		}
-		if len(resps) == 0 {
-			return nil
-		}
-		return encode(resps)
 	}
-	if resp := s.handleOne(ctx, msg, ws); resp != nil {
-		return encode(resp)
+	switch {
+	case len(resps) == 0:
+		return nil
+	case !batch:
+		return encode(resps[0])
 	}
-	return nil
+	return encode(resps)
 }
 
-func (s *Server) handleOne(ctx context.Context, msg json.RawMessage, ws *wsConn) *api.Response {
-	var req api.Request
-	if err := json.Unmarshal(msg, &req); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) || !json.Valid(msg) {
-			return errorResponse(nil, api.CodeParseError, "parse error: "+describeJSONError(err))
+// serveOne makes one call and returns its response, nil for a notification.
+func (s *Server) serveOne(ctx context.Context, r request, ws *wsConn) *api.Response {
+	if r.err != nil {
+		if r.id == nil {
+			return nil
 		}
-		return errorResponse(nil, api.CodeInvalidRequest, "invalid request: "+describeJSONError(err))
+		return &api.Response{JSONRPC: api.Version, ID: r.id, Error: r.err}
 	}
-	if req.JSONRPC != api.Version || req.Method == "" || !validID(req.ID) {
-		return errorResponse(validIDOrNull(req.ID), api.CodeInvalidRequest, `invalid request: need "jsonrpc": "2.0", a "method" and an id that is a string, number or null`)
-	}
-	notification := req.ID == nil
 	start := time.Now()
-	result, err := s.call(ctx, req, ws)
-	s.log.Debug("api call", "method", req.Method, "duration", time.Since(start), "error", err)
-	if notification {
+	result, err := s.call(ctx, r.req, ws)
+	s.log.Debug("api call", "method", r.req.Method, "duration", time.Since(start), "error", err)
+	if r.id == nil {
 		return nil
 	}
 	if err != nil {
-		return &api.Response{JSONRPC: api.Version, ID: req.ID, Error: toError(err)}
+		return &api.Response{JSONRPC: api.Version, ID: r.id, Error: toError(err)}
 	}
 	raw, err := json.Marshal(result)
 	if err != nil {
-		return errorResponse(req.ID, api.CodeInternal, "encode result: "+err.Error())
+		return errorResponse(r.id, api.CodeInternal, "encode result: "+err.Error())
 	}
-	return &api.Response{JSONRPC: api.Version, ID: req.ID, Result: raw}
+	return &api.Response{JSONRPC: api.Version, ID: r.id, Result: raw}
 }
 
 func (s *Server) call(ctx context.Context, req api.Request, ws *wsConn) (result any, err error) {

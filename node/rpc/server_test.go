@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,14 +25,50 @@ type echoParams struct {
 	Times int    `json:"times"`
 }
 
-// newTestServer serves a few methods that exercise the transport: echo
-// (typed params), fail (an application error), boom (a panic) and ticks (a
-// subscription that sends n events).
-func newTestServer(t testing.TB, maxBytes int64) (*Server, *httptest.Server) {
+type nestedParams struct {
+	CID    string            `json:"cid"`
+	Inputs []echoParams      `json:"inputs"`
+	Meta   map[string]string `json:"meta"`
+	Inner  *echoParams       `json:"inner"`
+}
+
+// testServer is a Server with the test methods, and a record of the
+// test.touch calls made on it.
+type testServer struct {
+	*Server
+	touched chan string
+}
+
+// newServer serves a few methods that exercise the transport: echo (typed
+// params), nested (nested params), touch (records its text in touched),
+// sleep (returns after ms milliseconds unless cancelled), fail (an
+// application error), boom (a panic), and the subscriptions ticks (sends n
+// events) and after (sends one event after ms milliseconds).
+func newServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
-	s := NewServer(Options{Logger: slog.New(slog.DiscardHandler), Token: testToken, MaxRequestBytes: maxBytes, AllowedOrigins: []string{"http://dashboard.example:8080"}})
+	opts.Logger = slog.New(slog.DiscardHandler)
+	opts.Token = testToken
+	opts.AllowedOrigins = []string{"http://dashboard.example:8080"}
+	s := &testServer{Server: NewServer(opts), touched: make(chan string, 100)}
 	s.Register("test.echo", Method(func(_ context.Context, p echoParams) (string, error) {
 		return strings.Repeat(p.Text, p.Times), nil
+	}))
+	s.Register("test.nested", Method(func(_ context.Context, p nestedParams) (int, error) {
+		return len(p.Inputs), nil
+	}))
+	s.Register("test.touch", Method(func(_ context.Context, p echoParams) (bool, error) {
+		s.touched <- p.Text
+		return true, nil
+	}))
+	s.Register("test.sleep", Method(func(ctx context.Context, p struct {
+		MS int `json:"ms"`
+	}) (string, error) {
+		select {
+		case <-time.After(time.Duration(p.MS) * time.Millisecond):
+			return "slept", nil
+		case <-ctx.Done():
+			return "", fmt.Errorf("sleep cut short: %w", ctx.Err())
+		}
 	}))
 	s.Register("test.fail", NoParams(func(context.Context) (any, error) {
 		return nil, api.Errorf(api.CodeNotFound, "no such thing")
@@ -61,6 +98,37 @@ func newTestServer(t testing.TB, maxBytes int64) (*Server, *httptest.Server) {
 		}()
 		return ch, nil
 	})
+	s.RegisterSubscription("test.after", func(ctx context.Context, raw json.RawMessage) (<-chan any, error) {
+		var p struct {
+			MS int `json:"ms"`
+		}
+		if err := DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		ch := make(chan any)
+		go func() {
+			defer close(ch)
+			select {
+			case <-time.After(time.Duration(p.MS) * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case ch <- "later":
+			case <-ctx.Done():
+				return
+			}
+			<-ctx.Done()
+		}()
+		return ch, nil
+	})
+	return s
+}
+
+// newTestServer serves newServer's methods on an httptest server.
+func newTestServer(t testing.TB, maxBytes int64) (*testServer, *httptest.Server) {
+	t.Helper()
+	s := newServer(t, Options{MaxRequestBytes: maxBytes})
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		s.Close()
@@ -169,6 +237,8 @@ func TestBadInput(t *testing.T) {
 		wantMsg    string
 	}{
 		{"malformed json", `{"jsonrpc":"2.0","id":1,"method":`, 200, api.CodeParseError, "parse error"},
+		{"vertical tab is not JSON white space", "\v" + `{"jsonrpc":"2.0","id":1,"method":"test.fail"}`, 200, api.CodeParseError, "parse error"},
+		{"no-break space before a batch", "\u00a0" + `[{"jsonrpc":"2.0","id":1,"method":"test.fail"}]`, 200, api.CodeParseError, "parse error"},
 		{"not an object", `42`, 200, api.CodeInvalidRequest, "invalid request"},
 		{"wrong version", `{"jsonrpc":"1.0","id":1,"method":"test.echo"}`, 200, api.CodeInvalidRequest, "invalid request"},
 		{"no method", `{"jsonrpc":"2.0","id":1}`, 200, api.CodeInvalidRequest, "invalid request"},

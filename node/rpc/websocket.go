@@ -16,17 +16,16 @@ import (
 const (
 	// wsOutbound is how many messages may wait for a slow client before the
 	// server drops the connection.
-	wsOutbound   = 256
-	wsWriteWait  = 10 * time.Second
-	wsPingPeriod = 30 * time.Second
-	wsPongWait   = 75 * time.Second
+	wsOutbound  = 256
+	wsWriteWait = 10 * time.Second
 	// maxSubscriptions bounds the subscriptions on one connection.
 	maxSubscriptions = 64
 )
 
 var upgrader = websocket.Upgrader{
-	ReadBufferSize:  4096,
-	WriteBufferSize: 4096,
+	HandshakeTimeout: wsWriteWait,
+	ReadBufferSize:   4096,
+	WriteBufferSize:  4096,
 	// The guard middleware has already checked Origin and Host.
 	CheckOrigin: func(*http.Request) bool { return true },
 }
@@ -95,11 +94,20 @@ func (c *wsConn) close() {
 	_ = c.conn.SetReadDeadline(time.Now())
 }
 
+// pongWait is how long the peer may go without answering a ping.
+func (c *wsConn) pongWait() time.Duration {
+	return c.srv.opts.PingInterval * 5 / 2
+}
+
+// readLoop serves the peer's messages. The upgrade has cleared the HTTP
+// server's deadlines: from here the read deadline moves with each pong, so
+// that a live subscription outlasts the HTTP read timeout and a dead peer
+// is dropped; each write sets its own deadline.
 func (c *wsConn) readLoop() {
 	inFlight := make(chan struct{}, maxInFlight)
-	_ = c.conn.SetReadDeadline(time.Now().Add(wsPongWait))
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.pongWait()))
 	c.conn.SetPongHandler(func(string) error {
-		return c.conn.SetReadDeadline(time.Now().Add(wsPongWait))
+		return c.conn.SetReadDeadline(time.Now().Add(c.pongWait()))
 	})
 	for {
 		typ, msg, err := c.conn.ReadMessage()
@@ -136,7 +144,7 @@ func (c *wsConn) readLoop() {
 
 func (c *wsConn) writeLoop() {
 	defer c.wg.Done()
-	ping := time.NewTicker(wsPingPeriod)
+	ping := time.NewTicker(c.srv.opts.PingInterval)
 	defer ping.Stop()
 	for {
 		select {
