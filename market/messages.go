@@ -67,7 +67,15 @@ func CheckCapacity(c Capacity, signer peer.ID, now time.Time) error {
 	if c.CPUCores < 1 || c.MemoryMiB < 1 || len(c.Executors) == 0 {
 		return errors.New("capacity record offers nothing")
 	}
-	return nil
+	if len(c.GPUs) > maxCapacityGPUs || len(c.Executors) > maxExecutors {
+		return fmt.Errorf("capacity record lists %d GPUs and %d executors, at most %d and %d",
+			len(c.GPUs), len(c.Executors), maxCapacityGPUs, maxExecutors)
+	}
+	fields := append([]string{c.Prices.Mint}, c.Executors...)
+	for _, g := range c.GPUs {
+		fields = append(fields, g.Model, g.ComputeCapability, g.Driver, g.CUDA)
+	}
+	return checkFields("capacity record", fields...)
 }
 
 // Announcement is a job offered to the swarm on the jobs topic.
@@ -98,7 +106,24 @@ const (
 	maxPayoutBytes      = 4096
 	maxFailureReasonLen = 1024
 	maxAttempt          = 100000
+	maxRequesterAddrs   = 64
+	maxCapacityGPUs     = 64
+	maxExecutors        = 16
+	// maxFieldBytes bounds each free-form string of a message that has no
+	// tighter bound: addresses, CIDs, accounts, names.
+	maxFieldBytes = 1024
 )
+
+// checkFields refuses a message (named by what) with a field longer than
+// maxFieldBytes.
+func checkFields(what string, fields ...string) error {
+	for _, f := range fields {
+		if len(f) > maxFieldBytes {
+			return fmt.Errorf("%s has a field of %d bytes, at most %d", what, len(f), maxFieldBytes)
+		}
+	}
+	return nil
+}
 
 // CheckAnnouncement validates an announcement against its signer and clock.
 func CheckAnnouncement(a Announcement, signer peer.ID, now time.Time) error {
@@ -119,6 +144,12 @@ func CheckAnnouncement(a Announcement, signer peer.ID, now time.Time) error {
 	}
 	if a.BidsUntil.Before(a.IssuedAt) || a.BidsUntil.Sub(a.IssuedAt) > MaxBidWindow {
 		return errors.New("bid window is out of range")
+	}
+	if len(a.RequesterAddrs) > maxRequesterAddrs {
+		return fmt.Errorf("%d requester addresses, at most %d", len(a.RequesterAddrs), maxRequesterAddrs)
+	}
+	if err := checkFields("announcement", a.RequesterAddrs...); err != nil {
+		return err
 	}
 	if err := a.Spec.Validate(); err != nil {
 		return fmt.Errorf("spec: %w", err)
@@ -173,7 +204,7 @@ func CheckBid(b Bid, signer peer.ID, a Announcement, now time.Time) error {
 	if a.Spec.Price != nil && b.Mint != a.Spec.Price.Mint {
 		return fmt.Errorf("bid in mint %q, the job pays in %q", b.Mint, a.Spec.Price.Mint)
 	}
-	return nil
+	return checkFields("bid", b.Mint, b.Payee)
 }
 
 // Award gives a job to one bidder. The provider acks before it starts.
@@ -338,6 +369,16 @@ func CheckResult(r Result, signer peer.ID, w Award) error {
 		return errors.New("failure reason too long")
 	case r.FinishedAt.Before(r.StartedAt):
 		return errors.New("result finished before it started")
+	}
+	fields := []string{r.LogCID, r.MetricsCID, r.ModelCID}
+	for name := range r.Metrics {
+		fields = append(fields, name)
+	}
+	for _, o := range r.Outputs {
+		fields = append(fields, o.Name, o.CID)
+	}
+	if err := checkFields("result", fields...); err != nil {
+		return err
 	}
 	if r.Status == StatusSucceeded {
 		want := map[string]bool{}

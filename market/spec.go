@@ -1,6 +1,7 @@
 package market
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -127,6 +128,10 @@ func ParseSpec(data []byte) (Spec, error) {
 	s.Normalize()
 	if err := s.Validate(); err != nil {
 		return Spec{}, err
+	}
+	// Escapes and defaults make the spec as announced larger than as written.
+	if b, _ := json.Marshal(s); len(b) > MaxSpecBytes {
+		return Spec{}, fmt.Errorf("spec is %d bytes once encoded with its defaults, more than %d", len(b), MaxSpecBytes)
 	}
 	return s, nil
 }

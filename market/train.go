@@ -240,6 +240,11 @@ func (t TrainSpec) validate(bad func(field, format string, args ...any)) {
 	if o.WeightDecay < 0 || o.WeightDecay >= 1 || math.IsNaN(o.WeightDecay) {
 		bad("train.optimizer.weight_decay", "%g is outside [0, 1)", o.WeightDecay)
 	}
+	if t.Schedule == nil {
+		// A spec from a peer may not be normalized.
+		bad("train.schedule", "required")
+		t.Schedule = &Schedule{Type: ScheduleConstant}
+	}
 	switch s := t.Schedule; s.Type {
 	case ScheduleConstant:
 	case ScheduleStep:

@@ -221,7 +221,7 @@ func loadCSV(dir, name string, d market.Dataset, limit int64) (*examples, error)
 		return nil, err
 	}
 	defer rc.Close()
-	r := csv.NewReader(rc)
+	r := csv.NewReader(&columnLimit{r: rc, max: limit / csvFieldCost, name: name})
 	r.ReuseRecord = true
 	e := &examples{}
 	line := 0
@@ -270,6 +270,40 @@ func loadCSV(dir, name string, d market.Dataset, limit int64) (*examples, error)
 		return nil, dataErr("%s holds no examples", name)
 	}
 	return e, nil
+}
+
+// csvFieldCost is about what encoding/csv keeps for each field of the
+// record it reads (its string, offsets and position), whatever the field's
+// length: a row of empty fields would cost many times its bytes.
+const csvFieldCost = 64
+
+// columnLimit fails once a CSV record has more than max fields. It sees the
+// bytes before encoding/csv does, and tracks quotes so that a quoted comma
+// or newline is not taken for a separator.
+type columnLimit struct {
+	r      io.Reader
+	max    int64
+	fields int64
+	quoted bool
+	name   string
+}
+
+func (c *columnLimit) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for _, b := range p[:n] {
+		switch {
+		case b == '"':
+			c.quoted = !c.quoted
+		case c.quoted:
+		case b == ',':
+			if c.fields++; c.fields >= c.max {
+				return 0, dataErr("%s has a row of more than %d columns", c.name, c.max)
+			}
+		case b == '\n':
+			c.fields = 0
+		}
+	}
+	return n, err
 }
 
 // checkLabels checks the labels against the model's output width.

@@ -83,8 +83,12 @@ func ReadSafetensors(r io.Reader) ([]NamedTensor, map[string]string, error) {
 	if n > maxSafetensorsHeader {
 		return nil, nil, fmt.Errorf("safetensors: header of %d bytes is too large", n)
 	}
-	h := make([]byte, n)
-	if _, err := io.ReadFull(r, h); err != nil {
+	// Read rather than allocate what the header claims: the file may be shorter.
+	h, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err == nil && uint64(len(h)) != n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors header: %w", err)
 	}
 	var raw map[string]json.RawMessage
@@ -103,6 +107,7 @@ func ReadSafetensors(r io.Reader) ([]NamedTensor, map[string]string, error) {
 		return nil, nil, fmt.Errorf("safetensors data: %w", err)
 	}
 	var out []NamedTensor
+	var used int64
 	for name, m := range raw {
 		var e safetensorsEntry
 		if err := json.Unmarshal(m, &e); err != nil {
@@ -113,11 +118,17 @@ func ReadSafetensors(r io.Reader) ([]NamedTensor, map[string]string, error) {
 		}
 		count := int64(1)
 		for _, d := range e.Shape {
+			if d < 0 || d > 0 && count > int64(len(data))/4/int64(d) {
+				return nil, nil, fmt.Errorf("safetensors %s: shape %v does not fit %d data bytes", name, e.Shape, len(data))
+			}
 			count *= int64(d)
 		}
 		lo, hi := e.DataOffsets[0], e.DataOffsets[1]
 		if lo < 0 || hi > int64(len(data)) || hi-lo != count*4 {
 			return nil, nil, fmt.Errorf("safetensors %s: offsets %v do not fit shape %v and %d data bytes", name, e.DataOffsets, e.Shape, len(data))
+		}
+		if used += hi - lo; used > int64(len(data)) {
+			return nil, nil, fmt.Errorf("safetensors %s: tensors overlap", name)
 		}
 		t := NamedTensor{Name: name, Shape: e.Shape, Data: make([]float32, count)}
 		for i := range t.Data {
