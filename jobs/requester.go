@@ -217,7 +217,9 @@ func (e *Engine) auction(ctx context.Context, j *Job) ([]market.Candidate, error
 	now := time.Now().UTC()
 	var addrs []string
 	for _, a := range e.p.Host.Addrs() {
-		addrs = append(addrs, a.String())
+		if len(addrs) < market.MaxRequesterAddrs {
+			addrs = append(addrs, a.String())
+		}
 	}
 	a := market.Announcement{JobID: j.ID, Requester: e.self.String(), RequesterAddrs: addrs, Attempt: j.Attempt,
 		Spec: j.Spec, IssuedAt: now, BidsUntil: now.Add(e.cfg.BidWindow)}
@@ -595,6 +597,20 @@ func (e *Engine) fetchOutputs(ctx context.Context, j *Job) bool {
 		e.kickSettle() // release the escrow
 	}
 	return true
+}
+
+// HoldLog pins a finished job's log by the CID its result names, within
+// the log limit (an honest provider keeps no more), so that reading it
+// never fetches more than that from a provider.
+func (e *Engine) HoldLog(ctx context.Context, j *Job) error {
+	if j.Result == nil || j.Result.LogCID == "" {
+		return nil
+	}
+	c, err := cid.Decode(j.Result.LogCID)
+	if err != nil {
+		return err
+	}
+	return e.pinOutput(ctx, c, j.ID+"/log", e.cfg.MaxLogBytes+int64(len(truncatedNote(e.cfg.MaxLogBytes))))
 }
 
 // errOutputTooLarge: an output's DAG passed its max_bytes while it came.

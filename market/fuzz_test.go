@@ -428,7 +428,7 @@ func FuzzAnnouncement(f *testing.F) {
 	check := func(a Announcement) error { return CheckAnnouncement(a, fx.req, fuzzNow) }
 	grow := map[string]func(*Announcement){
 		"too many addresses": func(a *Announcement) {
-			a.RequesterAddrs = repeated("/ip4/192.0.2.1/tcp/4001", maxRequesterAddrs+1)
+			a.RequesterAddrs = repeated("/ip4/192.0.2.1/tcp/4001", MaxRequesterAddrs+1)
 		},
 		"a long address": func(a *Announcement) { a.RequesterAddrs = []string{"/dns4/" + tooLong + "/tcp/1"} },
 	}

@@ -106,9 +106,10 @@ const (
 	maxPayoutBytes      = 4096
 	maxFailureReasonLen = 1024
 	maxAttempt          = 100000
-	maxRequesterAddrs   = 64
-	maxCapacityGPUs     = 64
-	maxExecutors        = 16
+	// MaxRequesterAddrs bounds the addresses an announcement may carry.
+	MaxRequesterAddrs = 64
+	maxCapacityGPUs   = 64
+	maxExecutors      = 16
 	// maxFieldBytes bounds each free-form string of a message that has no
 	// tighter bound: addresses, CIDs, accounts, names.
 	maxFieldBytes = 1024
@@ -145,8 +146,8 @@ func CheckAnnouncement(a Announcement, signer peer.ID, now time.Time) error {
 	if a.BidsUntil.Before(a.IssuedAt) || a.BidsUntil.Sub(a.IssuedAt) > MaxBidWindow {
 		return errors.New("bid window is out of range")
 	}
-	if len(a.RequesterAddrs) > maxRequesterAddrs {
-		return fmt.Errorf("%d requester addresses, at most %d", len(a.RequesterAddrs), maxRequesterAddrs)
+	if len(a.RequesterAddrs) > MaxRequesterAddrs {
+		return fmt.Errorf("%d requester addresses, at most %d", len(a.RequesterAddrs), MaxRequesterAddrs)
 	}
 	if err := checkFields("announcement", a.RequesterAddrs...); err != nil {
 		return err

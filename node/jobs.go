@@ -170,6 +170,9 @@ func (n *Node) jobLogs(ctx context.Context, p api.JobLogsParams) (api.JobLogsRes
 		if err != nil {
 			return out, err
 		}
+		if err := n.jobs.HoldLog(ctx, j); err != nil {
+			return out, api.Errorf(api.CodeFailed, "the job's log: %v", err)
+		}
 		data, size, err := n.store.Read(ctx, c, min(p.Offset, 1<<62), maxLogPiece)
 		if err != nil {
 			return out, contentError(err)

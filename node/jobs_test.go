@@ -342,6 +342,9 @@ func TestRestartsMidJob(t *testing.T) {
 	if done.State != "succeeded" {
 		t.Fatalf("job after a requester restart: %+v", done)
 	}
+	// The requester found its provider again: no new auction, nobody
+	// excluded.
+	noneBlamed(t, "requester restart", done)
 
 	job2, err := c.JobSubmit(ctx, spinSpec(module, input, 200))
 	if err != nil {

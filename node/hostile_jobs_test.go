@@ -1,0 +1,134 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/node/api"
+)
+
+// swarmWith is swarm with every node's config changed by edit first.
+func swarmWith(t *testing.T, n int, edit func(*Config)) []*testNode {
+	t.Helper()
+	cfg := testConfig()
+	edit(&cfg)
+	cfg.Market.Provider = false
+	first := startNode(t, cfg, 0)
+	info, err := first.client.NodeInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []*testNode{first}
+	pcfg := testConfig()
+	edit(&pcfg)
+	pcfg.Swarm.Bootstrap = info.Addresses
+	for range n - 1 {
+		nodes = append(nodes, startNode(t, pcfg, 0))
+	}
+	return nodes
+}
+
+// guestSpec is a job spec running the test guest with args.
+func guestSpec(module string, args []string, outputs []map[string]any, resources map[string]any) json.RawMessage {
+	s := map[string]any{"kind": "wasm", "wasm": map[string]any{"module": module, "args": args},
+		"outputs": outputs, "limits": map[string]int{"wall_seconds": 60}}
+	if resources != nil {
+		s["resources"] = resources
+	}
+	data, _ := json.Marshal(s)
+	return data
+}
+
+// noneBlamed checks that a job ran on its first provider and excluded none.
+func noneBlamed(t *testing.T, name string, j api.JobInfo) {
+	t.Helper()
+	if j.Attempt != 1 || len(j.Excluded) > 0 {
+		t.Errorf("%s: an honest provider was blamed: attempt %d, excluded %v; events %+v", name, j.Attempt, j.Excluded, j.Events)
+	}
+}
+
+// TestHostileJobs: jobs that flood their output, write more than they may,
+// try to leave the sandbox or outgrow their memory each end with a clear
+// reason on the first provider, which is not blamed and goes on serving.
+func TestHostileJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes")
+	}
+	nodes := swarmWith(t, 3, func(c *Config) { c.Market.MaxLogMiB = 1 })
+	req := nodes[0].client
+	ctx := context.Background()
+	guest, _ := os.ReadFile(guestModule(t))
+	module := addFile(t, req, "guest.wasm", guest)
+	waitProviders(t, req, 2)
+
+	out := func(name, path string, maxBytes int64) map[string]any {
+		return map[string]any{"name": name, "path": path, "max_bytes": maxBytes}
+	}
+	cases := []struct {
+		name      string
+		spec      json.RawMessage
+		state     string
+		reason    string // a part of the job's reason
+		checkLogs bool
+	}{
+		{"stdout flood", guestSpec(module, []string{"flood", "stdout", "8", "1024"}, nil, nil), "succeeded", "", true},
+		{"stderr flood", guestSpec(module, []string{"flood", "stderr", "4", "64"}, nil, nil), "succeeded", "", true},
+		{"output over max_bytes", guestSpec(module, []string{"fill", "/out/big", "2"}, []map[string]any{out("big", "/out/big", 1<<20)}, nil),
+			"failed", "more than its max_bytes", false},
+		{"disk bomb", guestSpec(module, []string{"fill", "/out/big", "100"}, nil, map[string]any{"disk_mib": 16}), "failed", "disk: wrote more than 16 MiB", false},
+		{"sparse bomb", guestSpec(module, []string{"sparse", "/out/s", "1099511627776"}, nil, nil), "failed", "disk:", false},
+		{"symlink out of /out", guestSpec(module, []string{"try", "symlink:../../../..:/out/up", "write:/out/up/pwned"},
+			[]map[string]any{out("up", "/out/up", 1<<20)}, nil), "failed", "output up (/out/up)", false},
+		{"memory bomb", guestSpec(module, []string{"alloc", "512"}, nil, map[string]any{"memory_mib": 64}), "failed", "memory", false},
+		{"many files", guestSpec(module, []string{"files", "/out", "3000"}, nil, nil), "succeeded", "", false},
+		{"deep tree", guestSpec(module, []string{"deep", "/out", "200"}, []map[string]any{out("deep", "/out/d", 1<<20)}, nil), "succeeded", "", false},
+	}
+	ids := make([]string, len(cases))
+	for i, c := range cases {
+		j, err := req.JobSubmit(ctx, c.spec)
+		if err != nil {
+			t.Fatalf("%s: submit: %v", c.name, err)
+		}
+		ids[i] = j.ID
+	}
+	for i, c := range cases {
+		j := waitJob(t, req, ids[i], 3*time.Minute)
+		if j.State != c.state || !strings.Contains(j.Reason, c.reason) {
+			t.Errorf("%s: %s (%s), want %s with %q", c.name, j.State, j.Reason, c.state, c.reason)
+		}
+		noneBlamed(t, c.name, j)
+		if c.checkLogs {
+			log, err := os.ReadFile(nodes[0].jobs.LogPath(j.ID))
+			if err != nil || int64(len(log)) > 1<<20+200 || !strings.Contains(string(log), "passed the log limit of 1.0 MiB") {
+				t.Errorf("%s: the requester's log is %d bytes (%v), want at most 1 MiB and a note", c.name, len(log), err)
+			}
+			if j.Result == nil || j.Result.LogTail == "" {
+				t.Errorf("%s: no log tail in the result", c.name)
+			}
+		}
+	}
+	for _, n := range nodes {
+		for _, p := range []string{n.repo.Dir} {
+			filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+				if err == nil && d.Name() == "pwned" {
+					t.Errorf("a guest wrote %s", path)
+				}
+				return nil
+			})
+		}
+	}
+	// The providers still run honest jobs.
+	input := addFile(t, req, "data.txt", []byte("still here\n"))
+	j, err := req.JobSubmit(ctx, spec(module, input, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := waitJob(t, req, j.ID, time.Minute); done.State != "succeeded" {
+		t.Fatalf("an honest job after the hostile ones: %+v", done)
+	}
+}
