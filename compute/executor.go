@@ -74,6 +74,9 @@ type Outcome struct {
 	StartedAt time.Time
 	// Metrics are a train job's final figures (loss, accuracy, ...).
 	Metrics map[string]float64
+	// PeakMemory is the most resident memory the job's process used, in
+	// bytes, where the executor measures it (0 otherwise).
+	PeakMemory int64
 }
 
 // OK reports whether the job succeeded.

@@ -134,6 +134,11 @@ type capped struct {
 
 func (c *capped) Read(p []byte) (int, error) {
 	if c.left <= 0 {
+		// Exactly at the limit is fine: fail only if more follows.
+		var probe [1]byte
+		if n, err := io.ReadFull(c.r, probe[:]); n == 0 && err != nil {
+			return 0, err
+		}
 		return 0, dataErr("%s expands to more than the job's memory allows", c.name)
 	}
 	if int64(len(p)) > c.left {

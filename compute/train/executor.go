@@ -142,10 +142,10 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 		case <-ctx.Done():
 			return compute.Outcome{StartedAt: start, Reason: compute.ReasonCancelled, ExitCode: -1, Detail: "waiting for a GPU"}, nil
 		}
-		out.Metrics, err = e.runWorker(ctx, job, dataDir, w)
+		out.Metrics, out.PeakMemory, err = e.runWorker(ctx, job, dataDir, w)
 		e.devices <- w.device
 	} else {
-		out.Metrics, err = e.runWorker(ctx, job, dataDir, w)
+		out.Metrics, out.PeakMemory, err = e.runWorker(ctx, job, dataDir, w)
 	}
 	out.Wall = time.Since(start)
 	if err != nil {
@@ -218,10 +218,16 @@ type worker struct {
 // runWorker trains in a worker process: metrics come back as JSON lines on
 // its stdout, log lines on its stderr. Its resident memory is watched, and
 // the worker stopped when it passes its limit.
-func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir string, w worker) (map[string]float64, error) {
+func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir string, w worker) (map[string]float64, int64, error) {
+	final, peak, err := e.startWorker(ctx, job, dataDir, w)
+	e.log.Info("train worker ended", "job", job.ID, "peak_memory_mib", peak>>20, "error", err)
+	return final, peak, err
+}
+
+func (e *Executor) startWorker(ctx context.Context, job compute.Job, dataDir string, w worker) (final map[string]float64, peak int64, err error) {
 	specPath := filepath.Join(job.OutDir, "..", "train-spec.json")
 	if err := os.WriteFile(specPath, job.Program, 0o600); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, 0, fmt.Errorf("train: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, w.path, "train", "-spec", specPath, "-data", dataDir, "-out", job.OutDir,
 		"-device", fmt.Sprint(w.device), "-max-data-bytes", fmt.Sprint(memoryBytes(job)), "-memory-limit", fmt.Sprint(w.limit))
@@ -236,7 +242,7 @@ func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir strin
 	cmd.WaitDelay = 10 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var stderr strings.Builder
 	var mu sync.Mutex
@@ -252,19 +258,19 @@ func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir strin
 		return len(p), nil
 	})
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("train: start the worker: %w", err)
+		return nil, 0, fmt.Errorf("train: start the worker: %w", err)
 	}
 	e.log.Info("train worker started", "job", job.ID, "pid", cmd.Process.Pid, "memory_limit_mib", w.limit>>20)
 	watch := watchMemory(cmd.Process.Pid, w.limit, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	final := relayMetrics(stdout, job.Metrics)
+	final = relayMetrics(stdout, job.Metrics)
 	err = cmd.Wait()
 	peak, over := watch.stop()
 	if over {
-		return final, fmt.Errorf("%w: used %s, more than its limit of %d MiB (memory_mib and %d MiB for the trainer)",
+		return final, peak, fmt.Errorf("%w: used %s, more than its limit of %d MiB (memory_mib and %d MiB for the trainer)",
 			errWorkerMemory, market.FormatBytes(peak), w.limit>>20, (w.limit>>20)-int64(job.MemoryMiB))
 	}
 	if ctx.Err() != nil {
-		return final, ctx.Err()
+		return final, peak, ctx.Err()
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -273,21 +279,21 @@ func (e *Executor) runWorker(ctx context.Context, job compute.Job, dataDir strin
 		mu.Unlock()
 		switch exit.ExitCode() {
 		case workerExitDiverged:
-			return final, fmt.Errorf("%w: %s", ErrDiverged, detail)
+			return final, peak, fmt.Errorf("%w: %s", ErrDiverged, detail)
 		case workerExitDataset:
-			return final, fmt.Errorf("%w: %s", ErrDataset, detail)
+			return final, peak, fmt.Errorf("%w: %s", ErrDataset, detail)
 		}
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 			// Killed by no one here: the system's out-of-memory killer,
 			// which picks workers first (see ServeWorker).
-			return final, fmt.Errorf("%w: the worker was killed by the system (out of memory), peak %s", errWorkerMemory, market.FormatBytes(peak))
+			return final, peak, fmt.Errorf("%w: the worker was killed by the system (out of memory), peak %s", errWorkerMemory, market.FormatBytes(peak))
 		}
 		if strings.Contains(detail, "out of memory") {
-			return final, fmt.Errorf("%w: %s", errWorkerMemory, detail)
+			return final, peak, fmt.Errorf("%w: %s", errWorkerMemory, detail)
 		}
-		return final, fmt.Errorf("worker: %v: %s", err, detail)
+		return final, peak, fmt.Errorf("worker: %v: %s", err, detail)
 	}
-	return final, err
+	return final, peak, err
 }
 
 // relayMetrics copies the worker's metric lines to the job's metrics

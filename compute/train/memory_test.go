@@ -142,6 +142,7 @@ func TestEstimateBoundsARun(t *testing.T) {
 			if err != nil || !out.OK() {
 				t.Fatalf("estimate %s, memory_mib %d: %+v, %v", est, mib, out, err)
 			}
+			t.Logf("estimate %s; the worker's peak %s", est, market.FormatBytes(out.PeakMemory))
 		})
 	}
 }
