@@ -163,7 +163,7 @@ func New(p Params) (*Engine, error) {
 	e := &Engine{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel,
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
 		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
-		tally: map[string]market.Outcomes{},
+		tally:        map[string]market.Outcomes{},
 		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), lockingJobs: map[string]int{}, escrowJobs: map[string]bool{}}
 	e.admit = newAdmission(p.Config.MaxConcurrent, e.offeredMemory)
 	return e, nil

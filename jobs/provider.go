@@ -26,7 +26,6 @@ import (
 func bufReader(s network.Stream) *bufio.Reader { return bufio.NewReader(s) }
 func bufWriter(s network.Stream) *bufio.Writer { return bufio.NewWriter(s) }
 
-
 // validateAnnouncement is the jobs topic's validator: a valid signature by
 // the message's author, a fresh and well-formed announcement. Invalid
 // messages are rejected (their sender is scored down); replays of an
@@ -731,5 +730,3 @@ func (m *moduleCache) get(ctx context.Context, c cid.Cid, load func() ([]byte, e
 	}
 	return b, nil
 }
-
-

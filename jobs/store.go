@@ -54,10 +54,10 @@ type Job struct {
 	// ProviderAddrs is where the requester reached the awarded provider,
 	// kept so that it finds the provider again after a restart.
 	ProviderAddrs []string  `json:"provider_addrs,omitempty"`
-	Reason         string    `json:"reason,omitempty"`
-	Events         []Event   `json:"events"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	Reason        string    `json:"reason,omitempty"`
+	Events        []Event   `json:"events"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // move changes the job's state, recording the step.
