@@ -8,6 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
 
 	chunker "github.com/ipfs/boxo/chunker"
 	"github.com/ipfs/boxo/ipld/merkledag"
@@ -35,7 +38,9 @@ type AddResult struct {
 var cidBuilder = merkledag.V1CidPrefix()
 
 // Add imports a file or a directory tree as UnixFS (default chunker, CIDv1,
-// raw leaves), pins its root and announces it. Symbolic links are refused.
+// raw leaves), pins its root and announces it. Symbolic links, devices,
+// FIFOs and sockets are refused, at the top or anywhere in the tree; none
+// is followed or read.
 func (s *Store) Add(ctx context.Context, path string, progress Progress) (AddResult, error) {
 	return s.add(ctx, path, progress, true)
 }
@@ -64,10 +69,13 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 	batch := ipld.NewBufferedDAG(ctx, s.local)
 	im := &importer{dag: batch, progress: progress, total: total}
 	var root ipld.Node
-	if info.IsDir() {
-		root, err = im.dir(ctx, path)
-	} else {
-		root, err = im.file(path)
+	switch {
+	case info.IsDir():
+		root, err = im.topDir(ctx, path, info)
+	case info.Mode().IsRegular():
+		root, err = im.topFile(path, info)
+	default:
+		err = errNotRegular
 	}
 	if err != nil {
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
@@ -85,8 +93,12 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 	return AddResult{CID: root.Cid(), Name: name, Size: total}, nil
 }
 
+// errNotRegular refuses what Add does not import.
+var errNotRegular = errors.New("only regular files and directories can be added")
+
 // TreeSize sums the sizes of the regular files under path (a file or a
 // directory tree) and refuses anything else: links, devices, sockets.
+// It follows no symlink and opens no file.
 func TreeSize(path string) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
@@ -102,13 +114,23 @@ func TreeSize(path string) (int64, error) {
 			total += info.Size()
 		case d.IsDir():
 		default:
-			return fmt.Errorf("%s: only regular files and directories can be added", p)
+			return fmt.Errorf("%s: %w", p, errNotRegular)
 		}
 		return nil
 	})
 	return total, err
 }
 
+// readFlags open a file for import: never through a symlink as its last
+// component, and without blocking should a FIFO or a device have taken
+// the place of the file that was checked.
+const readFlags = os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+
+// importer builds the UnixFS DAG of a file or a tree. It lstats each entry
+// before it opens it, and checks that what it opened is what it lstated,
+// so that it never reads through a symlink nor opens anything but a
+// regular file or a directory; a tree is read through handles on its
+// folders, which no symlink can lead out of.
 type importer struct {
 	dag      ipld.DAGService
 	progress Progress
@@ -116,12 +138,53 @@ type importer struct {
 	done     int64
 }
 
-func (im *importer) file(path string) (ipld.Node, error) {
-	f, err := os.Open(path)
+// topFile imports the regular file at path, which info describes.
+func (im *importer) topFile(path string, info fs.FileInfo) (ipld.Node, error) {
+	f, err := os.OpenFile(path, readFlags, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return im.opened(f, info)
+}
+
+// topDir imports the directory tree at path, which info describes.
+func (im *importer) topDir(ctx context.Context, path string, info fs.FileInfo) (ipld.Node, error) {
+	root, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if err := sameDir(root, info); err != nil {
+		return nil, err
+	}
+	return im.dir(ctx, root, path)
+}
+
+// sameDir fails unless root is the directory info describes.
+func sameDir(root *os.Root, info fs.FileInfo) error {
+	got, err := root.Stat(".")
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(got, info) {
+		return errors.New("changed while it was being added")
+	}
+	return nil
+}
+
+// opened imports f, opened for the regular file info describes.
+func (im *importer) opened(f *os.File, info fs.FileInfo) (ipld.Node, error) {
+	got, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !got.Mode().IsRegular() {
+		return nil, errNotRegular
+	}
+	if !os.SameFile(got, info) {
+		return nil, errors.New("changed while it was being added")
+	}
 	return im.reader(f)
 }
 
@@ -139,11 +202,18 @@ func (im *importer) reader(r io.Reader) (ipld.Node, error) {
 	return balanced.Layout(db)
 }
 
-func (im *importer) dir(ctx context.Context, path string) (ipld.Node, error) {
-	entries, err := os.ReadDir(path)
+// dir imports the directory root, found at path.
+func (im *importer) dir(ctx context.Context, root *os.Root, path string) (ipld.Node, error) {
+	dir, err := root.Open(".")
 	if err != nil {
 		return nil, err
 	}
+	entries, err := dir.ReadDir(-1)
+	dir.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	d, err := uio.NewDirectory(im.dag, uio.WithCidBuilder(cidBuilder))
 	if err != nil {
 		return nil, err
@@ -153,15 +223,7 @@ func (im *importer) dir(ctx context.Context, path string) (ipld.Node, error) {
 			return nil, err
 		}
 		p := filepath.Join(path, e.Name())
-		var child ipld.Node
-		switch {
-		case e.IsDir():
-			child, err = im.dir(ctx, p)
-		case e.Type().IsRegular():
-			child, err = im.file(p)
-		default:
-			err = errors.New("only regular files and directories can be added")
-		}
+		child, err := im.entry(ctx, root, e.Name(), p)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
@@ -174,6 +236,34 @@ func (im *importer) dir(ctx context.Context, path string) (ipld.Node, error) {
 		return nil, err
 	}
 	return nd, im.dag.Add(ctx, nd)
+}
+
+// entry imports the entry name of root, found at path.
+func (im *importer) entry(ctx context.Context, root *os.Root, name, path string) (ipld.Node, error) {
+	info, err := root.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case info.IsDir():
+		sub, err := root.OpenRoot(name)
+		if err != nil {
+			return nil, err
+		}
+		defer sub.Close()
+		if err := sameDir(sub, info); err != nil {
+			return nil, err
+		}
+		return im.dir(ctx, sub, path)
+	case info.Mode().IsRegular():
+		f, err := root.OpenFile(name, readFlags, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return im.opened(f, info)
+	}
+	return nil, errNotRegular
 }
 
 type countingReader struct {

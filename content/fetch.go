@@ -30,6 +30,7 @@ func (s *Store) Fetch(ctx context.Context, c cid.Cid, progress Progress) (int64,
 // It is shared by concurrent streams.
 type transfer struct {
 	s        *Store
+	limit    int64 // bytes it may receive; 0: no bound
 	mu       sync.Mutex
 	fetched  int64 // bytes received from peers
 	checked  int64 // fetched bytes at the last quota check
@@ -42,8 +43,8 @@ func (t *transfer) received(ctx context.Context, n int64) error {
 	defer t.mu.Unlock()
 	t.fetched += n
 	t.last = time.Now()
-	if limit := t.s.cfg.MaxFetchMiB << 20; limit > 0 && t.fetched > limit {
-		return fmt.Errorf("%w (%d MiB)", ErrTooLarge, t.s.cfg.MaxFetchMiB)
+	if t.limit > 0 && t.fetched > t.limit {
+		return fmt.Errorf("%w (%s)", ErrTooLarge, formatMiB(t.limit))
 	}
 	if t.s.cfg.QuotaMiB > 0 && t.fetched-t.checked > 16<<20 {
 		t.checked = t.fetched
@@ -76,9 +77,14 @@ func (t *transfer) idle() time.Duration {
 // The walk reads only the DAG's inner nodes from disk; present leaves are
 // not read again. The caller holds s.gc.
 func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int64, error) {
+	return s.fetchWithin(ctx, root, progress, s.cfg.MaxFetchMiB<<20)
+}
+
+// fetchWithin is fetch receiving at most limit bytes (0: no bound).
+func (s *Store) fetchWithin(ctx context.Context, root cid.Cid, progress Progress, limit int64) (int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	t := &transfer{s: s, last: time.Now(), progress: progress}
+	t := &transfer{s: s, limit: limit, last: time.Now(), progress: progress}
 
 	// The fetch fails as not found when no block arrives for the timeout.
 	timeout := fetchTimeout(s.cfg)
@@ -227,26 +233,61 @@ func (s *Store) putEmptyBlocks(ctx context.Context, cids []cid.Cid) error {
 
 // Get fetches the DAG under c and writes it to out: a file, or a directory
 // tree for a UnixFS directory. It returns the bytes of DAG fetched.
+//
+// Content from the swarm may be hostile, so Get writes nothing through a
+// symlink and writes a symlink only when its relative target, resolved
+// over the tree written, stays inside out. It refuses, with ErrUnsafe and
+// before writing anything, a tree with any other symlink, a bad entry
+// name, more than MaxGetEntries entries or MaxGetDepth levels; on any
+// error it leaves nothing at out.
+//
+// The files it writes hold at most content.max_fetch_mib (see GetWithin).
 func (s *Store) Get(ctx context.Context, c cid.Cid, out string, progress Progress) (int64, error) {
+	size, _, err := s.get(ctx, c, out, s.cfg.MaxFetchMiB<<20, progress)
+	return size, err
+}
+
+// GetWithin is Get writing at most limit bytes of file data (0: no
+// bound), and returns the bytes written. A DAG can hold far more as files
+// than as blocks (one block linked many times makes a large file), so a
+// DAG whose files pass the limit fails with ErrTooLarge, from the sizes
+// its nodes declare before anything is written, and from what is written.
+func (s *Store) GetWithin(ctx context.Context, c cid.Cid, out string, limit int64) (int64, error) {
+	_, written, err := s.get(ctx, c, out, limit, nil)
+	return written, err
+}
+
+func (s *Store) get(ctx context.Context, c cid.Cid, out string, limit int64, progress Progress) (fetched, written int64, err error) {
 	if _, err := os.Lstat(out); err == nil {
-		return 0, fmt.Errorf("get %s: %w: %s already exists", c, ErrBadPath, out)
+		return 0, 0, fmt.Errorf("get %s: %w: %s already exists", c, ErrBadPath, out)
 	}
 	s.gc.RLock()
 	defer s.gc.RUnlock()
-	size, err := s.fetch(ctx, c, progress)
+	fetchLimit := s.cfg.MaxFetchMiB << 20
+	if limit > 0 {
+		// The DAG's blocks are its files' bytes and inner nodes, a small
+		// fraction of them.
+		if dag := limit + limit/64 + 1<<20; fetchLimit == 0 || dag < fetchLimit {
+			fetchLimit = dag
+		}
+	}
+	fetched, err = s.fetchWithin(ctx, c, progress, fetchLimit)
 	if err != nil {
-		return size, fmt.Errorf("get %s: %w", c, err)
+		return fetched, 0, fmt.Errorf("get %s: %w", c, err)
 	}
-	nd, err := s.unixfsNode(ctx, c)
+	written, err = s.writeDAG(ctx, c, out, limit)
 	if err != nil {
-		return size, fmt.Errorf("get %s: %w", c, err)
+		return fetched, written, fmt.Errorf("get %s: %w", c, err)
 	}
-	defer nd.Close()
-	if err := files.WriteTo(nd, out); err != nil {
-		os.RemoveAll(out)
-		return size, fmt.Errorf("get %s: write %s: %w", c, out, err)
+	return fetched, written, nil
+}
+
+// formatMiB writes a byte count as MiB.
+func formatMiB(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
 	}
-	return size, nil
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // ErrNotFile is returned by Read for a CID that is a directory.

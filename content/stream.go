@@ -27,6 +27,8 @@ const DAGProtocol protocol.ID = "/cyxwiz/dag/1.0.0"
 const (
 	// maxRequestRoots bounds the roots of one request.
 	maxRequestRoots = 4096
+	// maxCIDSize bounds the bytes of one CID in a request or a response.
+	maxCIDSize = 128
 	// maxBlockSize is the largest block accepted, as in bitswap.
 	maxBlockSize = 2 << 20
 	// streamIdle bounds the wait for the next frame in either direction.
@@ -80,7 +82,7 @@ func readRequest(r *bufio.Reader) (request, error) {
 	}
 	req := request{shallow: flags&1 != 0, roots: make([]cid.Cid, 0, n)}
 	for range n {
-		b, err := readBytes(r, 128)
+		b, err := readBytes(r, maxCIDSize)
 		if err != nil {
 			return request{}, err
 		}
@@ -112,6 +114,7 @@ func writeBytes(w *bufio.Writer, b []byte) error {
 	return err
 }
 
+// readBytes reads a length-prefixed byte string of at most limit bytes.
 func readBytes(r *bufio.Reader, limit uint64) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
@@ -123,6 +126,51 @@ func readBytes(r *bufio.Reader, limit uint64) ([]byte, error) {
 	b := make([]byte, n)
 	_, err = io.ReadFull(r, b)
 	return b, err
+}
+
+// frame is one decoded frame of a response: a block, or the end marker
+// with the provider's status.
+type frame struct {
+	block  blocks.Block
+	end    bool
+	status byte
+}
+
+// readFrame decodes the next frame of a response. A block's data is read
+// into the slice alloc returns for its size, which is at most maxBlockSize;
+// the block's hash is not checked here.
+func readFrame(r *bufio.Reader, alloc func(n int) []byte) (frame, error) {
+	cb, err := readBytes(r, maxCIDSize)
+	if err != nil {
+		return frame{}, err
+	}
+	if len(cb) == 0 {
+		status, err := r.ReadByte()
+		if err != nil {
+			return frame{}, err
+		}
+		return frame{end: true, status: status}, nil
+	}
+	c, err := cid.Cast(cb)
+	if err != nil {
+		return frame{}, fmt.Errorf("bad cid: %w", err)
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return frame{}, fmt.Errorf("block frame: %w", err)
+	}
+	if n > maxBlockSize {
+		return frame{}, fmt.Errorf("block frame of %d bytes exceeds %d", n, maxBlockSize)
+	}
+	data := alloc(int(n))
+	if _, err := io.ReadFull(r, data); err != nil {
+		return frame{}, err
+	}
+	b, err := blocks.NewBlockWithCid(data, c)
+	if err != nil {
+		return frame{}, err
+	}
+	return frame{block: b}, nil
 }
 
 // serveDAG answers one DAG request from this node's blocks.
@@ -146,11 +194,10 @@ func (s *Store) serveDAG(st network.Stream) {
 	status := byte(statusComplete)
 	seen := cid.NewSet()
 	var buf []byte // one read buffer for the whole stream
-	var walk func(c cid.Cid, deep bool) error
-	walk = func(c cid.Cid, deep bool) error {
-		if !seen.Visit(c) {
-			return nil
-		}
+	// send writes one block and returns its links when deep; the walk is
+	// depth first with a stack of its own, so that a deep DAG cannot
+	// exhaust the goroutine's stack.
+	send := func(c cid.Cid, deep bool) ([]cid.Cid, error) {
 		// The GC lock is held per block, not across network writes.
 		s.gc.RLock()
 		data, err := s.packs.ReadInto(c, buf)
@@ -165,39 +212,46 @@ func (s *Store) serveDAG(st network.Stream) {
 		}
 		if err != nil {
 			status = statusIncomplete
-			return nil
+			return nil, nil
 		}
 		st.SetWriteDeadline(time.Now().Add(streamIdle))
 		if err := writeBytes(w, c.Bytes()); err != nil {
-			return err // the requester is gone: stop walking
+			return nil, err // the requester is gone: stop walking
 		}
 		if err := writeBytes(w, data); err != nil {
-			return err
+			return nil, err
 		}
 		if !deep || c.Prefix().Codec == cid.Raw {
-			return nil
+			return nil, nil
 		}
 		b, err := blocks.NewBlockWithCid(append([]byte(nil), data...), c)
 		if err != nil {
 			status = statusIncomplete
-			return nil
+			return nil, nil
 		}
 		links, err := blockLinks(b)
 		if err != nil {
 			status = statusIncomplete
-			return nil
+			return nil, nil
 		}
-		for _, l := range links {
-			if err := walk(l, true); err != nil {
-				return err
-			}
-		}
-		return s.ctx.Err()
+		return links, s.ctx.Err()
 	}
 	for _, root := range req.roots {
-		if err := walk(root, !req.shallow); err != nil {
-			st.Reset()
-			return
+		stack := []cid.Cid{root}
+		for len(stack) > 0 {
+			c := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if !seen.Visit(c) {
+				continue
+			}
+			links, err := send(c, !req.shallow)
+			if err != nil {
+				st.Reset()
+				return
+			}
+			for k := len(links) - 1; k >= 0; k-- {
+				stack = append(stack, links[k])
+			}
 		}
 	}
 	writeUvarint(w, 0)
@@ -303,51 +357,34 @@ func (s *Store) readFrames(ctx context.Context, st network.Stream, p peer.ID, fr
 	if err := next(); err != nil {
 		return err
 	}
+	// Block data goes in the current batch's slab while it has room.
+	alloc := func(n int) []byte {
+		if bb.used+n <= len(bb.slab) {
+			data := bb.slab[bb.used : bb.used+n : bb.used+n]
+			bb.used += n
+			return data
+		}
+		return make([]byte, n)
+	}
 	for {
 		st.SetReadDeadline(time.Now().Add(streamIdle))
-		cb, err := readBytes(r, 128)
+		f, err := readFrame(r, alloc)
 		if err != nil {
-			return err
+			return fmt.Errorf("response from %s: %w", p, err)
 		}
-		if len(cb) == 0 { // end marker
-			status, err := r.ReadByte()
-			if err != nil {
-				return err
-			}
+		if f.end {
 			if len(bb.blocks) > 0 {
 				full <- bb
 			}
-			if status != statusComplete {
+			if f.status != statusComplete {
 				return errIncomplete
 			}
 			return nil
 		}
-		c, err := cid.Cast(cb)
-		if err != nil {
-			return fmt.Errorf("bad cid from %s: %w", p, err)
-		}
-		n, err := binary.ReadUvarint(r)
-		if err != nil || n > maxBlockSize {
-			return fmt.Errorf("block frame from %s: size %d: %v", p, n, err)
-		}
-		var data []byte
-		if bb.used+int(n) <= len(bb.slab) {
-			data = bb.slab[bb.used : bb.used+int(n) : bb.used+int(n)]
-			bb.used += int(n)
-		} else {
-			data = make([]byte, n)
-		}
-		if _, err := io.ReadFull(r, data); err != nil {
+		if err := received(f.block); err != nil {
 			return err
 		}
-		b, err := blocks.NewBlockWithCid(data, c)
-		if err != nil {
-			return err
-		}
-		if err := received(b); err != nil {
-			return err
-		}
-		bb.blocks = append(bb.blocks, b)
+		bb.blocks = append(bb.blocks, f.block)
 		if len(bb.blocks) == putBatch {
 			full <- bb
 			if err := next(); err != nil {
