@@ -35,8 +35,9 @@ type Job struct {
 	CPU int
 	// MemoryMiB caps the job's memory.
 	MemoryMiB int
-	// DiskMiB caps what the job stores in OutDir.
-	DiskMiB int
+	// OutBytes caps what the job stores in OutDir: what is left of its
+	// disk limit once its inputs are in InDir.
+	OutBytes int64
 	// Wall caps the job's run time.
 	Wall time.Duration
 	// Stdout and Stderr receive the job's output as it is written.

@@ -328,7 +328,7 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 			e.mu.Unlock()
 		}
 	}()
-	program, usage, err := e.prepare(ctx, j, dir)
+	program, usage, outBytes, err := e.prepare(ctx, j, dir)
 	res.Usage = usage
 	if err == nil {
 		err = e.acquireSlot(ctx, j.Spec.Resources)
@@ -349,6 +349,10 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 			res.ExitCode, res.Reason = -1, "cancelled"
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			res.Reason = "the award's deadline passed before the job could run"
+		case errors.Is(err, content.ErrUnsafe), errors.Is(err, errInputsTooLarge):
+			// The job's own inputs would lead out of its folder: the
+			// job's fault, not this provider's.
+			res.ExitCode, res.Reason = 1, compute.ReasonBadInput+": "+err.Error()
 		}
 		e.finish(j, res, logs)
 		return
@@ -358,7 +362,7 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 	cj := compute.Job{
 		ID: j.ID, Program: program,
 		InDir: filepath.Join(dir, "in"), OutDir: filepath.Join(dir, "out"),
-		CPU: j.Spec.Resources.CPU, MemoryMiB: j.Spec.Resources.MemoryMiB, DiskMiB: j.Spec.Resources.DiskMiB, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
+		CPU: j.Spec.Resources.CPU, MemoryMiB: j.Spec.Resources.MemoryMiB, OutBytes: outBytes, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
 		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"), Metrics: logs.stream(MetricsStream),
 	}
 	if w := j.Spec.WASM; w != nil {
@@ -442,64 +446,89 @@ func (e *Engine) releaseSlot(r market.Resources) {
 	e.admit.release(int64(r.MemoryMiB))
 }
 
-// prepare fetches the module and the inputs into dir/in, with the input
-// timeout, and returns the module's bytes.
-func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, error) {
+// maxModuleBytes bounds a WASM module: the provider holds it in memory.
+const maxModuleBytes = 128 << 20
+
+// prepare fetches the module (or the dataset) and the inputs into dir/in,
+// with the input timeout, and returns the module's bytes and what is left
+// of the job's disk limit for its outputs.
+func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, int64, error) {
 	var usage market.Usage
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.InputTimeout)
 	defer cancel()
 	for _, d := range []string{filepath.Join(dir, "in"), filepath.Join(dir, "out")} {
 		if err := ensureDir(d); err != nil {
-			return nil, usage, err
+			return nil, usage, 0, err
 		}
 	}
+	in := inputs{e: e, ctx: ctx, left: int64(j.Spec.Resources.DiskMiB) << 20, usage: &usage}
+	var program []byte
 	if t := j.Spec.Train; t != nil {
-		program, err := json.Marshal(t)
+		var err error
+		if program, err = json.Marshal(t); err != nil {
+			return nil, usage, 0, err
+		}
+		if err := in.get("dataset", t.Dataset.CID, filepath.Join(dir, "in", market.TrainDatasetDir), 0); err != nil {
+			return nil, usage, 0, err
+		}
+	} else {
+		mod, err := cid.Decode(j.Spec.WASM.Module)
 		if err != nil {
-			return nil, usage, err
+			return nil, usage, 0, err
 		}
-		data, err := cid.Decode(t.Dataset.CID)
+		program, err = e.modules.get(ctx, mod, func() ([]byte, error) {
+			modPath := filepath.Join(dir, "module.wasm")
+			if err := in.get("module", mod.String(), modPath, maxModuleBytes); err != nil {
+				return nil, err
+			}
+			return os.ReadFile(modPath)
+		})
 		if err != nil {
-			return nil, usage, err
+			return nil, usage, 0, err
 		}
-		n, err := e.p.Content.Get(ctx, data, filepath.Join(dir, "in", market.TrainDatasetDir), nil)
-		if err != nil {
-			return nil, usage, fmt.Errorf("dataset %s: %w", data, err)
+		usage.InputBytes = int64(len(program))
+	}
+	for _, input := range j.Spec.Inputs {
+		if err := in.get("input "+input.Name, input.CID, filepath.Join(dir, "in", input.Name), 0); err != nil {
+			return nil, usage, 0, err
 		}
-		usage.InputBytes += n
-		return program, usage, e.fetchInputs(ctx, j, dir, &usage)
 	}
-	mod, err := cid.Decode(j.Spec.WASM.Module)
-	if err != nil {
-		return nil, usage, err
-	}
-	program, err := e.modules.get(ctx, mod, func() ([]byte, error) {
-		modPath := filepath.Join(dir, "module.wasm")
-		if _, err := e.p.Content.Get(ctx, mod, modPath, nil); err != nil {
-			return nil, err
-		}
-		return os.ReadFile(modPath)
-	})
-	if err != nil {
-		return nil, usage, fmt.Errorf("module %s: %w", mod, err)
-	}
-	usage.InputBytes += int64(len(program))
-	return program, usage, e.fetchInputs(ctx, j, dir, &usage)
+	return program, usage, in.left, nil
 }
 
-// fetchInputs fetches the job's inputs into dir/in.
-func (e *Engine) fetchInputs(ctx context.Context, j *Job, dir string, usage *market.Usage) error {
-	for _, in := range j.Spec.Inputs {
-		c, err := cid.Decode(in.CID)
-		if err != nil {
-			return err
-		}
-		n, err := e.p.Content.Get(ctx, c, filepath.Join(dir, "in", in.Name), nil)
-		if err != nil {
-			return fmt.Errorf("input %s: %w", in.Name, err)
-		}
-		usage.InputBytes += n
+// inputs fetches a job's module and inputs into its folder, each within
+// what is left of the job's disk limit.
+type inputs struct {
+	e     *Engine
+	ctx   context.Context
+	left  int64
+	usage *market.Usage
+}
+
+// errInputsTooLarge: a job's module or inputs pass a limit: its disk
+// limit, the module's, or this provider's content.max_fetch_mib.
+var errInputsTooLarge = errors.New("too large")
+
+// get writes the content c to path, within the disk left and, when
+// limit > 0, within limit.
+func (in *inputs) get(what, c, path string, limit int64) error {
+	id, err := cid.Decode(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	bound, which := in.left, "what is left of resources.disk_mib"
+	if limit > 0 && limit < bound {
+		bound, which = limit, "the limit on its size"
+	}
+	n, err := in.e.p.Content.GetWithin(in.ctx, id, path, bound)
+	if err != nil {
+		if errors.Is(err, content.ErrTooLarge) {
+			err = fmt.Errorf("%w: %s (%.1f MiB, or content.max_fetch_mib of the provider): %v", errInputsTooLarge, which, float64(bound)/(1<<20), err)
+		}
+		return fmt.Errorf("%s %s: %w", what, c, err)
+	}
+	in.left -= n
+	in.usage.InputBytes += n
 	return nil
 }
 

@@ -44,6 +44,15 @@ func guestSpec(module string, args []string, outputs []map[string]any, resources
 	return data
 }
 
+// guestSpecWith is guestSpec with inputs.
+func guestSpecWith(module string, args []string, outputs []map[string]any, resources map[string]any, inputs []map[string]string) json.RawMessage {
+	var s map[string]any
+	json.Unmarshal(guestSpec(module, args, outputs, resources), &s)
+	s["inputs"] = inputs
+	data, _ := json.Marshal(s)
+	return data
+}
+
 // noneBlamed checks that a job ran on its first provider and excluded none.
 func noneBlamed(t *testing.T, name string, j api.JobInfo) {
 	t.Helper()
@@ -66,6 +75,7 @@ func TestHostileJobs(t *testing.T) {
 	module := addFile(t, req, "guest.wasm", guest)
 	waitProviders(t, req, 2)
 
+	bigInput := addFile(t, req, "big", make([]byte, 6<<20))
 	out := func(name, path string, maxBytes int64) map[string]any {
 		return map[string]any{"name": name, "path": path, "max_bytes": maxBytes}
 	}
@@ -80,11 +90,13 @@ func TestHostileJobs(t *testing.T) {
 		{"stderr flood", guestSpec(module, []string{"flood", "stderr", "4", "64"}, nil, nil), "succeeded", "", true},
 		{"output over max_bytes", guestSpec(module, []string{"fill", "/out/big", "2"}, []map[string]any{out("big", "/out/big", 1<<20)}, nil),
 			"failed", "more than its max_bytes", false},
-		{"disk bomb", guestSpec(module, []string{"fill", "/out/big", "100"}, nil, map[string]any{"disk_mib": 16}), "failed", "disk: wrote more than 16 MiB", false},
+		{"disk bomb", guestSpec(module, []string{"fill", "/out/big", "100"}, nil, map[string]any{"disk_mib": 16}), "failed", "disk: wrote more than", false},
 		{"sparse bomb", guestSpec(module, []string{"sparse", "/out/s", "1099511627776"}, nil, nil), "failed", "disk:", false},
 		{"symlink out of /out", guestSpec(module, []string{"try", "symlink:../../../..:/out/up", "write:/out/up/pwned"},
 			[]map[string]any{out("up", "/out/up", 1<<20)}, nil), "failed", "output up (/out/up)", false},
 		{"memory bomb", guestSpec(module, []string{"alloc", "512"}, nil, map[string]any{"memory_mib": 64}), "failed", "memory", false},
+		{"inputs over disk_mib", guestSpecWith(module, []string{"read", "/in/big"}, nil, map[string]any{"disk_mib": 4},
+			[]map[string]string{{"name": "big", "cid": bigInput}}), "failed", "bad-input: input big", false},
 		{"many files", guestSpec(module, []string{"files", "/out", "3000"}, nil, nil), "succeeded", "", false},
 		{"deep tree", guestSpec(module, []string{"deep", "/out", "200"}, []map[string]any{out("deep", "/out/d", 1<<20)}, nil), "succeeded", "", false},
 	}

@@ -52,7 +52,7 @@ type Programs struct {
 func Run(t *testing.T, exec compute.Executor, p Programs) {
 	ctx := context.Background()
 	job := func(prog Program) compute.Job {
-		return compute.Job{ID: t.Name(), Program: prog.Code, Args: prog.Args, MemoryMiB: 64, DiskMiB: 64, Wall: 20 * time.Second}
+		return compute.Job{ID: t.Name(), Program: prog.Code, Args: prog.Args, MemoryMiB: 64, OutBytes: 64 << 20, Wall: 20 * time.Second}
 	}
 
 	t.Run("hello", func(t *testing.T) {

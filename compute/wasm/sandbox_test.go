@@ -76,7 +76,7 @@ func runGuest(t *testing.T, e *Executor, jt jobTree, args ...string) (compute.Ou
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	o, err := e.Run(context.Background(), compute.Job{ID: t.Name(), Program: sharedGuest(t), Args: args,
-		InDir: jt.in, OutDir: jt.out, MemoryMiB: 64, DiskMiB: 64, Wall: 20 * time.Second, Stdout: &stdout, Stderr: &stderr})
+		InDir: jt.in, OutDir: jt.out, MemoryMiB: 64, OutBytes: 64 << 20, Wall: 20 * time.Second, Stdout: &stdout, Stderr: &stderr})
 	if err != nil {
 		t.Fatalf("run %v: %v", args, err)
 	}

@@ -339,7 +339,7 @@ func (q *quota) grow(ino uint64, end int64) bool {
 		return true
 	}
 	if q.used+end-n.size > q.maxBytes {
-		q.refuse(fmt.Sprintf("wrote more than %d MiB to /out", q.maxBytes>>20))
+		q.refuse(fmt.Sprintf("wrote more than %.1f MiB to /out, what its disk limit leaves after its inputs", float64(q.maxBytes)/(1<<20)))
 		return false
 	}
 	return true

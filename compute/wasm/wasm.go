@@ -158,8 +158,8 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	if job.Wall <= 0 {
 		return compute.Outcome{}, errors.New("wall-time limit is not set")
 	}
-	if job.DiskMiB < 1 {
-		return compute.Outcome{}, fmt.Errorf("disk limit %d MiB is below 1", job.DiskMiB)
+	if job.OutBytes < 0 {
+		return compute.Outcome{}, fmt.Errorf("output limit %d bytes is negative", job.OutBytes)
 	}
 	p, err := e.pool(ctx, uint32(job.MemoryMiB)*16) // 64 KiB pages
 	if err != nil {
@@ -208,7 +208,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 // mounts gives the guest /in read-only and /out writable within the job's
 // disk limit, each contained in its folder (see sandboxFS).
 func mounts(job compute.Job, maxEntries int) (wazero.FSConfig, *quota, func(), error) {
-	q := newQuota(int64(job.DiskMiB)<<20, int64(maxEntries))
+	q := newQuota(job.OutBytes, int64(maxEntries))
 	cfg := wazero.NewFSConfig()
 	var opened []*sandboxFS
 	closeAll := func() {

@@ -63,7 +63,7 @@ func TestDeterministic(t *testing.T) {
 	var outs []string
 	for range 2 {
 		var out bytes.Buffer
-		o, err := e.Run(context.Background(), compute.Job{Program: guest, Args: []string{"clock"}, MemoryMiB: 64, DiskMiB: 64, Wall: 10 * time.Second, Stdout: &out})
+		o, err := e.Run(context.Background(), compute.Job{Program: guest, Args: []string{"clock"}, MemoryMiB: 64, OutBytes: 64 << 20, Wall: 10 * time.Second, Stdout: &out})
 		if err != nil || !o.OK() {
 			t.Fatalf("%+v %v", o, err)
 		}
@@ -82,7 +82,7 @@ func TestCompileCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close(context.Background())
-	job := compute.Job{Program: guest, MemoryMiB: 64, DiskMiB: 64, Wall: 10 * time.Second}
+	job := compute.Job{Program: guest, MemoryMiB: 64, OutBytes: 64 << 20, Wall: 10 * time.Second}
 	first, err := e.Run(context.Background(), job)
 	if err != nil || first.CompileTime == 0 {
 		t.Fatalf("first run %+v %v: want a compile", first, err)
