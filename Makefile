@@ -8,12 +8,13 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 # without it the same code builds on gonum's pure-Go GEMM.
 GOTAGS    ?= $(shell scripts/have-openblas.sh)
 CUDA_SDK  ?= .cache/cuda-sdk
+FUZZTIME  ?= 30s
 # NVML's header marks many functions deprecated; those warnings are noise.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build cuda-worker ptx kubo ledger test test-short bench demo lint fmt clean
+.PHONY: help build cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
@@ -46,6 +47,9 @@ test-short: ## run the fast tests only
 bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB transfer vs TCP, libp2p, Kubo; jobs; GEMM vs peak, MNIST epoch; Go benchmarks
 	$(GO) test -tags "$(GOTAGS)" -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run -tags "$(GOTAGS)" ./test/bench -bin $(BIN)
+
+fuzz: ## run every fuzz test of the module for FUZZTIME each (default 30s)
+	./scripts/fuzz.sh $(FUZZTIME)
 
 demo: build ## start a local swarm of three daemons; run a WASM job and train an MNIST classifier across it
 	GOOS=wasip1 GOARCH=wasm $(GO) build -o bin/wordcount.wasm ./examples/wordcount
