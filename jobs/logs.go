@@ -229,8 +229,9 @@ func (l *logSink) tail() string {
 }
 
 // handleLogs appends a provider's streamed output to the job's log, up to
-// the log limit, and passes it to subscribers; frames for a job that is
-// over, or from a peer that does not run it, are dropped.
+// the log limit, and passes it to subscribers; a frame for a job that is
+// over ends the stream, and one from a peer that does not run the job
+// resets it.
 func (e *Engine) handleLogs(s network.Stream) {
 	defer s.Close()
 	r := bufio.NewReader(s)
@@ -262,7 +263,7 @@ func (e *Engine) handleLogs(s network.Stream) {
 			return
 		}
 		if j.State.Final() {
-			continue
+			return // the job is over: what comes now is dropped
 		}
 		if line.Stream == MetricsStream {
 			if metrics += int64(len(line.Data)); metrics <= e.cfg.MaxLogBytes {

@@ -307,7 +307,7 @@ func (e *Engine) handleCancel(s network.Stream) {
 	stop := e.running[auctionKey(c.JobID, c.Attempt)]
 	e.mu.Unlock()
 	if stop != nil {
-		e.log.Info("job cancelled by its requester", "job", c.JobID, "reason", c.Reason)
+		e.log.Info("job cancelled by its requester", "job", c.JobID, "reason", truncate(c.Reason, maxPeerReason))
 		stop()
 	}
 }
@@ -601,9 +601,7 @@ func (e *Engine) finish(j *Job, res market.Result, logs *logSink) {
 	if res.FinishedAt.Before(res.StartedAt) {
 		res.StartedAt = res.FinishedAt
 	}
-	if len(res.Reason) > 1000 {
-		res.Reason = res.Reason[:1000]
-	}
+	res.Reason = truncate(res.Reason, maxPeerReason)
 	j.Result = &res
 	e.moveProvided(j, market.StateReporting, res.Status)
 	e.deliver(j)

@@ -399,7 +399,7 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		if err != nil {
 			reason = err.Error()
 		} else if ack.Reason != "" {
-			reason = "refused: " + ack.Reason
+			reason = "refused: " + truncate(ack.Reason, maxPeerReason)
 		}
 		e.log.Info("award not taken", "job", j.ID, "provider", c.Bid.Provider, "reason", reason)
 		if err != nil {
@@ -702,6 +702,17 @@ func (e *Engine) sendCancel(j *Job, reason string) {
 	}
 	defer s.Close()
 	writeEnvelope(w, env)
+}
+
+// maxPeerReason bounds a reason a peer gives that this node records or logs.
+const maxPeerReason = 1000
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // addrInfo parses a peer's addresses.

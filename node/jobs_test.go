@@ -50,20 +50,7 @@ func guestModule(t *testing.T) string {
 // first is a requester only.
 func swarm(t *testing.T, n int) []*testNode {
 	t.Helper()
-	cfg := testConfig()
-	cfg.Market.Provider = false
-	first := startNode(t, cfg, 0)
-	info, err := first.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := []*testNode{first}
-	pcfg := testConfig()
-	pcfg.Swarm.Bootstrap = info.Addresses
-	for range n - 1 {
-		nodes = append(nodes, startNode(t, pcfg, 0))
-	}
-	return nodes
+	return swarmWith(t, n, func(*Config) {})
 }
 
 // waitJob waits for the job to reach a final state.

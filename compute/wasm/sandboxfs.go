@@ -27,24 +27,42 @@ const MaxOutEntries = 100_000
 // creates (see quota).
 type sandboxFS struct {
 	experimentalsys.FS
-	root  *os.Root
+	dir   string
 	quota *quota // nil for a read-only mount
+
+	mu      sync.Mutex
+	root    *os.Root // opened at the first call that names a path
+	rootErr error
 }
 
-// newSandboxFS opens dir for a guest; quota is nil for a read-only mount.
-func newSandboxFS(dir string, q *quota) (*sandboxFS, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
+// newSandboxFS gives a guest dir; quota is nil for a read-only mount.
+func newSandboxFS(dir string, q *quota) *sandboxFS {
 	var host experimentalsys.FS = sysfs.DirFS(dir)
 	if q == nil {
 		host = &sysfs.ReadFS{FS: host}
 	}
-	return &sandboxFS{FS: host, root: root, quota: q}, nil
+	return &sandboxFS{FS: host, dir: dir, quota: q}
 }
 
-func (s *sandboxFS) close() error { return s.root.Close() }
+// openRoot opens the folder as an os.Root once; a guest that names no
+// path costs no system call.
+func (s *sandboxFS) openRoot() (*os.Root, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root == nil && s.rootErr == nil {
+		s.root, s.rootErr = os.OpenRoot(s.dir)
+	}
+	return s.root, s.rootErr
+}
+
+func (s *sandboxFS) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root == nil {
+		return nil
+	}
+	return s.root.Close()
+}
 
 // inside reports whether path resolves inside the folder: with follow,
 // the last element is resolved too when it is a symlink. A path that does
@@ -52,11 +70,14 @@ func (s *sandboxFS) close() error { return s.root.Close() }
 // the host call then fails the same way, or creates it inside. Anything
 // else, an escape above all, is refused.
 func (s *sandboxFS) inside(path string, follow bool) experimentalsys.Errno {
-	var err error
+	root, err := s.openRoot()
+	if err != nil {
+		return experimentalsys.EPERM
+	}
 	if follow {
-		_, err = s.root.Stat(rootPath(path))
+		_, err = root.Stat(rootPath(path))
 	} else {
-		_, err = s.root.Lstat(rootPath(path))
+		_, err = root.Lstat(rootPath(path))
 	}
 	switch {
 	case err == nil, errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.ENAMETOOLONG):
@@ -248,6 +269,10 @@ func (q *quota) entries() int64 { return q.dirs + int64(len(q.files)) }
 func (q *quota) full() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.fullLocked()
+}
+
+func (q *quota) fullLocked() bool {
 	if q.entries() >= q.maxEntries {
 		q.refuse(fmt.Sprintf("made more than %d files and folders in /out", q.maxEntries))
 		return true
@@ -255,11 +280,11 @@ func (q *quota) full() bool {
 	return false
 }
 
+// addDir counts a folder about to be made, unless no entry may be added.
 func (q *quota) addDir() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.entries() >= q.maxEntries {
-		q.refuse(fmt.Sprintf("made more than %d files and folders in /out", q.maxEntries))
+	if q.fullLocked() {
 		return false
 	}
 	q.dirs++

@@ -174,10 +174,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 		return compute.Outcome{Reason: compute.ReasonBadProgram, Detail: err.Error()}, err
 	}
 
-	fsCfg, q, closeFS, err := mounts(job, e.maxEntries)
-	if err != nil {
-		return compute.Outcome{}, err
-	}
+	fsCfg, q, closeFS := mounts(job, e.maxEntries)
 	defer closeFS()
 	stderr := &oomWatch{}
 	cfg := wazero.NewModuleConfig().
@@ -207,7 +204,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 
 // mounts gives the guest /in read-only and /out writable within the job's
 // disk limit, each contained in its folder (see sandboxFS).
-func mounts(job compute.Job, maxEntries int) (wazero.FSConfig, *quota, func(), error) {
+func mounts(job compute.Job, maxEntries int) (wazero.FSConfig, *quota, func()) {
 	q := newQuota(job.OutBytes, int64(maxEntries))
 	cfg := wazero.NewFSConfig()
 	var opened []*sandboxFS
@@ -223,15 +220,11 @@ func mounts(job compute.Job, maxEntries int) (wazero.FSConfig, *quota, func(), e
 		if m.dir == "" {
 			continue
 		}
-		s, err := newSandboxFS(m.dir, m.quota)
-		if err != nil {
-			closeAll()
-			return nil, nil, nil, err
-		}
+		s := newSandboxFS(m.dir, m.quota)
 		opened = append(opened, s)
 		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(s, m.guest)
 	}
-	return cfg, q, closeAll, nil
+	return cfg, q, closeAll
 }
 
 // classify turns wazero's verdict into an Outcome.

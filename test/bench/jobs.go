@@ -75,8 +75,11 @@ func jobsBench(dir string, nodes, burst int) error {
 		"inputs":  []map[string]string{{"name": "text.txt", "cid": text}},
 		"outputs": []map[string]any{{"name": "counts", "path": "/out/counts.txt"}}, "limits": map[string]int{"wall_seconds": 30}})
 
-	// Warm every provider's compiled-module cache, as a running market would be.
-	for range 3 * nodes {
+	// Warm every provider's compiled-module cache, as a running market would
+	// be: jobs go to providers by their bids, so enough of them that no
+	// provider is likely to be missed (each is, with 6 per provider, about
+	// once in 500 runs).
+	for range 6 * nodes {
 		if _, err := runJob(ctx, c, goSpec); err != nil {
 			return err
 		}
