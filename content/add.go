@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,10 @@ type AddResult struct {
 	Name string
 	// Size is the number of bytes of file data added.
 	Size int64
+	// Blocks is the number of bytes of the blocks that hold it: the file
+	// data and the nodes of its files and folders (a block stored twice
+	// counts twice).
+	Blocks int64
 }
 
 // cidBuilder makes CIDv1 dag-pb nodes, as `ipfs add --cid-version 1` does.
@@ -67,7 +72,8 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
 	}
 	batch := ipld.NewBufferedDAG(ctx, s.local)
-	im := &importer{dag: batch, progress: progress, total: total}
+	counted := &countingDAG{DAGService: batch}
+	im := &importer{dag: counted, progress: progress, total: total}
 	var root ipld.Node
 	switch {
 	case info.IsDir():
@@ -75,7 +81,7 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 	case info.Mode().IsRegular():
 		root, err = im.topFile(path, info)
 	default:
-		err = errNotRegular
+		err = ErrNotRegular
 	}
 	if err != nil {
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
@@ -90,11 +96,30 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 	if announce {
 		s.provide(root.Cid())
 	}
-	return AddResult{CID: root.Cid(), Name: name, Size: total}, nil
+	return AddResult{CID: root.Cid(), Name: name, Size: total, Blocks: counted.bytes}, nil
 }
 
-// errNotRegular refuses what Add does not import.
-var errNotRegular = errors.New("only regular files and directories can be added")
+// countingDAG counts the bytes of the nodes added through it.
+type countingDAG struct {
+	ipld.DAGService
+	bytes int64
+}
+
+func (d *countingDAG) Add(ctx context.Context, nd ipld.Node) error {
+	d.bytes += int64(len(nd.RawData()))
+	return d.DAGService.Add(ctx, nd)
+}
+
+func (d *countingDAG) AddMany(ctx context.Context, nds []ipld.Node) error {
+	for _, nd := range nds {
+		d.bytes += int64(len(nd.RawData()))
+	}
+	return d.DAGService.AddMany(ctx, nds)
+}
+
+// ErrNotRegular: Add imports only regular files and directories, not
+// links, devices, FIFOs or sockets.
+var ErrNotRegular = errors.New("only regular files and directories can be added")
 
 // TreeSize sums the sizes of the regular files under path (a file or a
 // directory tree) and refuses anything else: links, devices, sockets.
@@ -111,10 +136,14 @@ func TreeSize(path string) (int64, error) {
 			if err != nil {
 				return err
 			}
-			total += info.Size()
+			if total > math.MaxInt64-info.Size() {
+				total = math.MaxInt64 // sparse files can claim any size: saturate, never overflow
+			} else {
+				total += info.Size()
+			}
 		case d.IsDir():
 		default:
-			return fmt.Errorf("%s: %w", p, errNotRegular)
+			return fmt.Errorf("%s: %w", p, ErrNotRegular)
 		}
 		return nil
 	})
@@ -180,7 +209,7 @@ func (im *importer) opened(f *os.File, info fs.FileInfo) (ipld.Node, error) {
 		return nil, err
 	}
 	if !got.Mode().IsRegular() {
-		return nil, errNotRegular
+		return nil, ErrNotRegular
 	}
 	if !os.SameFile(got, info) {
 		return nil, errors.New("changed while it was being added")
@@ -263,7 +292,7 @@ func (im *importer) entry(ctx context.Context, root *os.Root, name, path string)
 		defer f.Close()
 		return im.opened(f, info)
 	}
-	return nil, errNotRegular
+	return nil, ErrNotRegular
 }
 
 type countingReader struct {

@@ -116,8 +116,8 @@ func TestAddRefusesLinksAndSpecialFiles(t *testing.T) {
 			}()
 			select {
 			case err := <-done:
-				if !errors.Is(err, errNotRegular) {
-					t.Fatalf("Add(%s) = %v, want %v", p, err, errNotRegular)
+				if !errors.Is(err, ErrNotRegular) {
+					t.Fatalf("Add(%s) = %v, want %v", p, err, ErrNotRegular)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatalf("Add(%s) blocked", p)

@@ -91,6 +91,31 @@ type scanner struct {
 	s   *Store
 	t   *tree
 	out string
+	// nodes counts the nodes read, HAMT shards included: a shard can link
+	// one child shard many times, which makes a small DAG a long walk.
+	nodes int
+	// nameBytes counts the bytes of the names kept.
+	nameBytes int
+}
+
+// Bounds on the names of what Get writes: a name longer than a system's
+// file name, or many long names (a folder reached many times through a
+// small DAG), would take memory before anything is written.
+const (
+	maxNameBytes     = 255
+	maxTreeNameBytes = 64 << 20
+	maxScannedNodes  = 2 * MaxGetEntries
+)
+
+// visit counts a node read, and checks ctx.
+func (sc *scanner) visit(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if sc.nodes++; sc.nodes > maxScannedNodes {
+		return fmt.Errorf("%w: more than %d nodes to read", ErrUnsafe, maxScannedNodes)
+	}
+	return nil
 }
 
 func (s *Store) scanDAG(ctx context.Context, c cid.Cid, out string) (*tree, error) {
@@ -109,8 +134,11 @@ func (sc *scanner) where(dir int32, name string) string {
 
 // entry adds e, whose node is c, and what it holds.
 func (sc *scanner) entry(ctx context.Context, e entry, c cid.Cid) error {
-	if err := ctx.Err(); err != nil {
+	if err := sc.visit(ctx); err != nil {
 		return err
+	}
+	if sc.nameBytes += len(e.name); sc.nameBytes > maxTreeNameBytes {
+		return fmt.Errorf("%w: its names take more than %d bytes", ErrUnsafe, maxTreeNameBytes)
 	}
 	if len(sc.t.entries) >= MaxGetEntries {
 		return fmt.Errorf("%w: more than %d entries", ErrUnsafe, MaxGetEntries)
@@ -156,9 +184,12 @@ func (sc *scanner) entry(ctx context.Context, e entry, c cid.Cid) error {
 	if e.kind != kindDir {
 		return nil
 	}
-	return sc.dirLinks(ctx, i, nd, fsn, 0, func(name string, c cid.Cid) error {
+	return sc.dirLinks(ctx, i, nd, fsn, 0, cid.NewSet(), func(name string, c cid.Cid) error {
 		if !validName(name) {
-			return fmt.Errorf("%w: %s: entry name %q is not a plain name", ErrUnsafe, sc.where(i, ""), name)
+			if len(name) > 64 {
+				name = name[:64] + "..."
+			}
+			return fmt.Errorf("%w: %s: entry name %q is not a plain name of at most %d bytes", ErrUnsafe, sc.where(i, ""), name, maxNameBytes)
 		}
 		return sc.entry(ctx, entry{parent: i, depth: e.depth + 1, name: name}, c)
 	})
@@ -184,7 +215,9 @@ func (sc *scanner) node(ctx context.Context, c cid.Cid) (*merkledag.ProtoNode, *
 // dirLinks calls f with the name and CID of each entry of the folder
 // dir, whose node is nd: a plain folder, or a HAMT shard at the given
 // level below the folder's top shard.
-func (sc *scanner) dirLinks(ctx context.Context, dir int32, nd *merkledag.ProtoNode, fsn *unixfs.FSNode, level int, f func(string, cid.Cid) error) error {
+// A HAMT folder never holds one shard twice (each covers its own hashes),
+// so shards holds those already read and a second link to one is refused.
+func (sc *scanner) dirLinks(ctx context.Context, dir int32, nd *merkledag.ProtoNode, fsn *unixfs.FSNode, level int, shards *cid.Set, f func(string, cid.Cid) error) error {
 	if fsn.Type() == unixfs.TDirectory {
 		for _, l := range nd.Links() {
 			if err := f(l.Name, l.Cid); err != nil {
@@ -213,6 +246,12 @@ func (sc *scanner) dirLinks(ctx context.Context, dir int32, nd *merkledag.ProtoN
 			if l.Cid.Prefix().Codec != cid.DagProtobuf {
 				return fmt.Errorf("%w: %s: HAMT shard %s is not dag-pb", ErrUnsafe, where(), l.Cid)
 			}
+			if !shards.Visit(l.Cid) {
+				return fmt.Errorf("%w: %s: HAMT shard %s is linked twice", ErrUnsafe, where(), l.Cid)
+			}
+			if err := sc.visit(ctx); err != nil {
+				return fmt.Errorf("%s: %w", where(), err)
+			}
 			child, cfsn, err := sc.node(ctx, l.Cid)
 			if err != nil {
 				return fmt.Errorf("%s: %w", where(), err)
@@ -220,7 +259,7 @@ func (sc *scanner) dirLinks(ctx context.Context, dir int32, nd *merkledag.ProtoN
 			if cfsn.Type() != unixfs.THAMTShard {
 				return fmt.Errorf("%w: %s: HAMT shard %s is a UnixFS %s node", ErrUnsafe, where(), l.Cid, cfsn.Type())
 			}
-			if err := sc.dirLinks(ctx, dir, child, cfsn, level+1, f); err != nil {
+			if err := sc.dirLinks(ctx, dir, child, cfsn, level+1, shards, f); err != nil {
 				return err
 			}
 		default:
@@ -231,9 +270,9 @@ func (sc *scanner) dirLinks(ctx context.Context, dir int32, nd *merkledag.ProtoN
 }
 
 // validName refuses what boxo refuses: names that are empty, . or .., or
-// that hold a slash or a NUL byte.
+// that hold a slash or a NUL byte; and names longer than a file name may be.
 func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+	return name != "" && name != "." && name != ".." && len(name) <= maxNameBytes && !strings.ContainsAny(name, "/\x00")
 }
 
 // writeTree writes t to out, through a handle on out's parent folder.

@@ -12,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/p2p/p2ptest"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs"
+	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -450,5 +452,56 @@ func TestGetWithinBoundsExpansion(t *testing.T) {
 	s.cfg.MaxFetchMiB = 1
 	if _, err := s.Get(ctx, bomb, filepath.Join(t.TempDir(), "get"), nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Get(1 GiB file) with max_fetch_mib 1 = %v, want ErrTooLarge", err)
+	}
+}
+
+// TestGetBoundsShardWalks: a HAMT folder whose shards link one child
+// shard many times is a small DAG and an endless walk; Get stops it, and
+// stops when its context ends.
+func TestGetBoundsShardWalks(t *testing.T) {
+	s := testStore(t)
+	data, err := unixfs.HAMTShardData([]byte{0xff}, 8, hamt.HashMurmur3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	below := merkledag.NodeWithData(data)
+	below.SetCidBuilder(cidBuilder)
+	put(t, s, below)
+	for range 6 {
+		nd := merkledag.NodeWithData(data)
+		nd.SetCidBuilder(cidBuilder)
+		for range 100 {
+			if err := nd.AddRawLink("0", &ipld.Link{Cid: below.Cid()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(t, s, nd)
+		below = nd
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "in")
+	start := time.Now()
+	if _, err := s.GetWithin(ctx, below.Cid(), out, 1<<20); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("GetWithin(a shard walk of 100^6 nodes) = %v after %s, want ErrUnsafe", err, time.Since(start))
+	}
+	nothingAt(t, out)
+}
+
+// TestGetBoundsNames: a name longer than a file name may be, and many
+// long names reached through a small DAG, are refused before they take
+// memory.
+func TestGetBoundsNames(t *testing.T) {
+	s := testStore(t)
+	long := rawDirNode(t, s, namedNode{strings.Repeat("n", 1<<20), fileNode(t, s, "")})
+	if _, err := get(t, s, long.Cid()); !errors.Is(err, ErrUnsafe) || len(err.Error()) > 1000 {
+		t.Fatalf("Get(a 1 MiB name) = %.200v, want a short ErrUnsafe", err)
+	}
+	nd := rawDirNode(t, s, namedNode{strings.Repeat("n", 255), fileNode(t, s, "")})
+	for range 20 {
+		nd = rawDirNode(t, s, namedNode{strings.Repeat("a", 255), nd}, namedNode{strings.Repeat("b", 255), nd})
+	}
+	if _, err := get(t, s, nd.Cid()); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("Get(2^20 long names) = %v, want ErrUnsafe", err)
 	}
 }

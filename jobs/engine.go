@@ -137,6 +137,7 @@ type Engine struct {
 	admit        *admission                 // provider: which queued jobs may run
 	auctionSlots chan struct{}              // requester: auctions open at once
 	tally        map[string]market.Outcomes // requester: outcomes by provider
+	logStreams   map[string]network.Stream  // requester: the live log stream of each job
 }
 
 type candidate struct {
@@ -163,7 +164,7 @@ func New(p Params) (*Engine, error) {
 	e := &Engine{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel,
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
 		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
-		tally:        map[string]market.Outcomes{},
+		tally: map[string]market.Outcomes{}, logStreams: map[string]network.Stream{},
 		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), lockingJobs: map[string]int{}, escrowJobs: map[string]bool{}}
 	e.admit = newAdmission(p.Config.MaxConcurrent, e.offeredMemory)
 	return e, nil

@@ -34,6 +34,9 @@ const (
 	// logRedial is the first pause before the stream is opened again after
 	// it failed; lines meanwhile are dropped (the log CID has them all).
 	logRedial = time.Second
+	// logOpen bounds opening the stream, and logWrite each frame's write.
+	logOpen  = 10 * time.Second
+	logWrite = 10 * time.Second
 )
 
 // truncatedNote ends a log that reached its limit.
@@ -58,8 +61,10 @@ type logSink struct {
 	closed    bool
 	send      chan LogLine
 	done      chan struct{}
-	abort     chan struct{}  // closed when the drain takes too long
-	cur       network.Stream // the stream forward writes to, if any
+	// ctx ends forward: when the node stops, or when the drain takes too
+	// long; it cuts the stream then, and a stream being opened.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newLogSink(e *Engine, j *Job, path string) *logSink {
@@ -69,7 +74,8 @@ func newLogSink(e *Engine, j *Job, path string) *logSink {
 		e.log.Warn("job log file", "job", j.ID, "error", err)
 	}
 	l := &logSink{e: e, j: j, path: path, limit: e.cfg.MaxLogBytes, f: f,
-		send: make(chan LogLine, 256), done: make(chan struct{}), abort: make(chan struct{})}
+		send: make(chan LogLine, 256), done: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(e.ctx)
 	e.spawn(l.forward)
 	return l
 }
@@ -155,7 +161,7 @@ func (l *logSink) forward() {
 		var ok bool
 		select {
 		case line, ok = <-l.send:
-		case <-l.abort:
+		case <-l.ctx.Done():
 			return
 		}
 		if !ok {
@@ -169,26 +175,21 @@ func (l *logSink) forward() {
 			if err != nil {
 				return
 			}
-			st, _, bw, err := l.e.newStream(l.e.ctx, info.ID, LogProtocol, 24*time.Hour)
+			st, _, bw, err := l.e.newStream(l.ctx, info.ID, LogProtocol, logOpen)
 			if err != nil {
 				retryAt, pause = time.Now().Add(pause), min(2*pause, 30*time.Second)
 				continue
 			}
+			st.SetDeadline(time.Time{}) // each write has its own
 			s, w = st, bw
-			stop = context.AfterFunc(l.e.ctx, func() { st.Reset() })
-			l.mu.Lock()
-			l.cur = st
-			l.mu.Unlock()
+			stop = context.AfterFunc(l.ctx, func() { st.Reset() })
 		}
 		data, _ := json.Marshal(line)
-		s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		s.SetWriteDeadline(time.Now().Add(logWrite))
 		if err := writeFrame(w, data); err != nil {
 			stop()
 			s.Reset()
 			s, w = nil, nil
-			l.mu.Lock()
-			l.cur = nil
-			l.mu.Unlock()
 			retryAt, pause = time.Now().Add(pause), min(2*pause, 30*time.Second)
 		}
 	}
@@ -212,14 +213,12 @@ func (l *logSink) close() {
 	select {
 	case <-l.done:
 	case <-time.After(logDrain):
-		close(l.abort)
-		l.mu.Lock()
-		if l.cur != nil {
-			l.cur.Reset() // a write blocked on a slow requester
-		}
-		l.mu.Unlock()
+		// A slow requester, or one that never answers: cut the stream,
+		// and a stream being opened, so that forward returns at once.
+		l.cancel()
 		<-l.done
 	}
+	l.cancel()
 }
 
 func (l *logSink) tail() string {
@@ -240,10 +239,18 @@ func (e *Engine) handleLogs(s network.Stream) {
 		written   int64
 		truncated bool
 		metrics   int64
+		job       string // the job this stream carries, once known
 	)
 	defer func() {
 		if f != nil {
 			f.Close()
+		}
+		if job != "" {
+			e.mu.Lock()
+			if e.logStreams[job] == s {
+				delete(e.logStreams, job)
+			}
+			e.mu.Unlock()
 		}
 	}()
 	for {
@@ -264,6 +271,22 @@ func (e *Engine) handleLogs(s network.Stream) {
 		}
 		if j.State.Final() {
 			return // the job is over: what comes now is dropped
+		}
+		if job == "" {
+			// One live stream per job: a provider opens a new one only
+			// when the last failed, so an older one still open is cut,
+			// and streams cannot share out the log limit among them.
+			job = j.ID
+			e.mu.Lock()
+			old := e.logStreams[job]
+			e.logStreams[job] = s
+			e.mu.Unlock()
+			if old != nil {
+				old.Reset()
+			}
+		} else if line.JobID != job {
+			s.Reset()
+			return
 		}
 		if line.Stream == MetricsStream {
 			if metrics += int64(len(line.Data)); metrics <= e.cfg.MaxLogBytes {

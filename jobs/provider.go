@@ -544,6 +544,9 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
 		}
 		size, err := content.TreeSize(host)
+		if errors.Is(err, content.ErrNotRegular) {
+			return sandboxError(fmt.Sprintf("output %s (%s): %v", o.Name, o.Path, err))
+		}
 		if err != nil {
 			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
 		}
@@ -551,8 +554,18 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 			return fmt.Errorf("output %s is %d bytes, more than its max_bytes %d", o.Name, size, o.MaxBytes)
 		}
 		added, err := e.p.Content.AddUnannounced(ctx, host)
+		if errors.Is(err, content.ErrNotRegular) {
+			return sandboxError(fmt.Sprintf("output %s (%s): %v", o.Name, o.Path, err))
+		}
 		if err != nil {
 			return fmt.Errorf("%w: output %s: %v", errStore, o.Name, err)
+		}
+		if limit := market.OutputBlockLimit(o.MaxBytes); added.Blocks > limit {
+			// Many small files take more as blocks than as data: the
+			// requester would stop fetching it, so it is not sent.
+			e.p.Content.Unpin(added.CID)
+			return fmt.Errorf("output %s takes %d bytes as blocks (its files and folders), more than the %d its max_bytes %d allows",
+				o.Name, added.Blocks, limit, o.MaxBytes)
 		}
 		res.Outputs = append(res.Outputs, market.OutputRef{Name: o.Name, CID: added.CID.String(), Size: added.Size})
 		if j.Spec.Kind == market.KindTrain {

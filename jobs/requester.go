@@ -610,18 +610,18 @@ func (e *Engine) HoldLog(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	return e.pinOutput(ctx, c, j.ID+"/log", e.cfg.MaxLogBytes+int64(len(truncatedNote(e.cfg.MaxLogBytes))))
+	return e.pinOutput(ctx, c, j.ID+"/log", e.cfg.MaxLogBytes+int64(len(truncatedNote(e.cfg.MaxLogBytes)))+tailBytes)
 }
 
 // errOutputTooLarge: an output's DAG passed its max_bytes while it came.
 var errOutputTooLarge = errors.New("larger than its max_bytes")
 
-// pinOutput pins one output, stopping the fetch once it passes maxBytes
-// of file data and the inner nodes such a file needs (well under 1 %).
+// pinOutput pins one output, stopping the fetch once its blocks pass
+// what an output of maxBytes may take (market.OutputBlockLimit).
 func (e *Engine) pinOutput(ctx context.Context, c cid.Cid, name string, maxBytes int64) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	bound := maxBytes + maxBytes/64 + 64<<10
+	bound := market.OutputBlockLimit(maxBytes)
 	err := e.p.Content.Pin(ctx, c, name, func(done, _ int64) {
 		if done > bound {
 			cancel(fmt.Errorf("%w (%d bytes)", errOutputTooLarge, maxBytes))

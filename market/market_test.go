@@ -206,9 +206,12 @@ func TestChecks(t *testing.T) {
 	}
 	for name, mutate := range map[string]func(*Result){
 		"unknown output": func(r *Result) { r.Outputs = []OutputRef{{Name: "other", CID: testCID}} },
-		"bad status":     func(r *Result) { r.Status = "great" },
-		"other attempt":  func(r *Result) { r.Attempt = 3 },
-		"time travel":    func(r *Result) { r.FinishedAt = now.Add(-time.Hour) },
+		"output twice": func(r *Result) {
+			r.Outputs = []OutputRef{{Name: "result", CID: testCID}, {Name: "result", CID: testCID}}
+		},
+		"bad status":    func(r *Result) { r.Status = "great" },
+		"other attempt": func(r *Result) { r.Attempt = 3 },
+		"time travel":   func(r *Result) { r.FinishedAt = now.Add(-time.Hour) },
 	} {
 		r := res
 		mutate(&r)

@@ -375,7 +375,12 @@ func CheckResult(r Result, signer peer.ID, w Award) error {
 	for name := range r.Metrics {
 		fields = append(fields, name)
 	}
+	named := map[string]bool{}
 	for _, o := range r.Outputs {
+		if named[o.Name] {
+			return fmt.Errorf("result has output %q twice", o.Name)
+		}
+		named[o.Name] = true
 		fields = append(fields, o.Name, o.CID)
 	}
 	if err := checkFields("result", fields...); err != nil {

@@ -426,3 +426,12 @@ func (s Spec) OutputLimit(name string) int64 {
 	}
 	return 0
 }
+
+// OutputBlockLimit is the most an output of maxBytes may take as blocks:
+// its file data (at most maxBytes), and the nodes of its files and of the
+// folders that hold them, allowed 1/64 more and 64 KiB. A provider
+// refuses an output past it, and a requester stops fetching one there, so
+// that both sides draw the same line.
+func OutputBlockLimit(maxBytes int64) int64 {
+	return maxBytes + maxBytes/64 + 64<<10
+}

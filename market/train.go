@@ -42,6 +42,7 @@ const (
 	maxLayers         = 64
 	maxDim            = 1 << 16
 	maxParams         = 1 << 28
+	maxShapeValues    = 1 << 31 // values of one example at any layer
 	maxEpochs         = 10000
 	maxBatch          = 1 << 16
 	defaultBeta1      = 0.9
@@ -360,6 +361,9 @@ func (m Model) Shapes() ([]Shape, error) {
 			return nil, fmt.Errorf("input: %s has a dimension outside 1..%d", ShapeString(in), maxDim)
 		}
 	}
+	if in.Size() > maxShapeValues {
+		return nil, fmt.Errorf("input: %s has more than %d values", ShapeString(in), maxShapeValues)
+	}
 	shapes := []Shape{in}
 	params := 0
 	for i, l := range m.Layers {
@@ -369,6 +373,9 @@ func (m Model) Shapes() ([]Shape, error) {
 		}
 		if params += n; params > maxParams {
 			return nil, fmt.Errorf("layers[%d] (%s): the model has more than %d parameters", i, l.Type, maxParams)
+		}
+		if out.Size() > maxShapeValues {
+			return nil, fmt.Errorf("layers[%d] (%s): its output %s has more than %d values", i, l.Type, ShapeString(out), maxShapeValues)
 		}
 		shapes = append(shapes, out)
 		in = out

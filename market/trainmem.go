@@ -44,7 +44,7 @@ const TrainerOverheadMiB = 96
 
 // Total is the estimate's sum.
 func (m MemoryEstimate) Total() int64 {
-	return m.Parameters + m.Gradients + m.Optimizer + m.Activations + m.Dataset
+	return add(add(add(add(m.Parameters, m.Gradients), m.Optimizer), m.Activations), m.Dataset)
 }
 
 // String writes the total and its parts: "13.1 GiB (parameters 1.0 MiB,
@@ -95,52 +95,70 @@ func (t TrainSpec) EstimateMemory(data DatasetSize) (MemoryEstimate, error) {
 		in, out := int64(shapes[i].Size()), int64(shapes[i+1].Size())
 		switch l.Type {
 		case LayerDense:
-			params += in*out + out
-			acts += batch * (out + in) // output, input gradient
+			params = add(params, add(mul(in, out), out))
+			acts = add(acts, mul(batch, add(out, in))) // output, input gradient
 		case LayerConv2D:
 			kk := int64(l.Kernel * l.Kernel * shapes[i][2])
 			filters := int64(l.Filters)
-			params += kk*filters + filters
-			rows := batch * int64(shapes[i+1][0]*shapes[i+1][1])
+			params = add(params, add(mul(kk, filters), filters))
+			rows := mul(batch, int64(shapes[i+1][0]*shapes[i+1][1]))
 			ones = max(ones, rows)
-			acts += 2*rows*kk + rows*filters + batch*in // im2col and its gradient, output, input gradient
+			// im2col and its gradient, output, input gradient
+			acts = add(acts, add(add(mul(2, mul(rows, kk)), mul(rows, filters)), mul(batch, in)))
 		case LayerMaxPool:
-			acts += batch * (2*out + in) // output, argmax, input gradient
+			acts = add(acts, mul(batch, add(mul(2, out), in))) // output, argmax, input gradient
 		case LayerDropout:
-			acts += 3 * batch * in // output, mask, input gradient
+			acts = add(acts, mul(3, mul(batch, in))) // output, mask, input gradient
 		case LayerReLU, LayerSigmoid, LayerTanh:
-			acts += 2 * batch * in // output, input gradient
+			acts = add(acts, mul(2, mul(batch, in))) // output, input gradient
 		}
 	}
 	features, classes := int64(shapes[0].Size()), int64(shapes[len(shapes)-1].Size())
 	// The batch's input and output gradient on the backend and on the
 	// host, the loss head's gradient, the output read back, and the
 	// column of ones that adds biases.
-	acts += 2*batch*features + 3*batch*classes + ones
-	m := MemoryEstimate{Parameters: 2 * f32 * params, Gradients: f32 * params, Optimizer: 2 * f32 * params,
-		Activations: f32 * acts}
+	acts = add(acts, add(add(mul(2, mul(batch, features)), mul(3, mul(batch, classes))), ones))
+	m := MemoryEstimate{Parameters: mul(2*f32, params), Gradients: mul(f32, params), Optimizer: mul(2*f32, params),
+		Activations: mul(f32, acts)}
 	if data.Examples > 0 {
 		m.Dataset = t.Dataset.memory(data)
 	}
 	return m, nil
 }
 
+// maxEstimate caps every sum and product of an estimate, far above any
+// memory and far below overflow: a model of absurd shapes is estimated as
+// absurdly large, never as small.
+const maxEstimate = 1 << 60
+
+func mul(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > maxEstimate/b {
+		return maxEstimate
+	}
+	return min(a*b, maxEstimate)
+}
+
+func add(a, b int64) int64 { return min(a+b, maxEstimate) }
+
 // memory is what the trainer holds of a dataset of that size: the decoded
 // features and labels (for IDX also the file's bytes as read; for CSV the
 // slack of arrays grown row by row), a copy when a held-out split is
 // taken, and the orders of examples it shuffles.
 func (d Dataset) memory(data DatasetSize) int64 {
-	values := data.Examples * (data.Features + 1)
+	values := mul(data.Examples, add(data.Features, 1))
 	var n int64
 	if data.CSV {
-		n = 9 * values // float32 arrays appended to, up to 2.25 times their length while they grow
+		n = mul(9, values) // float32 arrays appended to, up to 2.25 times their length while they grow
 	} else {
-		n = 5 * values // the file's bytes and their float32 values
+		n = mul(5, values) // the file's bytes and their float32 values
 	}
 	if d.EvalSplit > 0 && d.TestImages == "" && d.TestFile == "" {
-		n += 4*values + 8*data.Examples // the split's copy and its permutation
+		n = add(n, add(mul(4, values), mul(8, data.Examples))) // the split's copy and its permutation
 	}
-	return n + 8*data.Examples // one epoch's permutation
+	return add(n, mul(8, data.Examples)) // one epoch's permutation
 }
 
 // checkMemory refuses a train job whose estimate, with the dataset not yet

@@ -116,6 +116,8 @@ func TestHostileJobs(t *testing.T) {
 		{"memory bomb", guestSpec(module, []string{"alloc", "512"}, nil, map[string]any{"memory_mib": 64}), "failed", "memory", false},
 		{"inputs over disk_mib", guestSpecWith(module, []string{"read", "/in/big"}, nil, map[string]any{"disk_mib": 4},
 			[]map[string]string{{"name": "big", "cid": bigInput}}), "failed", "bad-input: input big", false},
+		{"many tiny files in a small output", guestSpec(module, []string{"files", "/out/many", "3000"},
+			[]map[string]any{out("many", "/out/many", 1000)}, nil), "failed", "as blocks (its files and folders)", false},
 		{"many files", guestSpec(module, []string{"files", "/out", "3000"}, nil, nil), "succeeded", "", false},
 		{"deep tree", guestSpec(module, []string{"deep", "/out", "200"}, []map[string]any{out("deep", "/out/d", 1<<20)}, nil), "succeeded", "", false},
 	}

@@ -136,14 +136,19 @@ func measureCSV(open func(string) (io.ReadCloser, error), name string, header bo
 		}
 		filled, commas = false, 0
 	}
+	quoted := false // inside a quoted field, where commas and line ends are data
 	for {
 		n, err := r.Read(buf)
 		for _, c := range buf[:n] {
-			switch c {
-			case '\n':
+			switch {
+			case c == '"':
+				quoted = !quoted
+				filled = true
+			case quoted:
+			case c == '\n':
 				endLine()
-			case '\r':
-			case ',':
+			case c == '\r':
+			case c == ',':
 				commas++
 				filled = true
 			default:

@@ -128,6 +128,9 @@ func TestEstimateBoundsARun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two models")
 	}
+	if raceEnabled {
+		t.Skip("the race detector's memory is not the trainer's: make test runs this test without it too")
+	}
 	const examples = 3000
 	for name, model := range estimateModels {
 		t.Run(name, func(t *testing.T) {
@@ -204,5 +207,23 @@ func TestSpecRefusesModelOverMemory(t *testing.T) {
 	_, err := market.ParseSpec([]byte(raw))
 	if err == nil || !strings.Contains(err.Error(), "resources.memory_mib") || !strings.Contains(err.Error(), "activations") {
 		t.Fatalf("ParseSpec = %v, want a memory_mib error with the estimate", err)
+	}
+}
+
+// TestMeasureCSVQuotes: a quoted line end in a header does not hide the
+// rows' width from the measure.
+func TestMeasureCSVQuotes(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString(strings.Repeat("h,", 200) + "\"a\nb\"\n")
+	for range 50 {
+		b.WriteString(strings.Repeat("1,", 200) + "0\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := MeasureDataset(dir, market.Dataset{Format: market.DatasetCSV, TrainFile: "d.csv", Header: true}, 0)
+	if err != nil || got.Examples != 50 || got.Features != 200 {
+		t.Fatalf("MeasureDataset = %+v, %v; want 50 examples of 200 features", got, err)
 	}
 }

@@ -36,8 +36,10 @@ type jobTree struct {
 	secrets            []string // host folders that hold a secret, nearest first
 }
 
-func newJobTree(t *testing.T) jobTree {
-	base := t.TempDir()
+func newJobTree(t *testing.T) jobTree { return newJobTreeIn(t, t.TempDir()) }
+
+// newJobTreeIn is newJobTree below base.
+func newJobTreeIn(t *testing.T, base string) jobTree {
 	job := filepath.Join(base, "a", "b", "c", "job")
 	jt := jobTree{base: base, job: job, in: filepath.Join(job, "in"), out: filepath.Join(job, "out")}
 	for _, d := range []string{jt.in, jt.out} {
@@ -110,6 +112,7 @@ func TestSandboxEscapes(t *testing.T) {
 			fmt.Sprintf("mkdir:/out/d%d", k), fmt.Sprintf("symlink:%s..:/out/d%d/up", up, k), fmt.Sprintf("read:/out/d%d/up/secret", k))
 	}
 	ops = append(ops,
+		"remove:/out", "rename:/out:/out2", "mkdir:/out",
 		"symlink:/:/out/root", "read:/out/root/etc/hostname",
 		"symlink:"+jt.base+":/out/abs", "read:/out/abs/secret",
 		"link:/in/data:/out/hard", "write:/out/own", "link:/out/own:/out/own2",
@@ -126,6 +129,9 @@ func TestSandboxEscapes(t *testing.T) {
 		op, _, _ := strings.Cut(line, ":")
 		if (op == "symlink" || op == "link" || op == "rename") && strings.HasSuffix(line, ": ok") {
 			t.Errorf("guest made a link or moved a file out: %s", line)
+		}
+		if strings.HasPrefix(line, "remove:/out:") && strings.HasSuffix(line, ": ok") {
+			t.Errorf("guest removed its /out: %s", line)
 		}
 	}
 	if fi, err := os.Stat(filepath.Join(jt.out, "own")); err != nil || fi.Mode().Perm()&0o600 != 0o600 {
@@ -191,20 +197,35 @@ func TestSandboxPlantedLinks(t *testing.T) {
 // one file within the bound is fine.
 func TestSandboxDiskBounds(t *testing.T) {
 	e := newExecutor(t)
+	// A file system whose files may be as long as an int64 allows (tmpfs)
+	// takes a write at the largest offset; ext4 refuses it itself.
+	big := ""
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "cyxwiz-sandbox"); err == nil {
+			big = d
+			t.Cleanup(func() { os.RemoveAll(d) })
+		}
+	}
 	tests := []struct {
 		name   string
 		args   []string
 		reason string
+		bigFS  bool
 	}{
-		{"one big file", []string{"fill", "/out/big", "100"}, compute.ReasonDisk},
-		{"sparse file", []string{"sparse", "/out/sparse", fmt.Sprint(int64(1) << 40)}, compute.ReasonDisk},
-		{"many files", []string{"files", "/out", fmt.Sprint(testMaxEntries + 10)}, compute.ReasonDisk},
-		{"churn within the bound", []string{"churn", "/out/tmp", "8", "40"}, ""},
-		{"file at the bound", []string{"fill", "/out/fits", "63"}, ""},
+		{"one big file", []string{"fill", "/out/big", "100"}, compute.ReasonDisk, false},
+		{"sparse file", []string{"sparse", "/out/sparse", fmt.Sprint(int64(1) << 40)}, compute.ReasonDisk, false},
+		{"many files", []string{"files", "/out", fmt.Sprint(testMaxEntries + 10)}, compute.ReasonDisk, false},
+		{"churn within the bound", []string{"churn", "/out/tmp", "8", "40"}, "", false},
+		{"files renamed onto themselves", []string{"selfrename", "100", "1"}, compute.ReasonDisk, false},
+		{"a write at the largest offset", []string{"farwrite", "/out/far"}, compute.ReasonDisk, true},
+		{"file at the bound", []string{"fill", "/out/fits", "63"}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			jt := newJobTree(t)
+			if tt.bigFS && big != "" {
+				jt = newJobTreeIn(t, filepath.Join(big, tt.name))
+			}
 			o, out := runGuest(t, e, jt, tt.args...)
 			if o.Reason != tt.reason {
 				t.Fatalf("reason %q (%s), want %q\n%.500s", o.Reason, o.Detail, tt.reason, out)

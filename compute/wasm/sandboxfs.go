@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"sync"
 	"syscall"
@@ -141,8 +142,15 @@ func (s *sandboxFS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
 	return s.FS.Stat(path)
 }
 
+// isMount reports whether a path names the mount's folder itself, which
+// the guest may not remove, move or make again.
+func isMount(path string) bool { return rootPath(path) == "." }
+
 // Mkdir implements experimentalsys.FS.
 func (s *sandboxFS) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
+	if isMount(path) {
+		return experimentalsys.EEXIST
+	}
 	if errno := s.inside(path, false); errno != 0 {
 		return errno
 	}
@@ -162,15 +170,21 @@ func (s *sandboxFS) Chmod(string, fs.FileMode) experimentalsys.Errno { return ex
 
 // Rename implements experimentalsys.FS.
 func (s *sandboxFS) Rename(from, to string) experimentalsys.Errno {
+	if isMount(from) || isMount(to) {
+		return experimentalsys.EPERM
+	}
 	if errno := s.inside(from, false); errno != 0 {
 		return errno
 	}
 	if errno := s.inside(to, false); errno != 0 {
 		return errno
 	}
+	moved, _ := s.FS.Lstat(from)
 	replaced, had := s.FS.Lstat(to)
 	errno := s.FS.Rename(from, to)
-	if errno == 0 && had == 0 && s.quota != nil {
+	// A file renamed onto itself (or onto another name of itself) is
+	// still there: only an entry that another one replaced is gone.
+	if errno == 0 && had == 0 && s.quota != nil && (replaced.Ino != moved.Ino || replaced.Dev != moved.Dev) {
 		s.quota.removed(replaced)
 	}
 	return errno
@@ -178,6 +192,9 @@ func (s *sandboxFS) Rename(from, to string) experimentalsys.Errno {
 
 // Rmdir implements experimentalsys.FS.
 func (s *sandboxFS) Rmdir(path string) experimentalsys.Errno {
+	if isMount(path) {
+		return experimentalsys.EPERM
+	}
 	if errno := s.inside(path, false); errno != 0 {
 		return errno
 	}
@@ -190,6 +207,9 @@ func (s *sandboxFS) Rmdir(path string) experimentalsys.Errno {
 
 // Unlink implements experimentalsys.FS.
 func (s *sandboxFS) Unlink(path string) experimentalsys.Errno {
+	if isMount(path) {
+		return experimentalsys.EPERM
+	}
 	if errno := s.inside(path, false); errno != 0 {
 		return errno
 	}
@@ -355,7 +375,8 @@ func (q *quota) removed(st sys.Stat_t) {
 	}
 }
 
-// grow checks that a file may reach length end.
+// grow checks that a file may reach length end. The sums are kept in
+// range: end may be as large as a file system allows.
 func (q *quota) grow(ino uint64, end int64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -363,7 +384,7 @@ func (q *quota) grow(ino uint64, end int64) bool {
 	if n == nil || end <= n.size {
 		return true
 	}
-	if q.used+end-n.size > q.maxBytes {
+	if end > q.maxBytes || end-n.size > q.maxBytes-q.used {
 		q.refuse(fmt.Sprintf("wrote more than %.1f MiB to /out, what its disk limit leaves after its inputs", float64(q.maxBytes)/(1<<20)))
 		return false
 	}
@@ -392,10 +413,18 @@ type quotaFile struct {
 func (f *quotaFile) end(n int) (int64, experimentalsys.Errno) {
 	if f.IsAppend() {
 		st, errno := f.File.Stat()
-		return st.Size + int64(n), errno
+		return addEnd(st.Size, n), errno
 	}
 	off, errno := f.File.Seek(0, io.SeekCurrent)
-	return off + int64(n), errno
+	return addEnd(off, n), errno
+}
+
+// addEnd is off+n, or the largest offset when that would overflow.
+func addEnd(off int64, n int) int64 {
+	if off > math.MaxInt64-int64(n) {
+		return math.MaxInt64
+	}
+	return off + int64(n)
 }
 
 func (f *quotaFile) after() {
@@ -420,7 +449,7 @@ func (f *quotaFile) Write(buf []byte) (int, experimentalsys.Errno) {
 
 // Pwrite implements experimentalsys.File.
 func (f *quotaFile) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
-	if off < 0 || !f.q.grow(f.ino, off+int64(len(buf))) {
+	if off < 0 || !f.q.grow(f.ino, addEnd(off, len(buf))) {
 		return 0, experimentalsys.EIO
 	}
 	n, errno := f.File.Pwrite(buf, off)

@@ -374,3 +374,24 @@ func TestWebSocketDropsDeadPeer(t *testing.T) {
 	}
 	mustEcho(t, addr)
 }
+
+// TestRefusedClientsHoldNoConnection: clients without the token are
+// answered and their connections closed, so that they cannot hold every
+// connection the API serves.
+func TestRefusedClientsHoldNoConnection(t *testing.T) {
+	const bound = 2
+	addr := startHTTP(t, newServer(t, Options{}), bound)
+	for i := range 2 * bound {
+		conn := dialTCP(t, addr)
+		req := "POST " + api.PathRPC + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n", len(echoBody)) + echoBody
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, _, err := readResponse(conn, 5*time.Second)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+			t.Fatalf("client %d without a token: %v, %+v; want 401 and the connection closed", i, err, resp)
+		}
+	}
+	mustEcho(t, addr)
+}

@@ -238,6 +238,11 @@ func (s *Server) originAllowed(origin, host string) bool {
 }
 
 func writeHTTPError(w http.ResponseWriter, status, code int, msg string) {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		// A client the guards refuse keeps no connection open: it would
+		// hold one of the few the API serves at once.
+		w.Header().Set("Connection", "close")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(api.Response{JSONRPC: api.Version, ID: json.RawMessage("null"), Error: &api.Error{Code: code, Message: msg}})

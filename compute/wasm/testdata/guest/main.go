@@ -4,11 +4,13 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -142,8 +144,9 @@ func main() {
 			os.Exit(3)
 		}
 		f.Close()
-	case "files": // files DIR N: N empty files in DIR
+	case "files": // files DIR N: N empty files in DIR, made if need be
 		n, _ := strconv.Atoi(os.Args[3])
+		os.MkdirAll(os.Args[2], 0o755)
 		for i := range n {
 			if err := os.WriteFile(fmt.Sprintf("%s/f%d", os.Args[2], i), nil, 0o644); err != nil {
 				fmt.Fprintln(os.Stderr, "create:", err)
@@ -159,6 +162,38 @@ func main() {
 				fmt.Fprintln(os.Stderr, "mkdir:", err)
 				os.Exit(3)
 			}
+		}
+	case "selfrename": // selfrename N MiB: N files of MiB, each renamed onto itself
+		n, _ := strconv.Atoi(os.Args[2])
+		mib, _ := strconv.Atoi(os.Args[3])
+		block := make([]byte, mib<<20)
+		for i := range n {
+			p := fmt.Sprintf("/out/f%d", i)
+			if err := os.WriteFile(p, block, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "write:", err)
+				os.Exit(3)
+			}
+			if err := syscall.Rename(p, p); err != nil {
+				fmt.Fprintln(os.Stderr, "rename:", err)
+				os.Exit(3)
+			}
+		}
+	case "farwrite": // farwrite PATH: 4 KiB, a few bytes written at the largest offset, then 8 MiB more
+		if err := os.WriteFile(os.Args[2]+".before", make([]byte, 4096), 0o644); err != nil {
+			os.Exit(3)
+		}
+		f, err := os.Create(os.Args[2])
+		if err != nil {
+			os.Exit(3)
+		}
+		if _, err := f.WriteAt([]byte("0123456789abcdef"), math.MaxInt64-16); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			os.Exit(3)
+		}
+		f.Close()
+		if err := os.WriteFile(os.Args[2]+".after", make([]byte, 8<<20), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			os.Exit(3)
 		}
 	case "churn": // churn PATH MiB TIMES: rewrite a file, each time from scratch
 		mib, _ := strconv.Atoi(os.Args[3])
