@@ -4,8 +4,8 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
