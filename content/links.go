@@ -161,7 +161,7 @@ func (r *linkResolver) resolve(link int32) linkResult {
 	stack := []linkFrame{r.start(link)}
 	for len(stack) > 0 {
 		f := &stack[len(stack)-1]
-		next, reason, culprit := r.advance(f)
+		next, culprit, reason := r.advance(f)
 		switch {
 		case reason != nil:
 			// Every frame below waits, directly or not, on the one at fault.
@@ -201,19 +201,19 @@ func (f *linkFrame) take(res linkResult) {
 
 // advance takes f's components until f is resolved (next -1), needs a
 // symlink resolved first (next, which is not pending), or is refused.
-func (r *linkResolver) advance(f *linkFrame) (next int32, reason error, culprit int32) {
+func (r *linkResolver) advance(f *linkFrame) (next, culprit int32, reason error) {
 	t := r.t
 	if !f.checked {
 		f.checked = true
 		if reason := checkTarget(f.rest); reason != nil {
-			return -1, reason, f.link
+			return -1, f.link, reason
 		}
 		if f.at.at < 0 { // the root itself: its folder is outside
-			return -1, errLinkEscapes, f.link
+			return -1, f.link, errLinkEscapes
 		}
 	}
 	if f.hops > maxLinkHops {
-		return -1, errLinkLoops, f.link
+		return -1, f.link, errLinkLoops
 	}
 	for f.rest != "" {
 		part, rest, slash := strings.Cut(f.rest, "/")
@@ -231,7 +231,7 @@ func (r *linkResolver) advance(f *linkFrame) (next int32, reason error, culprit 
 			case f.at.missing > 0:
 				f.at.missing--
 			case f.at.at == 0:
-				return -1, errLinkEscapes, f.link
+				return -1, f.link, errLinkEscapes
 			default:
 				f.at.at = t.entries[f.at.at].parent
 			}
@@ -248,23 +248,23 @@ func (r *linkResolver) advance(f *linkFrame) (next int32, reason error, culprit 
 				f.at.at = child
 			default:
 				if r.pending[child] {
-					return -1, errLinkLoops, child
+					return -1, child, errLinkLoops
 				}
 				res, ok := r.done[child]
 				if !ok {
-					return child, nil, 0
+					return child, 0, nil
 				}
 				if res.reason != nil {
-					return -1, res.reason, res.culprit
+					return -1, res.culprit, res.reason
 				}
 				f.take(res)
 				if f.hops > maxLinkHops {
-					return -1, errLinkLoops, f.link
+					return -1, f.link, errLinkLoops
 				}
 			}
 		}
 	}
-	return -1, nil, 0
+	return -1, 0, nil
 }
 
 // checkTarget refuses a target that cannot be written or that is
