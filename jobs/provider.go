@@ -350,8 +350,8 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			res.Reason = "the award's deadline passed before the job could run"
 		case errors.Is(err, content.ErrUnsafe), errors.Is(err, errInputsTooLarge):
-			// The job's own inputs would lead out of its folder: the
-			// job's fault, not this provider's.
+			// The job's own module or inputs would lead out of its folder,
+			// or pass its limits: the job's fault, not this provider's.
 			res.ExitCode, res.Reason = 1, compute.ReasonBadInput+": "+err.Error()
 		}
 		e.finish(j, res, logs)

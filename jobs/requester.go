@@ -377,7 +377,9 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		}
 		var provAddrs []string
 		for _, a := range e.p.Host.Peerstore().Addrs(prov) {
-			provAddrs = append(provAddrs, a.String())
+			if len(provAddrs) < market.MaxRequesterAddrs {
+				provAddrs = append(provAddrs, a.String())
+			}
 		}
 		j2, err := e.update(j.ID, func(j *Job) error {
 			j.Provider, j.Price, j.Deadline, j.ProviderAddrs = c.Bid.Provider, c.Bid.Price, deadline, provAddrs
