@@ -42,20 +42,26 @@ for i in $(seq "$rounds"); do
     echo "round $i: $name" >&2
     (cd "$tree" && "$out/bench-$name" -bin "$out/cyxwiz-$name" -dir "$tmp/run-$name" -starts 1 -idle 1s \
       -transfer-mib 0 -announce-hosts 0 -train-epochs 0) >>"$out/jobs-$name.txt"
-    (cd "$tree/compute/wasm" && "$out/wasm-$name.test" -test.run '^$' -test.bench . -test.benchtime 10x) >>"$out/wasm-$name.txt"
+    (cd "$tree/compute/wasm" &&
+      "$out/wasm-$name.test" -test.run '^$' -test.bench CPUBound -test.benchtime 10x &&
+      "$out/wasm-$name.test" -test.run '^$' -test.bench Tiny -test.benchtime 3000x) >>"$out/wasm-$name.txt"
   done
 done
 
-# median FILE PATTERN FIELD: the median of one field over the lines matching.
+# values FILE PATTERN FIELD: one field of the lines matching, sorted.
+values() {
+  grep -E "$2" "$1" | awk -v f="$3" '{gsub(/ms$/, "", $f); print $f + 0}' | sort -n
+}
 median() {
-  grep -E "$2" "$1" | awk -v f="$3" '{gsub(/ms$/, "", $f); print $f + 0}' | sort -n |
-    awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+  awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 row() { # LABEL FILE PATTERN FIELD
   local b h
-  b=$(median "$out/$2-base.txt" "$3" "$4")
-  h=$(median "$out/$2-head.txt" "$3" "$4")
+  b=$(values "$out/$2-base.txt" "$3" "$4" | median)
+  h=$(values "$out/$2-head.txt" "$3" "$4" | median)
   awk -v l="$1" -v b="$b" -v h="$h" 'BEGIN {printf "  %-44s %12.2f %12.2f %8.3f\n", l, b, h, (b > 0 ? h / b : 0)}'
+  echo "      base: $(values "$out/$2-base.txt" "$3" "$4" | tr '\n' ' ')"
+  echo "      head: $(values "$out/$2-head.txt" "$3" "$4" | tr '\n' ' ')"
 }
 echo
 echo "medians of $rounds rounds, $base (base) against the working tree (head)"
