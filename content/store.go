@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -129,7 +130,7 @@ func Open(p Params) (*Store, error) {
 	s.dag = merkledag.NewDAGService(blockservice.New(bs, s.bitswap))
 	s.local = merkledag.NewDAGService(blockservice.New(bs, offline.Exchange(bs)))
 
-	p.Host.SetStreamHandler(DAGProtocol, s.serveDAG)
+	p.Host.SetStreamHandler(wire.DAGProtocol, s.serveDAG)
 
 	if p.Routing != nil && p.Config.ReprovideIntervalMinutes > 0 {
 		s.wg.Add(1)
@@ -143,7 +144,7 @@ func Open(p Params) (*Store, error) {
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
-		s.host.RemoveStreamHandler(DAGProtocol)
+		s.host.RemoveStreamHandler(wire.DAGProtocol)
 		s.cancel()
 		s.wg.Wait()
 		err = errors.Join(s.bitswap.Close(), s.packs.Close(), s.meta.Close())

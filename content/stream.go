@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"io"
 	"sync"
 	"time"
@@ -14,15 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 )
-
-// DAGProtocol streams whole DAGs between CyxWiz nodes: one request names
-// the roots, the provider answers with every block under them in one
-// stream. It moves large content several times faster than bitswap's
-// block-by-block exchange; bitswap remains the fallback and the path to
-// other IPFS software.
-const DAGProtocol protocol.ID = "/cyxwiz/dag/1.0.0"
 
 const (
 	// maxRequestRoots bounds the roots of one request.
@@ -277,7 +270,7 @@ type batchBuf struct {
 // them, so the garbage collector has little to do. received is called with
 // each block before it is stored, and may stop the stream with an error.
 func (s *Store) streamFrom(ctx context.Context, p peer.ID, req request, received func(blocks.Block) error) error {
-	st, err := s.host.NewStream(ctx, p, DAGProtocol)
+	st, err := s.host.NewStream(ctx, p, wire.DAGProtocol)
 	if err != nil {
 		return err
 	}
@@ -470,7 +463,7 @@ loop:
 				if err := s.host.Connect(ctx, info); err != nil {
 					return
 				}
-				if ok, _ := s.host.Peerstore().SupportsProtocols(info.ID, DAGProtocol); len(ok) == 0 {
+				if ok, _ := s.host.Peerstore().SupportsProtocols(info.ID, wire.DAGProtocol); len(ok) == 0 {
 					return
 				}
 				mu.Lock()
@@ -501,7 +494,7 @@ loop:
 func (s *Store) streamPeers() []peer.ID {
 	var out []peer.ID
 	for _, p := range s.host.Network().Peers() {
-		if ok, _ := s.host.Peerstore().SupportsProtocols(p, DAGProtocol); len(ok) > 0 {
+		if ok, _ := s.host.Peerstore().SupportsProtocols(p, wire.DAGProtocol); len(ok) > 0 {
 			out = append(out, p)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"sort"
 	"time"
 
@@ -81,11 +82,11 @@ func (e *Engine) Dispute(ctx context.Context, id, reason string) (*Job, error) {
 		d.Evidence, _ = j.ResultEnvelope.Marshal()
 	}
 	var res arbiterResponse
-	if err := e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: "dispute", Dispute: &d}, &res); err != nil {
+	if err := e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: opDispute, Dispute: &d}, &res); err != nil {
 		return nil, err
 	}
-	if res.Error != "" {
-		return nil, fmt.Errorf("arbiter: %s", res.Error)
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("arbiter: %w", err)
 	}
 	if side == SideRequester {
 		return e.update(j.ID, func(j *Job) error {
@@ -269,9 +270,9 @@ func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute,
 		return d, err
 	}
 	var res arbiterResponse
-	err = e.askArbiterPeer(ctx, to, arbiterRequest{Op: "award", Terms: &d.Terms, Kind: string(kind), Tx: po.Tx}, &res)
-	if err == nil && res.Error != "" {
-		err = fmt.Errorf("the %s refused the award: %s", winner, res.Error)
+	err = e.askArbiterPeer(ctx, to, arbiterRequest{Op: opAward, Terms: &d.Terms, Kind: string(kind), Tx: po.Tx}, &res)
+	if err == nil && res.Code != wire.CodeOK {
+		err = fmt.Errorf("the %s refused the award: %w", winner, res.Err())
 	}
 	if err != nil {
 		// The payout may have landed though the answer was lost.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"hash/fnv"
 	"log/slog"
 	"os"
@@ -182,10 +183,10 @@ func (e *Engine) offeredMemory() int64 {
 // Start joins the jobs topic, installs the stream handlers and resumes
 // the jobs left unfinished by an earlier run.
 func (e *Engine) Start() error {
-	if err := e.p.Host.PubSub.RegisterTopicValidator(Topic, e.validateAnnouncement); err != nil {
+	if err := e.p.Host.PubSub.RegisterTopicValidator(wire.JobsTopic, e.validateAnnouncement); err != nil {
 		return fmt.Errorf("jobs topic validator: %w", err)
 	}
-	topic, err := e.p.Host.PubSub.Join(Topic)
+	topic, err := e.p.Host.PubSub.Join(wire.JobsTopic)
 	if err != nil {
 		return fmt.Errorf("join jobs topic: %w", err)
 	}
@@ -196,12 +197,12 @@ func (e *Engine) Start() error {
 	}
 	e.sub = sub
 	h := e.p.Host
-	h.SetStreamHandler(BidProtocol, e.handler(e.handleBid))
-	h.SetStreamHandler(ResultProtocol, e.handler(e.handleResult))
-	h.SetStreamHandler(LogProtocol, e.handler(e.handleLogs))
+	h.SetStreamHandler(wire.BidProtocol, e.handler(e.handleBid))
+	h.SetStreamHandler(wire.ResultProtocol, e.handler(e.handleResult))
+	h.SetStreamHandler(wire.LogProtocol, e.handler(e.handleLogs))
 	if e.isProvider() {
-		h.SetStreamHandler(AwardProtocol, e.handler(e.handleAward))
-		h.SetStreamHandler(CancelProtocol, e.handler(e.handleCancel))
+		h.SetStreamHandler(wire.AwardProtocol, e.handler(e.handleAward))
+		h.SetStreamHandler(wire.CancelProtocol, e.handler(e.handleCancel))
 	}
 	e.wg.Add(1)
 	go e.readAnnouncements()
@@ -209,7 +210,7 @@ func (e *Engine) Start() error {
 	go e.sweepSeen()
 	if e.p.Settlement != nil {
 		// Arbiters answer requests; every node takes dispute awards.
-		h.SetStreamHandler(ArbiterProtocol, e.handler(e.handleArbiter))
+		h.SetStreamHandler(wire.ArbiterProtocol, e.handler(e.handleArbiter))
 		e.spawn(e.settleLoop)
 	}
 	return e.resume()
@@ -221,7 +222,7 @@ func (e *Engine) Close() error {
 	e.closing = true
 	e.mu.Unlock()
 	h := e.p.Host
-	for _, p := range []protocol.ID{BidProtocol, ResultProtocol, LogProtocol, AwardProtocol, CancelProtocol, ArbiterProtocol} {
+	for _, p := range []protocol.ID{wire.BidProtocol, wire.ResultProtocol, wire.LogProtocol, wire.AwardProtocol, wire.CancelProtocol, wire.ArbiterProtocol} {
 		h.RemoveStreamHandler(p)
 	}
 	e.cancel()
@@ -233,7 +234,7 @@ func (e *Engine) Close() error {
 	if e.topic != nil {
 		err = e.topic.Close()
 	}
-	e.p.Host.PubSub.UnregisterTopicValidator(Topic)
+	e.p.Host.PubSub.UnregisterTopicValidator(wire.JobsTopic)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,7 +18,7 @@ import (
 )
 
 // A job's output goes from the provider to the requester as LogLine
-// frames on LogProtocol. Each side keeps at most Config.MaxLogBytes of it
+// frames on wire.LogProtocol. Each side keeps at most Config.MaxLogBytes of it
 // per job, then notes the cut and drops the rest; the job goes on.
 const (
 	// maxLogFrame bounds one frame of the log stream, on both sides.
@@ -175,7 +176,7 @@ func (l *logSink) forward() {
 			if err != nil {
 				return
 			}
-			st, _, bw, err := l.e.newStream(l.ctx, info.ID, LogProtocol, logOpen)
+			st, _, bw, err := l.e.newStream(l.ctx, info.ID, wire.LogProtocol, logOpen)
 			if err != nil {
 				retryAt, pause = time.Now().Add(pause), min(2*pause, 30*time.Second)
 				continue
@@ -186,7 +187,7 @@ func (l *logSink) forward() {
 		}
 		data, _ := json.Marshal(line)
 		s.SetWriteDeadline(time.Now().Add(logWrite))
-		if err := writeFrame(w, data); err != nil {
+		if err := wire.WriteFrame(w, data); err != nil {
 			stop()
 			s.Reset()
 			s, w = nil, nil
@@ -255,7 +256,7 @@ func (e *Engine) handleLogs(s network.Stream) {
 	}()
 	for {
 		s.SetReadDeadline(time.Now().Add(10 * time.Minute))
-		data, err := readFrame(r, maxLogFrame)
+		data, err := wire.ReadFrame(r, maxLogFrame)
 		if err != nil {
 			return
 		}

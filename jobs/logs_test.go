@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func testEngine(t *testing.T, h *p2p.Host, maxLog int64) *Engine {
 // sendLines opens a log stream from h to the requester and writes lines
 // of size bytes until n are sent or the stream fails.
 func sendLines(ctx context.Context, h *p2p.Host, req *p2p.Host, job string, n, size int) {
-	s, err := h.NewStream(ctx, req.ID(), LogProtocol)
+	s, err := h.NewStream(ctx, req.ID(), wire.LogProtocol)
 	if err != nil {
 		return
 	}
@@ -48,7 +49,7 @@ func sendLines(ctx context.Context, h *p2p.Host, req *p2p.Host, job string, n, s
 	w := bufio.NewWriter(s)
 	for range n {
 		data, _ := json.Marshal(LogLine{JobID: job, Attempt: 1, Stream: "stdout", Data: strings.Repeat("x", size)})
-		if writeFrame(w, data) != nil {
+		if wire.WriteFrame(w, data) != nil {
 			return
 		}
 	}
@@ -66,7 +67,7 @@ func TestRequesterLogLimit(t *testing.T) {
 	}
 	const limit = 256 << 10
 	e := testEngine(t, req, limit)
-	req.SetStreamHandler(LogProtocol, e.handler(e.handleLogs))
+	req.SetStreamHandler(wire.LogProtocol, e.handler(e.handleLogs))
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateRunning, Attempt: 1, Provider: prov.ID().String(), Requester: req.ID().String()}
 	if err := e.store.put(j); err != nil {
 		t.Fatal(err)
@@ -120,11 +121,11 @@ func TestProviderLogSink(t *testing.T) {
 	j := &Job{ID: newJobID(), Attempt: 1, Requester: req.ID().String(), RequesterAddrs: addrs}
 
 	frames := make(chan int, 1024)
-	req.SetStreamHandler(LogProtocol, func(s network.Stream) {
+	req.SetStreamHandler(wire.LogProtocol, func(s network.Stream) {
 		defer s.Close()
 		r := bufio.NewReader(s)
 		for {
-			data, err := readFrame(r, maxLogFrame)
+			data, err := wire.ReadFrame(r, maxLogFrame)
 			if err != nil {
 				frames <- -1
 				return

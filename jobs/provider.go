@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"os"
 	"path/filepath"
 	"slices"
@@ -156,37 +157,33 @@ func (e *Engine) sendBid(a market.Announcement, bid market.Bid) error {
 	if err != nil {
 		return err
 	}
-	reply, err := e.exchange(info, BidProtocol, env, 5*time.Second)
+	reply, err := e.exchange(info, wire.BidProtocol, env, 5*time.Second)
 	if err != nil {
 		return err
 	}
-	if reply != "ok" {
-		return fmt.Errorf("requester answered %q", reply)
-	}
-	return nil
+	return reply.Err()
 }
 
 // exchange sends one envelope to a peer, dialling it when needed, and
-// returns its short text reply.
-func (e *Engine) exchange(info peer.AddrInfo, proto protocol.ID, env market.Envelope, timeout time.Duration) (string, error) {
+// returns its reply.
+func (e *Engine) exchange(info peer.AddrInfo, proto protocol.ID, env market.Envelope, timeout time.Duration) (wire.Reply, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	if len(e.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
 		if err := e.p.Host.Connect(ctx, info); err != nil {
-			return "", err
+			return wire.Reply{}, err
 		}
 	}
 	s, r, w, err := e.newStream(ctx, info.ID, proto, timeout)
 	if err != nil {
-		return "", err
+		return wire.Reply{}, err
 	}
 	defer s.Close()
 	if err := writeEnvelope(w, env); err != nil {
 		s.Reset()
-		return "", err
+		return wire.Reply{}, err
 	}
-	reply, err := readFrame(r, 4096)
-	return string(reply), err
+	return wire.ReadReply(r)
 }
 
 // handleAward answers an award with a signed ack and starts the job.
@@ -307,7 +304,7 @@ func (e *Engine) handleCancel(s network.Stream) {
 	stop := e.running[auctionKey(c.JobID, c.Attempt)]
 	e.mu.Unlock()
 	if stop != nil {
-		e.log.Info("job cancelled by its requester", "job", c.JobID, "reason", truncate(c.Reason, maxPeerReason))
+		e.log.Info("job cancelled by its requester", "job", c.JobID, "reason", wire.Truncate(c.Reason, maxPeerReason))
 		stop()
 	}
 }
@@ -614,7 +611,7 @@ func (e *Engine) finish(j *Job, res market.Result, logs *logSink) {
 	if res.FinishedAt.Before(res.StartedAt) {
 		res.StartedAt = res.FinishedAt
 	}
-	res.Reason = truncate(res.Reason, maxPeerReason)
+	res.Reason = wire.Truncate(res.Reason, maxPeerReason)
 	j.Result = &res
 	e.moveProvided(j, market.StateReporting, res.Status)
 	e.deliver(j)
@@ -664,17 +661,17 @@ func (e *Engine) deliver(j *Job) {
 }
 
 func (e *Engine) sendResult(info peer.AddrInfo, env market.Envelope) error {
-	reply, err := e.exchange(info, ResultProtocol, env, 10*time.Second)
+	reply, err := e.exchange(info, wire.ResultProtocol, env, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	if strings.HasPrefix(reply, "rejected") {
-		return fmt.Errorf("%w: %s", errRejected, reply)
+	switch reply.Code {
+	case wire.CodeOK, wire.CodeFinal:
+		return nil
+	case wire.CodeRejected:
+		return fmt.Errorf("%w: %w", errRejected, reply.Err())
 	}
-	if reply != "ok" && reply != "final" {
-		return fmt.Errorf("requester: %s", reply)
-	}
-	return nil
+	return reply.Err()
 }
 
 // errRejected: the requester refused the result for good.

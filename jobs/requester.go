@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/market"
@@ -333,14 +334,14 @@ func (e *Engine) handleBid(s network.Stream) {
 	ch, ok := e.auctions[auctionKey(bid.JobID, bid.Attempt)]
 	e.mu.Unlock()
 	if !ok {
-		writeFrame(w, []byte("closed"))
+		wire.WriteReply(w, wire.Reply{Code: wire.CodeClosed})
 		return
 	}
 	select {
 	case ch <- candidate{bid: bid, signer: signer}:
-		writeFrame(w, []byte("ok"))
+		wire.WriteReply(w, wire.OK)
 	default:
-		writeFrame(w, []byte("full"))
+		wire.WriteReply(w, wire.Reply{Code: wire.CodeFull})
 	}
 }
 
@@ -401,7 +402,7 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		if err != nil {
 			reason = err.Error()
 		} else if ack.Reason != "" {
-			reason = "refused: " + truncate(ack.Reason, maxPeerReason)
+			reason = "refused: " + wire.Truncate(ack.Reason, maxPeerReason)
 		}
 		e.log.Info("award not taken", "job", j.ID, "provider", c.Bid.Provider, "reason", reason)
 		if err != nil {
@@ -431,7 +432,7 @@ func (e *Engine) sendAward(ctx context.Context, p peer.ID, w market.Award) (mark
 	if err != nil {
 		return market.Ack{}, err
 	}
-	s, r, bw, err := e.newStream(ctx, p, AwardProtocol, e.cfg.AckTimeout)
+	s, r, bw, err := e.newStream(ctx, p, wire.AwardProtocol, e.cfg.AckTimeout)
 	if err != nil {
 		return market.Ack{}, err
 	}
@@ -650,7 +651,7 @@ func (e *Engine) handleResult(s network.Stream) {
 	}
 	signer, _ := peer.Decode(env.Signer)
 	if err := market.CheckJobID(res.JobID); err != nil {
-		writeFrame(w, []byte("rejected: "+err.Error()))
+		wire.WriteReply(w, wire.Refuse(err))
 		return
 	}
 	j, err := e.update(res.JobID, func(j *Job) error {
@@ -669,15 +670,15 @@ func (e *Engine) handleResult(s network.Stream) {
 		return nil
 	})
 	if errors.Is(err, errFinal) {
-		writeFrame(w, []byte("final")) // nothing more to do; stop retrying
+		wire.WriteReply(w, wire.Reply{Code: wire.CodeFinal}) // nothing more to do; stop retrying
 		return
 	}
 	if err != nil {
 		e.log.Warn("result rejected", "job", res.JobID, "peer", signer, "error", err)
-		writeFrame(w, []byte("rejected: "+err.Error()))
+		wire.WriteReply(w, wire.Refuse(err))
 		return
 	}
-	writeFrame(w, []byte("ok"))
+	wire.WriteReply(w, wire.OK)
 	e.mu.Lock()
 	ch := e.results[j.ID]
 	e.mu.Unlock()
@@ -698,7 +699,7 @@ func (e *Engine) sendCancel(j *Job, reason string) {
 	if err != nil {
 		return
 	}
-	s, _, w, err := e.newStream(e.ctx, prov, CancelProtocol, 5*time.Second)
+	s, _, w, err := e.newStream(e.ctx, prov, wire.CancelProtocol, 5*time.Second)
 	if err != nil {
 		return
 	}
@@ -708,14 +709,6 @@ func (e *Engine) sendCancel(j *Job, reason string) {
 
 // maxPeerReason bounds a reason a peer gives that this node records or logs.
 const maxPeerReason = 1000
-
-// truncate cuts s to at most n bytes.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
 
 // addrInfo parses a peer's addresses.
 func addrInfo(id string, addrs []string) (peer.AddrInfo, error) {

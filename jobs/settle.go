@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"maps"
 	"slices"
 	"strings"
@@ -15,10 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
-
-// ArbiterProtocol: any node to an arbiter, one request (its ledger address,
-// or a refund to co-sign) and one answer.
-const ArbiterProtocol = "/cyxwiz/arbiter/1.0.0"
 
 // Settlement connects the engine to a ledger, so that priced jobs are paid
 // through a 2-of-3 escrow per award: the requester locks the price before
@@ -34,7 +31,7 @@ type Settlement struct {
 	// Arbiter is the node that co-signs refunds of this node's escrows;
 	// without one this node awards no priced job in Mint.
 	Arbiter peer.ID
-	// Serve makes this node an arbiter: it answers ArbiterProtocol.
+	// Serve makes this node an arbiter: it answers wire.ArbiterProtocol.
 	Serve bool
 	// Every is how often escrows still open are looked at (default 2 s).
 	Every time.Duration
@@ -170,8 +167,11 @@ func (e *Engine) arbiterAddress(ctx context.Context) (string, error) {
 		return addr, nil
 	}
 	var res arbiterResponse
-	if err := e.askArbiter(ctx, arbiterRequest{Op: "address"}, &res); err != nil {
+	if err := e.askArbiter(ctx, arbiterRequest{Op: opAddress}, &res); err != nil {
 		return "", err
+	}
+	if err := res.Err(); err != nil {
+		return "", fmt.Errorf("arbiter: %w", err)
 	}
 	if res.Address == "" {
 		return "", errors.New("the arbiter named no address")
@@ -333,9 +333,9 @@ func (e *Engine) refundLater(j *Job, i int, why string, clock func() time.Time) 
 		return
 	}
 	var res arbiterResponse
-	err = e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: "refund", Terms: &rec.Terms, Tx: po.Tx}, &res)
-	if err == nil && res.Error != "" {
-		err = errors.New(res.Error)
+	err = e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: opRefund, Terms: &rec.Terms, Tx: po.Tx}, &res)
+	if err == nil {
+		err = res.Err()
 	}
 	if err != nil {
 		// Too early by the ledger's clock, the arbiter unreachable: retried.
@@ -498,21 +498,37 @@ func (e *Engine) proposeRelease(ctx context.Context, j *Job) []byte {
 	return po.Tx
 }
 
-// arbiterRequest is one request to an arbiter.
+// arbiterOp names what an arbiterRequest asks.
+type arbiterOp string
+
+// Operations of wire.ArbiterProtocol.
+const (
+	// opAddress asks an arbiter for its ledger address.
+	opAddress arbiterOp = "address"
+	// opRefund asks an arbiter to co-sign a refund after the deadline.
+	opRefund arbiterOp = "refund"
+	// opDispute opens a dispute with an arbiter.
+	opDispute arbiterOp = "dispute"
+	// opAward, from an arbiter to the side a dispute was decided for,
+	// asks it to co-sign the payout.
+	opAward arbiterOp = "award"
+)
+
+// arbiterRequest is one request of wire.ArbiterProtocol.
 type arbiterRequest struct {
-	// Op is "address", "refund" or "dispute" (to an arbiter), or "award"
-	// (from an arbiter to the side a dispute was decided for).
-	Op      string              `json:"op"`
+	Op      arbiterOp           `json:"op"`
 	Terms   *market.EscrowTerms `json:"terms,omitempty"`
 	Kind    string              `json:"kind,omitempty"`
 	Tx      []byte              `json:"tx,omitempty"`
 	Dispute *Dispute            `json:"dispute,omitempty"`
 }
 
+// arbiterResponse answers an arbiterRequest: a reply, and what the
+// request asked for when the reply is wire.CodeOK.
 type arbiterResponse struct {
+	wire.Reply
 	Address string `json:"address,omitempty"`
 	Tx      string `json:"tx,omitempty"`
-	Error   string `json:"error,omitempty"`
 }
 
 const maxArbiterMessage = 128 << 10
@@ -532,28 +548,23 @@ func (e *Engine) askArbiterPeer(ctx context.Context, arbiter string, req arbiter
 		}
 	}
 	// Long enough for the other side to co-sign and wait for the ledger.
-	s, r, w, err := e.newStream(ctx, p, ArbiterProtocol, 90*time.Second)
+	s, r, w, err := e.newStream(ctx, p, wire.ArbiterProtocol, 90*time.Second)
 	if err != nil {
 		return fmt.Errorf("arbiter %s: %w", p, err)
 	}
 	defer s.Close()
-	data, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	if err := writeFrame(w, data); err != nil {
+	if err := wire.WriteJSON(w, req); err != nil {
 		s.Reset()
 		return err
 	}
-	reply, err := readFrame(r, maxArbiterMessage)
-	if err != nil {
+	if err := wire.ReadJSON(r, maxArbiterMessage, res); err != nil {
 		s.Reset()
 		return fmt.Errorf("arbiter %s: %w", p, err)
 	}
-	return json.Unmarshal(reply, res)
+	return nil
 }
 
-// handleArbiter serves ArbiterProtocol. A refund is co-signed only when
+// handleArbiter serves wire.ArbiterProtocol. A refund is co-signed only when
 // the vault on the ledger holds the terms given and the ledger's clock is
 // past their deadline (the escrow enforces both), so the arbiter can
 // answer anyone: a refund pays the vault's requester and no one else.
@@ -561,60 +572,62 @@ func (e *Engine) handleArbiter(s network.Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(45 * time.Second))
 	r, w := bufReader(s), bufWriter(s)
-	data, err := readFrame(r, maxArbiterMessage)
+	data, err := wire.ReadFrame(r, maxArbiterMessage)
 	if err != nil {
 		s.Reset()
 		return
 	}
 	var req arbiterRequest
-	var res arbiterResponse
+	res := arbiterResponse{Reply: wire.OK}
+	refuse := func(reason string) { res.Reply = wire.Reply{Code: wire.CodeRejected, Reason: reason} }
+	failed := func(err error) { res.Reply = wire.Reply{Code: wire.CodeFailed, Reason: err.Error()} }
 	esc := e.p.Settlement.Escrow
 	ctx, cancel := context.WithTimeout(e.ctx, 40*time.Second)
 	defer cancel()
 	serve := e.p.Settlement.Serve
 	switch err := json.Unmarshal(data, &req); {
 	case err != nil:
-		res.Error = "bad request: " + err.Error()
-	case req.Op == "award":
+		refuse("bad request: " + err.Error())
+	case req.Op == opAward:
 		// Any node with an escrow may be the side a dispute is decided for.
 		res.Tx, err = e.coSignAward(ctx, s.Conn().RemotePeer(), req)
 		if err != nil {
-			res.Error = err.Error()
+			failed(err)
 		}
 	case !serve:
-		res.Error = "this node is not an arbiter"
-	case req.Op == "address":
+		refuse("this node is not an arbiter")
+	case req.Op == opAddress:
 		res.Address = esc.Address()
-	case req.Op == "dispute" && req.Dispute != nil:
+	case req.Op == opDispute && req.Dispute != nil:
 		if err := e.openDispute(ctx, s.Conn().RemotePeer(), *req.Dispute); err != nil {
-			res.Error = err.Error()
+			failed(err)
 		}
-	case req.Op == "refund" && req.Terms != nil:
+	case req.Op == opRefund && req.Terms != nil:
 		t := *req.Terms
 		if t.Arbiter != esc.Address() {
-			res.Error = "this arbiter is not a member of the escrow"
+			refuse("this arbiter is not a member of the escrow")
 			break
 		}
 		if e.inDispute(t.Vault) {
-			res.Error = "the escrow is in dispute"
+			refuse("the escrow is in dispute")
 			break
 		}
 		if err := esc.Verify(ctx, ref(t), terms(t)); err != nil {
-			res.Error = err.Error()
+			failed(err)
 			break
 		}
 		tx, err := esc.CoSign(ctx, settlement.Payout{Kind: settlement.Refund, Ref: ref(t), Tx: req.Tx}, terms(t))
 		if err != nil {
-			res.Error = err.Error()
+			failed(err)
 			break
 		}
 		res.Tx = tx
 		e.log.Info("refund co-signed", "escrow", t.ID, "amount", t.Amount, "requester", t.Requester, "tx", tx)
 	default:
-		res.Error = fmt.Sprintf("unknown request %q", req.Op)
+		refuse(fmt.Sprintf("unknown request %q", req.Op))
 	}
-	out, _ := json.Marshal(res)
-	if err := writeFrame(w, out); err != nil {
+	res.Reason = wire.Truncate(res.Reason, wire.MaxReasonBytes)
+	if err := wire.WriteJSON(w, res); err != nil {
 		s.Reset()
 	}
 }

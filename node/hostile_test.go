@@ -5,12 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/p2p/p2ptest"
@@ -43,7 +42,7 @@ func TestHostileMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	topic, err := attacker.PubSub.Join(jobs.Topic)
+	topic, err := attacker.PubSub.Join(wire.JobsTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,26 +74,24 @@ func TestHostileMessages(t *testing.T) {
 	fake, _ := market.Seal(attackerKey, market.TypeResult, market.Result{JobID: job.ID, Attempt: 1, Provider: attacker.ID().String(),
 		Status: market.StatusSucceeded, StartedAt: now, FinishedAt: now})
 	fakeData, _ := fake.Marshal()
-	st, err := attacker.NewStream(ctx, req.Host().ID(), jobs.ResultProtocol)
+	st, err := attacker.NewStream(ctx, req.Host().ID(), wire.ResultProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.Write(frame(fakeData))
-	reply, err := bufio.NewReader(st).ReadString('\n')
+	reply, err := wire.ReadReply(bufio.NewReader(st))
 	st.Close()
-	if !strings.Contains(reply, "rejected") {
-		t.Errorf("forged result answered %q (%v), want a rejection", reply, err)
+	if err != nil || reply.Code != wire.CodeRejected {
+		t.Errorf("forged result answered %+v (%v), want a rejection", reply, err)
 	}
 
 	// A bid whose signer is not the peer sending it.
 	bid, _ := market.Seal(other, market.TypeBid, market.Bid{JobID: job.ID, Attempt: 1, Provider: otherID.String(), ExpiresAt: now.Add(time.Minute)})
 	bidData, _ := bid.Marshal()
-	if st, err := attacker.NewStream(ctx, req.Host().ID(), jobs.BidProtocol); err == nil {
+	if st, err := attacker.NewStream(ctx, req.Host().ID(), wire.BidProtocol); err == nil {
 		st.Write(frame(bidData))
-		buf := make([]byte, 16)
 		st.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, _ := st.Read(buf)
-		if strings.Contains(string(buf[:n]), "ok") {
+		if reply, err := wire.ReadReply(bufio.NewReader(st)); err == nil && reply.Code == wire.CodeOK {
 			t.Error("a bid signed by another peer was taken")
 		}
 		st.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -111,15 +112,12 @@ func (c MarketConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Capacity records live in the DHT under /cyxcap/<peer ID>.
-const capacityNamespace = "cyxcap"
-
-func capacityKey(id peer.ID) string { return "/" + capacityNamespace + "/" + id.String() }
+func capacityKey(id peer.ID) string { return wire.CapacityKeyPrefix + id.String() }
 
 // providersCID is the DHT key under which every provider announces itself,
 // so that requesters can list them.
 var providersCID = func() cid.Cid {
-	sum, err := mh.Sum([]byte("cyxwiz/providers/1"), mh.SHA2_256, -1)
+	sum, err := mh.Sum([]byte(wire.ProvidersName), mh.SHA2_256, -1)
 	if err != nil {
 		panic(err)
 	}
@@ -153,9 +151,9 @@ func (capacityValidator) Select(key string, values [][]byte) (int, error) {
 }
 
 func openCapacity(key string, value []byte, now time.Time) (market.Capacity, error) {
-	idText, ok := strings.CutPrefix(key, "/"+capacityNamespace+"/")
+	idText, ok := strings.CutPrefix(key, wire.CapacityKeyPrefix)
 	if !ok {
-		return market.Capacity{}, fmt.Errorf("capacity key %q outside /%s/", key, capacityNamespace)
+		return market.Capacity{}, fmt.Errorf("capacity key %q outside %s", key, wire.CapacityKeyPrefix)
 	}
 	env, err := market.ParseEnvelope(value)
 	if err != nil {

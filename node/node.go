@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"log/slog"
 	"net"
 	"net/http"
@@ -107,8 +108,8 @@ func New(p Params) (*Node, error) {
 		RelayService: p.Config.Role == RoleIndexer || p.Config.Role == RoleArbiter,
 		Version:      Version,
 		Logger:       log.With("system", "p2p"),
-		Validators:   map[string]record.Validator{capacityNamespace: capacityValidator{}},
-		ScoredTopics: []string{jobs.Topic},
+		Validators:   map[string]record.Validator{wire.DHTNamespace: capacityValidator{}},
+		ScoredTopics: []string{wire.JobsTopic},
 	})
 	if err != nil {
 		n.ln.Close()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"log/slog"
 	"strings"
 	"sync"
@@ -129,7 +130,7 @@ func New(p Params) (*Host, error) {
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
-		libp2p.UserAgent(AgentName + "/" + p.Version),
+		libp2p.UserAgent(wire.AgentName + "/" + p.Version),
 		libp2p.Ping(true),
 		libp2p.DisableMetrics(),
 	}
@@ -173,7 +174,7 @@ func New(p Params) (*Host, error) {
 
 	bootstrap, _ := ParsePeerAddrs(cfg.Bootstrap) // validated above
 	dhtOpts := []dht.Option{
-		dht.ProtocolPrefix(DHTPrefix),
+		dht.ProtocolPrefix(wire.DHTPrefix),
 		dht.Mode(dhtMode(cfg.DHTMode)),
 		dht.BootstrapPeers(bootstrap...),
 	}
@@ -211,7 +212,7 @@ func New(p Params) (*Host, error) {
 	hst.PubSub = ps
 
 	if cfg.MDNS {
-		hst.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{hst})
+		hst.mdns = mdns.NewMdnsService(h, wire.MDNSService, mdnsNotifee{hst})
 		if err := hst.mdns.Start(); err != nil {
 			hst.Close()
 			return nil, fmt.Errorf("new host: mdns: %w", err)

@@ -2,6 +2,7 @@ package p2p_test
 
 import (
 	"context"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"strings"
 	"sync"
 	"testing"
@@ -75,12 +76,12 @@ func TestDHTDiscovery(t *testing.T) {
 		}
 		for _, p := range h.Protocols() {
 			if strings.HasPrefix(string(p), "/ipfs/kad") {
-				t.Errorf("host serves the IPFS DHT protocol %s; want only %s", p, p2p.DHTPrefix)
+				t.Errorf("host serves the IPFS DHT protocol %s; want only %s", p, wire.DHTPrefix)
 			}
 		}
 	}
-	if !serves(boot, protocol.ID(string(p2p.DHTPrefix)+"/kad/1.0.0")) {
-		t.Errorf("bootstrap host does not serve %s/kad/1.0.0: %v", p2p.DHTPrefix, boot.Protocols())
+	if !serves(boot, protocol.ID(string(wire.DHTPrefix)+"/kad/1.0.0")) {
+		t.Errorf("bootstrap host does not serve %s/kad/1.0.0: %v", wire.DHTPrefix, boot.Protocols())
 	}
 }
 

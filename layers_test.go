@@ -1,0 +1,61 @@
+package cyxwiz_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cyxwiz/cyxwiz/"
+
+// layerRules says, for the packages under a prefix, which of our packages
+// they may import (by prefix). A package not named by any rule is free.
+var layerRules = []struct {
+	under string
+	may   []string
+	why   string
+}{
+	{"p2p", []string{"p2p", "internal/"}, "the host is the bottom layer: it knows no market, content or node"},
+	{"market", []string{"market", "internal/"}, "the market's logic is pure: no network, chain or node"},
+	{"settlement", []string{"settlement"}, "ledgers know only the escrow interface"},
+	{"content", []string{"content", "p2p/wire", "internal/"}, "the content store needs only the host's interfaces"},
+}
+
+// TestLayers guards the intended imports between our packages, so that
+// the layering drawn in docs/architecture.md stays true.
+func TestLayers(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, ok := strings.CutPrefix(fields[0], module)
+		if !ok {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			dep, ours := strings.CutPrefix(imp, module)
+			if !ours {
+				continue
+			}
+			if dep == "node" || strings.HasPrefix(dep, "node/") && !strings.HasPrefix(dep, "node/api") {
+				if !strings.HasPrefix(pkg, "cmd/") && !strings.HasPrefix(pkg, "node") && !strings.HasPrefix(pkg, "test/") {
+					t.Errorf("%s imports %s: only the commands, and test programs, import the composition root", pkg, dep)
+				}
+			}
+			for _, r := range layerRules {
+				if pkg != r.under && !strings.HasPrefix(pkg, r.under+"/") {
+					continue
+				}
+				allowed := false
+				for _, may := range r.may {
+					allowed = allowed || dep == may || strings.HasPrefix(dep, strings.TrimSuffix(may, "/")+"/")
+				}
+				if !allowed {
+					t.Errorf("%s imports %s: %s", pkg, dep, r.why)
+				}
+			}
+		}
+	}
+}

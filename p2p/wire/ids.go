@@ -1,0 +1,74 @@
+// Package wire is the CyxWiz network protocol in one place: every protocol
+// ID, gossipsub topic and DHT namespace, each with its version; the one
+// framing every stream uses, with a size bound on each frame; and the
+// typed reply (a code and a reason) that answers a message.
+//
+// A change to a message's format gets a new ID here, so that nodes of
+// different versions refuse each other's streams instead of misreading
+// them. The messages themselves (signed envelopes and what they carry)
+// are the market's; this package knows only their frames.
+package wire
+
+import "github.com/libp2p/go-libp2p/core/protocol"
+
+// Names of the network and of its DHT.
+const (
+	// DHTPrefix namespaces the Kademlia DHT (its protocol becomes
+	// /cyxwiz/kad/1.0.0), so that CyxWiz nodes form their own DHT instead
+	// of joining the IPFS one.
+	DHTPrefix protocol.ID = "/cyxwiz"
+	// MDNSService is the service name announced on the LAN.
+	MDNSService = "cyxwiz"
+	// AgentName prefixes the agent version sent by identify.
+	AgentName = "cyxwiz"
+)
+
+// Records and keys in the DHT.
+const (
+	// DHTNamespace is the namespace of every CyxWiz record in the DHT: a
+	// key is /cyxwiz/<kind>/<version>/..., and one validator serves the
+	// namespace.
+	DHTNamespace = "cyxwiz"
+	// CapacityKeyPrefix is where a provider's signed capacity record lives:
+	// CapacityKeyPrefix + its peer ID.
+	CapacityKeyPrefix = "/" + DHTNamespace + "/cap/1/"
+	// ProvidersName is hashed into the CID under which every provider
+	// announces itself as a content provider, so that requesters can list
+	// them.
+	ProvidersName = "cyxwiz/providers/1"
+)
+
+// JobsTopic is the gossipsub topic of signed job announcements.
+const JobsTopic = "/cyxwiz/jobs/1"
+
+// Stream protocols of the market. A stream carries frames (WriteFrame):
+// one signed envelope from the side that opens it, and a Reply, an
+// envelope or nothing back, as each protocol says.
+const (
+	// BidProtocol: provider to requester, one signed bid answered by a
+	// Reply (CodeOK, CodeClosed or CodeFull).
+	BidProtocol protocol.ID = "/cyxwiz/market/bid/2.0.0"
+	// AwardProtocol: requester to provider, a signed award answered by a
+	// signed ack.
+	AwardProtocol protocol.ID = "/cyxwiz/market/award/1.0.0"
+	// ResultProtocol: provider to requester, the signed result answered by
+	// a Reply (CodeOK, CodeFinal or CodeRejected).
+	ResultProtocol protocol.ID = "/cyxwiz/market/result/2.0.0"
+	// LogProtocol: provider to requester, the job's output as it is
+	// written, one JSON frame per piece, no answer.
+	LogProtocol protocol.ID = "/cyxwiz/market/logs/1.0.0"
+	// CancelProtocol: requester to provider, a signed cancel, no answer.
+	CancelProtocol protocol.ID = "/cyxwiz/market/cancel/1.0.0"
+	// ArbiterProtocol: any node to an arbiter, or an arbiter to the side a
+	// dispute was decided for: one JSON request and one JSON answer that
+	// carries a Reply.
+	ArbiterProtocol protocol.ID = "/cyxwiz/arbiter/2.0.0"
+)
+
+// DAGProtocol streams whole DAGs between CyxWiz nodes: one request names
+// the roots, and the provider answers with every block under them in one
+// stream, then an end marker with a status. It moves large content several
+// times faster than bitswap's block-by-block exchange; bitswap remains the
+// fallback and the path to other IPFS software. Its block frames (a CID
+// beside each block) and their bounds are the content package's own.
+const DAGProtocol protocol.ID = "/cyxwiz/dag/1.0.0"
