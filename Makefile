@@ -41,7 +41,7 @@ test: kubo ledger ## run every test (unit, many-node, end-to-end, Kubo interop) 
 	$(GO) test -count=1 ./compute/train   # the pure-Go GEMM path too
 	npm test --prefix tools/ledger --silent
 
-test-short: ## run the fast tests only
+test-short: ## run the fast tests only: no Kubo, no ledger, no end-to-end daemons
 	$(GO) test -tags "$(GOTAGS)" -short -count=1 $(PKGS)
 
 bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB transfer vs TCP, libp2p, Kubo; jobs; GEMM vs peak, MNIST epoch; Go benchmarks

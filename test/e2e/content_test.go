@@ -13,6 +13,7 @@ import (
 // TestContentBetweenDaemons adds a file and a directory on one daemon and
 // fetches them on another through the CLI; pins survive a restart.
 func TestContentBetweenDaemons(t *testing.T) {
+	needBinary(t)
 	dir := t.TempDir()
 	repoA, repoB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	cli(t, "--repo", repoA, "init", "--profile", "local")

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run()) // every test skips: see needBinary
+	}
 	code := func() int {
 		dir, err := os.MkdirTemp("", "cyxwiz-e2e")
 		if err != nil {
@@ -35,6 +40,15 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// needBinary skips an end-to-end test under -short, where the binary is
+// not built; the full suite runs them.
+func needBinary(t *testing.T) {
+	t.Helper()
+	if binary == "" {
+		t.Skip("-short: the end-to-end tests run in the full suite")
+	}
 }
 
 // cli runs the binary with args and returns its standard output; a non-zero
@@ -118,6 +132,7 @@ func (d *daemon) stop(t *testing.T) {
 }
 
 func TestTwoDaemons(t *testing.T) {
+	needBinary(t)
 	dir := t.TempDir()
 	repoA, repoB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	cli(t, "--repo", repoA, "init", "--profile", "local", "--api-addr", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0")
@@ -179,6 +194,7 @@ func TestTwoDaemons(t *testing.T) {
 }
 
 func TestBadConfigNamesTheKey(t *testing.T) {
+	needBinary(t)
 	repo := filepath.Join(t.TempDir(), "r")
 	cli(t, "--repo", repo, "init", "--profile", "local")
 	cfg := filepath.Join(repo, "config.json")
@@ -204,6 +220,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 }
 
 func TestPrivateSwarmDaemons(t *testing.T) {
+	needBinary(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "swarm.key")
 	cli(t, "swarm", "key", "gen", "-o", key)

@@ -14,6 +14,7 @@ import (
 // one daemon, follows it to the end and fetches its result, all through the
 // command line; another daemon runs it.
 func TestJobThroughCLI(t *testing.T) {
+	needBinary(t)
 	dir := t.TempDir()
 	module := filepath.Join(dir, "wordcount.wasm")
 	build := exec.Command("go", "build", "-o", module, "github.com/cyxwiz/cyxwiz/examples/wordcount")

@@ -27,6 +27,9 @@ import (
 
 func kuboBinary(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the Kubo interop tests run in the full suite")
+	}
 	bin := os.Getenv("KUBO_BIN")
 	if bin == "" {
 		bin = "../../bin/ipfs"

@@ -13,12 +13,16 @@ import (
 	"github.com/cyxwiz/cyxwiz/settlement/localledger"
 )
 
-// Start starts a local ledger that stops when the test ends. Where Node.js
-// or the ledger's npm packages are missing it skips the test with the
-// install hint, except under CI (the environment variable CI set), where it
-// fails it: CI must never skip the settlement tests.
+// Start starts a local ledger that stops when the test ends. Under -short
+// it skips the test: the short suite needs no Node.js. Where Node.js or the
+// ledger's npm packages are missing it skips the test with the install
+// hint, except under CI (the environment variable CI set), where it fails
+// it: CI must never skip the settlement tests.
 func Start(t testing.TB) *localledger.Ledger {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the tests on the local ledger run in the full suite")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{
