@@ -154,7 +154,7 @@ func Start(ctx context.Context, opts Options) (*Ledger, error) {
 		closing := l.closing
 		l.mu.Unlock()
 		if !closing {
-			log.Warn("local ledger exited", "err", err, "stderr", l.stderr.tail())
+			log.Warn("local ledger exited", "error", err, "stderr", l.stderr.tail())
 		}
 		l.waitErr = err
 		close(l.exited) // last: nothing logs after Close returns

@@ -104,7 +104,7 @@ func (l *Ledger) call(ctx context.Context, method string, f func(ctx context.Con
 		if ctx.Err() != nil || attempt == maxAttempts || !retryable(err) {
 			return err
 		}
-		l.log.Debug("rpc request failed, retrying", "method", method, "attempt", attempt, "err", err)
+		l.log.Debug("rpc request failed, retrying", "method", method, "attempt", attempt, "error", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w (after %v)", method, ctx.Err(), err)
@@ -385,13 +385,13 @@ func (l *Ledger) subscribe(ctx context.Context, sig sol.Signature) <-chan struct
 	c, err := ws.Connect(dctx, l.cfg.WS)
 	cancel()
 	if err != nil {
-		l.log.Debug("pubsub unavailable, polling", "err", err)
+		l.log.Debug("pubsub unavailable, polling", "error", err)
 		return nil
 	}
 	sub, err := c.SignatureSubscribe(sig, l.cfg.Commitment)
 	if err != nil {
 		c.Close()
-		l.log.Debug("signatureSubscribe failed, polling", "err", err)
+		l.log.Debug("signatureSubscribe failed, polling", "error", err)
 		return nil
 	}
 	done := make(chan struct{})
