@@ -138,7 +138,7 @@ type Engine struct {
 	admit        *admission                 // provider: which queued jobs may run
 	auctionSlots chan struct{}              // requester: auctions open at once
 	tally        map[string]market.Outcomes // requester: outcomes by provider
-	logStreams   map[string]network.Stream  // requester: the live log stream of each job
+	reqLogs      map[string]*requesterLog   // requester: the log of each job with a stream open
 }
 
 type candidate struct {
@@ -165,7 +165,7 @@ func New(p Params) (*Engine, error) {
 	e := &Engine{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel,
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{}, waiting: map[string]context.CancelFunc{},
 		running: map[string]context.CancelFunc{}, seen: map[string]time.Time{},
-		tally: map[string]market.Outcomes{}, logStreams: map[string]network.Stream{},
+		tally: map[string]market.Outcomes{}, reqLogs: map[string]*requesterLog{},
 		auctionSlots: make(chan struct{}, maxAuctions), settleKick: make(chan struct{}, 1), lockingJobs: map[string]int{}, escrowJobs: map[string]bool{}}
 	e.admit = newAdmission(p.Config.MaxConcurrent, e.offeredMemory)
 	return e, nil

@@ -228,6 +228,93 @@ func (l *logSink) tail() string {
 	return string(l.last)
 }
 
+// requesterLog is the log of one job on the requester: the file, what it
+// holds, and the one stream allowed to add to it. Every stream of the job
+// writes under mu, so the limit holds however many a provider opens.
+type requesterLog struct {
+	mu        sync.Mutex
+	stream    network.Stream // the live stream; others write nothing
+	f         *os.File
+	written   int64
+	truncated bool
+	refs      int // handlers holding it; the last closes the file
+}
+
+// attachLog makes s the live log stream of a job, cutting the one before.
+func (e *Engine) attachLog(job string, s network.Stream) *requesterLog {
+	e.mu.Lock()
+	rl := e.reqLogs[job]
+	if rl == nil {
+		rl = &requesterLog{}
+		e.reqLogs[job] = rl
+	}
+	rl.refs++
+	e.mu.Unlock()
+	rl.mu.Lock()
+	old := rl.stream
+	rl.stream = s
+	rl.mu.Unlock()
+	if old != nil {
+		old.Reset()
+	}
+	return rl
+}
+
+// detachLog lets go of a job's log; the last handler closes its file.
+func (e *Engine) detachLog(job string, rl *requesterLog, s network.Stream) {
+	e.mu.Lock()
+	rl.refs--
+	last := rl.refs == 0
+	if last {
+		delete(e.reqLogs, job)
+	}
+	e.mu.Unlock()
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.stream == s {
+		rl.stream = nil
+	}
+	if last && rl.f != nil {
+		rl.f.Close()
+		rl.f = nil
+	}
+}
+
+// append writes what fits of data to the log and reports what was kept;
+// ok is false once s is no longer the live stream or the file cannot be
+// written.
+func (rl *requesterLog) append(e *Engine, job string, s network.Stream, data string) (kept string, ok bool) {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.stream != s {
+		return "", false
+	}
+	if rl.f == nil {
+		if err := ensureDir(e.logDir()); err != nil {
+			return "", false
+		}
+		f, err := os.OpenFile(e.LogPath(job), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return "", false
+		}
+		rl.f = f
+		if fi, err := f.Stat(); err == nil {
+			rl.written = fi.Size()
+			rl.truncated = rl.written >= e.cfg.MaxLogBytes
+		}
+	}
+	if rl.truncated {
+		return "", true
+	}
+	if room := e.cfg.MaxLogBytes - rl.written; int64(len(data)) > room {
+		data = data[:room] + truncatedNote(e.cfg.MaxLogBytes)
+		rl.truncated = true
+	}
+	n, err := rl.f.WriteString(data)
+	rl.written += int64(n)
+	return data[:n], err == nil
+}
+
 // handleLogs appends a provider's streamed output to the job's log, up to
 // the log limit, and passes it to subscribers; a frame for a job that is
 // over ends the stream, and one from a peer that does not run the job
@@ -236,22 +323,13 @@ func (e *Engine) handleLogs(s network.Stream) {
 	defer s.Close()
 	r := bufio.NewReader(s)
 	var (
-		f         *os.File
-		written   int64
-		truncated bool
-		metrics   int64
-		job       string // the job this stream carries, once known
+		rl      *requesterLog
+		metrics int64
+		job     string // the job this stream carries, once known
 	)
 	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if job != "" {
-			e.mu.Lock()
-			if e.logStreams[job] == s {
-				delete(e.logStreams, job)
-			}
-			e.mu.Unlock()
+		if rl != nil {
+			e.detachLog(job, rl, s)
 		}
 	}()
 	for {
@@ -278,13 +356,7 @@ func (e *Engine) handleLogs(s network.Stream) {
 			// when the last failed, so an older one still open is cut,
 			// and streams cannot share out the log limit among them.
 			job = j.ID
-			e.mu.Lock()
-			old := e.logStreams[job]
-			e.logStreams[job] = s
-			e.mu.Unlock()
-			if old != nil {
-				old.Reset()
-			}
+			rl = e.attachLog(job, s)
 		} else if line.JobID != job {
 			s.Reset()
 			return
@@ -295,28 +367,15 @@ func (e *Engine) handleLogs(s network.Stream) {
 			}
 			continue
 		}
-		if f == nil {
-			if err := ensureDir(e.logDir()); err != nil {
-				return
-			}
-			if f, err = os.OpenFile(e.LogPath(j.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-				return
-			}
-			if fi, err := f.Stat(); err == nil {
-				written = fi.Size()
-				truncated = written >= e.cfg.MaxLogBytes
-			}
+		kept, ok := rl.append(e, job, s, line.Data)
+		if !ok {
+			s.Reset() // a stream that is no longer read must not hang its writer
+			return
 		}
-		if truncated {
-			continue
+		if kept != "" {
+			line.Data = kept
+			e.p.Notify(j.ID, line)
 		}
-		if room := e.cfg.MaxLogBytes - written; int64(len(line.Data)) > room {
-			line.Data = line.Data[:room] + truncatedNote(e.cfg.MaxLogBytes)
-			truncated = true
-		}
-		n, _ := f.WriteString(line.Data)
-		written += int64(n)
-		e.p.Notify(j.ID, line)
 	}
 }
 
