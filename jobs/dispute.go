@@ -60,36 +60,36 @@ var ErrNoEscrow = errors.New("no escrow of this job is locked")
 // side: the requester's job, or the job this node provided. Until the
 // arbiter decides, the escrow is neither refunded nor, on this side,
 // released automatically.
-func (e *Engine) Dispute(ctx context.Context, id, reason string) (*Job, error) {
-	if e.p.Settlement == nil {
+func (pay *settler) Dispute(ctx context.Context, id, reason string) (*Job, error) {
+	if pay.p.Settlement == nil {
 		return nil, errors.New("this node settles no payments")
 	}
 	if len(reason) > maxDisputeReason {
 		return nil, fmt.Errorf("reason of %d bytes, at most %d", len(reason), maxDisputeReason)
 	}
-	side, j, err := e.disputable(id)
+	side, j, err := pay.disputable(id)
 	if err != nil {
 		return nil, err
 	}
 	i := len(j.Escrows) - 1
 	rec := j.Escrows[i]
 	d := Dispute{Terms: rec.Terms, RequesterPeer: j.Requester, ProviderPeer: rec.ProviderPeer, OpenedBy: side, Reason: reason}
-	if e.p.Settlement.Sign == nil {
+	if pay.p.Settlement.Sign == nil {
 		return nil, errors.New("this node cannot sign with its ledger key")
 	}
-	d.Signature = e.p.Settlement.Sign(DisputeMessage(rec.Terms.ID, side, e.self.String(), reason))
+	d.Signature = pay.p.Settlement.Sign(DisputeMessage(rec.Terms.ID, side, pay.self.String(), reason))
 	if j.ResultEnvelope != nil {
 		d.Evidence, _ = j.ResultEnvelope.Marshal()
 	}
 	var res arbiterResponse
-	if err := e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: opDispute, Dispute: &d}, &res); err != nil {
+	if err := pay.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: opDispute, Dispute: &d}, &res); err != nil {
 		return nil, err
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("arbiter: %w", err)
 	}
 	if side == SideRequester {
-		return e.update(j.ID, func(j *Job) error {
+		return pay.update(j.ID, func(j *Job) error {
 			j.Escrows[i].Disputed = true
 			j.Escrows[i].Error = "in dispute: " + reason
 			return nil
@@ -99,14 +99,14 @@ func (e *Engine) Dispute(ctx context.Context, id, reason string) (*Job, error) {
 }
 
 // disputable finds the job's side and record with a locked escrow.
-func (e *Engine) disputable(id string) (string, *Job, error) {
-	if j, err := e.Get(id); err == nil {
+func (pay *settler) disputable(id string) (string, *Job, error) {
+	if j, err := pay.Get(id); err == nil {
 		if n := len(j.Escrows); n > 0 && j.Escrows[n-1].State == EscrowLocked {
 			return SideRequester, j, nil
 		}
 		return "", nil, ErrNoEscrow
 	}
-	provided, err := e.Provided()
+	provided, err := pay.Provided()
 	if err != nil {
 		return "", nil, err
 	}
@@ -128,8 +128,8 @@ func DisputeMessage(escrowID, side, peerID, reason string) []byte {
 // The request must be signed by the ledger key of the side it names, so
 // that no one outside the escrow can hold up its refund; a second request,
 // from the other side, adds that side's node to the dispute.
-func (e *Engine) openDispute(ctx context.Context, from peer.ID, d Dispute) error {
-	esc := e.p.Settlement.Escrow
+func (pay *settler) openDispute(ctx context.Context, from peer.ID, d Dispute) error {
+	esc := pay.p.Settlement.Escrow
 	switch {
 	case d.Terms.Arbiter != esc.Address():
 		return errors.New("this arbiter is not a member of the escrow")
@@ -151,7 +151,7 @@ func (e *Engine) openDispute(ctx context.Context, from peer.ID, d Dispute) error
 		return err
 	}
 	now := time.Now().UTC()
-	return e.p.DB.Update(func(tx *bolt.Tx) error {
+	return pay.p.DB.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(disputesBucket))
 		if err != nil {
 			return err
@@ -175,12 +175,12 @@ func (e *Engine) openDispute(ctx context.Context, from peer.ID, d Dispute) error
 }
 
 // putDispute stores a dispute.
-func (e *Engine) putDispute(d Dispute) error {
+func (pay *settler) putDispute(d Dispute) error {
 	data, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	return e.p.DB.Update(func(tx *bolt.Tx) error {
+	return pay.p.DB.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(disputesBucket))
 		if err != nil {
 			return err
@@ -191,9 +191,9 @@ func (e *Engine) putDispute(d Dispute) error {
 
 // Disputes lists the disputes this arbiter was asked to decide, newest
 // first.
-func (e *Engine) Disputes() ([]Dispute, error) {
+func (pay *settler) Disputes() ([]Dispute, error) {
 	var out []Dispute
-	err := e.p.DB.View(func(tx *bolt.Tx) error {
+	err := pay.p.DB.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(disputesBucket))
 		if b == nil {
 			return nil
@@ -212,9 +212,9 @@ func (e *Engine) Disputes() ([]Dispute, error) {
 }
 
 // inDispute reports whether the vault has an open dispute.
-func (e *Engine) inDispute(vault string) bool {
+func (pay *settler) inDispute(vault string) bool {
 	open := true // refuse while unsure
-	e.p.DB.View(func(tx *bolt.Tx) error {
+	pay.p.DB.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(disputesBucket))
 		v := []byte(nil)
 		if b != nil {
@@ -230,11 +230,11 @@ func (e *Engine) inDispute(vault string) bool {
 // Resolve decides a dispute for winner (requester or provider): the
 // arbiter proposes a payout of the whole vault to that side and sends it
 // to that side's node, which co-signs and submits it.
-func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute, error) {
-	if e.p.Settlement == nil || !e.p.Settlement.Serve {
+func (pay *settler) Resolve(ctx context.Context, escrowID, winner string) (Dispute, error) {
+	if pay.p.Settlement == nil || !pay.p.Settlement.Serve {
 		return Dispute{}, errors.New("this node is not an arbiter")
 	}
-	ds, err := e.Disputes()
+	ds, err := pay.Disputes()
 	if err != nil {
 		return Dispute{}, err
 	}
@@ -265,36 +265,36 @@ func (e *Engine) Resolve(ctx context.Context, escrowID, winner string) (Dispute,
 	if p, ok := d.Proven[winner]; ok {
 		to = p // the node that proved it is that side
 	}
-	po, err := e.p.Settlement.Escrow.Propose(ctx, ref(d.Terms), terms(d.Terms), kind)
+	po, err := pay.p.Settlement.Escrow.Propose(ctx, ref(d.Terms), terms(d.Terms), kind)
 	if err != nil {
 		return d, err
 	}
 	var res arbiterResponse
-	err = e.askArbiterPeer(ctx, to, arbiterRequest{Op: opAward, Terms: &d.Terms, Kind: string(kind), Tx: po.Tx}, &res)
+	err = pay.askArbiterPeer(ctx, to, arbiterRequest{Op: opAward, Terms: &d.Terms, Kind: string(kind), Tx: po.Tx}, &res)
 	if err == nil && res.Code != wire.CodeOK {
 		err = fmt.Errorf("the %s refused the award: %w", winner, res.Err())
 	}
 	if err != nil {
 		// The payout may have landed though the answer was lost.
-		if st, serr := e.p.Settlement.Escrow.Status(ctx, ref(d.Terms)); serr == nil && st.State != settlement.Locked {
+		if st, serr := pay.p.Settlement.Escrow.Status(ctx, ref(d.Terms)); serr == nil && st.State != settlement.Locked {
 			d.Winner = SideProvider
 			if st.State == settlement.Refunded {
 				d.Winner = SideRequester
 			}
 			d.UpdatedAt = time.Now().UTC()
-			return d, e.putDispute(d)
+			return d, pay.putDispute(d)
 		}
 		return d, err
 	}
 	d.Winner, d.Tx, d.UpdatedAt = winner, res.Tx, time.Now().UTC()
-	e.log.Info("dispute decided", "escrow", escrowID, "winner", winner, "tx", res.Tx)
-	return d, e.putDispute(d)
+	pay.log.Info("dispute decided", "escrow", escrowID, "winner", winner, "tx", res.Tx)
+	return d, pay.putDispute(d)
 }
 
 // coSignAward co-signs an arbiter's payout of a disputed escrow to this
 // node: the escrow checks it pays this node exactly the vault.
-func (e *Engine) coSignAward(ctx context.Context, from peer.ID, req arbiterRequest) (string, error) {
-	s := e.p.Settlement
+func (pay *settler) coSignAward(ctx context.Context, from peer.ID, req arbiterRequest) (string, error) {
+	s := pay.p.Settlement
 	if req.Terms == nil {
 		return "", errors.New("no terms")
 	}

@@ -49,7 +49,7 @@ func truncatedNote(limit int64) string {
 // limit, the tail, and a live stream to the requester that never blocks
 // the job nor, for more than logDrain, its result.
 type logSink struct {
-	e     *Engine
+	c     *core
 	j     *Job
 	path  string
 	limit int64
@@ -68,16 +68,16 @@ type logSink struct {
 	cancel context.CancelFunc
 }
 
-func newLogSink(e *Engine, j *Job, path string) *logSink {
+func newLogSink(c *core, j *Job, path string) *logSink {
 	ensureDir(filepath.Dir(path))
 	f, err := os.Create(path)
 	if err != nil {
-		e.log.Warn("job log file", "job", j.ID, "error", err)
+		c.log.Warn("job log file", "job", j.ID, "error", err)
 	}
-	l := &logSink{e: e, j: j, path: path, limit: e.cfg.MaxLogBytes, f: f,
+	l := &logSink{c: c, j: j, path: path, limit: c.cfg.MaxLogBytes, f: f,
 		send: make(chan LogLine, 256), done: make(chan struct{})}
-	l.ctx, l.cancel = context.WithCancel(e.ctx)
-	e.spawn(l.forward)
+	l.ctx, l.cancel = context.WithCancel(c.ctx)
+	c.spawn(l.forward)
 	return l
 }
 
@@ -176,7 +176,7 @@ func (l *logSink) forward() {
 			if err != nil {
 				return
 			}
-			st, _, bw, err := l.e.newStream(l.ctx, info.ID, wire.LogProtocol, logOpen)
+			st, _, bw, err := l.c.newStream(l.ctx, info.ID, wire.LogProtocol, logOpen)
 			if err != nil {
 				retryAt, pause = time.Now().Add(pause), min(2*pause, 30*time.Second)
 				continue
@@ -228,6 +228,18 @@ func (l *logSink) tail() string {
 	return string(l.last)
 }
 
+// logReceiver keeps, on the requester, the output providers stream.
+type logReceiver struct {
+	*core
+
+	mu   sync.Mutex
+	logs map[string]*requesterLog // jobs with a stream open
+}
+
+func newLogReceiver(c *core) *logReceiver {
+	return &logReceiver{core: c, logs: map[string]*requesterLog{}}
+}
+
 // requesterLog is the log of one job on the requester: the file, what it
 // holds, and the one stream allowed to add to it. Every stream of the job
 // writes under mu, so the limit holds however many a provider opens.
@@ -241,15 +253,15 @@ type requesterLog struct {
 }
 
 // attachLog makes s the live log stream of a job, cutting the one before.
-func (e *Engine) attachLog(job string, s network.Stream) *requesterLog {
-	e.mu.Lock()
-	rl := e.reqLogs[job]
+func (lr *logReceiver) attachLog(job string, s network.Stream) *requesterLog {
+	lr.mu.Lock()
+	rl := lr.logs[job]
 	if rl == nil {
 		rl = &requesterLog{}
-		e.reqLogs[job] = rl
+		lr.logs[job] = rl
 	}
 	rl.refs++
-	e.mu.Unlock()
+	lr.mu.Unlock()
 	rl.mu.Lock()
 	old := rl.stream
 	rl.stream = s
@@ -261,14 +273,14 @@ func (e *Engine) attachLog(job string, s network.Stream) *requesterLog {
 }
 
 // detachLog lets go of a job's log; the last handler closes its file.
-func (e *Engine) detachLog(job string, rl *requesterLog, s network.Stream) {
-	e.mu.Lock()
+func (lr *logReceiver) detachLog(job string, rl *requesterLog, s network.Stream) {
+	lr.mu.Lock()
 	rl.refs--
 	last := rl.refs == 0
 	if last {
-		delete(e.reqLogs, job)
+		delete(lr.logs, job)
 	}
-	e.mu.Unlock()
+	lr.mu.Unlock()
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	if rl.stream == s {
@@ -283,31 +295,31 @@ func (e *Engine) detachLog(job string, rl *requesterLog, s network.Stream) {
 // append writes what fits of data to the log and reports what was kept;
 // ok is false once s is no longer the live stream or the file cannot be
 // written.
-func (rl *requesterLog) append(e *Engine, job string, s network.Stream, data string) (kept string, ok bool) {
+func (rl *requesterLog) append(c *core, job string, s network.Stream, data string) (kept string, ok bool) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	if rl.stream != s {
 		return "", false
 	}
 	if rl.f == nil {
-		if err := ensureDir(e.logDir()); err != nil {
+		if err := ensureDir(c.logDir()); err != nil {
 			return "", false
 		}
-		f, err := os.OpenFile(e.LogPath(job), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err := os.OpenFile(c.LogPath(job), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return "", false
 		}
 		rl.f = f
 		if fi, err := f.Stat(); err == nil {
 			rl.written = fi.Size()
-			rl.truncated = rl.written >= e.cfg.MaxLogBytes
+			rl.truncated = rl.written >= c.cfg.MaxLogBytes
 		}
 	}
 	if rl.truncated {
 		return "", true
 	}
-	if room := e.cfg.MaxLogBytes - rl.written; int64(len(data)) > room {
-		data = data[:room] + truncatedNote(e.cfg.MaxLogBytes)
+	if room := c.cfg.MaxLogBytes - rl.written; int64(len(data)) > room {
+		data = data[:room] + truncatedNote(c.cfg.MaxLogBytes)
 		rl.truncated = true
 	}
 	n, err := rl.f.WriteString(data)
@@ -319,7 +331,7 @@ func (rl *requesterLog) append(e *Engine, job string, s network.Stream, data str
 // the log limit, and passes it to subscribers; a frame for a job that is
 // over ends the stream, and one from a peer that does not run the job
 // resets it.
-func (e *Engine) handleLogs(s network.Stream) {
+func (lr *logReceiver) handleLogs(s network.Stream) {
 	defer s.Close()
 	r := bufio.NewReader(s)
 	var (
@@ -329,7 +341,7 @@ func (e *Engine) handleLogs(s network.Stream) {
 	)
 	defer func() {
 		if rl != nil {
-			e.detachLog(job, rl, s)
+			lr.detachLog(job, rl, s)
 		}
 	}()
 	for {
@@ -343,7 +355,7 @@ func (e *Engine) handleLogs(s network.Stream) {
 			s.Reset()
 			return
 		}
-		j, err := e.Get(line.JobID)
+		j, err := lr.Get(line.JobID)
 		if err != nil || j.Provider != s.Conn().RemotePeer().String() || j.Attempt != line.Attempt {
 			s.Reset()
 			return
@@ -356,25 +368,25 @@ func (e *Engine) handleLogs(s network.Stream) {
 			// when the last failed, so an older one still open is cut,
 			// and streams cannot share out the log limit among them.
 			job = j.ID
-			rl = e.attachLog(job, s)
+			rl = lr.attachLog(job, s)
 		} else if line.JobID != job {
 			s.Reset()
 			return
 		}
 		if line.Stream == MetricsStream {
-			if metrics += int64(len(line.Data)); metrics <= e.cfg.MaxLogBytes {
-				e.p.Notify(j.ID, line)
+			if metrics += int64(len(line.Data)); metrics <= lr.cfg.MaxLogBytes {
+				lr.p.Notify(j.ID, line)
 			}
 			continue
 		}
-		kept, ok := rl.append(e, job, s, line.Data)
+		kept, ok := rl.append(lr.core, job, s, line.Data)
 		if !ok {
 			s.Reset() // a stream that is no longer read must not hang its writer
 			return
 		}
 		if kept != "" {
 			line.Data = kept
-			e.p.Notify(j.ID, line)
+			lr.p.Notify(j.ID, line)
 		}
 	}
 }

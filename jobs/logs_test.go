@@ -34,7 +34,7 @@ func testEngine(t *testing.T, h *p2p.Host, maxLog int64) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.cancel(); e.wg.Wait() })
+	t.Cleanup(func() { e.c.cancel(); e.c.wg.Wait() })
 	return e
 }
 
@@ -67,9 +67,9 @@ func TestRequesterLogLimit(t *testing.T) {
 	}
 	const limit = 256 << 10
 	e := testEngine(t, req, limit)
-	req.SetStreamHandler(wire.LogProtocol, e.handler(e.handleLogs))
+	req.SetStreamHandler(wire.LogProtocol, e.c.handler(e.logs.handleLogs))
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateRunning, Attempt: 1, Provider: prov.ID().String(), Requester: req.ID().String()}
-	if err := e.store.put(j); err != nil {
+	if err := e.c.store.put(j); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -90,7 +90,7 @@ func TestRequesterLogLimit(t *testing.T) {
 		t.Errorf("32 streams left a log of %d bytes, the limit is %d", fi.Size(), limit)
 	}
 
-	if _, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, "over") }); err != nil {
+	if _, err := e.c.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, "over") }); err != nil {
 		t.Fatal(err)
 	}
 	before := fi.Size()
@@ -132,7 +132,7 @@ func TestProviderLogSink(t *testing.T) {
 			frames <- len(data)
 		}
 	})
-	l := newLogSink(e, j, filepath.Join(t.TempDir(), "job.log"))
+	l := newLogSink(e.c, j, filepath.Join(t.TempDir(), "job.log"))
 	w := l.stream("stdout")
 	w.Write([]byte(strings.Repeat("\xff", 200<<10))) // invalid UTF-8: six bytes of JSON each
 	l.close()
@@ -151,7 +151,7 @@ func TestProviderLogSink(t *testing.T) {
 	hold := make(chan struct{})
 	defer close(hold)
 	req.Network().SetStreamHandler(func(network.Stream) { <-hold })
-	l = newLogSink(e, j, filepath.Join(t.TempDir(), "job2.log"))
+	l = newLogSink(e.c, j, filepath.Join(t.TempDir(), "job2.log"))
 	w = l.stream("stdout")
 	for range 64 {
 		w.Write([]byte(strings.Repeat("y", maxLogChunk)))

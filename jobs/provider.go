@@ -24,6 +24,63 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
+// provider is the side of the engine that sells work: it reads job
+// announcements, bids, takes awards, queues and runs jobs and delivers
+// their results.
+type provider struct {
+	*core
+	pay     *settler
+	sub     *pubsub.Subscription
+	modules moduleCache // bytes of recently run modules
+	admit   *admission  // which queued jobs may run
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // jobID/attempt -> stop
+	seen    map[string]time.Time          // announcements seen
+	load    market.Load
+}
+
+func newProvider(c *core, pay *settler) *provider {
+	pv := &provider{core: c, pay: pay, running: map[string]context.CancelFunc{}, seen: map[string]time.Time{}}
+	pv.admit = newAdmission(c.cfg.MaxConcurrent, pv.offeredMemory)
+	return pv
+}
+
+func (pv *provider) isProvider() bool { return len(pv.p.Executors) > 0 && pv.p.Capacity != nil }
+
+// offeredMemory is the memory in MiB the provider's capacity offers now.
+func (pv *provider) offeredMemory() int64 {
+	if pv.p.Capacity == nil {
+		return 0
+	}
+	c, _ := pv.p.Capacity()
+	return c.MemoryMiB
+}
+
+// start reads the announcements of sub until stop.
+func (pv *provider) start(sub *pubsub.Subscription) {
+	pv.sub = sub
+	pv.spawn(pv.readAnnouncements)
+	pv.spawn(pv.sweepSeen)
+}
+
+// stop ends the reading of announcements.
+func (pv *provider) stop() {
+	if pv.sub != nil {
+		pv.sub.Cancel()
+	}
+}
+
+// resume recovers the jobs a provider was running when it stopped.
+func (pv *provider) resume(jobs []*Job) {
+	for _, j := range jobs {
+		if j.State.Final() {
+			continue
+		}
+		pv.spawn(func() { pv.recoverProvided(j) })
+	}
+}
+
 func bufReader(s network.Stream) *bufio.Reader { return bufio.NewReader(s) }
 func bufWriter(s network.Stream) *bufio.Writer { return bufio.NewWriter(s) }
 
@@ -31,7 +88,7 @@ func bufWriter(s network.Stream) *bufio.Writer { return bufio.NewWriter(s) }
 // the message's author, a fresh and well-formed announcement. Invalid
 // messages are rejected (their sender is scored down); replays of an
 // announcement already seen are ignored.
-func (e *Engine) validateAnnouncement(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+func (pv *provider) validateAnnouncement(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if len(msg.Data) > market.MaxEnvelopeBytes {
 		return pubsub.ValidationReject
 	}
@@ -45,18 +102,18 @@ func (e *Engine) validateAnnouncement(_ context.Context, from peer.ID, msg *pubs
 		return pubsub.ValidationReject
 	}
 	if err := market.CheckAnnouncement(a, signer, time.Now()); err != nil {
-		e.log.Debug("announcement rejected", "from", from, "error", err)
+		pv.log.Debug("announcement rejected", "from", from, "error", err)
 		return pubsub.ValidationReject
 	}
 	// Keyed by requester too: another peer announcing the same job ID
 	// must not hide the real requester's announcements.
 	key := a.Requester + "/" + auctionKey(a.JobID, a.Attempt)
-	e.mu.Lock()
-	_, dup := e.seen[key]
+	pv.mu.Lock()
+	_, dup := pv.seen[key]
 	if !dup {
-		e.seen[key] = time.Now()
+		pv.seen[key] = time.Now()
 	}
-	e.mu.Unlock()
+	pv.mu.Unlock()
 	if dup {
 		return pubsub.ValidationIgnore
 	}
@@ -65,67 +122,65 @@ func (e *Engine) validateAnnouncement(_ context.Context, from peer.ID, msg *pubs
 }
 
 // sweepSeen forgets announcements older than they may be replayed.
-func (e *Engine) sweepSeen() {
-	defer e.wg.Done()
+func (pv *provider) sweepSeen() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
-		case <-e.ctx.Done():
+		case <-pv.ctx.Done():
 			return
 		case <-t.C:
 		}
-		e.mu.Lock()
-		for k, at := range e.seen {
+		pv.mu.Lock()
+		for k, at := range pv.seen {
 			if time.Since(at) > 2*market.MaxAnnouncementAge {
-				delete(e.seen, k)
+				delete(pv.seen, k)
 			}
 		}
-		e.mu.Unlock()
+		pv.mu.Unlock()
 	}
 }
 
 // readAnnouncements bids for announced jobs the strategy accepts.
-func (e *Engine) readAnnouncements() {
-	defer e.wg.Done()
+func (pv *provider) readAnnouncements() {
 	for {
-		msg, err := e.sub.Next(e.ctx)
+		msg, err := pv.sub.Next(pv.ctx)
 		if err != nil {
 			return
 		}
 		a, ok := msg.ValidatorData.(market.Announcement)
-		if !ok || a.Requester == e.self.String() || !e.isProvider() {
+		if !ok || a.Requester == pv.self.String() || !pv.isProvider() {
 			continue
 		}
-		capacity, ok := e.p.Capacity()
+		capacity, ok := pv.p.Capacity()
 		if !ok {
 			continue
 		}
-		e.mu.Lock()
-		load := e.load
-		e.mu.Unlock()
-		d := e.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: load})
+		pv.mu.Lock()
+		load := pv.load
+		pv.mu.Unlock()
+		d := pv.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: load})
 		if !d.Bid {
-			e.log.Debug("not bidding", "job", a.JobID, "reason", d.Reason)
+			pv.log.Debug("not bidding", "job", a.JobID, "reason", d.Reason)
 			continue
 		}
-		bid := market.Bid{JobID: a.JobID, Attempt: a.Attempt, Provider: e.self.String(),
-			Price: capacity.Prices.Quote(a.Spec), QueueDepth: e.queueDepth(load), ExpiresAt: time.Now().Add(time.Minute)}
+		bid := market.Bid{JobID: a.JobID, Attempt: a.Attempt, Provider: pv.self.String(),
+			Price: capacity.Prices.Quote(a.Spec), QueueDepth: pv.queueDepth(load), ExpiresAt: time.Now().Add(time.Minute)}
 		if a.Spec.Price != nil {
 			bid.Mint = a.Spec.Price.Mint
-			if st := e.p.Settlement; st != nil && bid.Mint == st.Mint && bid.Price > 0 {
+			if st := pv.p.Settlement; st != nil && bid.Mint == st.Mint && bid.Price > 0 {
 				if st.Arbiter == "" {
 					// It could not check an escrow, and takes no job in its
 					// mint without one.
-					e.log.Debug("not bidding", "job", a.JobID, "reason", "no trusted arbiter (settlement.arbiter)")
+					pv.log.Debug("not bidding", "job", a.JobID, "reason", "no trusted arbiter (settlement.arbiter)")
 					continue
 				}
 				bid.Payee = st.Escrow.Address()
 			}
 		}
-		e.spawn(func() {
-			if err := e.sendBid(a, bid); err != nil {
-				e.log.Debug("bid not delivered", "job", a.JobID, "error", err)
+		pv.spawn(func() {
+			if err := pv.sendBid(a, bid); err != nil {
+				pv.log.Debug("bid not delivered", "job", a.JobID, "error", err)
 			}
 		})
 	}
@@ -135,29 +190,29 @@ func (e *Engine) readAnnouncements() {
 // price, from a requester it serves, with room in its queue. Jobs beyond
 // MaxConcurrent wait in a queue of up to QueueFactor times as many; bids
 // say how deep the queue is.
-func (e *Engine) strategy() market.BidStrategy {
+func (pv *provider) strategy() market.BidStrategy {
 	return market.All(market.ExecutorSupported(), market.Fits(), market.MinPrice(),
-		market.AllowDeny(e.cfg.Allow, e.cfg.Deny), market.QueueRoom(e.cfg.MaxConcurrent, e.cfg.MaxConcurrent*queueFactor))
+		market.AllowDeny(pv.cfg.Allow, pv.cfg.Deny), market.QueueRoom(pv.cfg.MaxConcurrent, pv.cfg.MaxConcurrent*queueFactor))
 }
 
 // queueFactor sizes the provider's queue relative to MaxConcurrent.
 const queueFactor = 4
 
 // queueDepth is how many jobs would run before a new one.
-func (e *Engine) queueDepth(l market.Load) int {
-	return max(0, l.Running+l.Queued-e.cfg.MaxConcurrent+1)
+func (pv *provider) queueDepth(l market.Load) int {
+	return max(0, l.Running+l.Queued-pv.cfg.MaxConcurrent+1)
 }
 
-func (e *Engine) sendBid(a market.Announcement, bid market.Bid) error {
+func (pv *provider) sendBid(a market.Announcement, bid market.Bid) error {
 	info, err := addrInfo(a.Requester, a.RequesterAddrs)
 	if err != nil {
 		return err
 	}
-	env, err := market.Seal(e.p.Key, market.TypeBid, bid)
+	env, err := market.Seal(pv.p.Key, market.TypeBid, bid)
 	if err != nil {
 		return err
 	}
-	reply, err := e.exchange(info, wire.BidProtocol, env, 5*time.Second)
+	reply, err := pv.exchange(info, wire.BidProtocol, env, 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -166,15 +221,15 @@ func (e *Engine) sendBid(a market.Announcement, bid market.Bid) error {
 
 // exchange sends one envelope to a peer, dialling it when needed, and
 // returns its reply.
-func (e *Engine) exchange(info peer.AddrInfo, proto protocol.ID, env market.Envelope, timeout time.Duration) (wire.Reply, error) {
-	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+func (pv *provider) exchange(info peer.AddrInfo, proto protocol.ID, env market.Envelope, timeout time.Duration) (wire.Reply, error) {
+	ctx, cancel := context.WithTimeout(pv.ctx, timeout)
 	defer cancel()
-	if len(e.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
-		if err := e.p.Host.Connect(ctx, info); err != nil {
+	if len(pv.p.Host.Network().ConnsToPeer(info.ID)) == 0 {
+		if err := pv.p.Host.Connect(ctx, info); err != nil {
 			return wire.Reply{}, err
 		}
 	}
-	s, r, w, err := e.newStream(ctx, info.ID, proto, timeout)
+	s, r, w, err := pv.newStream(ctx, info.ID, proto, timeout)
 	if err != nil {
 		return wire.Reply{}, err
 	}
@@ -187,107 +242,107 @@ func (e *Engine) exchange(info peer.AddrInfo, proto protocol.ID, env market.Enve
 }
 
 // handleAward answers an award with a signed ack and starts the job.
-func (e *Engine) handleAward(s network.Stream) {
+func (pv *provider) handleAward(s network.Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(10 * time.Second))
 	r, w := bufReader(s), bufWriter(s)
 	var award market.Award
 	env, err := readEnvelope(r, market.TypeAward, &award)
 	if err != nil {
-		e.log.Debug("bad award", "peer", s.Conn().RemotePeer(), "error", err)
+		pv.log.Debug("bad award", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
 	signer, _ := peer.Decode(env.Signer)
-	ack := market.Ack{JobID: award.JobID, Attempt: award.Attempt, Provider: e.self.String()}
-	reason := e.takeAward(award, signer, s.Conn().RemotePeer())
+	ack := market.Ack{JobID: award.JobID, Attempt: award.Attempt, Provider: pv.self.String()}
+	reason := pv.takeAward(award, signer, s.Conn().RemotePeer())
 	ack.Accepted, ack.Reason = reason == "", reason
-	ackEnv, err := market.Seal(e.p.Key, market.TypeAck, ack)
+	ackEnv, err := market.Seal(pv.p.Key, market.TypeAck, ack)
 	if err != nil {
 		s.Reset()
 		return
 	}
 	if err := writeEnvelope(w, ackEnv); err != nil {
 		s.Reset()
-		e.log.Warn("ack not delivered", "job", award.JobID, "error", err)
+		pv.log.Warn("ack not delivered", "job", award.JobID, "error", err)
 	}
 }
 
 // takeAward checks an award and, when it can be run, records the job and
 // starts it. It returns why not, or "".
-func (e *Engine) takeAward(award market.Award, signer, from peer.ID) string {
+func (pv *provider) takeAward(award market.Award, signer, from peer.ID) string {
 	if signer != from {
 		return "award not sent by its signer"
 	}
-	if err := market.CheckAward(award, signer, e.self, time.Now()); err != nil {
+	if err := market.CheckAward(award, signer, pv.self, time.Now()); err != nil {
 		return err.Error()
 	}
-	capacity, ok := e.p.Capacity()
+	capacity, ok := pv.p.Capacity()
 	if !ok {
 		return "no capacity to offer"
 	}
-	if reason := e.verifyEscrow(award); reason != "" {
+	if reason := pv.pay.verifyEscrow(award); reason != "" {
 		return reason
 	}
 	key := auctionKey(award.JobID, award.Attempt)
-	j, ctx, cancel, reason := e.register(award, capacity, from, key)
+	j, ctx, cancel, reason := pv.register(award, capacity, from, key)
 	if reason != "" {
 		return reason
 	}
-	e.spawn(func() {
+	pv.spawn(func() {
 		defer func() {
-			e.mu.Lock()
-			delete(e.running, key)
-			e.mu.Unlock()
+			pv.mu.Lock()
+			delete(pv.running, key)
+			pv.mu.Unlock()
 			cancel()
 		}()
-		e.execute(ctx, j)
+		pv.execute(ctx, j)
 	})
 	return ""
 }
 
 // register checks an award against the provider's load and, when it fits,
 // records the job as accepted and queued. It returns why not, or "".
-func (e *Engine) register(award market.Award, capacity market.Capacity, from peer.ID, key string) (*Job, context.Context, context.CancelFunc, string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closing {
+func (pv *provider) register(award market.Award, capacity market.Capacity, from peer.ID, key string) (*Job, context.Context, context.CancelFunc, string) {
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	if pv.isClosing() {
 		return nil, nil, nil, "the provider is shutting down"
 	}
-	if _, dup := e.running[key]; dup {
+	if _, dup := pv.running[key]; dup {
 		return nil, nil, nil, "already running this job"
 	}
 	a := market.Announcement{JobID: award.JobID, Requester: award.Requester, Attempt: award.Attempt, Spec: award.Spec}
-	if d := e.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: e.load}); !d.Bid {
+	if d := pv.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: pv.load}); !d.Bid {
 		return nil, nil, nil, d.Reason
 	}
 	var addrs []string
-	for _, ma := range e.p.Host.Peerstore().Addrs(from) {
+	for _, ma := range pv.p.Host.Peerstore().Addrs(from) {
 		addrs = append(addrs, ma.String())
 	}
 	if award.Escrow != nil {
-		if ok, err := e.store.claimVault(award.Escrow.Vault, award.JobID, award.Attempt); err != nil || !ok {
+		if ok, err := pv.store.claimVault(award.Escrow.Vault, award.JobID, award.Attempt); err != nil || !ok {
 			return nil, nil, nil, "the escrow already pays for another job"
 		}
 	}
 	now := time.Now().UTC()
 	j := &Job{ID: award.JobID, Role: RoleProvider, State: market.StateAccepted, Attempt: award.Attempt, Spec: award.Spec,
-		Requester: award.Requester, Provider: e.self.String(), Price: award.Price, Deadline: award.Deadline,
+		Requester: award.Requester, Provider: pv.self.String(), Price: award.Price, Deadline: award.Deadline,
 		RequesterAddrs: addrs, CreatedAt: now, UpdatedAt: now, Events: []Event{{Time: now, State: market.StateAccepted}}}
 	if award.Escrow != nil {
-		j.Escrows = []EscrowRecord{{Attempt: award.Attempt, ProviderPeer: e.self.String(), Terms: *award.Escrow, State: EscrowLocked, UpdatedAt: now}}
+		j.Escrows = []EscrowRecord{{Attempt: award.Attempt, ProviderPeer: pv.self.String(), Terms: *award.Escrow, State: EscrowLocked, UpdatedAt: now}}
 	}
-	if err := e.store.put(j); err != nil {
+	if err := pv.store.put(j); err != nil {
 		return nil, nil, nil, "cannot record the job: " + err.Error()
 	}
-	ctx, cancel := context.WithDeadline(e.ctx, award.Deadline)
-	e.running[key] = cancel
-	e.load.Queued++
+	ctx, cancel := context.WithDeadline(pv.ctx, award.Deadline)
+	pv.running[key] = cancel
+	pv.load.Queued++
 	return j, ctx, cancel, ""
 }
 
 // handleCancel stops a job at its requester's request.
-func (e *Engine) handleCancel(s network.Stream) {
+func (pv *provider) handleCancel(s network.Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(10 * time.Second))
 	var c market.Cancel
@@ -296,53 +351,53 @@ func (e *Engine) handleCancel(s network.Stream) {
 		s.Reset()
 		return
 	}
-	j, err := e.store.get(RoleProvider, c.JobID, c.Attempt)
+	j, err := pv.store.get(RoleProvider, c.JobID, c.Attempt)
 	if err != nil || j.Requester != env.Signer || c.Requester != env.Signer {
 		return
 	}
-	e.mu.Lock()
-	stop := e.running[auctionKey(c.JobID, c.Attempt)]
-	e.mu.Unlock()
+	pv.mu.Lock()
+	stop := pv.running[auctionKey(c.JobID, c.Attempt)]
+	pv.mu.Unlock()
 	if stop != nil {
-		e.log.Info("job cancelled by its requester", "job", c.JobID, "reason", wire.Truncate(c.Reason, maxPeerReason))
+		pv.log.Info("job cancelled by its requester", "job", c.JobID, "reason", wire.Truncate(c.Reason, maxPeerReason))
 		stop()
 	}
 }
 
 // execute runs an accepted job: inputs, sandbox, outputs, signed result.
-func (e *Engine) execute(ctx context.Context, j *Job) {
-	dir := filepath.Join(e.p.WorkDir, "run", fmt.Sprintf("%s-%d", j.ID, j.Attempt))
+func (pv *provider) execute(ctx context.Context, j *Job) {
+	dir := filepath.Join(pv.p.WorkDir, "run", fmt.Sprintf("%s-%d", j.ID, j.Attempt))
 	defer os.RemoveAll(dir)
-	res := market.Result{JobID: j.ID, Attempt: j.Attempt, Provider: e.self.String(), StartedAt: time.Now().UTC()}
-	logs := newLogSink(e, j, filepath.Join(dir, "job.log"))
+	res := market.Result{JobID: j.ID, Attempt: j.Attempt, Provider: pv.self.String(), StartedAt: time.Now().UTC()}
+	logs := newLogSink(pv.core, j, filepath.Join(dir, "job.log"))
 	defer logs.close()
 
 	queued := true
 	defer func() {
 		if queued {
-			e.mu.Lock()
-			e.load.Queued--
-			e.mu.Unlock()
+			pv.mu.Lock()
+			pv.load.Queued--
+			pv.mu.Unlock()
 		}
 	}()
-	program, usage, outBytes, err := e.prepare(ctx, j, dir)
+	program, usage, outBytes, err := pv.prepare(ctx, j, dir)
 	res.Usage = usage
 	if err == nil {
-		err = e.acquireSlot(ctx, j.Spec.Resources)
+		err = pv.acquireSlot(ctx, j.Spec.Resources)
 	}
 	// The slot is given back once the job's work is done, before the
 	// result is delivered (which may wait for the requester).
 	release := func() {}
 	if err == nil {
 		queued = false
-		release = sync.OnceFunc(func() { e.releaseSlot(j.Spec.Resources) })
+		release = sync.OnceFunc(func() { pv.releaseSlot(j.Spec.Resources) })
 		defer release()
 	}
 	if err != nil {
 		res.Status, res.ExitCode = market.StatusFailed, providerFault
 		res.Reason = "inputs: " + err.Error()
 		switch {
-		case errors.Is(ctx.Err(), context.Canceled) && e.ctx.Err() == nil:
+		case errors.Is(ctx.Err(), context.Canceled) && pv.ctx.Err() == nil:
 			res.ExitCode, res.Reason = -1, "cancelled"
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			res.Reason = "the award's deadline passed before the job could run"
@@ -351,11 +406,11 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 			// or pass its limits: the job's fault, not this provider's.
 			res.ExitCode, res.Reason = 1, compute.ReasonBadInput+": "+err.Error()
 		}
-		e.finish(j, res, logs)
+		pv.finish(j, res, logs)
 		return
 	}
-	e.moveProvided(j, market.StateExecuting, "")
-	exec := e.p.Executors[j.Spec.Kind]
+	pv.moveProvided(j, market.StateExecuting, "")
+	exec := pv.p.Executors[j.Spec.Kind]
 	cj := compute.Job{
 		ID: j.ID, Program: program,
 		InDir: filepath.Join(dir, "in"), OutDir: filepath.Join(dir, "out"),
@@ -369,11 +424,11 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 		cj.GPUs = g.Count
 	}
 	out, err := exec.Run(ctx, cj)
-	if e.ctx.Err() != nil {
+	if pv.ctx.Err() != nil {
 		// This node is shutting down: not the job's fault, so the
 		// requester auctions it again.
 		res.Status, res.ExitCode, res.Reason = market.StatusFailed, providerFault, "the provider shut down while the job ran"
-		e.finish(j, res, logs)
+		pv.finish(j, res, logs)
 		return
 	}
 	res.StartedAt = out.StartedAt.UTC()
@@ -388,11 +443,11 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 		res.Status, res.Reason = market.StatusFailed, out.Reason+": "+out.Detail
 		if j.Spec.Kind == market.KindTrain {
 			// A failed training run still reports its metrics so far.
-			e.addOutputs(ctx, j, filepath.Join(dir, "out"), &res, market.OutputMetrics)
+			pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res, market.OutputMetrics)
 		}
 	default:
 		res.Status = market.StatusSucceeded
-		if err := e.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {
+		if err := pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {
 			res.Status, res.Reason = market.StatusFailed, err.Error()
 			switch {
 			case errors.Is(err, errStore):
@@ -402,11 +457,11 @@ func (e *Engine) execute(ctx context.Context, j *Job) {
 			}
 		}
 		if res.Status == market.StatusSucceeded {
-			res.Payout = e.proposeRelease(e.ctx, j)
+			res.Payout = pv.pay.proposeRelease(pv.ctx, j)
 		}
 	}
 	release()
-	e.finish(j, res, logs)
+	pv.finish(j, res, logs)
 }
 
 // sandboxError: a job's output tries to lead outside its folder.
@@ -419,28 +474,28 @@ var errStore = errors.New("cannot store")
 
 // acquireSlot waits until the job may run (see admission) and moves it
 // from the queue to the running jobs.
-func (e *Engine) acquireSlot(ctx context.Context, r market.Resources) error {
-	if err := e.admit.acquire(ctx, int64(r.MemoryMiB)); err != nil {
+func (pv *provider) acquireSlot(ctx context.Context, r market.Resources) error {
+	if err := pv.admit.acquire(ctx, int64(r.MemoryMiB)); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	e.load.Queued--
-	e.load.Running++
-	e.load.CPUInUse += r.CPU
-	e.load.MemInUse += int64(r.MemoryMiB)
-	e.load.DiskInUse += int64(r.DiskMiB)
-	e.mu.Unlock()
+	pv.mu.Lock()
+	pv.load.Queued--
+	pv.load.Running++
+	pv.load.CPUInUse += r.CPU
+	pv.load.MemInUse += int64(r.MemoryMiB)
+	pv.load.DiskInUse += int64(r.DiskMiB)
+	pv.mu.Unlock()
 	return nil
 }
 
-func (e *Engine) releaseSlot(r market.Resources) {
-	e.mu.Lock()
-	e.load.Running--
-	e.load.CPUInUse -= r.CPU
-	e.load.MemInUse -= int64(r.MemoryMiB)
-	e.load.DiskInUse -= int64(r.DiskMiB)
-	e.mu.Unlock()
-	e.admit.release(int64(r.MemoryMiB))
+func (pv *provider) releaseSlot(r market.Resources) {
+	pv.mu.Lock()
+	pv.load.Running--
+	pv.load.CPUInUse -= r.CPU
+	pv.load.MemInUse -= int64(r.MemoryMiB)
+	pv.load.DiskInUse -= int64(r.DiskMiB)
+	pv.mu.Unlock()
+	pv.admit.release(int64(r.MemoryMiB))
 }
 
 // maxModuleBytes bounds a WASM module: the provider holds it in memory.
@@ -449,16 +504,16 @@ const maxModuleBytes = 128 << 20
 // prepare fetches the module (or the dataset) and the inputs into dir/in,
 // with the input timeout, and returns the module's bytes and what is left
 // of the job's disk limit for its outputs.
-func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, int64, error) {
+func (pv *provider) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, int64, error) {
 	var usage market.Usage
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.InputTimeout)
+	ctx, cancel := context.WithTimeout(ctx, pv.cfg.InputTimeout)
 	defer cancel()
 	for _, d := range []string{filepath.Join(dir, "in"), filepath.Join(dir, "out")} {
 		if err := ensureDir(d); err != nil {
 			return nil, usage, 0, err
 		}
 	}
-	in := inputs{e: e, ctx: ctx, left: int64(j.Spec.Resources.DiskMiB) << 20, usage: &usage}
+	in := inputs{c: pv.core, ctx: ctx, left: int64(j.Spec.Resources.DiskMiB) << 20, usage: &usage}
 	var program []byte
 	if t := j.Spec.Train; t != nil {
 		var err error
@@ -473,7 +528,7 @@ func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, marke
 		if err != nil {
 			return nil, usage, 0, err
 		}
-		program, err = e.modules.get(ctx, mod, func() ([]byte, error) {
+		program, err = pv.modules.get(ctx, mod, func() ([]byte, error) {
 			modPath := filepath.Join(dir, "module.wasm")
 			if err := in.get("module", mod.String(), modPath, maxModuleBytes); err != nil {
 				return nil, err
@@ -496,7 +551,7 @@ func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, marke
 // inputs fetches a job's module and inputs into its folder, each within
 // what is left of the job's disk limit.
 type inputs struct {
-	e     *Engine
+	c     *core
 	ctx   context.Context
 	left  int64
 	usage *market.Usage
@@ -517,7 +572,7 @@ func (in *inputs) get(what, c, path string, limit int64) error {
 	if limit > 0 && limit < bound {
 		bound, which = limit, "the limit on its size"
 	}
-	n, err := in.e.p.Content.GetWithin(in.ctx, id, path, bound)
+	n, err := in.c.p.Content.GetWithin(in.ctx, id, path, bound)
 	if err != nil {
 		if errors.Is(err, content.ErrTooLarge) {
 			err = fmt.Errorf("%w: %s (%.1f MiB, or content.max_fetch_mib of the provider): %v", errInputsTooLarge, which, float64(bound)/(1<<20), err)
@@ -531,7 +586,7 @@ func (in *inputs) get(what, c, path string, limit int64) error {
 
 // addOutputs adds each declared output (or only those named) as UnixFS,
 // within its size limit.
-func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result, only ...string) error {
+func (pv *provider) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result, only ...string) error {
 	for _, o := range j.Spec.Outputs {
 		if len(only) > 0 && !slices.Contains(only, o.Name) {
 			continue
@@ -550,7 +605,7 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 		if size > o.MaxBytes {
 			return fmt.Errorf("output %s is %d bytes, more than its max_bytes %d", o.Name, size, o.MaxBytes)
 		}
-		added, err := e.p.Content.AddUnannounced(ctx, host)
+		added, err := pv.p.Content.AddUnannounced(ctx, host)
 		if errors.Is(err, content.ErrNotRegular) {
 			return sandboxError(fmt.Sprintf("output %s (%s): %v", o.Name, o.Path, err))
 		}
@@ -560,7 +615,7 @@ func (e *Engine) addOutputs(ctx context.Context, j *Job, outDir string, res *mar
 		if limit := market.OutputBlockLimit(o.MaxBytes); added.Blocks > limit {
 			// Many small files take more as blocks than as data: the
 			// requester would stop fetching it, so it is not sent.
-			e.p.Content.Unpin(added.CID)
+			pv.p.Content.Unpin(added.CID)
 			return fmt.Errorf("output %s takes %d bytes as blocks (its files and folders), more than the %d its max_bytes %d allows",
 				o.Name, added.Blocks, limit, o.MaxBytes)
 		}
@@ -601,10 +656,10 @@ func outputPath(outDir, guest string) (string, error) {
 }
 
 // finish signs the result, stores it and delivers it to the requester.
-func (e *Engine) finish(j *Job, res market.Result, logs *logSink) {
+func (pv *provider) finish(j *Job, res market.Result, logs *logSink) {
 	logs.close()
 	res.LogTail = logs.tail()
-	if added, err := e.p.Content.AddUnannounced(e.ctx, logs.path); err == nil {
+	if added, err := pv.p.Content.AddUnannounced(pv.ctx, logs.path); err == nil {
 		res.LogCID = added.CID.String()
 	}
 	res.FinishedAt = time.Now().UTC()
@@ -613,26 +668,26 @@ func (e *Engine) finish(j *Job, res market.Result, logs *logSink) {
 	}
 	res.Reason = wire.Truncate(res.Reason, maxPeerReason)
 	j.Result = &res
-	e.moveProvided(j, market.StateReporting, res.Status)
-	e.deliver(j)
+	pv.moveProvided(j, market.StateReporting, res.Status)
+	pv.deliver(j)
 }
 
 // deliver sends the result until the requester takes it or the deadline
 // passes.
-func (e *Engine) deliver(j *Job) {
-	env, err := market.Seal(e.p.Key, market.TypeResult, *j.Result)
+func (pv *provider) deliver(j *Job) {
+	env, err := market.Seal(pv.p.Key, market.TypeResult, *j.Result)
 	if err != nil {
-		e.moveProvided(j, market.StateFailed, err.Error())
+		pv.moveProvided(j, market.StateFailed, err.Error())
 		return
 	}
 	j.ResultEnvelope = &env
 	info, _ := addrInfo(j.Requester, j.RequesterAddrs)
 	backoff := 200 * time.Millisecond
 	for {
-		err := e.sendResult(info, env)
+		err := pv.sendResult(info, env)
 		if errors.Is(err, errRejected) {
-			e.moveProvided(j, market.StateFailed, "result refused by the requester: "+err.Error())
-			e.releaseContent(j)
+			pv.moveProvided(j, market.StateFailed, "result refused by the requester: "+err.Error())
+			pv.releaseContent(j)
 			return
 		}
 		if err == nil {
@@ -640,19 +695,19 @@ func (e *Engine) deliver(j *Job) {
 			if j.Result.Status != market.StatusSucceeded {
 				final = market.StateFailed
 			}
-			e.moveProvided(j, final, "result delivered")
-			e.releaseContent(j)
+			pv.moveProvided(j, final, "result delivered")
+			pv.releaseContent(j)
 			return
 		}
-		if time.Now().After(j.Deadline.Add(time.Hour)) || e.ctx.Err() != nil {
-			if e.ctx.Err() == nil {
-				e.moveProvided(j, market.StateFailed, "result not delivered: "+err.Error())
+		if time.Now().After(j.Deadline.Add(time.Hour)) || pv.ctx.Err() != nil {
+			if pv.ctx.Err() == nil {
+				pv.moveProvided(j, market.StateFailed, "result not delivered: "+err.Error())
 			}
 			return
 		}
-		e.log.Debug("result not delivered yet", "job", j.ID, "error", err)
+		pv.log.Debug("result not delivered yet", "job", j.ID, "error", err)
 		select {
-		case <-e.ctx.Done():
+		case <-pv.ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
@@ -660,8 +715,8 @@ func (e *Engine) deliver(j *Job) {
 	}
 }
 
-func (e *Engine) sendResult(info peer.AddrInfo, env market.Envelope) error {
-	reply, err := e.exchange(info, wire.ResultProtocol, env, 10*time.Second)
+func (pv *provider) sendResult(info peer.AddrInfo, env market.Envelope) error {
+	reply, err := pv.exchange(info, wire.ResultProtocol, env, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -680,7 +735,7 @@ var errRejected = errors.New("refused")
 // releaseContent unpins a delivered job's outputs and log on the provider:
 // they stay available until the next garbage collection, by which time
 // the requester holds its own copy.
-func (e *Engine) releaseContent(j *Job) {
+func (pv *provider) releaseContent(j *Job) {
 	if j.Result == nil {
 		return
 	}
@@ -690,40 +745,40 @@ func (e *Engine) releaseContent(j *Job) {
 	}
 	for _, s := range cids {
 		if c, err := cid.Decode(s); err == nil {
-			e.p.Content.Unpin(c)
+			pv.p.Content.Unpin(c)
 		}
 	}
 }
 
-func (e *Engine) moveProvided(j *Job, to market.State, detail string) {
+func (pv *provider) moveProvided(j *Job, to market.State, detail string) {
 	if err := j.move(to, detail); err != nil {
-		e.log.Warn("provider job state", "job", j.ID, "error", err)
+		pv.log.Warn("provider job state", "job", j.ID, "error", err)
 		return
 	}
-	if err := e.store.put(j); err != nil {
-		e.log.Error("store provider job", "job", j.ID, "error", err)
+	if err := pv.store.put(j); err != nil {
+		pv.log.Error("store provider job", "job", j.ID, "error", err)
 	}
 }
 
 // recoverProvided handles a job left unfinished by a restart: a job that
 // was running cannot be resumed, so the requester hears it failed through
 // the provider's fault and auctions it again; a finished one is delivered.
-func (e *Engine) recoverProvided(j *Job) {
+func (pv *provider) recoverProvided(j *Job) {
 	switch j.State {
 	case market.StateReporting:
 		if j.Result != nil {
-			e.deliver(j)
+			pv.deliver(j)
 			return
 		}
 		fallthrough
 	default:
 		now := time.Now().UTC()
-		j.Result = &market.Result{JobID: j.ID, Attempt: j.Attempt, Provider: e.self.String(), Status: market.StatusFailed,
+		j.Result = &market.Result{JobID: j.ID, Attempt: j.Attempt, Provider: pv.self.String(), Status: market.StatusFailed,
 			ExitCode: providerFault, Reason: "the provider restarted while the job ran", StartedAt: now, FinishedAt: now}
 		if j.State != market.StateReporting {
-			e.moveProvided(j, market.StateReporting, "restarted")
+			pv.moveProvided(j, market.StateReporting, "restarted")
 		}
-		e.deliver(j)
+		pv.deliver(j)
 	}
 }
 

@@ -27,7 +27,7 @@ func TestReachableAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e := &Engine{p: Params{Host: req}}
+	rq := newRequester(&core{p: Params{Host: req}}, nil)
 	forget := func() {
 		req.Network().ClosePeer(prov.ID())
 		req.Peerstore().ClearAddrs(prov.ID())
@@ -38,13 +38,13 @@ func TestReachableAfterRestart(t *testing.T) {
 	}
 
 	forget()
-	if !e.reachable(ctx, &Job{Provider: prov.ID().String(), ProviderAddrs: addrs}) {
+	if !rq.reachable(ctx, &Job{Provider: prov.ID().String(), ProviderAddrs: addrs}) {
 		t.Error("the provider was not reached at the addresses kept with the job")
 	}
 	forget()
 	found := false
 	for range 20 { // the DHT's routing tables fill in the background
-		if e.reachable(ctx, &Job{Provider: prov.ID().String()}) {
+		if rq.reachable(ctx, &Job{Provider: prov.ID().String()}) {
 			found = true
 			break
 		}
@@ -56,7 +56,7 @@ func TestReachableAfterRestart(t *testing.T) {
 	}
 	prov.Close()
 	forget()
-	if e.reachable(ctx, &Job{Provider: prov.ID().String(), ProviderAddrs: addrs}) {
+	if rq.reachable(ctx, &Job{Provider: prov.ID().String(), ProviderAddrs: addrs}) {
 		t.Error("a provider that is gone was reachable")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
+	"sync"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/market"
@@ -15,67 +16,119 @@ import (
 	"github.com/multiformats/go-multiaddr"
 )
 
+// requester is the side of the engine that buys work: it announces jobs,
+// runs their auctions, awards them, waits for their results and fetches
+// the outputs.
+type requester struct {
+	*core
+	pay *settler
+
+	mu       sync.Mutex
+	auctions map[string]chan candidate     // jobID/attempt -> bids
+	results  map[string]chan struct{}      // jobID -> result arrived
+	waiting  map[string]context.CancelFunc // running job loops
+	tally    map[string]market.Outcomes    // outcomes by provider
+	slots    chan struct{}                 // auctions open at once
+}
+
+type candidate struct {
+	bid    market.Bid
+	signer peer.ID
+}
+
+func newRequester(c *core, pay *settler) *requester {
+	return &requester{core: c, pay: pay,
+		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{},
+		waiting: map[string]context.CancelFunc{}, tally: map[string]market.Outcomes{},
+		slots: make(chan struct{}, maxAuctions)}
+}
+
+// resume counts the outcomes of the stored jobs and restarts the loops of
+// the unfinished ones.
+func (rq *requester) resume(jobs []*Job) {
+	rq.mu.Lock()
+	for _, j := range jobs {
+		for _, p := range j.Excluded {
+			o := rq.tally[p]
+			o.Failed++
+			rq.tally[p] = o
+		}
+		if j.State == market.StateSucceeded {
+			o := rq.tally[j.Provider]
+			o.Succeeded++
+			rq.tally[j.Provider] = o
+		}
+	}
+	rq.mu.Unlock()
+	for _, j := range jobs {
+		if !j.State.Final() {
+			rq.log.Info("resuming job", "job", j.ID, "state", j.State)
+			rq.startRequester(j.ID)
+		}
+	}
+}
+
 // Submit validates a spec, stores the job and starts its auction. It
 // returns the job's ID at once.
-func (e *Engine) Submit(spec market.Spec) (*Job, error) {
+func (rq *requester) Submit(spec market.Spec) (*Job, error) {
 	spec.Normalize()
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC()
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateSubmitted, Spec: spec,
-		Requester: e.self.String(), CreatedAt: now, UpdatedAt: now,
+		Requester: rq.self.String(), CreatedAt: now, UpdatedAt: now,
 		Events: []Event{{Time: now, State: market.StateSubmitted}}}
-	if err := e.store.put(j); err != nil {
+	if err := rq.store.put(j); err != nil {
 		return nil, fmt.Errorf("store job: %w", err)
 	}
-	e.notify(j, "")
-	e.startRequester(j.ID)
+	rq.notify(j, "")
+	rq.startRequester(j.ID)
 	return j, nil
 }
 
 // Get returns a job this node requested.
-func (e *Engine) Get(id string) (*Job, error) { return e.store.get(RoleRequester, id, 0) }
+func (c *core) Get(id string) (*Job, error) { return c.store.get(RoleRequester, id, 0) }
 
 // List returns the jobs this node requested, newest first.
-func (e *Engine) List() ([]*Job, error) { return e.store.list(RoleRequester) }
+func (c *core) List() ([]*Job, error) { return c.store.list(RoleRequester) }
 
 // Provided returns the jobs this node ran or runs for others.
-func (e *Engine) Provided() ([]*Job, error) { return e.store.list(RoleProvider) }
+func (c *core) Provided() ([]*Job, error) { return c.store.list(RoleProvider) }
 
 // Cancel stops a job at whatever stage it is.
-func (e *Engine) Cancel(id string) (*Job, error) {
-	j, err := e.Get(id)
+func (rq *requester) Cancel(id string) (*Job, error) {
+	j, err := rq.Get(id)
 	if err != nil {
 		return nil, err
 	}
 	if j.State.Final() {
 		return j, fmt.Errorf("job %s is already %s", id, j.State)
 	}
-	e.mu.Lock()
-	stop := e.waiting[id]
-	e.mu.Unlock()
+	rq.mu.Lock()
+	stop := rq.waiting[id]
+	rq.mu.Unlock()
 	if stop != nil {
 		stop() // the loop records the cancellation and tells the provider
 	}
 	return j, nil
 }
 
-func (e *Engine) startRequester(id string) {
-	ctx, cancel := context.WithCancel(e.ctx)
-	e.mu.Lock()
-	e.waiting[id] = cancel
-	e.results[id] = make(chan struct{}, 1)
-	e.mu.Unlock()
-	e.spawn(func() {
+func (rq *requester) startRequester(id string) {
+	ctx, cancel := context.WithCancel(rq.ctx)
+	rq.mu.Lock()
+	rq.waiting[id] = cancel
+	rq.results[id] = make(chan struct{}, 1)
+	rq.mu.Unlock()
+	rq.spawn(func() {
 		defer func() {
-			e.mu.Lock()
-			delete(e.waiting, id)
-			delete(e.results, id)
-			e.mu.Unlock()
+			rq.mu.Lock()
+			delete(rq.waiting, id)
+			delete(rq.results, id)
+			rq.mu.Unlock()
 			cancel()
 		}()
-		e.runRequester(ctx, id)
+		rq.runRequester(ctx, id)
 	})
 }
 
@@ -83,31 +136,31 @@ func (e *Engine) startRequester(id string) {
 // the result, fetches the outputs; a failed or silent provider means a new
 // auction, until MaxFailures providers have failed it or no provider takes
 // it within BidTimeout.
-func (e *Engine) runRequester(ctx context.Context, id string) {
+func (rq *requester) runRequester(ctx context.Context, id string) {
 	fail := func(reason string) {
-		j, err := e.update(id, func(j *Job) error { return j.move(market.StateFailed, reason) })
+		j, err := rq.update(id, func(j *Job) error { return j.move(market.StateFailed, reason) })
 		if err == nil {
-			e.notify(j, reason)
+			rq.notify(j, reason)
 		}
 	}
 	for {
-		j, err := e.Get(id)
+		j, err := rq.Get(id)
 		if err != nil {
-			e.log.Error("job vanished", "job", id, "error", err)
+			rq.log.Error("job vanished", "job", id, "error", err)
 			return
 		}
 		if ctx.Err() != nil {
-			e.cancelled(j, "cancelled by the requester")
+			rq.cancelled(j, "cancelled by the requester")
 			return
 		}
 		switch j.State {
 		case market.StateRunning:
-			if !e.awaitResult(ctx, j) {
+			if !rq.awaitResult(ctx, j) {
 				continue
 			}
 			return
 		case market.StateFetching:
-			if e.fetchOutputs(ctx, j) {
+			if rq.fetchOutputs(ctx, j) {
 				return
 			}
 			continue
@@ -115,9 +168,9 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 		if j.State == market.StateSubmitted {
 			// The requester serves the job's data: it must hold every
 			// input before any provider is asked to fetch it.
-			if err := e.holdInputs(ctx, j); err != nil {
+			if err := rq.holdInputs(ctx, j); err != nil {
 				if ctx.Err() != nil {
-					e.cancelled(j, "cancelled by the requester")
+					rq.cancelled(j, "cancelled by the requester")
 					return
 				}
 				fail(err.Error())
@@ -125,15 +178,15 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			}
 		}
 		// submitted, bidding or awarded (after a restart): a new auction.
-		if len(j.Excluded) >= e.cfg.MaxFailures {
+		if len(j.Excluded) >= rq.cfg.MaxFailures {
 			fail(fmt.Sprintf("%d providers failed the job", len(j.Excluded)))
 			return
 		}
-		if !j.WaitingSince.IsZero() && time.Since(j.WaitingSince) > e.cfg.BidTimeout && j.State == market.StateBidding {
-			fail(fmt.Sprintf("%v within %s (%d auctions)", errNoProvider, e.cfg.BidTimeout, j.Attempt))
+		if !j.WaitingSince.IsZero() && time.Since(j.WaitingSince) > rq.cfg.BidTimeout && j.State == market.StateBidding {
+			fail(fmt.Sprintf("%v within %s (%d auctions)", errNoProvider, rq.cfg.BidTimeout, j.Attempt))
 			return
 		}
-		j, err = e.update(id, func(j *Job) error {
+		j, err = rq.update(id, func(j *Job) error {
 			if j.State != market.StateBidding || j.WaitingSince.IsZero() {
 				j.WaitingSince = time.Now().UTC()
 			}
@@ -142,23 +195,23 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 			return j.move(market.StateBidding, fmt.Sprintf("auction %d", j.Attempt))
 		})
 		if err != nil {
-			e.log.Error("job state", "job", id, "error", err)
+			rq.log.Error("job state", "job", id, "error", err)
 			return
 		}
-		e.notify(j, fmt.Sprintf("auction %d", j.Attempt))
+		rq.notify(j, fmt.Sprintf("auction %d", j.Attempt))
 		// Auctions run a few at a time: a burst of jobs queues here rather
 		// than flooding the swarm with announcements nobody can take.
 		select {
-		case e.auctionSlots <- struct{}{}:
+		case rq.slots <- struct{}{}:
 		case <-ctx.Done():
 			continue
 		}
-		bids, err := e.auction(ctx, j)
+		bids, err := rq.auction(ctx, j)
 		if err != nil && ctx.Err() == nil {
-			e.log.Warn("auction failed", "job", id, "error", err)
+			rq.log.Warn("auction failed", "job", id, "error", err)
 		}
-		awarded := len(bids) > 0 && e.award(ctx, j, bids)
-		<-e.auctionSlots
+		awarded := len(bids) > 0 && rq.award(ctx, j, bids)
+		<-rq.slots
 		if !awarded && ctx.Err() == nil {
 			select {
 			case <-ctx.Done():
@@ -169,7 +222,7 @@ func (e *Engine) runRequester(ctx context.Context, id string) {
 }
 
 // holdInputs pins the module and every input, fetching what is not here.
-func (e *Engine) holdInputs(ctx context.Context, j *Job) error {
+func (rq *requester) holdInputs(ctx context.Context, j *Job) error {
 	names := map[string]string{}
 	if j.Spec.WASM != nil {
 		names[j.Spec.WASM.Module] = "wasm.module"
@@ -185,28 +238,28 @@ func (e *Engine) holdInputs(ctx context.Context, j *Job) error {
 		if err != nil {
 			return fmt.Errorf("%s: %v", names[c], err)
 		}
-		if err := e.p.Content.Pin(ctx, id, "job "+j.ID, nil); err != nil {
+		if err := rq.p.Content.Pin(ctx, id, "job "+j.ID, nil); err != nil {
 			return fmt.Errorf("%s (%s): %v", names[c], c, err)
 		}
 	}
-	if e.p.CheckInputs != nil {
-		return e.p.CheckInputs(ctx, j.Spec)
+	if rq.p.CheckInputs != nil {
+		return rq.p.CheckInputs(ctx, j.Spec)
 	}
 	return nil
 }
 
 // cancelled records a cancellation by the user. When the engine itself is
 // stopping, the job keeps its state: it resumes at the next start.
-func (e *Engine) cancelled(j *Job, reason string) {
-	if e.ctx.Err() != nil {
+func (rq *requester) cancelled(j *Job, reason string) {
+	if rq.ctx.Err() != nil {
 		return
 	}
 	if j.Provider != "" && (j.State == market.StateRunning || j.State == market.StateAwarded) {
-		e.sendCancel(j, reason)
+		rq.sendCancel(j, reason)
 	}
-	j, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateCancelled, reason) })
+	j, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateCancelled, reason) })
 	if err == nil {
-		e.notify(j, reason)
+		rq.notify(j, reason)
 	}
 }
 
@@ -214,17 +267,17 @@ func auctionKey(id string, attempt int) string { return fmt.Sprintf("%s/%d", id,
 
 // auction announces the job and collects bids until the window closes, or
 // EnoughBids arrive, or BidGrace after the first bid.
-func (e *Engine) auction(ctx context.Context, j *Job) ([]market.Candidate, error) {
+func (rq *requester) auction(ctx context.Context, j *Job) ([]market.Candidate, error) {
 	now := time.Now().UTC()
 	var addrs []string
-	for _, a := range e.p.Host.Addrs() {
+	for _, a := range rq.p.Host.Addrs() {
 		if len(addrs) < market.MaxRequesterAddrs {
 			addrs = append(addrs, a.String())
 		}
 	}
-	a := market.Announcement{JobID: j.ID, Requester: e.self.String(), RequesterAddrs: addrs, Attempt: j.Attempt,
-		Spec: j.Spec, IssuedAt: now, BidsUntil: now.Add(e.cfg.BidWindow)}
-	env, err := market.Seal(e.p.Key, market.TypeAnnouncement, a)
+	a := market.Announcement{JobID: j.ID, Requester: rq.self.String(), RequesterAddrs: addrs, Attempt: j.Attempt,
+		Spec: j.Spec, IssuedAt: now, BidsUntil: now.Add(rq.cfg.BidWindow)}
+	env, err := market.Seal(rq.p.Key, market.TypeAnnouncement, a)
 	if err != nil {
 		return nil, err
 	}
@@ -234,18 +287,18 @@ func (e *Engine) auction(ctx context.Context, j *Job) ([]market.Candidate, error
 	}
 	bids := make(chan candidate, 64)
 	key := auctionKey(j.ID, j.Attempt)
-	e.mu.Lock()
-	e.auctions[key] = bids
-	e.mu.Unlock()
+	rq.mu.Lock()
+	rq.auctions[key] = bids
+	rq.mu.Unlock()
 	defer func() {
-		e.mu.Lock()
-		delete(e.auctions, key)
-		e.mu.Unlock()
+		rq.mu.Lock()
+		delete(rq.auctions, key)
+		rq.mu.Unlock()
 	}()
-	if err := e.topic.Publish(ctx, data); err != nil {
+	if err := rq.topic.Publish(ctx, data); err != nil {
 		return nil, fmt.Errorf("announce: %w", err)
 	}
-	window := time.NewTimer(e.cfg.BidWindow)
+	window := time.NewTimer(rq.cfg.BidWindow)
 	defer window.Stop()
 	var grace <-chan time.Time
 	var out []market.Candidate
@@ -263,18 +316,18 @@ func (e *Engine) auction(ctx context.Context, j *Job) ([]market.Candidate, error
 			return out, nil
 		case c := <-bids:
 			if err := market.CheckBid(c.bid, c.signer, a, time.Now()); err != nil {
-				e.log.Warn("bid rejected", "job", j.ID, "provider", c.signer, "error", err)
+				rq.log.Warn("bid rejected", "job", j.ID, "provider", c.signer, "error", err)
 				continue
 			}
 			if excluded[c.bid.Provider] {
 				continue
 			}
-			out = append(out, e.candidate(c))
-			if len(out) >= e.cfg.EnoughBids {
+			out = append(out, rq.candidate(c))
+			if len(out) >= rq.cfg.EnoughBids {
 				return out, nil
 			}
 			if grace == nil {
-				grace = time.After(e.cfg.BidGrace)
+				grace = time.After(rq.cfg.BidGrace)
 			}
 		}
 	}
@@ -282,10 +335,10 @@ func (e *Engine) auction(ctx context.Context, j *Job) ([]market.Candidate, error
 
 // candidate adds what this node knows of the bidder: reputation from past
 // outcomes, latency, relay.
-func (e *Engine) candidate(c candidate) market.Candidate {
-	out := market.Candidate{Bid: c.bid, Reputation: e.outcomes(c.bid.Provider).Reputation(),
-		Latency: e.p.Host.Peerstore().LatencyEWMA(c.signer)}
-	for _, conn := range e.p.Host.Network().ConnsToPeer(c.signer) {
+func (rq *requester) candidate(c candidate) market.Candidate {
+	out := market.Candidate{Bid: c.bid, Reputation: rq.outcomes(c.bid.Provider).Reputation(),
+		Latency: rq.p.Host.Peerstore().LatencyEWMA(c.signer)}
+	for _, conn := range rq.p.Host.Network().ConnsToPeer(c.signer) {
 		if conn.Stat().Limited {
 			out.Relayed = true
 		}
@@ -294,34 +347,34 @@ func (e *Engine) candidate(c candidate) market.Candidate {
 }
 
 // outcomes returns this node's tally of finished jobs with a provider.
-func (e *Engine) outcomes(provider string) market.Outcomes {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.tally[provider]
+func (rq *requester) outcomes(provider string) market.Outcomes {
+	rq.mu.Lock()
+	defer rq.mu.Unlock()
+	return rq.tally[provider]
 }
 
 // count records an outcome with a provider.
-func (e *Engine) count(provider string, succeeded bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	o := e.tally[provider]
+func (rq *requester) count(provider string, succeeded bool) {
+	rq.mu.Lock()
+	defer rq.mu.Unlock()
+	o := rq.tally[provider]
 	if succeeded {
 		o.Succeeded++
 	} else {
 		o.Failed++
 	}
-	e.tally[provider] = o
+	rq.tally[provider] = o
 }
 
 // handleBid takes one bid from a provider.
-func (e *Engine) handleBid(s network.Stream) {
+func (rq *requester) handleBid(s network.Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(10 * time.Second))
 	r, w := bufReader(s), bufWriter(s)
 	var bid market.Bid
 	env, err := readEnvelope(r, market.TypeBid, &bid)
 	if err != nil {
-		e.log.Debug("bad bid", "peer", s.Conn().RemotePeer(), "error", err)
+		rq.log.Debug("bad bid", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
@@ -330,9 +383,9 @@ func (e *Engine) handleBid(s network.Stream) {
 		s.Reset()
 		return
 	}
-	e.mu.Lock()
-	ch, ok := e.auctions[auctionKey(bid.JobID, bid.Attempt)]
-	e.mu.Unlock()
+	rq.mu.Lock()
+	ch, ok := rq.auctions[auctionKey(bid.JobID, bid.Attempt)]
+	rq.mu.Unlock()
 	if !ok {
 		wire.WriteReply(w, wire.Reply{Code: wire.CodeClosed})
 		return
@@ -346,7 +399,7 @@ func (e *Engine) handleBid(s network.Stream) {
 }
 
 // award offers the job to the bidders in rank order until one acks.
-func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bool {
+func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate) bool {
 	for _, c := range market.Rank(cands, j.Spec.MaxPrice()) {
 		prov, err := peer.Decode(c.Bid.Provider)
 		if err != nil {
@@ -357,44 +410,44 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		// counted for a few at most, so that no bid can stretch the wait.
 		wall := time.Duration(j.Spec.Limits.WallSeconds) * time.Second
 		waits := time.Duration(1 + min(c.Bid.QueueDepth, maxQueueWaits))
-		deadline := now.Add(e.cfg.InputTimeout + wall*waits + e.cfg.ResultMargin)
-		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Provider: c.Bid.Provider,
+		deadline := now.Add(rq.cfg.InputTimeout + wall*waits + rq.cfg.ResultMargin)
+		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: rq.self.String(), Provider: c.Bid.Provider,
 			Price: c.Bid.Price, Spec: j.Spec, IssuedAt: now, Deadline: deadline}
-		if e.settles(j) && c.Bid.Price > 0 {
-			t, lockErr := e.lockEscrow(ctx, j, c.Bid, deadline)
+		if rq.pay.settles(j) && c.Bid.Price > 0 {
+			t, lockErr := rq.pay.lockEscrow(ctx, j, c.Bid, deadline)
 			if errors.Is(lockErr, settlement.ErrFunds) {
-				j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, lockErr.Error()) })
+				j2, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, lockErr.Error()) })
 				if err == nil {
-					e.notify(j2, j2.Reason)
+					rq.notify(j2, j2.Reason)
 				}
 				return true
 			}
 			if lockErr != nil {
-				e.log.Info("no escrow for this bid", "job", j.ID, "provider", c.Bid.Provider, "error", lockErr)
+				rq.log.Info("no escrow for this bid", "job", j.ID, "provider", c.Bid.Provider, "error", lockErr)
 				continue
 			}
 			w.Escrow = t
 			w.IssuedAt = time.Now().UTC() // the lock took a ledger round trip
 		}
 		var provAddrs []string
-		for _, a := range e.p.Host.Peerstore().Addrs(prov) {
+		for _, a := range rq.p.Host.Peerstore().Addrs(prov) {
 			if len(provAddrs) < market.MaxRequesterAddrs {
 				provAddrs = append(provAddrs, a.String())
 			}
 		}
-		j2, err := e.update(j.ID, func(j *Job) error {
+		j2, err := rq.update(j.ID, func(j *Job) error {
 			j.Provider, j.Price, j.Deadline, j.ProviderAddrs = c.Bid.Provider, c.Bid.Price, deadline, provAddrs
 			return j.move(market.StateAwarded, "to "+c.Bid.Provider)
 		})
 		if err != nil {
 			return false
 		}
-		e.notify(j2, "to "+c.Bid.Provider)
-		ack, err := e.sendAward(ctx, prov, w)
+		rq.notify(j2, "to "+c.Bid.Provider)
+		ack, err := rq.sendAward(ctx, prov, w)
 		if err == nil && ack.Accepted {
-			j3, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateRunning, "acked by "+c.Bid.Provider) })
+			j3, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateRunning, "acked by "+c.Bid.Provider) })
 			if err == nil {
-				e.notify(j3, "acked by "+c.Bid.Provider)
+				rq.notify(j3, "acked by "+c.Bid.Provider)
 			}
 			return true
 		}
@@ -404,12 +457,12 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		} else if ack.Reason != "" {
 			reason = "refused: " + wire.Truncate(ack.Reason, maxPeerReason)
 		}
-		e.log.Info("award not taken", "job", j.ID, "provider", c.Bid.Provider, "reason", reason)
+		rq.log.Info("award not taken", "job", j.ID, "provider", c.Bid.Provider, "reason", reason)
 		if err != nil {
 			// The ack may have been lost: make sure this provider stops.
-			e.sendCancel(&Job{ID: j.ID, Attempt: j.Attempt, Provider: c.Bid.Provider}, "award withdrawn")
+			rq.sendCancel(&Job{ID: j.ID, Attempt: j.Attempt, Provider: c.Bid.Provider}, "award withdrawn")
 		}
-		back, err := e.update(j.ID, func(j *Job) error {
+		back, err := rq.update(j.ID, func(j *Job) error {
 			j.Result, j.ResultEnvelope = nil, nil
 			if w.Escrow != nil {
 				// Funds stay locked until the escrow's deadline: a bidder
@@ -422,17 +475,17 @@ func (e *Engine) award(ctx context.Context, j *Job, cands []market.Candidate) bo
 		if err != nil {
 			return false
 		}
-		e.notify(back, c.Bid.Provider+": "+reason)
+		rq.notify(back, c.Bid.Provider+": "+reason)
 	}
 	return false
 }
 
-func (e *Engine) sendAward(ctx context.Context, p peer.ID, w market.Award) (market.Ack, error) {
-	env, err := market.Seal(e.p.Key, market.TypeAward, w)
+func (rq *requester) sendAward(ctx context.Context, p peer.ID, w market.Award) (market.Ack, error) {
+	env, err := market.Seal(rq.p.Key, market.TypeAward, w)
 	if err != nil {
 		return market.Ack{}, err
 	}
-	s, r, bw, err := e.newStream(ctx, p, wire.AwardProtocol, e.cfg.AckTimeout)
+	s, r, bw, err := rq.newStream(ctx, p, wire.AwardProtocol, rq.cfg.AckTimeout)
 	if err != nil {
 		return market.Ack{}, err
 	}
@@ -455,43 +508,43 @@ func (e *Engine) sendAward(ctx context.Context, p peer.ID, w market.Award) (mark
 
 // awaitResult waits for the provider's result until the deadline. It
 // returns true when the job reached a final state.
-func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
-	e.mu.Lock()
-	arrived := e.results[j.ID]
-	e.mu.Unlock()
+func (rq *requester) awaitResult(ctx context.Context, j *Job) bool {
+	rq.mu.Lock()
+	arrived := rq.results[j.ID]
+	rq.mu.Unlock()
 	timer := time.NewTimer(time.Until(j.Deadline))
 	defer timer.Stop()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 	var lostSince time.Time
 	for {
-		cur, err := e.Get(j.ID)
+		cur, err := rq.Get(j.ID)
 		if err != nil {
 			return true
 		}
 		if r := cur.Result; r != nil && r.Attempt == cur.Attempt && r.Provider == cur.Provider {
-			return e.takeResult(ctx, cur)
+			return rq.takeResult(ctx, cur)
 		}
 		select {
 		case <-ctx.Done():
-			e.cancelled(cur, "cancelled by the requester")
+			rq.cancelled(cur, "cancelled by the requester")
 			return true
 		case <-timer.C:
-			e.sendCancel(cur, "result deadline passed")
-			e.requeue(cur, "provider "+cur.Provider+" sent no result by the deadline")
+			rq.sendCancel(cur, "result deadline passed")
+			rq.requeue(cur, "provider "+cur.Provider+" sent no result by the deadline")
 			return false
 		case <-arrived:
 		case <-check.C:
 			// A provider that stays unreachable has failed: re-auction.
-			if e.reachable(ctx, cur) {
+			if rq.reachable(ctx, cur) {
 				lostSince = time.Time{}
 				continue
 			}
 			if lostSince.IsZero() {
 				lostSince = time.Now()
 			}
-			if time.Since(lostSince) >= e.cfg.ProviderLost {
-				e.requeue(cur, "provider "+cur.Provider+" unreachable for "+e.cfg.ProviderLost.String())
+			if time.Since(lostSince) >= rq.cfg.ProviderLost {
+				rq.requeue(cur, "provider "+cur.Provider+" unreachable for "+rq.cfg.ProviderLost.String())
 				return false
 			}
 		}
@@ -501,12 +554,12 @@ func (e *Engine) awaitResult(ctx context.Context, j *Job) bool {
 // reachable reports whether a connection to a job's provider exists or
 // can be made: at the addresses the peerstore knows, those kept with the
 // job (the peerstore is empty after a restart), then those the DHT finds.
-func (e *Engine) reachable(ctx context.Context, j *Job) bool {
+func (rq *requester) reachable(ctx context.Context, j *Job) bool {
 	p, err := peer.Decode(j.Provider)
 	if err != nil {
 		return false
 	}
-	h := e.p.Host
+	h := rq.p.Host
 	if len(h.Network().ConnsToPeer(p)) > 0 {
 		return true
 	}
@@ -525,37 +578,37 @@ func (e *Engine) reachable(ctx context.Context, j *Job) bool {
 }
 
 // requeue excludes the job's provider and sends the job back to bidding.
-func (e *Engine) requeue(j *Job, reason string) {
-	j, err := e.update(j.ID, func(j *Job) error {
+func (rq *requester) requeue(j *Job, reason string) {
+	j, err := rq.update(j.ID, func(j *Job) error {
 		j.Excluded = append(j.Excluded, j.Provider)
 		j.WaitingSince = time.Now().UTC()
 		j.Result, j.ResultEnvelope = nil, nil
 		return j.move(market.StateBidding, reason)
 	})
 	if err == nil {
-		e.count(j.Excluded[len(j.Excluded)-1], false)
-		e.notify(j, reason)
+		rq.count(j.Excluded[len(j.Excluded)-1], false)
+		rq.notify(j, reason)
 	}
 }
 
 // takeResult acts on a verified result.
-func (e *Engine) takeResult(ctx context.Context, j *Job) bool {
+func (rq *requester) takeResult(ctx context.Context, j *Job) bool {
 	r := j.Result
 	if r.Status == market.StatusSucceeded {
-		j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFetching, "result in") })
+		j2, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateFetching, "result in") })
 		if err != nil {
 			return true
 		}
-		e.notify(j2, "result in")
-		return e.fetchOutputs(ctx, j2)
+		rq.notify(j2, "result in")
+		return rq.fetchOutputs(ctx, j2)
 	}
 	if r.ExitCode == providerFault {
-		e.requeue(j, "provider failed: "+r.Reason)
+		rq.requeue(j, "provider failed: "+r.Reason)
 		return false
 	}
-	j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, r.Reason) })
+	j2, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, r.Reason) })
 	if err == nil {
-		e.notify(j2, r.Reason)
+		rq.notify(j2, r.Reason)
 	}
 	return true
 }
@@ -574,30 +627,30 @@ const providerFault = -100
 
 // fetchOutputs pins every output, each within its max_bytes, then marks
 // the job done. It returns false when the job went back to bidding.
-func (e *Engine) fetchOutputs(ctx context.Context, j *Job) bool {
+func (rq *requester) fetchOutputs(ctx context.Context, j *Job) bool {
 	for _, o := range j.Result.Outputs {
 		c, err := cid.Decode(o.CID)
 		if err == nil {
-			err = e.pinOutput(ctx, c, j.ID+"/"+o.Name, j.Spec.OutputLimit(o.Name))
+			err = rq.pinOutput(ctx, c, j.ID+"/"+o.Name, j.Spec.OutputLimit(o.Name))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				e.cancelled(j, "cancelled by the requester")
+				rq.cancelled(j, "cancelled by the requester")
 				return true
 			}
 			// The outputs are gone with their provider, or it sent more
 			// than the spec allows: run the job again elsewhere.
-			e.requeue(j, fmt.Sprintf("fetch output %s from %s: %v", o.Name, j.Provider, err))
+			rq.requeue(j, fmt.Sprintf("fetch output %s from %s: %v", o.Name, j.Provider, err))
 			return false
 		}
 	}
-	j2, err := e.update(j.ID, func(j *Job) error { return j.move(market.StateSucceeded, "outputs fetched") })
+	j2, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateSucceeded, "outputs fetched") })
 	if err == nil {
-		e.count(j2.Provider, true)
-		e.notify(j2, "outputs fetched")
+		rq.count(j2.Provider, true)
+		rq.notify(j2, "outputs fetched")
 	}
-	if e.p.Settlement != nil {
-		e.kickSettle() // release the escrow
+	if rq.p.Settlement != nil {
+		rq.pay.kickSettle() // release the escrow
 	}
 	return true
 }
@@ -605,7 +658,7 @@ func (e *Engine) fetchOutputs(ctx context.Context, j *Job) bool {
 // HoldLog pins a finished job's log by the CID its result names, within
 // the log limit (an honest provider keeps no more), so that reading it
 // never fetches more than that from a provider.
-func (e *Engine) HoldLog(ctx context.Context, j *Job) error {
+func (rq *requester) HoldLog(ctx context.Context, j *Job) error {
 	if j.Result == nil || j.Result.LogCID == "" {
 		return nil
 	}
@@ -613,7 +666,7 @@ func (e *Engine) HoldLog(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	return e.pinOutput(ctx, c, j.ID+"/log", e.cfg.MaxLogBytes+int64(len(truncatedNote(e.cfg.MaxLogBytes)))+tailBytes)
+	return rq.pinOutput(ctx, c, j.ID+"/log", rq.cfg.MaxLogBytes+int64(len(truncatedNote(rq.cfg.MaxLogBytes)))+tailBytes)
 }
 
 // errOutputTooLarge: an output's DAG passed its max_bytes while it came.
@@ -621,31 +674,31 @@ var errOutputTooLarge = errors.New("larger than its max_bytes")
 
 // pinOutput pins one output, stopping the fetch once its blocks pass
 // what an output of maxBytes may take (market.OutputBlockLimit).
-func (e *Engine) pinOutput(ctx context.Context, c cid.Cid, name string, maxBytes int64) error {
+func (rq *requester) pinOutput(ctx context.Context, c cid.Cid, name string, maxBytes int64) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	bound := market.OutputBlockLimit(maxBytes)
-	err := e.p.Content.Pin(ctx, c, name, func(done, _ int64) {
+	err := rq.p.Content.Pin(ctx, c, name, func(done, _ int64) {
 		if done > bound {
 			cancel(fmt.Errorf("%w (%d bytes)", errOutputTooLarge, maxBytes))
 		}
 	})
 	if cause := context.Cause(ctx); errors.Is(cause, errOutputTooLarge) {
-		e.p.Content.Unpin(c)
+		rq.p.Content.Unpin(c)
 		return cause
 	}
 	return err
 }
 
 // handleResult takes a provider's signed result.
-func (e *Engine) handleResult(s network.Stream) {
+func (rq *requester) handleResult(s network.Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(30 * time.Second))
 	r, w := bufReader(s), bufWriter(s)
 	var res market.Result
 	env, err := readEnvelope(r, market.TypeResult, &res)
 	if err != nil {
-		e.log.Warn("bad result", "peer", s.Conn().RemotePeer(), "error", err)
+		rq.log.Warn("bad result", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
@@ -654,7 +707,7 @@ func (e *Engine) handleResult(s network.Stream) {
 		wire.WriteReply(w, wire.Refuse(err))
 		return
 	}
-	j, err := e.update(res.JobID, func(j *Job) error {
+	j, err := rq.update(res.JobID, func(j *Job) error {
 		award := market.Award{JobID: j.ID, Attempt: j.Attempt, Provider: j.Provider, Spec: j.Spec}
 		if err := market.CheckResult(res, signer, award); err != nil {
 			return err
@@ -674,14 +727,14 @@ func (e *Engine) handleResult(s network.Stream) {
 		return
 	}
 	if err != nil {
-		e.log.Warn("result rejected", "job", res.JobID, "peer", signer, "error", err)
+		rq.log.Warn("result rejected", "job", res.JobID, "peer", signer, "error", err)
 		wire.WriteReply(w, wire.Refuse(err))
 		return
 	}
 	wire.WriteReply(w, wire.OK)
-	e.mu.Lock()
-	ch := e.results[j.ID]
-	e.mu.Unlock()
+	rq.mu.Lock()
+	ch := rq.results[j.ID]
+	rq.mu.Unlock()
 	if ch != nil {
 		select {
 		case ch <- struct{}{}:
@@ -690,16 +743,16 @@ func (e *Engine) handleResult(s network.Stream) {
 	}
 }
 
-func (e *Engine) sendCancel(j *Job, reason string) {
+func (rq *requester) sendCancel(j *Job, reason string) {
 	prov, err := peer.Decode(j.Provider)
 	if err != nil {
 		return
 	}
-	env, err := market.Seal(e.p.Key, market.TypeCancel, market.Cancel{JobID: j.ID, Attempt: j.Attempt, Requester: e.self.String(), Reason: reason})
+	env, err := market.Seal(rq.p.Key, market.TypeCancel, market.Cancel{JobID: j.ID, Attempt: j.Attempt, Requester: rq.self.String(), Reason: reason})
 	if err != nil {
 		return
 	}
-	s, _, w, err := e.newStream(e.ctx, prov, wire.CancelProtocol, 5*time.Second)
+	s, _, w, err := rq.newStream(rq.ctx, prov, wire.CancelProtocol, 5*time.Second)
 	if err != nil {
 		return
 	}

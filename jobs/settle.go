@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/market"
@@ -40,6 +41,23 @@ type Settlement struct {
 	// Sign signs with this node's ledger key (Ed25519, whose public key is
 	// its ledger address): a dispute proves its side with it.
 	Sign func(msg []byte) []byte
+}
+
+// settler is the escrow flow of the engine: the requester's locks and
+// their records, the provider's checks and release proposals, the loop
+// that settles escrows still open, the arbiter protocol and disputes.
+type settler struct {
+	*core
+
+	mu          sync.Mutex
+	arbiterAddr string          // the arbiter's ledger account, once known
+	kick        chan struct{}   // wakes the settlement loop
+	lockingJobs map[string]int  // requester jobs with a lock in flight
+	escrowJobs  map[string]bool // requester jobs with an escrow to settle
+}
+
+func newSettler(c *core) *settler {
+	return &settler{core: c, kick: make(chan struct{}, 1), lockingJobs: map[string]int{}, escrowJobs: map[string]bool{}}
 }
 
 // Escrow states of a requester's escrow record.
@@ -77,8 +95,8 @@ func ref(t market.EscrowTerms) settlement.Ref {
 }
 
 // settles reports whether this node pays the job through an escrow.
-func (e *Engine) settles(j *Job) bool {
-	s := e.p.Settlement
+func (pay *settler) settles(j *Job) bool {
+	s := pay.p.Settlement
 	return s != nil && j.Spec.Price != nil && j.Spec.Price.Mint == s.Mint && s.Arbiter != ""
 }
 
@@ -87,28 +105,28 @@ var errNoEscrow = errors.New("escrow not locked")
 
 // lockEscrow locks the bid's price in a new vault for the award, recording
 // the escrow in the job before and after, so that no lock is lost.
-func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadline time.Time) (*market.EscrowTerms, error) {
-	s := e.p.Settlement
+func (pay *settler) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadline time.Time) (*market.EscrowTerms, error) {
+	s := pay.p.Settlement
 	if bid.Payee == "" {
 		return nil, fmt.Errorf("%w: the bid names no payee", errNoEscrow)
 	}
-	arbiter, err := e.arbiterAddress(ctx)
+	arbiter, err := pay.arbiterAddress(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: arbiter: %v", errNoEscrow, err)
 	}
 	t := market.EscrowTerms{Requester: s.Escrow.Address(), Provider: bid.Payee, Arbiter: arbiter,
-		ArbiterPeer: s.Arbiter.String(), Mint: s.Mint, Amount: bid.Price, Deadline: deadline.Add(e.margin()).Truncate(time.Second)}
-	e.mu.Lock()
-	e.lockingJobs[j.ID]++
-	e.mu.Unlock()
+		ArbiterPeer: s.Arbiter.String(), Mint: s.Mint, Amount: bid.Price, Deadline: deadline.Add(pay.margin()).Truncate(time.Second)}
+	pay.mu.Lock()
+	pay.lockingJobs[j.ID]++
+	pay.mu.Unlock()
 	defer func() {
-		e.mu.Lock()
-		if e.lockingJobs[j.ID]--; e.lockingJobs[j.ID] <= 0 {
-			delete(e.lockingJobs, j.ID)
+		pay.mu.Lock()
+		if pay.lockingJobs[j.ID]--; pay.lockingJobs[j.ID] <= 0 {
+			delete(pay.lockingJobs, j.ID)
 		}
-		e.mu.Unlock()
+		pay.mu.Unlock()
 	}()
-	if _, err := e.update(j.ID, func(j *Job) error {
+	if _, err := pay.update(j.ID, func(j *Job) error {
 		// Every escrow of a job gets its own ID: one per award, in order.
 		t.ID = fmt.Sprintf("%s/%d", j.ID, len(j.Escrows)+1)
 		j.Escrows = append(j.Escrows, EscrowRecord{Attempt: j.Attempt, ProviderPeer: bid.Provider, Terms: t,
@@ -118,12 +136,12 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 		return nil, err
 	}
 	// After the record is stored: settleAll drops a job from the set only
-	// when, under e.mu, its stored record has nothing open.
-	e.mu.Lock()
-	e.escrowJobs[j.ID] = true
-	e.mu.Unlock()
+	// when, under pay.mu, its stored record has nothing open.
+	pay.mu.Lock()
+	pay.escrowJobs[j.ID] = true
+	pay.mu.Unlock()
 	r, err := s.Escrow.Lock(ctx, terms(t))
-	e.update(j.ID, func(j *Job) error {
+	pay.update(j.ID, func(j *Job) error {
 		i := slices.IndexFunc(j.Escrows, func(r EscrowRecord) bool { return r.Terms.ID == t.ID })
 		if i < 0 {
 			return nil
@@ -147,27 +165,27 @@ func (e *Engine) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadlin
 		return nil, fmt.Errorf("%w: %w", errNoEscrow, err)
 	}
 	t.Multisig, t.Vault = r.Multisig, r.Vault
-	e.log.Info("escrow locked", "job", j.ID, "amount", t.Amount, "mint", t.Mint, "vault", t.Vault)
+	pay.log.Info("escrow locked", "job", j.ID, "amount", t.Amount, "mint", t.Mint, "vault", t.Vault)
 	return &t, nil
 }
 
-func (e *Engine) margin() time.Duration {
-	if m := e.p.Settlement.Margin; m > 0 {
+func (pay *settler) margin() time.Duration {
+	if m := pay.p.Settlement.Margin; m > 0 {
 		return m
 	}
 	return time.Minute
 }
 
 // arbiterAddress asks the arbiter node for its ledger account, once.
-func (e *Engine) arbiterAddress(ctx context.Context) (string, error) {
-	e.mu.Lock()
-	addr := e.arbiterAddr
-	e.mu.Unlock()
+func (pay *settler) arbiterAddress(ctx context.Context) (string, error) {
+	pay.mu.Lock()
+	addr := pay.arbiterAddr
+	pay.mu.Unlock()
 	if addr != "" {
 		return addr, nil
 	}
 	var res arbiterResponse
-	if err := e.askArbiter(ctx, arbiterRequest{Op: opAddress}, &res); err != nil {
+	if err := pay.askArbiter(ctx, arbiterRequest{Op: opAddress}, &res); err != nil {
 		return "", err
 	}
 	if err := res.Err(); err != nil {
@@ -176,16 +194,16 @@ func (e *Engine) arbiterAddress(ctx context.Context) (string, error) {
 	if res.Address == "" {
 		return "", errors.New("the arbiter named no address")
 	}
-	e.mu.Lock()
-	e.arbiterAddr = res.Address
-	e.mu.Unlock()
+	pay.mu.Lock()
+	pay.arbiterAddr = res.Address
+	pay.mu.Unlock()
 	return res.Address, nil
 }
 
 // kickSettle asks the settlement loop to look at the escrows now.
-func (e *Engine) kickSettle() {
+func (pay *settler) kickSettle() {
 	select {
-	case e.settleKick <- struct{}{}:
+	case pay.kick <- struct{}{}:
 	default:
 	}
 }
@@ -193,8 +211,8 @@ func (e *Engine) kickSettle() {
 // settleLoop settles the requester's open escrows: it releases the ones
 // whose job succeeded and refunds the others once their deadline passed.
 // Failures are recorded and retried; a restart picks up where it stopped.
-func (e *Engine) settleLoop() {
-	every := e.p.Settlement.Every
+func (pay *settler) settleLoop() {
+	every := pay.p.Settlement.Every
 	if every <= 0 {
 		every = 2 * time.Second
 	}
@@ -202,53 +220,53 @@ func (e *Engine) settleLoop() {
 	defer tick.Stop()
 	// Once, the jobs with open escrows; from then on the set is kept as
 	// escrows are locked and settled, so that a pass reads only those.
-	if jobs, err := e.store.list(RoleRequester); err == nil {
-		e.mu.Lock()
+	if jobs, err := pay.store.list(RoleRequester); err == nil {
+		pay.mu.Lock()
 		for _, j := range jobs {
 			if hasOpenEscrow(j) {
-				e.escrowJobs[j.ID] = true
+				pay.escrowJobs[j.ID] = true
 			}
 		}
-		e.mu.Unlock()
+		pay.mu.Unlock()
 	}
 	for {
-		e.settleAll()
+		pay.settleAll()
 		select {
-		case <-e.ctx.Done():
+		case <-pay.ctx.Done():
 			return
 		case <-tick.C:
-		case <-e.settleKick:
+		case <-pay.kick:
 		}
 	}
 }
 
-func (e *Engine) settleAll() {
-	e.mu.Lock()
-	ids := slices.Collect(maps.Keys(e.escrowJobs))
-	e.mu.Unlock()
+func (pay *settler) settleAll() {
+	pay.mu.Lock()
+	ids := slices.Collect(maps.Keys(pay.escrowJobs))
+	pay.mu.Unlock()
 	// The ledger's clock, read at most once a pass.
 	var now time.Time
 	clock := func() time.Time {
 		if now.IsZero() {
-			now = e.ledgerTime()
+			now = pay.ledgerTime()
 		}
 		return now
 	}
 	for _, id := range ids {
-		j, err := e.Get(id)
+		j, err := pay.Get(id)
 		if err != nil {
 			continue
 		}
 		for i, rec := range j.Escrows {
 			if rec.State == EscrowLocked || rec.State == EscrowLocking {
-				e.settleOne(j, i, clock)
+				pay.settleOne(j, i, clock)
 			}
 		}
-		e.mu.Lock()
-		if j, err := e.Get(id); err == nil && !hasOpenEscrow(j) {
-			delete(e.escrowJobs, id)
+		pay.mu.Lock()
+		if j, err := pay.Get(id); err == nil && !hasOpenEscrow(j) {
+			delete(pay.escrowJobs, id)
 		}
-		e.mu.Unlock()
+		pay.mu.Unlock()
 	}
 }
 
@@ -260,91 +278,91 @@ func hasOpenEscrow(j *Job) bool {
 }
 
 // settleOne moves escrow i of job j on when it can; clock is the ledger's.
-func (e *Engine) settleOne(j *Job, i int, clock func() time.Time) {
+func (pay *settler) settleOne(j *Job, i int, clock func() time.Time) {
 	rec := j.Escrows[i]
 	if rec.State == EscrowLocking {
-		e.findLock(j, i)
+		pay.findLock(j, i)
 		return
 	}
 	current := rec.Attempt == j.Attempt && rec.ProviderPeer == j.Provider
-	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(pay.ctx, 30*time.Second)
 	defer cancel()
-	s := e.p.Settlement
+	s := pay.p.Settlement
 	switch {
 	case rec.Disputed:
-		e.settledElsewhere(j, i)
+		pay.settledElsewhere(j, i)
 	case current && j.State == market.StateSucceeded:
 		r := j.Result
 		if r == nil || len(r.Payout) == 0 {
-			e.refundLater(j, i, "the provider sent no payout", clock)
+			pay.refundLater(j, i, "the provider sent no payout", clock)
 			return
 		}
 		tx, err := s.Escrow.CoSign(ctx, settlement.Payout{Kind: settlement.Release, Ref: ref(rec.Terms), Tx: r.Payout}, terms(rec.Terms))
 		if errors.Is(err, settlement.ErrTampered) || errors.Is(err, settlement.ErrSignatures) || errors.Is(err, settlement.ErrNotMember) {
-			e.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
-			e.refundLater(j, i, "payout refused: "+err.Error(), clock)
+			pay.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
+			pay.refundLater(j, i, "payout refused: "+err.Error(), clock)
 			return
 		}
 		if errors.Is(err, settlement.ErrClosed) {
 			// Landed already (a lost confirmation), or decided by the arbiter.
 			if tx != "" {
-				e.setEscrow(j.ID, i, EscrowReleased, tx, "")
-			} else if !e.settledElsewhere(j, i) {
-				e.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
+				pay.setEscrow(j.ID, i, EscrowReleased, tx, "")
+			} else if !pay.settledElsewhere(j, i) {
+				pay.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
 			}
 			return
 		}
 		if err != nil {
-			e.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
+			pay.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
 			return
 		}
-		e.setEscrow(j.ID, i, EscrowReleased, tx, "")
-		e.log.Info("escrow released", "job", j.ID, "provider", j.Provider, "amount", rec.Terms.Amount, "tx", tx)
-		e.notify(j, fmt.Sprintf("escrow released: %d to the provider", rec.Terms.Amount))
+		pay.setEscrow(j.ID, i, EscrowReleased, tx, "")
+		pay.log.Info("escrow released", "job", j.ID, "provider", j.Provider, "amount", rec.Terms.Amount, "tx", tx)
+		pay.notify(j, fmt.Sprintf("escrow released: %d to the provider", rec.Terms.Amount))
 	case current && !j.State.Final():
 		// The job is still running on this award.
 	default:
-		e.refundLater(j, i, "", clock)
+		pay.refundLater(j, i, "", clock)
 	}
 }
 
 // refundLater refunds escrow i once its deadline has passed.
-func (e *Engine) refundLater(j *Job, i int, why string, clock func() time.Time) {
+func (pay *settler) refundLater(j *Job, i int, why string, clock func() time.Time) {
 	rec := j.Escrows[i]
-	if e.settledElsewhere(j, i) {
+	if pay.settledElsewhere(j, i) {
 		return
 	}
 	if clock().Before(rec.Terms.Deadline) {
 		if why != "" && rec.Error != why {
-			e.setEscrow(j.ID, i, EscrowLocked, "", why)
+			pay.setEscrow(j.ID, i, EscrowLocked, "", why)
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(pay.ctx, 30*time.Second)
 	defer cancel()
-	s := e.p.Settlement
+	s := pay.p.Settlement
 	po, err := s.Escrow.Propose(ctx, ref(rec.Terms), terms(rec.Terms), settlement.Refund)
 	if errors.Is(err, settlement.ErrClosed) {
-		e.settledElsewhere(j, i)
+		pay.settledElsewhere(j, i)
 		return
 	}
 	if err != nil {
-		e.setEscrow(j.ID, i, EscrowLocked, "", "refund: "+err.Error())
+		pay.setEscrow(j.ID, i, EscrowLocked, "", "refund: "+err.Error())
 		return
 	}
 	var res arbiterResponse
-	err = e.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: opRefund, Terms: &rec.Terms, Tx: po.Tx}, &res)
+	err = pay.askArbiterPeer(ctx, rec.Terms.ArbiterPeer, arbiterRequest{Op: opRefund, Terms: &rec.Terms, Tx: po.Tx}, &res)
 	if err == nil {
 		err = res.Err()
 	}
 	if err != nil {
 		// Too early by the ledger's clock, the arbiter unreachable: retried.
-		e.setEscrow(j.ID, i, EscrowLocked, "", "refund: "+err.Error())
+		pay.setEscrow(j.ID, i, EscrowLocked, "", "refund: "+err.Error())
 		return
 	}
-	e.setEscrow(j.ID, i, EscrowRefunded, res.Tx, "")
-	e.log.Info("escrow refunded", "job", j.ID, "amount", rec.Terms.Amount, "tx", res.Tx)
-	e.notify(j, fmt.Sprintf("escrow refunded: %d back to the requester", rec.Terms.Amount))
+	pay.setEscrow(j.ID, i, EscrowRefunded, res.Tx, "")
+	pay.log.Info("escrow refunded", "job", j.ID, "amount", rec.Terms.Amount, "tx", res.Tx)
+	pay.notify(j, fmt.Sprintf("escrow refunded: %d back to the requester", rec.Terms.Amount))
 }
 
 // lockExpiry is how long a sent lock may still land: past its blockhash's
@@ -354,36 +372,36 @@ const lockExpiry = 3 * time.Minute
 // findLock settles the fate of a lock whose outcome was lost (the node
 // stopped, or its confirmation timed out): the ledger says whether the
 // vault exists, where the escrow can derive its address from the terms.
-func (e *Engine) findLock(j *Job, i int) {
+func (pay *settler) findLock(j *Job, i int) {
 	rec := j.Escrows[i]
-	e.mu.Lock()
-	inFlight := e.lockingJobs[j.ID] > 0
-	e.mu.Unlock()
+	pay.mu.Lock()
+	inFlight := pay.lockingJobs[j.ID] > 0
+	pay.mu.Unlock()
 	if inFlight {
 		return
 	}
-	d, ok := e.p.Settlement.Escrow.(settlement.RefDeriver)
+	d, ok := pay.p.Settlement.Escrow.(settlement.RefDeriver)
 	if !ok {
-		e.setEscrow(j.ID, i, EscrowNone, "", "the lock's outcome was lost, and this ledger cannot look it up")
+		pay.setEscrow(j.ID, i, EscrowNone, "", "the lock's outcome was lost, and this ledger cannot look it up")
 		return
 	}
 	r, err := d.DeriveRef(terms(rec.Terms))
 	if err != nil {
-		e.setEscrow(j.ID, i, EscrowNone, "", err.Error())
+		pay.setEscrow(j.ID, i, EscrowNone, "", err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(pay.ctx, 10*time.Second)
 	defer cancel()
-	st, err := e.p.Settlement.Escrow.Status(ctx, r)
+	st, err := pay.p.Settlement.Escrow.Status(ctx, r)
 	switch {
 	case errors.Is(err, settlement.ErrVaultMismatch) && time.Since(rec.UpdatedAt) > lockExpiry:
-		e.setEscrow(j.ID, i, EscrowNone, "", "the lock did not land")
+		pay.setEscrow(j.ID, i, EscrowNone, "", "the lock did not land")
 	case errors.Is(err, settlement.ErrVaultMismatch):
 		// Not there yet: a sent lock can land until its blockhash expires.
 	case err != nil:
 		// Unknown yet: asked again next round.
 	default:
-		e.update(j.ID, func(j *Job) error {
+		pay.update(j.ID, func(j *Job) error {
 			x := &j.Escrows[i]
 			x.Terms.Multisig, x.Terms.Vault, x.UpdatedAt = r.Multisig, r.Vault, time.Now().UTC()
 			x.State, x.Error = EscrowLocked, ""
@@ -398,31 +416,31 @@ func (e *Engine) findLock(j *Job, i int) {
 // settledElsewhere records an escrow that was settled without this node's
 // loop: a dispute decided by the arbiter, or a payout a restart
 // interrupted after it landed.
-func (e *Engine) settledElsewhere(j *Job, i int) bool {
-	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+func (pay *settler) settledElsewhere(j *Job, i int) bool {
+	ctx, cancel := context.WithTimeout(pay.ctx, 10*time.Second)
 	defer cancel()
-	st, err := e.p.Settlement.Escrow.Status(ctx, ref(j.Escrows[i].Terms))
+	st, err := pay.p.Settlement.Escrow.Status(ctx, ref(j.Escrows[i].Terms))
 	switch {
 	case errors.Is(err, settlement.ErrVaultMismatch):
 		// The ledger does not know the vault (a devnet's ledger is new on
 		// each start): nothing is left to settle.
-		e.setEscrow(j.ID, i, EscrowNone, "", "the ledger knows no such vault")
+		pay.setEscrow(j.ID, i, EscrowNone, "", "the ledger knows no such vault")
 		return true
 	case err != nil || st.State == settlement.Locked:
 		return false
 	case st.State == settlement.Released:
-		e.setEscrow(j.ID, i, EscrowReleased, "", "")
+		pay.setEscrow(j.ID, i, EscrowReleased, "", "")
 	default:
-		e.setEscrow(j.ID, i, EscrowRefunded, "", "")
+		pay.setEscrow(j.ID, i, EscrowRefunded, "", "")
 	}
 	return true
 }
 
 // ledgerTime is the ledger's clock when the escrow can read it, else this
 // machine's.
-func (e *Engine) ledgerTime() time.Time {
-	if c, ok := e.p.Settlement.Escrow.(settlement.LedgerClock); ok {
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+func (pay *settler) ledgerTime() time.Time {
+	if c, ok := pay.p.Settlement.Escrow.(settlement.LedgerClock); ok {
+		ctx, cancel := context.WithTimeout(pay.ctx, 10*time.Second)
 		defer cancel()
 		if t, err := c.LedgerTime(ctx); err == nil {
 			return t
@@ -431,8 +449,8 @@ func (e *Engine) ledgerTime() time.Time {
 	return time.Now()
 }
 
-func (e *Engine) setEscrow(id string, i int, state, tx, errText string) {
-	e.update(id, func(j *Job) error {
+func (pay *settler) setEscrow(id string, i int, state, tx, errText string) {
+	pay.update(id, func(j *Job) error {
 		if i >= len(j.Escrows) {
 			return nil
 		}
@@ -447,8 +465,8 @@ func (e *Engine) setEscrow(id string, i int, state, tx, errText string) {
 
 // verifyEscrow is the provider's check of an award's escrow, on the
 // ledger, before it acks: the vault must hold the price for this provider.
-func (e *Engine) verifyEscrow(award market.Award) string {
-	s := e.p.Settlement
+func (pay *settler) verifyEscrow(award market.Award) string {
+	s := pay.p.Settlement
 	priced := award.Spec.Price != nil && award.Price > 0
 	switch {
 	case award.Escrow == nil && priced && s != nil && award.Spec.Price.Mint == s.Mint:
@@ -469,9 +487,9 @@ func (e *Engine) verifyEscrow(award market.Award) string {
 		// A requester that chose the arbiter could hold two of the three keys.
 		return "the escrow's arbiter is not the one this provider trusts"
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.AckTimeout*3/4)
+	ctx, cancel := context.WithTimeout(pay.ctx, pay.cfg.AckTimeout*3/4)
 	defer cancel()
-	if addr, err := e.arbiterAddress(ctx); err != nil {
+	if addr, err := pay.arbiterAddress(ctx); err != nil {
 		return "cannot reach the trusted arbiter: " + err.Error()
 	} else if addr != award.Escrow.Arbiter {
 		return "the escrow's arbiter account is not the trusted arbiter's"
@@ -484,15 +502,15 @@ func (e *Engine) verifyEscrow(award market.Award) string {
 
 // proposeRelease signs the provider's half of the release of a finished
 // job's escrow, for the result.
-func (e *Engine) proposeRelease(ctx context.Context, j *Job) []byte {
-	s := e.p.Settlement
+func (pay *settler) proposeRelease(ctx context.Context, j *Job) []byte {
+	s := pay.p.Settlement
 	if s == nil || len(j.Escrows) == 0 {
 		return nil
 	}
 	t := j.Escrows[0].Terms
 	po, err := s.Escrow.Propose(ctx, ref(t), terms(t), settlement.Release)
 	if err != nil {
-		e.log.Warn("release not proposed", "job", j.ID, "error", err)
+		pay.log.Warn("release not proposed", "job", j.ID, "error", err)
 		return nil
 	}
 	return po.Tx
@@ -533,22 +551,22 @@ type arbiterResponse struct {
 
 const maxArbiterMessage = 128 << 10
 
-func (e *Engine) askArbiter(ctx context.Context, req arbiterRequest, res *arbiterResponse) error {
-	return e.askArbiterPeer(ctx, e.p.Settlement.Arbiter.String(), req, res)
+func (pay *settler) askArbiter(ctx context.Context, req arbiterRequest, res *arbiterResponse) error {
+	return pay.askArbiterPeer(ctx, pay.p.Settlement.Arbiter.String(), req, res)
 }
 
-func (e *Engine) askArbiterPeer(ctx context.Context, arbiter string, req arbiterRequest, res *arbiterResponse) error {
+func (pay *settler) askArbiterPeer(ctx context.Context, arbiter string, req arbiterRequest, res *arbiterResponse) error {
 	p, err := peer.Decode(arbiter)
 	if err != nil {
 		return fmt.Errorf("arbiter %q: %w", arbiter, err)
 	}
-	if len(e.p.Host.Network().ConnsToPeer(p)) == 0 {
-		if err := e.p.Host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+	if len(pay.p.Host.Network().ConnsToPeer(p)) == 0 {
+		if err := pay.p.Host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
 			return fmt.Errorf("arbiter %s: %w", p, err)
 		}
 	}
 	// Long enough for the other side to co-sign and wait for the ledger.
-	s, r, w, err := e.newStream(ctx, p, wire.ArbiterProtocol, 90*time.Second)
+	s, r, w, err := pay.newStream(ctx, p, wire.ArbiterProtocol, 90*time.Second)
 	if err != nil {
 		return fmt.Errorf("arbiter %s: %w", p, err)
 	}
@@ -568,7 +586,7 @@ func (e *Engine) askArbiterPeer(ctx context.Context, arbiter string, req arbiter
 // the vault on the ledger holds the terms given and the ledger's clock is
 // past their deadline (the escrow enforces both), so the arbiter can
 // answer anyone: a refund pays the vault's requester and no one else.
-func (e *Engine) handleArbiter(s network.Stream) {
+func (pay *settler) handleArbiter(s network.Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(45 * time.Second))
 	r, w := bufReader(s), bufWriter(s)
@@ -581,16 +599,16 @@ func (e *Engine) handleArbiter(s network.Stream) {
 	res := arbiterResponse{Reply: wire.OK}
 	refuse := func(reason string) { res.Reply = wire.Reply{Code: wire.CodeRejected, Reason: reason} }
 	failed := func(err error) { res.Reply = wire.Reply{Code: wire.CodeFailed, Reason: err.Error()} }
-	esc := e.p.Settlement.Escrow
-	ctx, cancel := context.WithTimeout(e.ctx, 40*time.Second)
+	esc := pay.p.Settlement.Escrow
+	ctx, cancel := context.WithTimeout(pay.ctx, 40*time.Second)
 	defer cancel()
-	serve := e.p.Settlement.Serve
+	serve := pay.p.Settlement.Serve
 	switch err := json.Unmarshal(data, &req); {
 	case err != nil:
 		refuse("bad request: " + err.Error())
 	case req.Op == opAward:
 		// Any node with an escrow may be the side a dispute is decided for.
-		res.Tx, err = e.coSignAward(ctx, s.Conn().RemotePeer(), req)
+		res.Tx, err = pay.coSignAward(ctx, s.Conn().RemotePeer(), req)
 		if err != nil {
 			failed(err)
 		}
@@ -599,7 +617,7 @@ func (e *Engine) handleArbiter(s network.Stream) {
 	case req.Op == opAddress:
 		res.Address = esc.Address()
 	case req.Op == opDispute && req.Dispute != nil:
-		if err := e.openDispute(ctx, s.Conn().RemotePeer(), *req.Dispute); err != nil {
+		if err := pay.openDispute(ctx, s.Conn().RemotePeer(), *req.Dispute); err != nil {
 			failed(err)
 		}
 	case req.Op == opRefund && req.Terms != nil:
@@ -608,7 +626,7 @@ func (e *Engine) handleArbiter(s network.Stream) {
 			refuse("this arbiter is not a member of the escrow")
 			break
 		}
-		if e.inDispute(t.Vault) {
+		if pay.inDispute(t.Vault) {
 			refuse("the escrow is in dispute")
 			break
 		}
@@ -622,7 +640,7 @@ func (e *Engine) handleArbiter(s network.Stream) {
 			break
 		}
 		res.Tx = tx
-		e.log.Info("refund co-signed", "escrow", t.ID, "amount", t.Amount, "requester", t.Requester, "tx", tx)
+		pay.log.Info("refund co-signed", "escrow", t.ID, "amount", t.Amount, "requester", t.Requester, "tx", tx)
 	default:
 		refuse(fmt.Sprintf("unknown request %q", req.Op))
 	}
