@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"sort"
 	"time"
+
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/settlement"

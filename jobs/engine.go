@@ -279,3 +279,12 @@ var errNoProvider = errors.New("no provider took the job")
 
 // maxAuctions bounds the auctions a requester runs at once.
 const maxAuctions = 16
+
+// Get returns a job this node requested.
+func (c *core) Get(id string) (*Job, error) { return c.store.get(RoleRequester, id, 0) }
+
+// List returns the jobs this node requested, newest first.
+func (c *core) List() ([]*Job, error) { return c.store.list(RoleRequester) }
+
+// Provided returns the jobs this node ran or runs for others.
+func (c *core) Provided() ([]*Job, error) { return c.store.list(RoleProvider) }

@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/libp2p/go-libp2p/core/network"

@@ -1,0 +1,310 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/content"
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/ipfs/go-cid"
+)
+
+// execute runs an accepted job: inputs, sandbox, outputs, signed result.
+func (pv *provider) execute(ctx context.Context, j *Job) {
+	dir := filepath.Join(pv.p.WorkDir, "run", fmt.Sprintf("%s-%d", j.ID, j.Attempt))
+	defer os.RemoveAll(dir)
+	res := market.Result{JobID: j.ID, Attempt: j.Attempt, Provider: pv.self.String(), StartedAt: time.Now().UTC()}
+	logs := newLogSink(pv.core, j, filepath.Join(dir, "job.log"))
+	defer logs.close()
+
+	queued := true
+	defer func() {
+		if queued {
+			pv.mu.Lock()
+			pv.load.Queued--
+			pv.mu.Unlock()
+		}
+	}()
+	program, usage, outBytes, err := pv.prepare(ctx, j, dir)
+	res.Usage = usage
+	if err == nil {
+		err = pv.acquireSlot(ctx, j.Spec.Resources)
+	}
+	// The slot is given back once the job's work is done, before the
+	// result is delivered (which may wait for the requester).
+	release := func() {}
+	if err == nil {
+		queued = false
+		release = sync.OnceFunc(func() { pv.releaseSlot(j.Spec.Resources) })
+		defer release()
+	}
+	if err != nil {
+		res.Status, res.ExitCode = market.StatusFailed, providerFault
+		res.Reason = "inputs: " + err.Error()
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled) && pv.ctx.Err() == nil:
+			res.ExitCode, res.Reason = -1, "cancelled"
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			res.Reason = "the award's deadline passed before the job could run"
+		case errors.Is(err, content.ErrUnsafe), errors.Is(err, errInputsTooLarge):
+			// The job's own module or inputs would lead out of its folder,
+			// or pass its limits: the job's fault, not this provider's.
+			res.ExitCode, res.Reason = 1, compute.ReasonBadInput+": "+err.Error()
+		}
+		pv.finish(j, res, logs)
+		return
+	}
+	pv.moveProvided(j, market.StateExecuting, "")
+	exec := pv.p.Executors[j.Spec.Kind]
+	cj := compute.Job{
+		ID: j.ID, Program: program,
+		InDir: filepath.Join(dir, "in"), OutDir: filepath.Join(dir, "out"),
+		CPU: j.Spec.Resources.CPU, MemoryMiB: j.Spec.Resources.MemoryMiB, OutBytes: outBytes, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
+		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"), Metrics: logs.stream(MetricsStream),
+	}
+	if w := j.Spec.WASM; w != nil {
+		cj.Args, cj.Env = w.Args, w.Env
+	}
+	if g := j.Spec.Resources.GPU; g != nil {
+		cj.GPUs = g.Count
+	}
+	out, err := exec.Run(ctx, cj)
+	if pv.ctx.Err() != nil {
+		// This node is shutting down: not the job's fault, so the
+		// requester auctions it again.
+		res.Status, res.ExitCode, res.Reason = market.StatusFailed, providerFault, "the provider shut down while the job ran"
+		pv.finish(j, res, logs)
+		return
+	}
+	res.StartedAt = out.StartedAt.UTC()
+	res.Usage.WallMillis = out.Wall.Milliseconds()
+	res.Usage.CompileMillis = out.CompileTime.Milliseconds()
+	res.ExitCode = out.ExitCode
+	res.Metrics = out.Metrics
+	switch {
+	case err != nil:
+		res.Status, res.Reason = market.StatusFailed, err.Error()
+	case !out.OK():
+		res.Status, res.Reason = market.StatusFailed, out.Reason+": "+out.Detail
+		if j.Spec.Kind == market.KindTrain {
+			// A failed training run still reports its metrics so far.
+			pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res, market.OutputMetrics)
+		}
+	default:
+		res.Status = market.StatusSucceeded
+		if err := pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {
+			res.Status, res.Reason = market.StatusFailed, err.Error()
+			switch {
+			case errors.Is(err, errStore):
+				res.ExitCode = providerFault // the provider's disk, not the job
+			case errors.As(err, new(sandboxError)):
+				res.Reason = compute.ReasonSandbox + ": " + err.Error()
+			}
+		}
+		if res.Status == market.StatusSucceeded {
+			res.Payout = pv.pay.proposeRelease(pv.ctx, j)
+		}
+	}
+	release()
+	pv.finish(j, res, logs)
+}
+
+// sandboxError: a job's output tries to lead outside its folder.
+type sandboxError string
+
+func (e sandboxError) Error() string { return string(e) }
+
+// errStore: the provider could not store an output (quota, disk).
+var errStore = errors.New("cannot store")
+
+// acquireSlot waits until the job may run (see admission) and moves it
+// from the queue to the running jobs.
+func (pv *provider) acquireSlot(ctx context.Context, r market.Resources) error {
+	if err := pv.admit.acquire(ctx, int64(r.MemoryMiB)); err != nil {
+		return err
+	}
+	pv.mu.Lock()
+	pv.load.Queued--
+	pv.load.Running++
+	pv.load.CPUInUse += r.CPU
+	pv.load.MemInUse += int64(r.MemoryMiB)
+	pv.load.DiskInUse += int64(r.DiskMiB)
+	pv.mu.Unlock()
+	return nil
+}
+
+func (pv *provider) releaseSlot(r market.Resources) {
+	pv.mu.Lock()
+	pv.load.Running--
+	pv.load.CPUInUse -= r.CPU
+	pv.load.MemInUse -= int64(r.MemoryMiB)
+	pv.load.DiskInUse -= int64(r.DiskMiB)
+	pv.mu.Unlock()
+	pv.admit.release(int64(r.MemoryMiB))
+}
+
+// maxModuleBytes bounds a WASM module: the provider holds it in memory.
+const maxModuleBytes = 128 << 20
+
+// prepare fetches the module (or the dataset) and the inputs into dir/in,
+// with the input timeout, and returns the module's bytes and what is left
+// of the job's disk limit for its outputs.
+func (pv *provider) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, int64, error) {
+	var usage market.Usage
+	ctx, cancel := context.WithTimeout(ctx, pv.cfg.InputTimeout)
+	defer cancel()
+	for _, d := range []string{filepath.Join(dir, "in"), filepath.Join(dir, "out")} {
+		if err := ensureDir(d); err != nil {
+			return nil, usage, 0, err
+		}
+	}
+	in := inputs{c: pv.core, ctx: ctx, left: int64(j.Spec.Resources.DiskMiB) << 20, usage: &usage}
+	var program []byte
+	if t := j.Spec.Train; t != nil {
+		var err error
+		if program, err = json.Marshal(t); err != nil {
+			return nil, usage, 0, err
+		}
+		if err := in.get("dataset", t.Dataset.CID, filepath.Join(dir, "in", market.TrainDatasetDir), 0); err != nil {
+			return nil, usage, 0, err
+		}
+	} else {
+		mod, err := cid.Decode(j.Spec.WASM.Module)
+		if err != nil {
+			return nil, usage, 0, err
+		}
+		program, err = pv.modules.get(ctx, mod, func() ([]byte, error) {
+			modPath := filepath.Join(dir, "module.wasm")
+			if err := in.get("module", mod.String(), modPath, maxModuleBytes); err != nil {
+				return nil, err
+			}
+			return os.ReadFile(modPath)
+		})
+		if err != nil {
+			return nil, usage, 0, err
+		}
+		usage.InputBytes = int64(len(program))
+	}
+	for _, input := range j.Spec.Inputs {
+		if err := in.get("input "+input.Name, input.CID, filepath.Join(dir, "in", input.Name), 0); err != nil {
+			return nil, usage, 0, err
+		}
+	}
+	return program, usage, in.left, nil
+}
+
+// inputs fetches a job's module and inputs into its folder, each within
+// what is left of the job's disk limit.
+type inputs struct {
+	c     *core
+	ctx   context.Context
+	left  int64
+	usage *market.Usage
+}
+
+// errInputsTooLarge: a job's module or inputs pass a limit: its disk
+// limit, the module's, or this provider's content.max_fetch_mib.
+var errInputsTooLarge = errors.New("too large")
+
+// get writes the content c to path, within the disk left and, when
+// limit > 0, within limit.
+func (in *inputs) get(what, c, path string, limit int64) error {
+	id, err := cid.Decode(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	bound, which := in.left, "what is left of resources.disk_mib"
+	if limit > 0 && limit < bound {
+		bound, which = limit, "the limit on its size"
+	}
+	n, err := in.c.p.Content.GetWithin(in.ctx, id, path, bound)
+	if err != nil {
+		if errors.Is(err, content.ErrTooLarge) {
+			err = fmt.Errorf("%w: %s (%.1f MiB, or content.max_fetch_mib of the provider): %v", errInputsTooLarge, which, float64(bound)/(1<<20), err)
+		}
+		return fmt.Errorf("%s %s: %w", what, c, err)
+	}
+	in.left -= n
+	in.usage.InputBytes += n
+	return nil
+}
+
+// addOutputs adds each declared output (or only those named) as UnixFS,
+// within its size limit.
+func (pv *provider) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result, only ...string) error {
+	for _, o := range j.Spec.Outputs {
+		if len(only) > 0 && !slices.Contains(only, o.Name) {
+			continue
+		}
+		host, err := outputPath(outDir, o.Path)
+		if err != nil {
+			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
+		}
+		size, err := content.TreeSize(host)
+		if errors.Is(err, content.ErrNotRegular) {
+			return sandboxError(fmt.Sprintf("output %s (%s): %v", o.Name, o.Path, err))
+		}
+		if err != nil {
+			return fmt.Errorf("output %s (%s): %w", o.Name, o.Path, err)
+		}
+		if size > o.MaxBytes {
+			return fmt.Errorf("output %s is %d bytes, more than its max_bytes %d", o.Name, size, o.MaxBytes)
+		}
+		added, err := pv.p.Content.AddUnannounced(ctx, host)
+		if errors.Is(err, content.ErrNotRegular) {
+			return sandboxError(fmt.Sprintf("output %s (%s): %v", o.Name, o.Path, err))
+		}
+		if err != nil {
+			return fmt.Errorf("%w: output %s: %v", errStore, o.Name, err)
+		}
+		if limit := market.OutputBlockLimit(o.MaxBytes); added.Blocks > limit {
+			// Many small files take more as blocks than as data: the
+			// requester would stop fetching it, so it is not sent.
+			pv.p.Content.Unpin(added.CID)
+			return fmt.Errorf("output %s takes %d bytes as blocks (its files and folders), more than the %d its max_bytes %d allows",
+				o.Name, added.Blocks, limit, o.MaxBytes)
+		}
+		res.Outputs = append(res.Outputs, market.OutputRef{Name: o.Name, CID: added.CID.String(), Size: added.Size})
+		if j.Spec.Kind == market.KindTrain {
+			switch o.Name {
+			case market.OutputModel:
+				res.ModelCID = added.CID.String()
+			case market.OutputMetrics:
+				res.MetricsCID = added.CID.String()
+			}
+		}
+		res.Usage.OutputBytes += added.Size
+	}
+	return nil
+}
+
+// outputPath is where an output's guest path (/out/a/b) is on the host,
+// found without following links: an output whose path passes through a
+// symlink, or is one, is refused (a link could lead anywhere on the host).
+func outputPath(outDir, guest string) (string, error) {
+	host := outDir
+	parts := strings.Split(strings.TrimPrefix(guest, "/out/"), "/")
+	for i, part := range parts {
+		host = filepath.Join(host, part)
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			return "", sandboxError("/out/" + strings.Join(parts[:i+1], "/") + " is a symbolic link, which outputs may not be or pass through")
+		case i < len(parts)-1 && !fi.IsDir():
+			return "", fmt.Errorf("%s is not a folder", "/out/"+strings.Join(parts[:i+1], "/"))
+		}
+	}
+	return host, nil
+}
