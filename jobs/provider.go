@@ -3,6 +3,8 @@ package jobs
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -246,8 +248,11 @@ func (pv *provider) handleAward(s network.Stream) {
 	}
 	signer, _ := peer.Decode(env.Signer)
 	ack := market.Ack{JobID: award.JobID, Attempt: award.Attempt, Provider: pv.self.String()}
-	reason := pv.takeAward(award, signer, s.Conn().RemotePeer())
-	ack.Accepted, ack.Reason = reason == "", reason
+	if err := pv.takeAward(award, signer, s.Conn().RemotePeer()); err != nil {
+		ack.Reason = err.Error()
+	} else {
+		ack.Accepted = true
+	}
 	ackEnv, err := market.Seal(pv.p.Key, market.TypeAck, ack)
 	if err != nil {
 		s.Reset()
@@ -260,52 +265,60 @@ func (pv *provider) handleAward(s network.Stream) {
 }
 
 // takeAward checks an award and, when it can be run, records the job and
-// starts it. It returns why not, or "".
-func (pv *provider) takeAward(award market.Award, signer, from peer.ID) string {
+// starts it. Its error is the reason the ack gives.
+func (pv *provider) takeAward(award market.Award, signer, from peer.ID) error {
 	if signer != from {
-		return "award not sent by its signer"
+		return errors.New("award not sent by its signer")
 	}
 	if err := market.CheckAward(award, signer, pv.self, time.Now()); err != nil {
-		return err.Error()
+		return err
 	}
 	capacity, ok := pv.p.Capacity()
 	if !ok {
-		return "no capacity to offer"
+		return errors.New("no capacity to offer")
 	}
-	if reason := pv.pay.verifyEscrow(award); reason != "" {
-		return reason
+	if err := pv.pay.verifyEscrow(award); err != nil {
+		return err
 	}
 	key := auctionKey(award.JobID, award.Attempt)
-	j, ctx, cancel, reason := pv.register(award, capacity, from, key)
-	if reason != "" {
-		return reason
+	run, err := pv.register(award, capacity, from, key)
+	if err != nil {
+		return err
 	}
 	pv.spawn(func() {
 		defer func() {
 			pv.mu.Lock()
 			delete(pv.running, key)
 			pv.mu.Unlock()
-			cancel()
+			run.cancel()
 		}()
-		pv.execute(ctx, j)
+		pv.execute(run.ctx, run.job)
 	})
-	return ""
+	return nil
+}
+
+// acceptedRun is a job the provider took: stored, queued, and bounded by
+// its deadline.
+type acceptedRun struct {
+	job    *Job
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // register checks an award against the provider's load and, when it fits,
-// records the job as accepted and queued. It returns why not, or "".
-func (pv *provider) register(award market.Award, capacity market.Capacity, from peer.ID, key string) (*Job, context.Context, context.CancelFunc, string) {
+// records the job as accepted and queued; its error says why not.
+func (pv *provider) register(award market.Award, capacity market.Capacity, from peer.ID, key string) (acceptedRun, error) {
 	pv.mu.Lock()
 	defer pv.mu.Unlock()
 	if pv.isClosing() {
-		return nil, nil, nil, "the provider is shutting down"
+		return acceptedRun{}, errors.New("the provider is shutting down")
 	}
 	if _, dup := pv.running[key]; dup {
-		return nil, nil, nil, "already running this job"
+		return acceptedRun{}, errors.New("already running this job")
 	}
 	a := market.Announcement{JobID: award.JobID, Requester: award.Requester, Attempt: award.Attempt, Spec: award.Spec}
 	if d := pv.strategy().ShouldBid(market.BidRequest{Announcement: a, Capacity: capacity, Load: pv.load}); !d.Bid {
-		return nil, nil, nil, d.Reason
+		return acceptedRun{}, errors.New(d.Reason)
 	}
 	var addrs []string
 	for _, ma := range pv.p.Host.Peerstore().Addrs(from) {
@@ -313,7 +326,7 @@ func (pv *provider) register(award market.Award, capacity market.Capacity, from 
 	}
 	if award.Escrow != nil {
 		if ok, err := pv.store.claimVault(award.Escrow.Vault, award.JobID, award.Attempt); err != nil || !ok {
-			return nil, nil, nil, "the escrow already pays for another job"
+			return acceptedRun{}, errors.New("the escrow already pays for another job")
 		}
 	}
 	now := time.Now().UTC()
@@ -324,12 +337,12 @@ func (pv *provider) register(award market.Award, capacity market.Capacity, from 
 		j.Escrows = []EscrowRecord{{Attempt: award.Attempt, ProviderPeer: pv.self.String(), Terms: *award.Escrow, State: EscrowLocked, UpdatedAt: now}}
 	}
 	if err := pv.store.put(j); err != nil {
-		return nil, nil, nil, "cannot record the job: " + err.Error()
+		return acceptedRun{}, fmt.Errorf("cannot record the job: %w", err)
 	}
 	ctx, cancel := context.WithDeadline(pv.ctx, award.Deadline)
 	pv.running[key] = cancel
 	pv.load.Queued++
-	return j, ctx, cancel, ""
+	return acceptedRun{job: j, ctx: ctx, cancel: cancel}, nil
 }
 
 // handleCancel stops a job at its requester's request.

@@ -225,10 +225,10 @@ func (rq *requester) holdInputs(ctx context.Context, j *Job) error {
 	for _, c := range j.Spec.CIDs() {
 		id, err := cid.Decode(c)
 		if err != nil {
-			return fmt.Errorf("%s: %v", names[c], err)
+			return fmt.Errorf("%s: %w", names[c], err)
 		}
 		if err := rq.p.Content.Pin(ctx, id, "job "+j.ID, nil); err != nil {
-			return fmt.Errorf("%s (%s): %v", names[c], c, err)
+			return fmt.Errorf("%s (%s): %w", names[c], c, err)
 		}
 	}
 	if rq.p.CheckInputs != nil {

@@ -264,7 +264,7 @@ func (pv *provider) addOutputs(ctx context.Context, j *Job, outDir string, res *
 			return sandboxError(fmt.Sprintf("output %s (%s): %v", o.Name, o.Path, err))
 		}
 		if err != nil {
-			return fmt.Errorf("%w: output %s: %v", errStore, o.Name, err)
+			return fmt.Errorf("%w: output %s: %w", errStore, o.Name, err)
 		}
 		if limit := market.OutputBlockLimit(o.MaxBytes); added.Blocks > limit {
 			// Many small files take more as blocks than as data: the

@@ -56,13 +56,16 @@ func newSettler(c *core) *settler {
 	return &settler{core: c, kick: make(chan struct{}, 1), lockingJobs: map[string]int{}, escrowJobs: map[string]bool{}}
 }
 
+// EscrowState is where an escrow record stands.
+type EscrowState string
+
 // Escrow states of a requester's escrow record.
 const (
-	EscrowLocking  = "locking"  // recorded before the lock was sent
-	EscrowLocked   = "locked"   // the vault holds the price
-	EscrowReleased = "released" // paid to the provider
-	EscrowRefunded = "refunded" // paid back to the requester
-	EscrowNone     = "failed"   // the lock failed: nothing was locked
+	EscrowLocking  EscrowState = "locking"  // recorded before the lock was sent
+	EscrowLocked   EscrowState = "locked"   // the vault holds the price
+	EscrowReleased EscrowState = "released" // paid to the provider
+	EscrowRefunded EscrowState = "refunded" // paid back to the requester
+	EscrowFailed   EscrowState = "failed"   // the lock failed: nothing was locked
 )
 
 // EscrowRecord is one escrow of a job: one per award.
@@ -70,7 +73,7 @@ type EscrowRecord struct {
 	Attempt      int                `json:"attempt"`
 	ProviderPeer string             `json:"provider_peer"`
 	Terms        market.EscrowTerms `json:"terms"`
-	State        string             `json:"state"`
+	State        EscrowState        `json:"state"`
 	// Tx is the settling transaction.
 	Tx string `json:"tx,omitempty"`
 	// Disputed: the arbiter decides this escrow; it is no longer released
@@ -96,19 +99,19 @@ func (pay *settler) settles(j *Job) bool {
 	return s != nil && j.Spec.Price != nil && j.Spec.Price.Mint == s.Mint && s.Arbiter != ""
 }
 
-// errNoEscrow: an escrow could not be locked; the award is not sent.
-var errNoEscrow = errors.New("escrow not locked")
+// errLockFailed: an escrow could not be locked; the award is not sent.
+var errLockFailed = errors.New("escrow not locked")
 
 // lockEscrow locks the bid's price in a new vault for the award, recording
 // the escrow in the job before and after, so that no lock is lost.
 func (pay *settler) lockEscrow(ctx context.Context, j *Job, bid market.Bid, deadline time.Time) (*market.EscrowTerms, error) {
 	s := pay.p.Settlement
 	if bid.Payee == "" {
-		return nil, fmt.Errorf("%w: the bid names no payee", errNoEscrow)
+		return nil, fmt.Errorf("%w: the bid names no payee", errLockFailed)
 	}
 	arbiter, err := pay.arbiterAddress(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: arbiter: %v", errNoEscrow, err)
+		return nil, fmt.Errorf("%w: arbiter: %w", errLockFailed, err)
 	}
 	t := market.EscrowTerms{Requester: s.Escrow.Address(), Provider: bid.Payee, Arbiter: arbiter,
 		ArbiterPeer: s.Arbiter.String(), Mint: s.Mint, Amount: bid.Price, Deadline: deadline.Add(pay.margin()).Truncate(time.Second)}
@@ -146,7 +149,7 @@ func (pay *settler) lockEscrow(ctx context.Context, j *Job, bid market.Bid, dead
 		x.UpdatedAt = time.Now().UTC()
 		switch {
 		case errors.Is(err, settlement.ErrFunds) || errors.Is(err, settlement.ErrInvalidTerms):
-			x.State, x.Error = EscrowNone, err.Error()
+			x.State, x.Error = EscrowFailed, err.Error()
 		case err != nil:
 			// The lock may still land (a lost confirmation): the record
 			// stays locking, and the settlement loop looks it up.
@@ -158,7 +161,7 @@ func (pay *settler) lockEscrow(ctx context.Context, j *Job, bid market.Bid, dead
 	})
 
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoEscrow, err)
+		return nil, fmt.Errorf("%w: %w", errLockFailed, err)
 	}
 	t.Multisig, t.Vault = r.Multisig, r.Vault
 	pay.log.Info("escrow locked", "job", j.ID, "amount", t.Amount, "mint", t.Mint, "vault", t.Vault)
@@ -198,39 +201,40 @@ func (pay *settler) arbiterAddress(ctx context.Context) (string, error) {
 
 // verifyEscrow is the provider's check of an award's escrow, on the
 // ledger, before it acks: the vault must hold the price for this provider.
-func (pay *settler) verifyEscrow(award market.Award) string {
+// Its error is the reason the ack gives.
+func (pay *settler) verifyEscrow(award market.Award) error {
 	s := pay.p.Settlement
 	priced := award.Spec.Price != nil && award.Price > 0
 	switch {
 	case award.Escrow == nil && priced && s != nil && award.Spec.Price.Mint == s.Mint:
-		return "this provider is paid through an escrow, and the award has none"
+		return errors.New("this provider is paid through an escrow, and the award has none")
 	case award.Escrow == nil:
-		return ""
+		return nil
 	case s == nil:
-		return "this provider settles no escrows"
+		return errors.New("this provider settles no escrows")
 	case award.Escrow.Provider != s.Escrow.Address():
-		return "the escrow pays " + award.Escrow.Provider + ", not this provider"
+		return fmt.Errorf("the escrow pays %s, not this provider", award.Escrow.Provider)
 	case award.Escrow.Mint != s.Mint:
-		return "the escrow is in mint " + award.Escrow.Mint + ", this provider is paid in " + s.Mint
+		return fmt.Errorf("the escrow is in mint %s, this provider is paid in %s", award.Escrow.Mint, s.Mint)
 	case !strings.HasPrefix(award.Escrow.ID, award.JobID+"/"):
-		return "the escrow is for another job"
+		return errors.New("the escrow is for another job")
 	case s.Arbiter == "":
-		return "this provider names no arbiter it trusts (settlement.arbiter)"
+		return errors.New("this provider names no arbiter it trusts (settlement.arbiter)")
 	case award.Escrow.ArbiterPeer != s.Arbiter.String():
 		// A requester that chose the arbiter could hold two of the three keys.
-		return "the escrow's arbiter is not the one this provider trusts"
+		return errors.New("the escrow's arbiter is not the one this provider trusts")
 	}
 	ctx, cancel := context.WithTimeout(pay.ctx, pay.cfg.AckTimeout*3/4)
 	defer cancel()
 	if addr, err := pay.arbiterAddress(ctx); err != nil {
-		return "cannot reach the trusted arbiter: " + err.Error()
+		return fmt.Errorf("cannot reach the trusted arbiter: %w", err)
 	} else if addr != award.Escrow.Arbiter {
-		return "the escrow's arbiter account is not the trusted arbiter's"
+		return errors.New("the escrow's arbiter account is not the trusted arbiter's")
 	}
 	if err := s.Escrow.Verify(ctx, ref(*award.Escrow), terms(*award.Escrow)); err != nil {
-		return "escrow: " + err.Error()
+		return fmt.Errorf("escrow: %w", err)
 	}
-	return ""
+	return nil
 }
 
 // proposeRelease signs the provider's half of the release of a finished

@@ -194,12 +194,12 @@ func (pay *settler) findLock(j *Job, i int) {
 	}
 	d, ok := pay.p.Settlement.Escrow.(settlement.RefDeriver)
 	if !ok {
-		pay.setEscrow(j.ID, i, EscrowNone, "", "the lock's outcome was lost, and this ledger cannot look it up")
+		pay.setEscrow(j.ID, i, EscrowFailed, "", "the lock's outcome was lost, and this ledger cannot look it up")
 		return
 	}
 	r, err := d.DeriveRef(terms(rec.Terms))
 	if err != nil {
-		pay.setEscrow(j.ID, i, EscrowNone, "", err.Error())
+		pay.setEscrow(j.ID, i, EscrowFailed, "", err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(pay.ctx, 10*time.Second)
@@ -207,7 +207,7 @@ func (pay *settler) findLock(j *Job, i int) {
 	st, err := pay.p.Settlement.Escrow.Status(ctx, r)
 	switch {
 	case errors.Is(err, settlement.ErrVaultMismatch) && time.Since(rec.UpdatedAt) > lockExpiry:
-		pay.setEscrow(j.ID, i, EscrowNone, "", "the lock did not land")
+		pay.setEscrow(j.ID, i, EscrowFailed, "", "the lock did not land")
 	case errors.Is(err, settlement.ErrVaultMismatch):
 		// Not there yet: a sent lock can land until its blockhash expires.
 	case err != nil:
@@ -218,7 +218,7 @@ func (pay *settler) findLock(j *Job, i int) {
 			x.Terms.Multisig, x.Terms.Vault, x.UpdatedAt = r.Multisig, r.Vault, time.Now().UTC()
 			x.State, x.Error = EscrowLocked, ""
 			if st.State != settlement.Locked {
-				x.State = map[settlement.State]string{settlement.Released: EscrowReleased, settlement.Refunded: EscrowRefunded}[st.State]
+				x.State = map[settlement.State]EscrowState{settlement.Released: EscrowReleased, settlement.Refunded: EscrowRefunded}[st.State]
 			}
 			return nil
 		})
@@ -236,7 +236,7 @@ func (pay *settler) settledElsewhere(j *Job, i int) bool {
 	case errors.Is(err, settlement.ErrVaultMismatch):
 		// The ledger does not know the vault (a devnet's ledger is new on
 		// each start): nothing is left to settle.
-		pay.setEscrow(j.ID, i, EscrowNone, "", "the ledger knows no such vault")
+		pay.setEscrow(j.ID, i, EscrowFailed, "", "the ledger knows no such vault")
 		return true
 	case err != nil || st.State == settlement.Locked:
 		return false
@@ -261,7 +261,7 @@ func (pay *settler) ledgerTime() time.Time {
 	return time.Now()
 }
 
-func (pay *settler) setEscrow(id string, i int, state, tx, errText string) {
+func (pay *settler) setEscrow(id string, i int, state EscrowState, tx, errText string) {
 	pay.update(id, func(j *Job) error {
 		if i >= len(j.Escrows) {
 			return nil
