@@ -5,11 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -168,7 +169,23 @@ func New(p Params) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new host: %w", err)
 	}
+	return attach(h, p, log)
+}
 
+// Attach builds the DHT, gossipsub and mDNS of New on a libp2p host made
+// elsewhere, such as a host of an in-memory network in tests. p.Key and
+// the swarm settings of p.Config are not used; closing the result closes
+// h.
+func Attach(h host.Host, p Params) (*Host, error) {
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return attach(h, p, log)
+}
+
+func attach(h host.Host, p Params, log *slog.Logger) (*Host, error) {
+	cfg := p.Config
 	ctx, cancel := context.WithCancel(context.Background())
 	hst := &Host{Host: h, cfg: cfg, log: log, ctx: ctx, cancel: cancel}
 
