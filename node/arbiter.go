@@ -12,20 +12,28 @@ import (
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 )
 
-func (n *Node) registerDisputes() {
-	n.rpc.Register(api.MethodJobDispute, rpc.Method(n.jobDispute))
-	n.rpc.Register(api.MethodArbiterDisputes, rpc.NoParams(n.arbiterDisputes))
-	n.rpc.Register(api.MethodArbiterResolve, rpc.Method(n.arbiterResolve))
+// disputeAPI serves job.dispute and arbiter.*: disputes of the jobs
+// engine's escrows.
+type disputeAPI struct {
+	jobs    *jobs.Engine
+	settles bool   // the node has a ledger account
+	role    string // arbiter.* answer on an arbiter only
 }
 
-func (n *Node) jobDispute(ctx context.Context, p api.JobDisputeParams) (api.JobDisputeResult, error) {
+func (a disputeAPI) register(srv *rpc.Server) {
+	srv.Register(api.MethodJobDispute, rpc.Method(a.dispute))
+	srv.Register(api.MethodArbiterDisputes, rpc.NoParams(a.disputes))
+	srv.Register(api.MethodArbiterResolve, rpc.Method(a.resolve))
+}
+
+func (a disputeAPI) dispute(ctx context.Context, p api.JobDisputeParams) (api.JobDisputeResult, error) {
 	if p.ID == "" {
 		return api.JobDisputeResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: id: required")
 	}
-	if n.escrow == nil {
+	if !a.settles {
 		return api.JobDisputeResult{}, api.Errorf(api.CodeFailed, "this node settles no payments (settlement.ledger is empty)")
 	}
-	j, err := n.jobs.Dispute(ctx, p.ID, p.Reason)
+	j, err := a.jobs.Dispute(ctx, p.ID, p.Reason)
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		return api.JobDisputeResult{}, api.Errorf(api.CodeNotFound, "%v", err)
@@ -39,11 +47,11 @@ func (n *Node) jobDispute(ctx context.Context, p api.JobDisputeParams) (api.JobD
 	return api.JobDisputeResult{Escrow: j.Escrows[len(j.Escrows)-1].Terms.ID, Side: side}, nil
 }
 
-func (n *Node) arbiterDisputes(context.Context) ([]api.DisputeInfo, error) {
-	if n.cfg.Role != RoleArbiter {
-		return nil, api.Errorf(api.CodeFailed, "this node is not an arbiter (role %s)", n.cfg.Role)
+func (a disputeAPI) disputes(context.Context) ([]api.DisputeInfo, error) {
+	if a.role != RoleArbiter {
+		return nil, api.Errorf(api.CodeFailed, "this node is not an arbiter (role %s)", a.role)
 	}
-	ds, err := n.jobs.Disputes()
+	ds, err := a.jobs.Disputes()
 	if err != nil {
 		return nil, err
 	}
@@ -54,14 +62,14 @@ func (n *Node) arbiterDisputes(context.Context) ([]api.DisputeInfo, error) {
 	return out, nil
 }
 
-func (n *Node) arbiterResolve(ctx context.Context, p api.ArbiterResolveParams) (api.DisputeInfo, error) {
+func (a disputeAPI) resolve(ctx context.Context, p api.ArbiterResolveParams) (api.DisputeInfo, error) {
 	if p.Winner != jobs.SideRequester && p.Winner != jobs.SideProvider {
 		return api.DisputeInfo{}, api.Errorf(api.CodeInvalidParams, "invalid params: winner: %q is not requester or provider", p.Winner)
 	}
-	if n.cfg.Role != RoleArbiter {
-		return api.DisputeInfo{}, api.Errorf(api.CodeFailed, "this node is not an arbiter (role %s)", n.cfg.Role)
+	if a.role != RoleArbiter {
+		return api.DisputeInfo{}, api.Errorf(api.CodeFailed, "this node is not an arbiter (role %s)", a.role)
 	}
-	d, err := n.jobs.Resolve(ctx, p.Escrow, p.Winner)
+	d, err := a.jobs.Resolve(ctx, p.Escrow, p.Winner)
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		return api.DisputeInfo{}, api.Errorf(api.CodeNotFound, "%v", err)

@@ -14,7 +14,9 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/internal/strictjson"
+	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/p2p"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Roles a node can take.
@@ -332,4 +334,91 @@ func (f *fieldFlag) Set(s string) error {
 	}
 	f.set = true
 	return nil
+}
+
+// MarketConfig configures the node's part in the market.
+type MarketConfig struct {
+	// Provider makes the node offer its capacity, bid for jobs and run them.
+	Provider bool `json:"provider"`
+	// Executors lists the job kinds the node runs.
+	Executors []string `json:"executors"`
+	// CPUCores offered; 0 offers every core.
+	CPUCores int `json:"cpu_cores"`
+	// MemoryMiB offered; 0 offers three quarters of the machine's memory.
+	MemoryMiB int64 `json:"memory_mib"`
+	// DiskMiB offered; 0 offers half of the free space under the repo.
+	DiskMiB int64 `json:"disk_mib"`
+	// PricePerCPUSecond is charged per CPU per second of a job's wall limit,
+	// in base units of Mint.
+	PricePerCPUSecond uint64 `json:"price_per_cpu_second"`
+	// MinPrice is the least the node takes for a job.
+	MinPrice uint64 `json:"min_price"`
+	// Mint is the token the node is paid in (base58 address); "" for none.
+	Mint string `json:"mint"`
+	// AdvertiseSeconds is how often the capacity record is refreshed; it
+	// expires after three periods, so a dead provider disappears.
+	AdvertiseSeconds int `json:"advertise_seconds"`
+	// MaxConcurrent bounds the jobs the node runs at once.
+	MaxConcurrent int `json:"max_concurrent"`
+	// MaxLogMiB bounds the output kept of one job, as provider and as
+	// requester.
+	MaxLogMiB int `json:"max_log_mib"`
+	// Allow, when not empty, is the only requesters (peer IDs) served.
+	Allow []string `json:"allow"`
+	// Deny lists requesters (peer IDs) never served.
+	Deny []string `json:"deny"`
+	// DetectGPUs looks for NVIDIA GPUs at start and offers them for train
+	// jobs when the GPU worker is there too.
+	DetectGPUs bool `json:"detect_gpus"`
+	// GPUWorker is the path of the GPU worker binary (cyxwiz-cuda-worker);
+	// "" looks next to this program, then on PATH.
+	GPUWorker string `json:"gpu_worker"`
+}
+
+// DefaultMarketConfig returns the market settings of a new node: a
+// requester only.
+func DefaultMarketConfig() MarketConfig {
+	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain}, AdvertiseSeconds: 60, MaxConcurrent: 4, MaxLogMiB: 16,
+		Allow: []string{}, Deny: []string{}, DetectGPUs: true}
+}
+
+// Validate reports every setting that cannot work, each naming its key.
+func (c MarketConfig) Validate() error {
+	var errs []error
+	for _, e := range c.Executors {
+		if e != market.KindWASM && e != market.KindTrain {
+			errs = append(errs, fmt.Errorf("executors: %q is not an executor of this version (wasm, train)", e))
+		}
+	}
+	if c.Provider && len(c.Executors) == 0 {
+		errs = append(errs, errors.New("executors: a provider needs at least one"))
+	}
+	if c.CPUCores < 0 || c.MemoryMiB < 0 || c.DiskMiB < 0 {
+		errs = append(errs, errors.New("cpu_cores/memory_mib/disk_mib: must not be negative"))
+	}
+	if c.Mint != "" {
+		if err := market.CheckMint(c.Mint); err != nil {
+			errs = append(errs, fmt.Errorf("mint: %w", err))
+		}
+	}
+	if c.MaxConcurrent < 1 || c.MaxConcurrent > 1024 {
+		errs = append(errs, fmt.Errorf("max_concurrent: %d is outside 1..1024", c.MaxConcurrent))
+	}
+	if c.MaxLogMiB < 1 || c.MaxLogMiB > 4096 {
+		errs = append(errs, fmt.Errorf("max_log_mib: %d is outside 1..4096", c.MaxLogMiB))
+	}
+	for _, list := range []struct {
+		key string
+		ids []string
+	}{{"allow", c.Allow}, {"deny", c.Deny}} {
+		for _, id := range list.ids {
+			if _, err := peer.Decode(id); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a peer ID", list.key, id))
+			}
+		}
+	}
+	if c.AdvertiseSeconds < 1 || c.AdvertiseSeconds > 3600 {
+		errs = append(errs, fmt.Errorf("advertise_seconds: %d is outside 1..3600", c.AdvertiseSeconds))
+	}
+	return errors.Join(errs...)
 }

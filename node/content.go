@@ -13,16 +13,22 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// registerContent adds the content.* methods.
-func (n *Node) registerContent() {
-	n.rpc.Register(api.MethodContentAdd, rpc.Method(n.contentAdd))
-	n.rpc.Register(api.MethodContentGet, rpc.Method(n.contentGet))
-	n.rpc.Register(api.MethodContentCat, rpc.Method(n.contentCat))
-	n.rpc.Register(api.MethodContentPin, rpc.Method(n.contentPin))
-	n.rpc.Register(api.MethodContentUnpin, rpc.Method(n.contentUnpin))
-	n.rpc.Register(api.MethodContentPins, rpc.NoParams(n.contentPins))
-	n.rpc.Register(api.MethodContentGC, rpc.NoParams(n.contentGC))
-	n.rpc.RegisterSubscription(api.MethodContentProgress, func(ctx context.Context, raw json.RawMessage) (<-chan any, error) {
+// contentAPI serves content.*: the content store, with progress events
+// on the hub.
+type contentAPI struct {
+	store  *content.Store
+	events *hub
+}
+
+func (a contentAPI) register(srv *rpc.Server) {
+	srv.Register(api.MethodContentAdd, rpc.Method(a.add))
+	srv.Register(api.MethodContentGet, rpc.Method(a.get))
+	srv.Register(api.MethodContentCat, rpc.Method(a.cat))
+	srv.Register(api.MethodContentPin, rpc.Method(a.pin))
+	srv.Register(api.MethodContentUnpin, rpc.Method(a.unpin))
+	srv.Register(api.MethodContentPins, rpc.NoParams(a.pins))
+	srv.Register(api.MethodContentGC, rpc.NoParams(a.gc))
+	srv.RegisterSubscription(api.MethodContentProgress, func(ctx context.Context, raw json.RawMessage) (<-chan any, error) {
 		var p api.ProgressParams
 		if err := rpc.DecodeParams(raw, &p); err != nil {
 			return nil, err
@@ -30,7 +36,7 @@ func (n *Node) registerContent() {
 		if p.ID == "" {
 			return nil, api.Errorf(api.CodeInvalidParams, "invalid params: id is required")
 		}
-		return n.events.subscribe(ctx, progressTopic(p.ID)), nil
+		return a.events.subscribe(ctx, progressTopic(p.ID)), nil
 	})
 }
 
@@ -38,7 +44,7 @@ func progressTopic(id string) string { return "progress/" + id }
 
 // progress returns a callback that publishes progress events for the
 // operation id; nil when the caller asked for none.
-func (n *Node) progress(id, op string) content.Progress {
+func (a contentAPI) progress(id, op string) content.Progress {
 	if id == "" {
 		return nil
 	}
@@ -50,7 +56,7 @@ func (n *Node) progress(id, op string) content.Progress {
 			return
 		}
 		last = done
-		n.events.publish(topic, api.ProgressEvent{ID: id, Op: op, Done: done, Total: total})
+		a.events.publish(topic, api.ProgressEvent{ID: id, Op: op, Done: done, Total: total})
 	}
 }
 
@@ -66,15 +72,15 @@ func parseCID(s string) (cid.Cid, error) {
 }
 
 // resolve turns "CID" or "CID/path/in/dag" into the CID it names.
-func (n *Node) resolve(ctx context.Context, p string) (cid.Cid, error) {
+func (a contentAPI) resolve(ctx context.Context, p string) (cid.Cid, error) {
 	if p == "" {
 		return cid.Undef, api.Errorf(api.CodeInvalidParams, "invalid params: cid is required")
 	}
-	c, err := n.store.Resolve(ctx, p)
+	root, err := a.store.Resolve(ctx, p)
 	if err != nil {
 		return cid.Undef, contentError(err)
 	}
-	return c, nil
+	return root, nil
 }
 
 func absPath(field, p string) error {
@@ -100,34 +106,34 @@ func contentError(err error) error {
 	return err
 }
 
-func (n *Node) contentAdd(ctx context.Context, p api.ContentAddParams) (api.ContentAddResult, error) {
+func (a contentAPI) add(ctx context.Context, p api.ContentAddParams) (api.ContentAddResult, error) {
 	if err := absPath("path", p.Path); err != nil {
 		return api.ContentAddResult{}, err
 	}
-	res, err := n.store.Add(ctx, p.Path, n.progress(p.Progress, "add"))
+	res, err := a.store.Add(ctx, p.Path, a.progress(p.Progress, "add"))
 	if err != nil {
 		return api.ContentAddResult{}, contentError(err)
 	}
 	return api.ContentAddResult{CID: res.CID.String(), Name: res.Name, Size: res.Size}, nil
 }
 
-func (n *Node) contentGet(ctx context.Context, p api.ContentGetParams) (api.ContentGetResult, error) {
-	c, err := n.resolve(ctx, p.CID)
+func (a contentAPI) get(ctx context.Context, p api.ContentGetParams) (api.ContentGetResult, error) {
+	c, err := a.resolve(ctx, p.CID)
 	if err != nil {
 		return api.ContentGetResult{}, err
 	}
 	if err := absPath("output", p.Output); err != nil {
 		return api.ContentGetResult{}, err
 	}
-	size, err := n.store.Get(ctx, c, p.Output, n.progress(p.Progress, "get"))
+	size, err := a.store.Get(ctx, c, p.Output, a.progress(p.Progress, "get"))
 	if err != nil {
 		return api.ContentGetResult{}, contentError(err)
 	}
 	return api.ContentGetResult{CID: c.String(), Output: p.Output, Bytes: size}, nil
 }
 
-func (n *Node) contentCat(ctx context.Context, p api.ContentCatParams) (api.ContentCatResult, error) {
-	c, err := n.resolve(ctx, p.CID)
+func (a contentAPI) cat(ctx context.Context, p api.ContentCatParams) (api.ContentCatResult, error) {
+	c, err := a.resolve(ctx, p.CID)
 	if err != nil {
 		return api.ContentCatResult{}, err
 	}
@@ -137,37 +143,37 @@ func (n *Node) contentCat(ctx context.Context, p api.ContentCatParams) (api.Cont
 	if p.Length < 0 || p.Length > api.MaxCatLength || p.Offset < 0 {
 		return api.ContentCatResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: need offset >= 0 and 0 < length <= %d", api.MaxCatLength)
 	}
-	data, size, err := n.store.Read(ctx, c, p.Offset, p.Length)
+	data, size, err := a.store.Read(ctx, c, p.Offset, p.Length)
 	if err != nil {
 		return api.ContentCatResult{}, contentError(err)
 	}
 	return api.ContentCatResult{Data: data, Offset: p.Offset, Size: size, EOF: p.Offset+int64(len(data)) >= size}, nil
 }
 
-func (n *Node) contentPin(ctx context.Context, p api.ContentPinParams) (struct{}, error) {
+func (a contentAPI) pin(ctx context.Context, p api.ContentPinParams) (struct{}, error) {
 	c, err := parseCID(p.CID)
 	if err != nil {
 		return struct{}{}, err
 	}
-	if err := n.store.Pin(ctx, c, p.Name, n.progress(p.Progress, "pin")); err != nil {
+	if err := a.store.Pin(ctx, c, p.Name, a.progress(p.Progress, "pin")); err != nil {
 		return struct{}{}, contentError(err)
 	}
 	return struct{}{}, nil
 }
 
-func (n *Node) contentUnpin(_ context.Context, p api.ContentUnpinParams) (struct{}, error) {
+func (a contentAPI) unpin(_ context.Context, p api.ContentUnpinParams) (struct{}, error) {
 	c, err := parseCID(p.CID)
 	if err != nil {
 		return struct{}{}, err
 	}
-	if err := n.store.Unpin(c); err != nil {
+	if err := a.store.Unpin(c); err != nil {
 		return struct{}{}, contentError(err)
 	}
 	return struct{}{}, nil
 }
 
-func (n *Node) contentPins(context.Context) ([]api.PinInfo, error) {
-	pins, err := n.store.Pins()
+func (a contentAPI) pins(context.Context) ([]api.PinInfo, error) {
+	pins, err := a.store.Pins()
 	if err != nil {
 		return nil, err
 	}
@@ -178,8 +184,8 @@ func (n *Node) contentPins(context.Context) ([]api.PinInfo, error) {
 	return out, nil
 }
 
-func (n *Node) contentGC(ctx context.Context) (api.GCResult, error) {
-	res, err := n.store.GC(ctx)
+func (a contentAPI) gc(ctx context.Context) (api.GCResult, error) {
+	res, err := a.store.GC(ctx)
 	if err != nil {
 		return api.GCResult{}, err
 	}

@@ -67,16 +67,20 @@ const topicPeers = "peers"
 // peerFeed turns the host's connectedness events into api.PeerEvent on the
 // hub's peers topic.
 type peerFeed struct {
-	sub  event.Subscription
-	done chan struct{}
+	host   *p2p.Host
+	events *hub
+	sub    event.Subscription
+	done   chan struct{}
 }
 
-func startPeerFeed(h *p2p.Host, events *hub) (*peerFeed, error) {
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+// Start subscribes to the host's events and starts the goroutine that
+// publishes them.
+func (f *peerFeed) Start(context.Context) error {
+	sub, err := f.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to peer events: %w", err)
+		return fmt.Errorf("subscribe to peer events: %w", err)
 	}
-	f := &peerFeed{sub: sub, done: make(chan struct{})}
+	f.sub, f.done = sub, make(chan struct{})
 	go func() {
 		defer close(f.done)
 		for e := range sub.Out() {
@@ -90,13 +94,15 @@ func startPeerFeed(h *p2p.Host, events *hub) (*peerFeed, error) {
 			default: // limited (relayed) connections are not reported
 				continue
 			}
-			events.publish(topicPeers, api.PeerEvent{ID: ev.Peer.String(), State: state, Time: time.Now().UTC()})
+			f.events.publish(topicPeers, api.PeerEvent{ID: ev.Peer.String(), State: state, Time: time.Now().UTC()})
 		}
 	}()
-	return f, nil
+	return nil
 }
 
-func (f *peerFeed) close() {
-	f.sub.Close()
+// Close ends the subscription and waits for the goroutine.
+func (f *peerFeed) Close() error {
+	err := f.sub.Close()
 	<-f.done
+	return err
 }

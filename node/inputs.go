@@ -17,7 +17,7 @@ import (
 // estimate with its dataset measured. Before the inputs are held (held
 // false) it checks only a dataset whose blocks are all here, and lets any
 // other through: it is checked again once held.
-func (n *Node) checkInputs(ctx context.Context, spec market.Spec, held bool) error {
+func checkInputs(ctx context.Context, store *content.Store, spec market.Spec, held bool) error {
 	if spec.Train == nil {
 		return nil
 	}
@@ -26,7 +26,7 @@ func (n *Node) checkInputs(ctx context.Context, spec market.Spec, held bool) err
 		return fmt.Errorf("train.dataset.cid: %w", err)
 	}
 	if !held {
-		if has, _ := n.store.Has(ctx, root); !has {
+		if has, _ := store.Has(ctx, root); !has {
 			return nil
 		}
 		var cancel context.CancelFunc
@@ -34,7 +34,7 @@ func (n *Node) checkInputs(ctx context.Context, spec market.Spec, held bool) err
 		defer cancel()
 	}
 	limit := int64(spec.Resources.MemoryMiB) << 20
-	size, err := train.MeasureDatasetWith(n.datasetOpener(ctx, root), spec.Train.Dataset, limit)
+	size, err := train.MeasureDatasetWith(datasetOpener(ctx, store, root), spec.Train.Dataset, limit)
 	if err != nil {
 		if !held && !errors.Is(err, train.ErrDataset) {
 			return nil
@@ -46,17 +46,17 @@ func (n *Node) checkInputs(ctx context.Context, spec market.Spec, held bool) err
 
 // datasetOpener opens a dataset's files in the content store by their
 // names in the spec; a dataset that is a single file is that file.
-func (n *Node) datasetOpener(ctx context.Context, root cid.Cid) func(string) (io.ReadCloser, error) {
+func datasetOpener(ctx context.Context, store *content.Store, root cid.Cid) func(string) (io.ReadCloser, error) {
 	return func(name string) (io.ReadCloser, error) {
 		c := root
-		_, _, err := n.store.Read(ctx, root, 0, 0)
+		_, _, err := store.Read(ctx, root, 0, 0)
 		if errors.Is(err, content.ErrNotFile) {
-			c, err = n.store.Resolve(ctx, root.String()+"/"+name)
+			c, err = store.Resolve(ctx, root.String()+"/"+name)
 		}
 		if err != nil {
 			return nil, err
 		}
-		return &storeReader{ctx: ctx, store: n.store, c: c}, nil
+		return &storeReader{ctx: ctx, store: store, c: c}, nil
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
@@ -21,40 +22,51 @@ const maxLogPiece = 1 << 20
 
 func jobTopic(id string) string { return "job/" + id }
 
-// jobNotify turns engine events into subscription notifications.
-func (n *Node) jobNotify(id string, ev any) {
-	switch ev := ev.(type) {
-	case jobs.Event:
-		n.events.publish(jobTopic(id), api.JobNotification{Type: "event", ID: id, State: string(ev.State), Detail: ev.Detail, Time: ev.Time})
-	case jobs.LogLine:
-		n.events.publish(jobTopic(id), api.JobNotification{Type: "log", ID: id, Stream: ev.Stream, Data: ev.Data, Time: time.Now().UTC()})
+// jobNotify returns the engine's Notify: it turns engine events into
+// notifications on the hub.
+func jobNotify(events *hub) func(id string, ev any) {
+	return func(id string, ev any) {
+		switch ev := ev.(type) {
+		case jobs.Event:
+			events.publish(jobTopic(id), api.JobNotification{Type: "event", ID: id, State: string(ev.State), Detail: ev.Detail, Time: ev.Time})
+		case jobs.LogLine:
+			events.publish(jobTopic(id), api.JobNotification{Type: "log", ID: id, Stream: ev.Stream, Data: ev.Data, Time: time.Now().UTC()})
+		}
 	}
 }
 
-func (n *Node) registerJobs() {
-	n.rpc.Register(api.MethodJobSubmit, rpc.Method(n.jobSubmit))
-	n.rpc.Register(api.MethodJobStatus, rpc.Method(n.jobStatus))
-	n.rpc.Register(api.MethodJobList, rpc.NoParams(n.jobList))
-	n.rpc.Register(api.MethodJobCancel, rpc.Method(n.jobCancel))
-	n.rpc.Register(api.MethodJobLogs, rpc.Method(n.jobLogs))
-	n.rpc.Register(api.MethodJobResult, rpc.Method(n.jobResult))
-	n.rpc.RegisterSubscription(api.MethodJobSubscribe, func(ctx context.Context, raw json.RawMessage) (<-chan any, error) {
+// jobAPI serves job.* but job.dispute: the jobs engine, the content
+// store that holds the jobs' logs and outputs, and job events on the hub.
+type jobAPI struct {
+	jobs   *jobs.Engine
+	store  *content.Store
+	events *hub
+}
+
+func (a jobAPI) register(srv *rpc.Server) {
+	srv.Register(api.MethodJobSubmit, rpc.Method(a.submit))
+	srv.Register(api.MethodJobStatus, rpc.Method(a.status))
+	srv.Register(api.MethodJobList, rpc.NoParams(a.list))
+	srv.Register(api.MethodJobCancel, rpc.Method(a.cancel))
+	srv.Register(api.MethodJobLogs, rpc.Method(a.logs))
+	srv.Register(api.MethodJobResult, rpc.Method(a.result))
+	srv.RegisterSubscription(api.MethodJobSubscribe, func(ctx context.Context, raw json.RawMessage) (<-chan any, error) {
 		var p api.JobIDParams
 		if err := rpc.DecodeParams(raw, &p); err != nil {
 			return nil, err
 		}
-		if _, err := n.getJob(p.ID); err != nil {
+		if _, err := a.getJob(p.ID); err != nil {
 			return nil, err
 		}
-		return n.events.subscribe(ctx, jobTopic(p.ID)), nil
+		return a.events.subscribe(ctx, jobTopic(p.ID)), nil
 	})
 }
 
-func (n *Node) getJob(id string) (*jobs.Job, error) {
+func (a jobAPI) getJob(id string) (*jobs.Job, error) {
 	if id == "" {
 		return nil, api.Errorf(api.CodeInvalidParams, "invalid params: id is required")
 	}
-	j, err := n.jobs.Get(id)
+	j, err := a.jobs.Get(id)
 	if errors.Is(err, jobs.ErrNotFound) {
 		return nil, api.Errorf(api.CodeNotFound, "no job %s", id)
 	}
@@ -88,7 +100,7 @@ func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 	return info
 }
 
-func (n *Node) jobSubmit(ctx context.Context, p api.JobSubmitParams) (api.JobInfo, error) {
+func (a jobAPI) submit(ctx context.Context, p api.JobSubmitParams) (api.JobInfo, error) {
 	if len(p.Spec) == 0 {
 		return api.JobInfo{}, api.Errorf(api.CodeInvalidParams, "invalid params: spec is required")
 	}
@@ -96,26 +108,26 @@ func (n *Node) jobSubmit(ctx context.Context, p api.JobSubmitParams) (api.JobInf
 	if err != nil {
 		return api.JobInfo{}, api.Errorf(api.CodeInvalidParams, "invalid spec: %v", err)
 	}
-	if err := n.checkInputs(ctx, spec, false); err != nil {
+	if err := checkInputs(ctx, a.store, spec, false); err != nil {
 		return api.JobInfo{}, api.Errorf(api.CodeInvalidParams, "invalid spec: %v", err)
 	}
-	j, err := n.jobs.Submit(spec)
+	j, err := a.jobs.Submit(spec)
 	if err != nil {
 		return api.JobInfo{}, err
 	}
 	return jobInfo(j, false), nil
 }
 
-func (n *Node) jobStatus(_ context.Context, p api.JobIDParams) (api.JobInfo, error) {
-	j, err := n.getJob(p.ID)
+func (a jobAPI) status(_ context.Context, p api.JobIDParams) (api.JobInfo, error) {
+	j, err := a.getJob(p.ID)
 	if err != nil {
 		return api.JobInfo{}, err
 	}
 	return jobInfo(j, true), nil
 }
 
-func (n *Node) jobList(context.Context) ([]api.JobInfo, error) {
-	list, err := n.jobs.List()
+func (a jobAPI) list(context.Context) ([]api.JobInfo, error) {
+	list, err := a.jobs.List()
 	if err != nil {
 		return nil, err
 	}
@@ -126,19 +138,19 @@ func (n *Node) jobList(context.Context) ([]api.JobInfo, error) {
 	return out, nil
 }
 
-func (n *Node) jobCancel(_ context.Context, p api.JobIDParams) (api.JobInfo, error) {
-	if _, err := n.getJob(p.ID); err != nil {
+func (a jobAPI) cancel(_ context.Context, p api.JobIDParams) (api.JobInfo, error) {
+	if _, err := a.getJob(p.ID); err != nil {
 		return api.JobInfo{}, err
 	}
-	j, err := n.jobs.Cancel(p.ID)
+	j, err := a.jobs.Cancel(p.ID)
 	if err != nil {
 		return api.JobInfo{}, api.Errorf(api.CodeFailed, "%v", err)
 	}
 	return jobInfo(j, false), nil
 }
 
-func (n *Node) jobLogs(ctx context.Context, p api.JobLogsParams) (api.JobLogsResult, error) {
-	j, err := n.getJob(p.ID)
+func (a jobAPI) logs(ctx context.Context, p api.JobLogsParams) (api.JobLogsResult, error) {
+	j, err := a.getJob(p.ID)
 	if err != nil {
 		return api.JobLogsResult{}, err
 	}
@@ -146,7 +158,7 @@ func (n *Node) jobLogs(ctx context.Context, p api.JobLogsParams) (api.JobLogsRes
 		return api.JobLogsResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: offset is negative")
 	}
 	out := api.JobLogsResult{Offset: p.Offset, Next: p.Offset, Final: j.State.Final()}
-	f, err := os.Open(n.jobs.LogPath(j.ID))
+	f, err := os.Open(a.jobs.LogPath(j.ID))
 	if err == nil && j.State.Final() && j.Result != nil && j.Result.LogCID != "" {
 		// The live stream is best effort; the provider's log by CID is whole.
 		f.Close()
@@ -170,10 +182,10 @@ func (n *Node) jobLogs(ctx context.Context, p api.JobLogsParams) (api.JobLogsRes
 		if err != nil {
 			return out, err
 		}
-		if err := n.jobs.HoldLog(ctx, j); err != nil {
+		if err := a.jobs.HoldLog(ctx, j); err != nil {
 			return out, api.Errorf(api.CodeFailed, "the job's log: %v", err)
 		}
-		data, size, err := n.store.Read(ctx, c, min(p.Offset, 1<<62), maxLogPiece)
+		data, size, err := a.store.Read(ctx, c, min(p.Offset, 1<<62), maxLogPiece)
 		if err != nil {
 			return out, contentError(err)
 		}
@@ -183,8 +195,8 @@ func (n *Node) jobLogs(ctx context.Context, p api.JobLogsParams) (api.JobLogsRes
 	return out, nil
 }
 
-func (n *Node) jobResult(ctx context.Context, p api.JobResultParams) (api.JobInfo, error) {
-	j, err := n.getJob(p.ID)
+func (a jobAPI) result(ctx context.Context, p api.JobResultParams) (api.JobInfo, error) {
+	j, err := a.getJob(p.ID)
 	if err != nil {
 		return api.JobInfo{}, err
 	}
@@ -203,7 +215,7 @@ func (n *Node) jobResult(ctx context.Context, p api.JobResultParams) (api.JobInf
 			if err != nil {
 				return api.JobInfo{}, err
 			}
-			if _, err := n.store.Get(ctx, c, filepath.Join(p.Output, o.Name), nil); err != nil {
+			if _, err := a.store.Get(ctx, c, filepath.Join(p.Output, o.Name), nil); err != nil {
 				return api.JobInfo{}, contentError(err)
 			}
 		}

@@ -191,12 +191,12 @@ func runNode(t *testing.T, dir string, cfg Config) (n *testNode, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd, err := New(Params{Repo: repo, Config: cfg, Logger: testLogger(t)})
+	nd, err := New(t.Context(), Params{Repo: repo, Config: cfg, Logger: testLogger(t)})
 	if err != nil {
 		repo.Close()
 		t.Fatal(err)
 	}
-	if err := nd.Start(); err != nil {
+	if err := nd.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	c, err := api.FromRepo(dir)

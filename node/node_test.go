@@ -74,12 +74,12 @@ func startNodeWith(t *testing.T, cfg Config, seed byte, escrow EscrowFactory) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler), Escrow: escrow})
+	n, err := New(t.Context(), Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler), Escrow: escrow})
 	if err != nil {
 		repo.Close()
 		t.Fatal(err)
 	}
-	if err := n.Start(); err != nil {
+	if err := n.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -212,7 +212,7 @@ func TestAPIPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	_, err = New(Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	_, err = New(t.Context(), Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "api.addr") || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("New with a used API port = %v, want an error naming api.addr and the cause", err)
 	}
@@ -237,11 +237,11 @@ func TestCloseRemovesAPIFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	n, err := New(Params{Repo: repo, Config: testConfig(), Logger: slog.New(slog.DiscardHandler)})
+	n, err := New(t.Context(), Params{Repo: repo, Config: testConfig(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Start(); err != nil {
+	if err := n.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, api.AddrFile)); err != nil {
@@ -258,40 +258,6 @@ func TestCloseRemovesAPIFile(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + n.APIAddr() + api.PathRPC); err == nil {
 		t.Fatal("API still answers after Close")
-	}
-}
-
-func TestDevnet(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	d, err := StartDevnet(ctx, DevnetParams{Dir: dir, Nodes: 3, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range d.Nodes {
-		c, err := api.FromRepo(filepath.Join(dir, "node"+string(rune('0'+i))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers, err := c.SwarmPeers(ctx)
-		if err != nil || len(peers) != 2 {
-			t.Errorf("node%d (%s): %d peers, %v; want 2", i, n.Host().ID(), len(peers), err)
-		}
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// A second start reuses the repos and keeps the identities.
-	d2, err := StartDevnet(ctx, DevnetParams{Dir: dir, Nodes: 3, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	for i := range d.Nodes {
-		if d.Nodes[i].Host().ID() != d2.Nodes[i].Host().ID() {
-			t.Errorf("node%d changed identity across restarts", i)
-		}
 	}
 }
 

@@ -1,21 +1,17 @@
 package node
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 
 	"github.com/cyxwiz/cyxwiz/jobs"
-	"github.com/cyxwiz/cyxwiz/market"
-	"github.com/cyxwiz/cyxwiz/node/api"
-	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/mr-tron/base58"
 )
 
 // Solana clusters a node can settle on.
@@ -122,16 +118,16 @@ func (r *Repo) WalletKey() (ed25519.PrivateKey, error) {
 // EscrowFactory opens a node's account on a ledger from its wallet key.
 type EscrowFactory func(key ed25519.PrivateKey) (settlement.Escrow, error)
 
-// openEscrow opens this node's account on the configured ledger, or
+// openEscrow opens the node's account on the configured ledger, or
 // returns nil when it settles no payments.
-func (n *Node) openEscrow(factory EscrowFactory) (settlement.Escrow, error) {
+func openEscrow(repo *Repo, cfg SettlementConfig, log *slog.Logger, factory EscrowFactory) (settlement.Escrow, error) {
 	if factory == nil {
-		if n.cfg.Settlement.Ledger == "" {
+		if cfg.Ledger == "" {
 			return nil, nil
 		}
-		factory = n.solanaEscrow
+		factory = solanaEscrow(cfg, log.With("system", "settlement"))
 	}
-	key, err := n.repo.WalletKey()
+	key, err := repo.WalletKey()
 	if err != nil {
 		return nil, err
 	}
@@ -144,63 +140,16 @@ func (n *Node) openEscrow(factory EscrowFactory) (settlement.Escrow, error) {
 
 // jobSettlement is the market engine's settlement, nil when the node
 // settles no payments.
-func (n *Node) jobSettlement() *jobs.Settlement {
-	if n.escrow == nil {
+func jobSettlement(escrow settlement.Escrow, repo *Repo, cfg Config) *jobs.Settlement {
+	if escrow == nil {
 		return nil
 	}
-	s := &jobs.Settlement{Escrow: n.escrow, Mint: n.cfg.Market.Mint, Serve: n.cfg.Role == RoleArbiter}
-	if key, err := n.repo.WalletKey(); err == nil {
+	s := &jobs.Settlement{Escrow: escrow, Mint: cfg.Market.Mint, Serve: cfg.Role == RoleArbiter}
+	if key, err := repo.WalletKey(); err == nil {
 		s.Sign = func(msg []byte) []byte { return ed25519.Sign(key, msg) }
 	}
-	if a, err := peer.Decode(n.cfg.Settlement.Arbiter); err == nil {
+	if a, err := peer.Decode(cfg.Settlement.Arbiter); err == nil {
 		s.Arbiter = a
 	}
 	return s
-}
-
-func (n *Node) registerWallet() {
-	n.rpc.Register(api.MethodWalletAddress, rpc.NoParams(n.walletAddress))
-	n.rpc.Register(api.MethodWalletBalance, rpc.Method(n.walletBalance))
-}
-
-func (n *Node) walletAddress(context.Context) (api.WalletAddress, error) {
-	key, err := n.repo.WalletKey()
-	if err != nil {
-		return api.WalletAddress{}, err
-	}
-	out := api.WalletAddress{Address: base58.Encode(key.Public().(ed25519.PublicKey)), Ledger: n.cfg.Settlement.Ledger}
-	if out.Ledger != "" {
-		out.Cluster = n.cfg.Settlement.Cluster
-	}
-	return out, nil
-}
-
-func (n *Node) walletBalance(ctx context.Context, p api.WalletBalanceParams) (api.WalletBalance, error) {
-	if p.Mint != "" {
-		if err := market.CheckMint(p.Mint); err != nil {
-			return api.WalletBalance{}, api.Errorf(api.CodeInvalidParams, "invalid params: mint: %v", err)
-		}
-	}
-	if n.escrow == nil {
-		return api.WalletBalance{}, api.Errorf(api.CodeFailed, "this node settles no payments (settlement.ledger is empty)")
-	}
-	mint := p.Mint
-	if mint == "" {
-		mint = n.cfg.Market.Mint
-	}
-	if mint == "" {
-		return api.WalletBalance{}, api.Errorf(api.CodeInvalidParams, "invalid params: mint: required (the node has no market.mint)")
-	}
-	addr := n.escrow.Address()
-	bal, err := n.escrow.Balance(ctx, addr, mint)
-	if err != nil {
-		return api.WalletBalance{}, api.Errorf(api.CodeUnreachable, "ledger: %v", err)
-	}
-	out := api.WalletBalance{Address: addr, Mint: mint, Balance: bal}
-	if nb, ok := n.escrow.(settlement.NativeBalancer); ok {
-		if l, err := nb.NativeBalance(ctx, addr); err == nil {
-			out.Lamports = &l
-		}
-	}
-	return out, nil
 }

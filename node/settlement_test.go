@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/settlement/localledger/ledgertest"
 	"github.com/cyxwiz/cyxwiz/settlement/memledger"
 	"github.com/cyxwiz/cyxwiz/settlement/solana"
+	sol "github.com/gagliardetto/solana-go"
 )
 
 // testLedger is a ledger the escrow test runs on.
@@ -60,11 +62,35 @@ type solLedger struct {
 
 func newSolLedger(t *testing.T) solLedger {
 	l := ledgertest.Start(t)
-	bank, token, err := devnetMint(context.Background(), l)
+	bank, token, err := newTestMint(context.Background(), l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return solLedger{l: l, bank: bank, token: token}
+}
+
+// testLamports is the SOL a funded account gets for fees and rent.
+const testLamports = 10_000_000_000
+
+// newTestMint creates a token on the ledger, with a throwaway key as its
+// mint authority.
+func newTestMint(ctx context.Context, l *localledger.Ledger) (*solana.Ledger, string, error) {
+	key, err := sol.NewRandomPrivateKey()
+	if err != nil {
+		return nil, "", err
+	}
+	bank, err := solana.New(solana.Config{RPC: l.RPC(), WS: l.WS(), Key: key})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := l.Airdrop(ctx, bank.Address(), testLamports); err != nil {
+		return nil, "", fmt.Errorf("fund the mint authority: %w", err)
+	}
+	mint, err := bank.CreateMint(ctx, 6)
+	if err != nil {
+		return nil, "", err
+	}
+	return bank, mint, nil
 }
 
 func (s solLedger) escrow() EscrowFactory { return nil }
@@ -73,7 +99,7 @@ func (s solLedger) config(c *Config) {
 }
 func (s solLedger) fund(t *testing.T, addr string, tokens uint64) {
 	ctx := context.Background()
-	if err := s.l.Airdrop(ctx, addr, DevnetLamports); err != nil {
+	if err := s.l.Airdrop(ctx, addr, testLamports); err != nil {
 		t.Fatal(err)
 	}
 	if tokens > 0 {

@@ -84,11 +84,11 @@ func runDaemon(ctx context.Context, e *env, overrides *node.Overrides) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.New(node.Params{Repo: repo, Config: cfg, Logger: log})
+	n, err := node.New(ctx, node.Params{Repo: repo, Config: cfg, Logger: log})
 	if err != nil {
 		return err
 	}
-	if err := n.Start(); err != nil {
+	if err := n.Start(ctx); err != nil {
 		n.Close()
 		return err
 	}

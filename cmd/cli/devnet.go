@@ -11,6 +11,7 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/internal/logging"
 	"github.com/cyxwiz/cyxwiz/node"
+	"github.com/cyxwiz/cyxwiz/node/devnet"
 	"github.com/cyxwiz/cyxwiz/settlement/localledger"
 )
 
@@ -47,7 +48,7 @@ func devnetCommand() *command {
 			defer stop()
 			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			params := node.DevnetParams{Dir: dir, Nodes: nodes, Logger: log}
+			params := devnet.Params{Dir: dir, Nodes: nodes, Logger: log}
 			if ledger && nodes >= 3 {
 				l, err := localledger.Start(startCtx, localledger.Options{Logger: log.With("system", "ledger")})
 				switch {
@@ -62,7 +63,7 @@ func devnetCommand() *command {
 			} else if ledger {
 				fmt.Fprintln(e.stderr, "cyxwiz devnet: a ledger needs at least 3 nodes (arbiter, requester, provider); none started")
 			}
-			d, err := node.StartDevnet(startCtx, params)
+			d, err := devnet.Start(startCtx, params)
 			cancel()
 			if err != nil {
 				return err

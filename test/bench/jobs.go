@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute/wasm"
-	"github.com/cyxwiz/cyxwiz/node"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/cyxwiz/cyxwiz/node/devnet"
 )
 
 // jobsBench runs WASM jobs on an in-process devnet and reports submit to
@@ -23,7 +23,7 @@ import (
 func jobsBench(dir string, nodes, burst int) error {
 	ctx := context.Background()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	d, err := node.StartDevnet(startCtx, node.DevnetParams{Dir: filepath.Join(dir, "devnet"), Nodes: nodes, Logger: slog.New(slog.DiscardHandler)})
+	d, err := devnet.Start(startCtx, devnet.Params{Dir: filepath.Join(dir, "devnet"), Nodes: nodes, Logger: slog.New(slog.DiscardHandler)})
 	cancel()
 	if err != nil {
 		return err

@@ -139,11 +139,11 @@ func startNode(t *testing.T) (*node.Node, *api.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.New(node.Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	n, err := node.New(t.Context(), node.Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Start(); err != nil {
+	if err := n.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -16,49 +16,59 @@ import (
 // connectTimeout bounds swarm.connect.
 const connectTimeout = 30 * time.Second
 
-// registerAPI adds every JSON-RPC method of the node. Each method is
-// documented in docs/rpc.md.
-func (n *Node) registerAPI() {
-	n.registerContent()
-	n.registerJobs()
-	n.registerWallet()
-	n.registerDisputes()
-	n.rpc.Register(api.MethodMarketProviders, rpc.Method(n.marketProviders))
-	n.rpc.Register(api.MethodNodeInfo, rpc.NoParams(n.nodeInfo))
-	n.rpc.Register(api.MethodSwarmPeers, rpc.NoParams(n.swarmPeers))
-	n.rpc.Register(api.MethodSwarmConnect, rpc.Method(n.swarmConnect))
-	n.rpc.Register(api.MethodSwarmDisconnect, rpc.Method(n.swarmDisconnect))
-	n.rpc.RegisterSubscription(api.MethodSwarmSubscribe, func(ctx context.Context, params json.RawMessage) (<-chan any, error) {
-		if err := rpc.CheckNoParams(params); err != nil {
-			return nil, err
-		}
-		return n.events.subscribe(ctx, topicPeers), nil
-	})
+// infoAPI serves node.info.
+type infoAPI struct {
+	host    *p2p.Host
+	role    string
+	dhtMode string
+	private bool
 }
 
-func (n *Node) nodeInfo(context.Context) (api.NodeInfo, error) {
-	suffix, err := multiaddr.NewMultiaddr("/p2p/" + n.host.ID().String())
+func (a infoAPI) register(srv *rpc.Server) {
+	srv.Register(api.MethodNodeInfo, rpc.NoParams(a.info))
+}
+
+func (a infoAPI) info(context.Context) (api.NodeInfo, error) {
+	suffix, err := multiaddr.NewMultiaddr("/p2p/" + a.host.ID().String())
 	if err != nil {
 		return api.NodeInfo{}, err
 	}
 	addrs := []string{}
-	for _, a := range n.host.Addrs() {
+	for _, a := range a.host.Addrs() {
 		addrs = append(addrs, a.Encapsulate(suffix).String())
 	}
 	return api.NodeInfo{
-		ID:           n.host.ID().String(),
+		ID:           a.host.ID().String(),
 		Addresses:    addrs,
-		Role:         n.cfg.Role,
+		Role:         a.role,
 		Version:      Version,
-		PrivateSwarm: n.private,
-		DHTMode:      n.cfg.Swarm.DHTMode,
-		Peers:        len(n.host.Network().Peers()),
+		PrivateSwarm: a.private,
+		DHTMode:      a.dhtMode,
+		Peers:        len(a.host.Network().Peers()),
 	}, nil
 }
 
-func (n *Node) swarmPeers(context.Context) ([]api.Peer, error) {
+// swarmAPI serves swarm.*: the host's peers, and peer events on the hub.
+type swarmAPI struct {
+	host   *p2p.Host
+	events *hub
+}
+
+func (a swarmAPI) register(srv *rpc.Server) {
+	srv.Register(api.MethodSwarmPeers, rpc.NoParams(a.peers))
+	srv.Register(api.MethodSwarmConnect, rpc.Method(a.connect))
+	srv.Register(api.MethodSwarmDisconnect, rpc.Method(a.disconnect))
+	srv.RegisterSubscription(api.MethodSwarmSubscribe, func(ctx context.Context, params json.RawMessage) (<-chan any, error) {
+		if err := rpc.CheckNoParams(params); err != nil {
+			return nil, err
+		}
+		return a.events.subscribe(ctx, topicPeers), nil
+	})
+}
+
+func (a swarmAPI) peers(context.Context) ([]api.Peer, error) {
 	out := []api.Peer{}
-	for _, p := range n.host.Peers() {
+	for _, p := range a.host.Peers() {
 		out = append(out, api.Peer{
 			ID:        p.ID.String(),
 			Address:   p.Addr,
@@ -70,7 +80,7 @@ func (n *Node) swarmPeers(context.Context) ([]api.Peer, error) {
 	return out, nil
 }
 
-func (n *Node) swarmConnect(ctx context.Context, p api.SwarmConnectParams) (api.SwarmConnectResult, error) {
+func (a swarmAPI) connect(ctx context.Context, p api.SwarmConnectParams) (api.SwarmConnectResult, error) {
 	if p.Address == "" {
 		return api.SwarmConnectResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: address is required")
 	}
@@ -78,23 +88,23 @@ func (n *Node) swarmConnect(ctx context.Context, p api.SwarmConnectParams) (api.
 	if err != nil {
 		return api.SwarmConnectResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: address: %v", err)
 	}
-	if info.ID == n.host.ID() {
+	if info.ID == a.host.ID() {
 		return api.SwarmConnectResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: address: that is this node")
 	}
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	if err := n.host.Connect(ctx, info); err != nil {
+	if err := a.host.Connect(ctx, info); err != nil {
 		return api.SwarmConnectResult{}, api.Errorf(api.CodeUnreachable, "connect %s: %v", info.ID, err)
 	}
 	return api.SwarmConnectResult{ID: info.ID.String()}, nil
 }
 
-func (n *Node) swarmDisconnect(_ context.Context, p api.SwarmDisconnectParams) (struct{}, error) {
+func (a swarmAPI) disconnect(_ context.Context, p api.SwarmDisconnectParams) (struct{}, error) {
 	id, err := peer.Decode(p.ID)
 	if err != nil {
 		return struct{}{}, api.Errorf(api.CodeInvalidParams, "invalid params: id: %v", err)
 	}
-	if err := n.host.Disconnect(id); err != nil {
+	if err := a.host.Disconnect(id); err != nil {
 		if errors.Is(err, p2p.ErrNotConnected) {
 			return struct{}{}, api.Errorf(api.CodeNotFound, "%v", err)
 		}

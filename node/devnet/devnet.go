@@ -1,4 +1,9 @@
-package node
+// Package devnet runs a local swarm of nodes in one process, on loopback:
+// what `cyxwiz devnet` and the benchmarks start. With a local ledger it
+// also sets up settlement: node0 the arbiter, the wallets funded and a
+// token minted. It is kept out of package node, since the local ledger it
+// drives starts Node.js.
+package devnet
 
 import (
 	"context"
@@ -10,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/node"
 	"github.com/cyxwiz/cyxwiz/settlement/localledger"
 	"github.com/cyxwiz/cyxwiz/settlement/solana"
 	sol "github.com/gagliardetto/solana-go"
@@ -17,8 +23,8 @@ import (
 	"github.com/mr-tron/base58"
 )
 
-// DevnetParams are the inputs of StartDevnet.
-type DevnetParams struct {
+// Params are the inputs of Start.
+type Params struct {
 	// Dir holds one repo per node (node0, node1, ...); missing repos are
 	// created with the local profile, existing ones are reused.
 	Dir string
@@ -28,37 +34,39 @@ type DevnetParams struct {
 	Logger *slog.Logger
 	// Ledger, when set, settles priced jobs on this local Solana ledger:
 	// node0 becomes the arbiter (and no provider), every node's wallet gets
-	// SOL for fees, and the others get DevnetFunds of a new token, the
+	// SOL for fees, and the others get Funds of a new token, the
 	// market mint of every node.
 	Ledger *localledger.Ledger
 }
 
-// Devnet settlement figures.
+// Settlement figures of a devnet.
 const (
-	// DevnetLamports is the SOL each node's wallet gets for fees and rent.
-	DevnetLamports = 10_000_000_000
-	// DevnetDecimals and DevnetFunds describe the devnet's token: each
-	// node but the arbiter holds 1000 of it.
-	DevnetDecimals = 6
-	DevnetFunds    = 1000_000_000
-	// DevnetPricePerCPUSecond is the providers' price when their config
-	// names none: 0.0001 token per CPU-second.
-	DevnetPricePerCPUSecond = 100
+	// Lamports is the SOL each node's wallet gets for fees and rent.
+	Lamports = 10_000_000_000
+	// Decimals and Funds describe the devnet's token: each node but the
+	// arbiter holds 1000 of it.
+	Decimals = 6
+	Funds    = 1000_000_000
+	// PricePerCPUSecond is the providers' price when their config names
+	// none: 0.0001 token per CPU-second.
+	PricePerCPUSecond = 100
 )
 
 // Devnet is a local swarm of nodes in this process, on loopback, each with
 // its own repo and API. node0 is the bootstrap peer of the others.
 type Devnet struct {
-	Dir   string
-	Nodes []*Node
+	// Dir holds the nodes' repos.
+	Dir string
+	// Nodes are the running nodes, node0 first.
+	Nodes []*node.Node
 	// Mint is the token jobs are priced in when the devnet has a ledger.
 	Mint  string
-	repos []*Repo
+	repos []*node.Repo
 }
 
-// StartDevnet starts the nodes and waits until each is connected to every
-// other one, or ctx ends.
-func StartDevnet(ctx context.Context, p DevnetParams) (*Devnet, error) {
+// Start starts the nodes and waits until each is connected to every other
+// one, or ctx ends.
+func Start(ctx context.Context, p Params) (*Devnet, error) {
 	if p.Nodes < 1 {
 		return nil, fmt.Errorf("devnet: need at least 1 node, got %d", p.Nodes)
 	}
@@ -72,13 +80,13 @@ func StartDevnet(ctx context.Context, p DevnetParams) (*Devnet, error) {
 	var bank *solana.Ledger // the devnet token's mint authority
 	for i := range p.Nodes {
 		dir := filepath.Join(p.Dir, fmt.Sprintf("node%d", i))
-		if _, err := os.Stat(filepath.Join(dir, ConfigFile)); errors.Is(err, os.ErrNotExist) {
-			if _, err := InitRepo(dir, InitOptions{Config: LocalConfig()}); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, node.ConfigFile)); errors.Is(err, os.ErrNotExist) {
+			if _, err := node.InitRepo(dir, node.InitOptions{Config: node.LocalConfig()}); err != nil {
 				d.Close()
 				return nil, fmt.Errorf("devnet: %w", err)
 			}
 		}
-		repo, err := OpenRepo(dir)
+		repo, err := node.OpenRepo(dir)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("devnet: %w", err)
@@ -92,34 +100,33 @@ func StartDevnet(ctx context.Context, p DevnetParams) (*Devnet, error) {
 		cfg.Swarm.Bootstrap = bootstrap
 		if p.Ledger != nil {
 			if bank == nil {
-				if bank, d.Mint, err = devnetMint(ctx, p.Ledger); err != nil {
+				if bank, d.Mint, err = newMint(ctx, p.Ledger); err != nil {
 					d.Close()
 					return nil, fmt.Errorf("devnet: %w", err)
 				}
 			}
-			if err := devnetSettlement(ctx, p.Ledger, bank, repo, &cfg, i, arbiter, d.Mint); err != nil {
+			if err := setUpSettlement(ctx, p.Ledger, bank, repo, &cfg, i, arbiter, d.Mint); err != nil {
 				d.Close()
 				return nil, fmt.Errorf("devnet: node%d: %w", i, err)
 			}
 		}
-		n, err := New(Params{Repo: repo, Config: cfg, Logger: log.With("node", i)})
+		n, err := node.New(ctx, node.Params{Repo: repo, Config: cfg, Logger: log.With("node", i)})
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("devnet: node%d: %w", i, err)
 		}
-		if err := n.Start(); err != nil {
+		if err := n.Start(ctx); err != nil {
 			n.Close()
 			d.Close()
 			return nil, fmt.Errorf("devnet: node%d: %w", i, err)
 		}
 		d.Nodes = append(d.Nodes, n)
 		if i == 0 {
-			info, err := n.nodeInfo(ctx)
-			if err != nil {
-				d.Close()
-				return nil, fmt.Errorf("devnet: %w", err)
+			h := n.Host()
+			for _, a := range h.Addrs() {
+				bootstrap = append(bootstrap, a.String()+"/p2p/"+h.ID().String())
 			}
-			bootstrap, arbiter = info.Addresses, info.ID
+			arbiter = h.ID().String()
 		}
 	}
 	if err := d.waitMesh(ctx); err != nil {
@@ -140,16 +147,16 @@ func (d *Devnet) waitMesh(ctx context.Context) error {
 		missing := 0
 		for _, a := range d.Nodes {
 			for _, b := range d.Nodes {
-				if a == b || len(a.host.Network().ConnsToPeer(b.host.ID())) > 0 {
+				if a == b || len(a.Host().Network().ConnsToPeer(b.Host().ID())) > 0 {
 					continue
 				}
 				missing++
 				if time.Now().After(deadline) {
 					cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-					err := a.host.Connect(cctx, peer.AddrInfo{ID: b.host.ID(), Addrs: b.host.Addrs()})
+					err := a.Host().Connect(cctx, peer.AddrInfo{ID: b.Host().ID(), Addrs: b.Host().Addrs()})
 					cancel()
 					if err != nil {
-						return fmt.Errorf("devnet: connect %s to %s: %w", a.host.ID(), b.host.ID(), err)
+						return fmt.Errorf("devnet: connect %s to %s: %w", a.Host().ID(), b.Host().ID(), err)
 					}
 				}
 			}
@@ -177,9 +184,9 @@ func (d *Devnet) Close() error {
 	return errors.Join(errs...)
 }
 
-// devnetMint creates the devnet's token on the ledger, with a throwaway
+// newMint creates the devnet's token on the ledger, with a throwaway
 // key as its mint authority.
-func devnetMint(ctx context.Context, ledger *localledger.Ledger) (*solana.Ledger, string, error) {
+func newMint(ctx context.Context, ledger *localledger.Ledger) (*solana.Ledger, string, error) {
 	key, err := sol.NewRandomPrivateKey()
 	if err != nil {
 		return nil, "", err
@@ -188,38 +195,38 @@ func devnetMint(ctx context.Context, ledger *localledger.Ledger) (*solana.Ledger
 	if err != nil {
 		return nil, "", err
 	}
-	if err := ledger.Airdrop(ctx, bank.Address(), DevnetLamports); err != nil {
+	if err := ledger.Airdrop(ctx, bank.Address(), Lamports); err != nil {
 		return nil, "", fmt.Errorf("fund the mint authority: %w", err)
 	}
-	mint, err := bank.CreateMint(ctx, DevnetDecimals)
+	mint, err := bank.CreateMint(ctx, Decimals)
 	if err != nil {
 		return nil, "", err
 	}
 	return bank, mint, nil
 }
 
-// devnetSettlement points node i's config at the local ledger and funds
-// its wallet: SOL for fees, and DevnetFunds of the mint unless it is the
+// setUpSettlement points node i's config at the local ledger and funds
+// its wallet: SOL for fees, and Funds of the mint unless it is the
 // arbiter (node0).
-func devnetSettlement(ctx context.Context, ledger *localledger.Ledger, bank *solana.Ledger, repo *Repo, cfg *Config, i int, arbiter, mint string) error {
-	cfg.Settlement = SettlementConfig{Ledger: "solana", Cluster: ClusterLocal, RPCURL: ledger.RPC(), WSURL: ledger.WS(), Arbiter: arbiter}
+func setUpSettlement(ctx context.Context, ledger *localledger.Ledger, bank *solana.Ledger, repo *node.Repo, cfg *node.Config, i int, arbiter, mint string) error {
+	cfg.Settlement = node.SettlementConfig{Ledger: "solana", Cluster: node.ClusterLocal, RPCURL: ledger.RPC(), WSURL: ledger.WS(), Arbiter: arbiter}
 	cfg.Market.Mint = mint
 	if cfg.Market.PricePerCPUSecond == 0 {
-		cfg.Market.PricePerCPUSecond = DevnetPricePerCPUSecond
+		cfg.Market.PricePerCPUSecond = PricePerCPUSecond
 	}
 	if i == 0 {
-		cfg.Role, cfg.Market.Provider, cfg.Settlement.Arbiter = RoleArbiter, false, ""
+		cfg.Role, cfg.Market.Provider, cfg.Settlement.Arbiter = node.RoleArbiter, false, ""
 	}
 	key, err := repo.WalletKey()
 	if err != nil {
 		return err
 	}
 	addr := base58.Encode(key.Public().(ed25519.PublicKey))
-	if err := ledger.Airdrop(ctx, addr, DevnetLamports); err != nil {
+	if err := ledger.Airdrop(ctx, addr, Lamports); err != nil {
 		return fmt.Errorf("fund the wallet: %w", err)
 	}
 	if i == 0 {
 		return nil
 	}
-	return bank.MintTo(ctx, mint, addr, DevnetFunds)
+	return bank.MintTo(ctx, mint, addr, Funds)
 }
