@@ -17,6 +17,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -465,7 +466,7 @@ func (e *Engine) prepare(ctx context.Context, j *Job, dir string) ([]byte, marke
 		if program, err = json.Marshal(t); err != nil {
 			return nil, usage, 0, err
 		}
-		if err := in.get("dataset", t.Dataset.CID, filepath.Join(dir, "in", market.TrainDatasetDir), 0); err != nil {
+		if err := in.get("dataset", t.Dataset.CID, filepath.Join(dir, "in", trainspec.DatasetDir), 0); err != nil {
 			return nil, usage, 0, err
 		}
 	} else {
