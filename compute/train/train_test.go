@@ -86,6 +86,13 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 // parity (XOR), which no linear model separates.
 func writeCSV(t testing.TB, dir string, n int, seed uint64) {
 	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "xor.csv"), xorCSV(n, seed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// xorCSV is n examples of XOR on noisy points, with a header.
+func xorCSV(n int, seed uint64) []byte {
 	rng := rand.New(rand.NewPCG(seed, 9))
 	var buf bytes.Buffer
 	buf.WriteString("x,y,label\n")
@@ -97,9 +104,7 @@ func writeCSV(t testing.TB, dir string, n int, seed uint64) {
 		}
 		fmt.Fprintf(&buf, "%.5f,%.5f,%d\n", x, y, label)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "xor.csv"), buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return buf.Bytes()
 }
 
 // anyCID accepts every dataset CID: these tests never fetch a dataset.
