@@ -16,9 +16,11 @@ var layerRules = []struct {
 	why   string
 }{
 	{"p2p", []string{"p2p", "internal/"}, "the host is the bottom layer: it knows no market, content or node"},
-	{"market", []string{"market", "internal/"}, "the market's logic is pure: no network, chain or node"},
+	{"market", []string{"market", "trainspec", "internal/"}, "the market's logic is pure: no network, chain or node"},
+	{"trainspec", []string{"trainspec", "internal/"}, "the train schema is a leaf: the market and the trainer both read it"},
 	{"settlement", []string{"settlement"}, "ledgers know only the escrow interface"},
 	{"content", []string{"content", "p2p/wire", "internal/"}, "the content store needs only the host's interfaces"},
+	{"compute", []string{"compute", "trainspec", "internal/"}, "executors run programs: they know no market, jobs or node"},
 }
 
 // TestLayers guards the intended imports between our packages, so that

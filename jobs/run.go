@@ -15,6 +15,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 	"github.com/ipfs/go-cid"
 )
 
@@ -174,7 +175,7 @@ func (pv *provider) prepare(ctx context.Context, j *Job, dir string) ([]byte, ma
 		if program, err = json.Marshal(t); err != nil {
 			return nil, usage, 0, err
 		}
-		if err := in.get("dataset", t.Dataset.CID, filepath.Join(dir, "in", market.TrainDatasetDir), 0); err != nil {
+		if err := in.get("dataset", t.Dataset.CID, filepath.Join(dir, "in", trainspec.DatasetDir), 0); err != nil {
 			return nil, usage, 0, err
 		}
 	} else {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cyxwiz/cyxwiz/internal/strictjson"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 	"github.com/ipfs/go-cid"
 	"github.com/mr-tron/base58"
 )
@@ -17,7 +18,7 @@ import (
 // Job kinds.
 const (
 	KindWASM  = "wasm"
-	KindTrain = "train"
+	KindTrain = trainspec.Kind
 )
 
 // Verification modes.
@@ -42,15 +43,15 @@ const (
 // Spec is a job as a user writes it (see the job spec section of the
 // design). Field names are part of the product contract.
 type Spec struct {
-	Kind         string        `json:"kind"`
-	WASM         *WASMSpec     `json:"wasm,omitempty"`
-	Train        *TrainSpec    `json:"train,omitempty"`
-	Inputs       []Input       `json:"inputs,omitempty"`
-	Outputs      []Output      `json:"outputs,omitempty"`
-	Resources    Resources     `json:"resources"`
-	Limits       Limits        `json:"limits"`
-	Price        *Price        `json:"price,omitempty"`
-	Verification *Verification `json:"verification,omitempty"`
+	Kind         string          `json:"kind"`
+	WASM         *WASMSpec       `json:"wasm,omitempty"`
+	Train        *trainspec.Spec `json:"train,omitempty"`
+	Inputs       []Input         `json:"inputs,omitempty"`
+	Outputs      []Output        `json:"outputs,omitempty"`
+	Resources    Resources       `json:"resources"`
+	Limits       Limits          `json:"limits"`
+	Price        *Price          `json:"price,omitempty"`
+	Verification *Verification   `json:"verification,omitempty"`
 }
 
 // WASMSpec is the wasm section: the module by CID, its arguments and
@@ -171,8 +172,6 @@ const (
 	OutputModel       = "model"
 	OutputMetrics     = "metrics"
 	OutputCheckpoints = "checkpoints"
-	// TrainDatasetDir is where a train job's dataset appears: /in/dataset.
-	TrainDatasetDir = "dataset"
 )
 
 // addTrainOutputs declares the trained weights, the metrics stream and
@@ -214,7 +213,9 @@ func (s Spec) Validate() error {
 		if s.Train == nil {
 			bad("train", "required for kind train")
 		} else {
-			s.Train.validate(bad)
+			if err := s.Train.Validate(checkCID); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	case "":
 		bad("kind", "required (wasm, train)")
@@ -263,7 +264,7 @@ func (s Spec) Validate() error {
 			bad(f+".name", "%q is used twice", in.Name)
 		}
 		names[in.Name] = true
-		if s.Kind == KindTrain && in.Name == TrainDatasetDir {
+		if s.Kind == KindTrain && in.Name == trainspec.DatasetDir {
 			bad(f+".name", "%q is where a train job's dataset goes", in.Name)
 		}
 		if err := checkCID(in.CID); err != nil {

@@ -5,35 +5,22 @@ import (
 	"testing"
 )
 
+// trainBase is a small train job; package trainspec tests the schema
+// itself on specs of its own.
 const trainBase = `{"kind":"train","train":{
-	"model":{"input":[28,28,1],"layers":[
-		{"type":"conv2d","filters":8,"kernel":3,"padding":1},{"type":"relu"},
-		{"type":"maxpool"},{"type":"flatten"},{"type":"dropout","rate":0.25},
-		{"type":"dense","units":10},{"type":"softmax"}]},
-	"loss":"cross_entropy","optimizer":{"type":"adam","learning_rate":0.001},
-	"batch_size":64,"epochs":2,"seed":1,
-	"dataset":{"cid":"` + testCID + `","format":"idx"}}}`
+	"model":{"input":[4],"layers":[{"type":"dense","units":8},{"type":"relu"},{"type":"dense","units":3}]},
+	"loss":"cross_entropy","optimizer":{"type":"adam","learning_rate":0.01},"epochs":1,"seed":1,
+	"dataset":{"cid":"` + testCID + `","format":"csv","train_file":"d.csv"}}}`
 
+// TestTrainSpec: a job spec fills and validates its train section (whose
+// schema package trainspec tests) and declares the train outputs.
 func TestTrainSpec(t *testing.T) {
 	s, err := ParseSpec([]byte(trainBase))
 	if err != nil {
 		t.Fatal(err)
 	}
-	shapes, err := s.Train.Model.Shapes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"28×28×1", "28×28×8", "28×28×8", "14×14×8", "1568", "1568", "10", "10"}
-	for i, sh := range shapes {
-		if got := ShapeString(sh); got != want[i] {
-			t.Errorf("shape %d = %s, want %s", i, got, want[i])
-		}
-	}
-	if d := s.Train.Dataset; d.TrainImages != "train-images-idx3-ubyte.gz" || d.TestLabels != "t10k-labels-idx1-ubyte.gz" || d.Scale != 1.0/255 {
-		t.Errorf("dataset defaults: %+v", d)
-	}
-	if s.Train.Optimizer.Beta2 != 0.999 || s.Train.Model.Layers[2].Stride != 2 || s.Train.Schedule.Type != ScheduleConstant {
-		t.Errorf("defaults: %+v", s.Train)
+	if s.Train.Optimizer.Beta2 != 0.999 || s.Train.Schedule == nil {
+		t.Errorf("the train section's defaults are not filled: %+v", s.Train)
 	}
 	names := map[string]bool{}
 	for _, o := range s.Outputs {
@@ -49,26 +36,12 @@ func TestTrainSpec(t *testing.T) {
 
 func TestTrainSpecErrors(t *testing.T) {
 	cases := []struct{ name, from, to, want string }{
-		{"dense before flatten", `{"type":"flatten"},{"type":"dropout","rate":0.25},`, ``,
-			"train.model: layers[3] (dense): input is 14×14×8; add a flatten layer before it"},
-		{"kernel too big", `"kernel":3,"padding":1`, `"kernel":31`, "layers[0] (conv2d): kernel 31 does not fit input 28×28×1"},
-		{"pool too big", `{"type":"maxpool"}`, `{"type":"maxpool","size":30}`, "layers[2] (maxpool): window 30 does not fit"},
-		{"softmax in the middle", `{"type":"relu"},`, `{"type":"softmax"},`, "layers[1] (softmax): softmax must be the last layer"},
-		{"field of another layer", `{"type":"relu"}`, `{"type":"relu","units":3}`, "layers[1] (relu): units does not apply to relu"},
-		{"unknown layer", `{"type":"relu"}`, `{"type":"gelu"}`, `type "gelu" is not one of`},
-		{"dropout rate", `"rate":0.25`, `"rate":1`, "layers[4] (dropout): rate 1 is outside [0, 1)"},
-		{"image output", `{"type":"flatten"},{"type":"dropout","rate":0.25},
-		{"type":"dense","units":10},{"type":"softmax"}`, `{"type":"relu"}`, "the output is 14×14×8"},
-		{"loss", `"cross_entropy"`, `"hinge"`, `train.loss: "hinge" is not one of`},
-		{"optimizer", `"adam"`, `"lbfgs"`, `train.optimizer.type: "lbfgs"`},
-		{"momentum on adam", `"learning_rate":0.001`, `"learning_rate":0.001,"momentum":0.9`, "train.optimizer.momentum: only for sgd"},
-		{"learning rate", `"learning_rate":0.001`, `"learning_rate":0`, "train.optimizer.learning_rate"},
-		{"epochs", `"epochs":2`, `"epochs":0`, "train.epochs"},
-		{"dataset format", `"format":"idx"`, `"format":"parquet"`, `train.dataset.format: "parquet"`},
-		{"dataset path", `"format":"idx"`, `"format":"idx","train_images":"../x","train_labels":"y"`, "train.dataset.train_images"},
-		{"csv fields on idx", `"format":"idx"`, `"format":"idx","header":true`, "train_file, test_file, header and label_column are for csv"},
-		{"unknown field", `"seed":1`, `"seed":1,"warmup":3`, "warmup: unknown field"},
-		{"bad dataset cid", `"cid":"` + testCID + `"`, `"cid":"nope"`, "train.dataset.cid"},
+		{"layer misfit", `{"type":"relu"}`, `{"type":"maxpool"}`,
+			"train.model: layers[1] (maxpool): input is 8; maxpool needs [height, width, channels]"},
+		{"unknown field", `"seed":1`, `"seed":1,"warmup":3`, "train.warmup: unknown field"},
+		{"bad dataset cid", `"cid":"` + testCID + `"`, `"cid":"nope"`, `train.dataset.cid: "nope" is not a CID`},
+		{"dataset name taken", `{"kind":"train",`, `{"kind":"train","inputs":[{"name":"dataset","cid":"` + testCID + `"}],`,
+			`inputs[0].name: "dataset" is where a train job's dataset goes`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -84,5 +57,18 @@ func TestTrainSpecErrors(t *testing.T) {
 	}
 	if _, err := ParseSpec([]byte(`{"kind":"wasm","wasm":{"module":"` + testCID + `"},"train":{}}`)); err == nil || !strings.Contains(err.Error(), "train: only for kind train") {
 		t.Errorf("a train section on a wasm job: %v", err)
+	}
+}
+
+// TestSpecRefusesModelOverMemory: at submit, a model whose activations
+// alone pass memory_mib is refused with the estimate.
+func TestSpecRefusesModelOverMemory(t *testing.T) {
+	raw := `{"kind":"train","resources":{"memory_mib":16},"train":{"model":{"input":[64,64,1],"layers":[
+		{"type":"conv2d","filters":4096,"kernel":3,"padding":1},{"type":"flatten"},{"type":"dense","units":10},{"type":"softmax"}]},
+		"loss":"cross_entropy","optimizer":{"type":"sgd","learning_rate":0.1},"epochs":1,"batch_size":200,
+		"dataset":{"cid":"bafkqaaa","format":"idx"}}}`
+	_, err := ParseSpec([]byte(raw))
+	if err == nil || !strings.Contains(err.Error(), "resources.memory_mib") || !strings.Contains(err.Error(), "activations") {
+		t.Fatalf("ParseSpec = %v, want a memory_mib error with the estimate", err)
 	}
 }

@@ -16,88 +16,105 @@ import (
 	"github.com/cyxwiz/cyxwiz/compute"
 )
 
-// Program is a runnable program and the arguments that select a behaviour.
+// Program is a runnable program, the arguments that select a behaviour,
+// and the files it finds under /in.
 type Program struct {
 	Code []byte
 	Args []string
+	// Inputs are the files placed under /in before it runs, by
+	// slash-separated path.
+	Inputs map[string][]byte
+}
+
+// Failure is a program that fails, and how its outcome says so.
+type Failure struct {
+	Program
+	Reason   string
+	ExitCode int
 }
 
 // Programs are what the suite runs. Each must behave as its comment says.
 type Programs struct {
-	// Hello prints "hello" to stdout and exits 0.
-	Hello Program
-	// Copy copies /in/data to /out/result.
-	Copy Program
-	// Exit3 exits with code 3.
-	Exit3 Program
-	// Loop never ends.
+	// Hello succeeds and prints Greeting to stdout.
+	Hello    Program
+	Greeting string
+	// Output succeeds and writes the files Outputs names, by path under
+	// /out: each holds what Outputs gives, or anything but nothing where
+	// that is nil.
+	Output  Program
+	Outputs map[string][]byte
+	// Fail fails on its own, not by passing a limit.
+	Fail Failure
+	// Loop runs far longer than a second.
 	Loop Program
-	// Alloc tries to use far more memory than 32 MiB.
+	// Alloc needs far more memory than 32 MiB.
 	Alloc Program
-	// ReadOutside tries to read a host file outside /in and exits 3 when it cannot.
-	ReadOutside Program
+	// ReadOutside tries to read a host file outside /in, and fails as it
+	// says when it cannot.
+	ReadOutside Failure
+	// Lines prints 50 lines that contain Line to stdout, and succeeds.
+	Lines Program
+	Line  string
+	// Garbage is not a program at all.
+	Garbage []byte
+	// Sandbox holds the programs that only an executor of arbitrary code
+	// can express; nil for one whose programs cannot try these things.
+	Sandbox *Sandbox
+}
+
+// Sandbox are programs of arbitrary code that try to reach past their
+// sandbox.
+type Sandbox struct {
 	// WriteInput tries to write into /in/data and exits 3 when it cannot.
 	WriteInput Program
 	// Dial tries to open a TCP connection and exits 3 when it cannot.
 	Dial Program
 	// Env prints the value of the variable CYXWIZ_TEST.
 	Env Program
-	// Lines prints 50 lines, "line 0" to "line 49".
-	Lines Program
-	// Garbage is not a program at all.
-	Garbage []byte
 }
 
 // Run runs the suite against exec.
 func Run(t *testing.T, exec compute.Executor, p Programs) {
 	ctx := context.Background()
-	job := func(prog Program) compute.Job {
-		return compute.Job{ID: t.Name(), Program: prog.Code, Args: prog.Args, MemoryMiB: 64, OutBytes: 64 << 20, Wall: 20 * time.Second}
-	}
 
 	t.Run("hello", func(t *testing.T) {
-		var out bytes.Buffer
-		j := job(p.Hello)
+		var out syncBuffer
+		j := job(t, p.Hello)
 		j.Stdout = &out
 		o, err := exec.Run(ctx, j)
-		if err != nil || !o.OK() || !strings.Contains(out.String(), "hello") {
-			t.Fatalf("outcome %+v, err %v, stdout %q", o, err, out.String())
+		if err != nil || !o.OK() || !strings.Contains(out.String(), p.Greeting) {
+			t.Fatalf("outcome %+v, err %v, stdout %q; want %q in it", o, err, out.String(), p.Greeting)
 		}
 	})
 
 	t.Run("inputs read-only, outputs written", func(t *testing.T) {
-		in, outDir := t.TempDir(), t.TempDir()
-		if err := os.WriteFile(filepath.Join(in, "data"), []byte("payload"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		j := job(p.Copy)
-		j.InDir = in
-		j.OutDir = outDir
+		j := job(t, p.Output)
 		if o, err := exec.Run(ctx, j); err != nil || !o.OK() {
-			t.Fatalf("copy: %+v, %v", o, err)
+			t.Fatalf("output: %+v, %v", o, err)
 		}
-		if got, _ := os.ReadFile(filepath.Join(outDir, "result")); string(got) != "payload" {
-			t.Fatalf("/out/result = %q", got)
+		for name, want := range p.Outputs {
+			got, err := os.ReadFile(filepath.Join(j.OutDir, filepath.FromSlash(name)))
+			if err != nil || want != nil && !bytes.Equal(got, want) || want == nil && len(got) == 0 {
+				t.Errorf("/out/%s = %.40q, %v; want %.40q", name, got, err, want)
+			}
 		}
-		w := job(p.WriteInput)
-		w.InDir = j.InDir
-		if o, err := exec.Run(ctx, w); err != nil || o.OK() {
-			t.Fatalf("write into /in: %+v, %v; want a failure", o, err)
-		}
-		if got, _ := os.ReadFile(filepath.Join(in, "data")); string(got) != "payload" {
-			t.Fatalf("input changed to %q", got)
+		for name, want := range p.Output.Inputs {
+			if got, _ := os.ReadFile(filepath.Join(j.InDir, filepath.FromSlash(name))); !bytes.Equal(got, want) {
+				t.Errorf("input %s changed to %.40q", name, got)
+			}
 		}
 	})
 
-	t.Run("exit code", func(t *testing.T) {
-		o, err := exec.Run(ctx, job(p.Exit3))
-		if err != nil || o.ExitCode != 3 || o.Reason != compute.ReasonExit {
-			t.Fatalf("outcome %+v, %v; want exit 3", o, err)
+	t.Run("failure", func(t *testing.T) {
+		o, err := exec.Run(ctx, job(t, p.Fail.Program))
+		if err != nil || o.Reason != p.Fail.Reason || o.ExitCode != p.Fail.ExitCode {
+			t.Fatalf("outcome %+v, %v; want %s, exit %d", o, err, p.Fail.Reason, p.Fail.ExitCode)
 		}
+		t.Logf("%s: %s", o.Reason, o.Detail)
 	})
 
 	t.Run("wall-time limit", func(t *testing.T) {
-		j := job(p.Loop)
+		j := job(t, p.Loop)
 		j.Wall = 500 * time.Millisecond
 		start := time.Now()
 		o, err := exec.Run(ctx, j)
@@ -112,14 +129,14 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 	t.Run("cancellation", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(300*time.Millisecond, cancel)
-		o, err := exec.Run(cctx, job(p.Loop))
+		o, err := exec.Run(cctx, job(t, p.Loop))
 		if err != nil || o.Reason != compute.ReasonCancelled {
 			t.Fatalf("outcome %+v, %v; want %s", o, err, compute.ReasonCancelled)
 		}
 	})
 
 	t.Run("memory limit", func(t *testing.T) {
-		j := job(p.Alloc)
+		j := job(t, p.Alloc)
 		j.MemoryMiB = 32
 		o, err := exec.Run(ctx, j)
 		if err != nil || o.OK() || o.Reason != compute.ReasonMemory {
@@ -128,45 +145,29 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 	})
 
 	t.Run("no access outside /in", func(t *testing.T) {
-		o, err := exec.Run(ctx, job(p.ReadOutside))
-		if err != nil || o.ExitCode != 3 {
-			t.Fatalf("outcome %+v, %v; want exit 3 (could not read)", o, err)
+		o, err := exec.Run(ctx, job(t, p.ReadOutside.Program))
+		if err != nil || o.Reason != p.ReadOutside.Reason || o.ExitCode != p.ReadOutside.ExitCode {
+			t.Fatalf("outcome %+v, %v; want %s, exit %d (could not read)", o, err, p.ReadOutside.Reason, p.ReadOutside.ExitCode)
 		}
-	})
-
-	t.Run("no network", func(t *testing.T) {
-		o, err := exec.Run(ctx, job(p.Dial))
-		if err != nil || o.ExitCode != 3 {
-			t.Fatalf("outcome %+v, %v; want exit 3 (could not dial)", o, err)
-		}
-	})
-
-	t.Run("environment", func(t *testing.T) {
-		var out bytes.Buffer
-		j := job(p.Env)
-		j.Env = map[string]string{"CYXWIZ_TEST": "value-42"}
-		j.Stdout = &out
-		if o, err := exec.Run(ctx, j); err != nil || !o.OK() || strings.TrimSpace(out.String()) != "value-42" {
-			t.Fatalf("outcome %+v, %v, stdout %q", o, err, out.String())
-		}
+		t.Logf("%s: %s", o.Reason, o.Detail)
 	})
 
 	t.Run("output streams while running", func(t *testing.T) {
-		w := &lineCounter{}
-		j := job(p.Lines)
-		j.Stdout = w
+		var out syncBuffer
+		j := job(t, p.Lines)
+		j.Stdout = &out
 		if o, err := exec.Run(ctx, j); err != nil || !o.OK() {
 			t.Fatalf("outcome %+v, %v", o, err)
 		}
-		if w.count() != 50 {
-			t.Fatalf("saw %d lines, want 50", w.count())
+		if n := countLines(out.String(), p.Line); n != 50 {
+			t.Fatalf("saw %d lines with %q, want 50:\n%s", n, p.Line, out.String())
 		}
 	})
 
 	t.Run("bad program", func(t *testing.T) {
-		j := job(Program{Code: p.Garbage})
-		if o, err := exec.Run(ctx, j); err == nil || o.Reason != compute.ReasonBadProgram {
-			t.Fatalf("outcome %+v, %v; want an error and %s", o, err, compute.ReasonBadProgram)
+		// An executor may also return an error: the program never started.
+		if o, _ := exec.Run(ctx, job(t, Program{Code: p.Garbage})); o.OK() || o.Reason != compute.ReasonBadProgram {
+			t.Fatalf("outcome %+v; want %s", o, compute.ReasonBadProgram)
 		}
 	})
 
@@ -174,14 +175,14 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 		var wg sync.WaitGroup
 		errs := make(chan string, 8)
 		for range 8 {
+			j := job(t, p.Hello)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var out bytes.Buffer
-				j := job(p.Hello)
+				var out syncBuffer
 				j.Stdout = &out
 				o, err := exec.Run(ctx, j)
-				if err != nil || !o.OK() || !strings.Contains(out.String(), "hello") {
+				if err != nil || !o.OK() || !strings.Contains(out.String(), p.Greeting) {
 					errs <- out.String()
 				}
 			}()
@@ -192,22 +193,95 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 			t.Errorf("a concurrent job failed: %q", e)
 		}
 	})
+
+	if p.Sandbox != nil {
+		runSandbox(t, exec, *p.Sandbox)
+	}
 }
 
-type lineCounter struct {
-	mu sync.Mutex
-	n  int
+// runSandbox runs the programs that try to reach past their sandbox.
+func runSandbox(t *testing.T, exec compute.Executor, p Sandbox) {
+	ctx := context.Background()
+
+	t.Run("no writes into /in", func(t *testing.T) {
+		w := p.WriteInput
+		w.Inputs = map[string][]byte{"data": []byte("payload")}
+		j := job(t, w)
+		if o, err := exec.Run(ctx, j); err != nil || o.OK() {
+			t.Fatalf("write into /in: %+v, %v; want a failure", o, err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(j.InDir, "data")); string(got) != "payload" {
+			t.Fatalf("input changed to %q", got)
+		}
+	})
+
+	t.Run("no network", func(t *testing.T) {
+		o, err := exec.Run(ctx, job(t, p.Dial))
+		if err != nil || o.ExitCode != 3 {
+			t.Fatalf("outcome %+v, %v; want exit 3 (could not dial)", o, err)
+		}
+	})
+
+	t.Run("environment", func(t *testing.T) {
+		var out syncBuffer
+		j := job(t, p.Env)
+		j.Env = map[string]string{"CYXWIZ_TEST": "value-42"}
+		j.Stdout = &out
+		if o, err := exec.Run(ctx, j); err != nil || !o.OK() || strings.TrimSpace(out.String()) != "value-42" {
+			t.Fatalf("outcome %+v, %v, stdout %q", o, err, out.String())
+		}
+	})
 }
 
-func (l *lineCounter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.n += bytes.Count(p, []byte("\n"))
-	l.mu.Unlock()
-	return len(p), nil
+// job is a run of prog with folders of its own: /in holding its inputs,
+// and an empty /out.
+func job(t *testing.T, prog Program) compute.Job {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	for _, d := range []string{in, out} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range prog.Inputs {
+		path := filepath.Join(in, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return compute.Job{ID: t.Name(), Program: prog.Code, Args: prog.Args, InDir: in, OutDir: out,
+		MemoryMiB: 64, OutBytes: 64 << 20, Wall: 20 * time.Second}
 }
 
-func (l *lineCounter) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n
+// countLines counts the lines of s that contain sub.
+func countLines(s, sub string) int {
+	n := 0
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// syncBuffer is a buffer an executor may write to from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

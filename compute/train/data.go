@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // DefaultMaxDataBytes bounds what one dataset file may expand to (gzip
@@ -41,14 +41,14 @@ func dataErr(format string, args ...any) error {
 
 // loadDataset reads the training and evaluation examples of d from dir;
 // no file may expand to more than limit bytes.
-func loadDataset(dir string, d market.Dataset, limit int64) (train, eval *examples, err error) {
+func loadDataset(dir string, d trainspec.Dataset, limit int64) (train, eval *examples, err error) {
 	switch d.Format {
-	case market.DatasetIDX:
+	case trainspec.DatasetIDX:
 		train, err = loadIDXPair(dir, d.TrainImages, d.TrainLabels, d.Scale, limit)
 		if err == nil && d.TestImages != "" {
 			eval, err = loadIDXPair(dir, d.TestImages, d.TestLabels, d.Scale, limit)
 		}
-	case market.DatasetCSV:
+	case trainspec.DatasetCSV:
 		train, err = loadCSV(dir, d.TrainFile, d, limit)
 		if err == nil && d.TestFile != "" {
 			eval, err = loadCSV(dir, d.TestFile, d, limit)
@@ -220,7 +220,7 @@ func loadIDXPair(dir, images, labels string, scale float64, limit int64) (*examp
 	return e, nil
 }
 
-func loadCSV(dir, name string, d market.Dataset, limit int64) (*examples, error) {
+func loadCSV(dir, name string, d trainspec.Dataset, limit int64) (*examples, error) {
 	rc, _, err := openData(dir, name, limit)
 	if err != nil {
 		return nil, err
@@ -313,7 +313,7 @@ func (c *columnLimit) Read(p []byte) (int, error) {
 
 // checkLabels checks the labels against the model's output width.
 func checkLabels(e *examples, loss string, classes int) error {
-	if loss != market.LossCrossEntropy {
+	if loss != trainspec.LossCrossEntropy {
 		return nil
 	}
 	for i, y := range e.Y {

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // Executor runs train jobs, each in a worker process of its own with a
@@ -77,7 +77,7 @@ func ServeWorkerIfAsked() {
 }
 
 // Memory a worker may use beyond the job's memory_mib: the trainer's
-// runtime (market.TrainerOverheadMiB) and, on a GPU, what the CUDA driver
+// runtime (trainspec.TrainerOverheadMiB) and, on a GPU, what the CUDA driver
 // keeps in host memory.
 const gpuDriverMiB = 1024
 
@@ -101,7 +101,7 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 }
 
 // Kind implements compute.Executor.
-func (e *Executor) Kind() string { return market.KindTrain }
+func (e *Executor) Kind() string { return trainspec.Kind }
 
 // Close implements compute.Executor.
 func (e *Executor) Close(context.Context) error { return nil }
@@ -109,7 +109,7 @@ func (e *Executor) Close(context.Context) error { return nil }
 // Run implements compute.Executor. The job's Program is its train section
 // as JSON; its dataset is InDir/dataset.
 func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, error) {
-	var spec market.TrainSpec
+	var spec trainspec.Spec
 	if err := json.Unmarshal(job.Program, &spec); err != nil {
 		return compute.Outcome{Reason: compute.ReasonBadProgram, Detail: err.Error(), ExitCode: -1}, nil
 	}
@@ -124,12 +124,12 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	}
 	start := time.Now()
 	out := compute.Outcome{StartedAt: start}
-	dataDir := filepath.Join(job.InDir, market.TrainDatasetDir)
+	dataDir := filepath.Join(job.InDir, trainspec.DatasetDir)
 	if reason, detail := checkMemory(spec, dataDir, job); reason != "" {
 		out.Reason, out.Detail, out.ExitCode = reason, detail, 1
 		return out, nil
 	}
-	w := worker{path: e.cpu.Path, env: e.cpu.Env, limit: int64(job.MemoryMiB+market.TrainerOverheadMiB) << 20, cpus: job.CPU}
+	w := worker{path: e.cpu.Path, env: e.cpu.Env, limit: int64(job.MemoryMiB+trainspec.TrainerOverheadMiB) << 20, cpus: job.CPU}
 	var err error
 	if job.GPUs > 0 {
 		if e.gpu == "" {
@@ -174,7 +174,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 
 // checkMemory measures the dataset and refuses a job whose estimated peak
 // memory is over its limit, before any worker starts.
-func checkMemory(spec market.TrainSpec, dataDir string, job compute.Job) (reason, detail string) {
+func checkMemory(spec trainspec.Spec, dataDir string, job compute.Job) (reason, detail string) {
 	size, err := MeasureDataset(dataDir, spec.Dataset, memoryBytes(job))
 	if err != nil {
 		if errors.Is(err, ErrDataset) {
@@ -267,7 +267,7 @@ func (e *Executor) startWorker(ctx context.Context, job compute.Job, dataDir str
 	peak, over := watch.stop()
 	if over {
 		return final, peak, fmt.Errorf("%w: used %s, more than its limit of %d MiB (memory_mib and %d MiB for the trainer)",
-			errWorkerMemory, market.FormatBytes(peak), w.limit>>20, (w.limit>>20)-int64(job.MemoryMiB))
+			errWorkerMemory, trainspec.FormatBytes(peak), w.limit>>20, (w.limit>>20)-int64(job.MemoryMiB))
 	}
 	if ctx.Err() != nil {
 		return final, peak, ctx.Err()
@@ -286,7 +286,7 @@ func (e *Executor) startWorker(ctx context.Context, job compute.Job, dataDir str
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 			// Killed by no one here: the system's out-of-memory killer,
 			// which picks workers first (see ServeWorker).
-			return final, peak, fmt.Errorf("%w: the worker was killed by the system (out of memory), peak %s", errWorkerMemory, market.FormatBytes(peak))
+			return final, peak, fmt.Errorf("%w: the worker was killed by the system (out of memory), peak %s", errWorkerMemory, trainspec.FormatBytes(peak))
 		}
 		if strings.Contains(detail, "out of memory") {
 			return final, peak, fmt.Errorf("%w: %s", errWorkerMemory, detail)

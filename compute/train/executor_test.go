@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // gpuWorkerEnv makes this test binary act as a GPU worker (on the CPU
@@ -40,11 +40,11 @@ func newTestExecutor(t *testing.T, cfg ExecutorConfig) *Executor {
 }
 
 // job prepares a train job's folders with the XOR dataset.
-func job(t *testing.T, spec market.TrainSpec, gpus int) (compute.Job, *bytes.Buffer, *bytes.Buffer) {
+func job(t *testing.T, spec trainspec.Spec, gpus int) (compute.Job, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
-	data := filepath.Join(in, market.TrainDatasetDir)
+	data := filepath.Join(in, trainspec.DatasetDir)
 	os.MkdirAll(data, 0o755)
 	os.MkdirAll(out, 0o755)
 	writeCSV(t, data, 300, 4)
@@ -92,7 +92,7 @@ func TestExecutorFailures(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		worker string
-		spec   market.TrainSpec
+		spec   trainspec.Spec
 		gpus   int
 		reason string
 	}{

@@ -13,7 +13,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // The fuzzers below feed the dataset and safetensors readers bytes as a
@@ -98,7 +98,7 @@ func FuzzIDX(f *testing.F) {
 	f.Fuzz(func(t *testing.T, images, labels []byte) {
 		writeFile(t, dir, "images", images)
 		writeFile(t, dir, "labels", labels)
-		d := market.Dataset{Format: market.DatasetIDX, TrainImages: "images", TrainLabels: "labels", Scale: 1.0 / 255}
+		d := trainspec.Dataset{Format: trainspec.DatasetIDX, TrainImages: "images", TrainLabels: "labels", Scale: 1.0 / 255}
 		var train *examples
 		var err error
 		if n := allocatedBy(func() { train, _, err = loadDataset(dir, d, fuzzLimit) }); n > maxAlloc {
@@ -136,7 +136,7 @@ func FuzzCSV(f *testing.F) {
 	dir := f.TempDir() // each fuzzing process runs one input at a time
 	f.Fuzz(func(t *testing.T, data []byte, header bool, labelColumn int8) {
 		writeFile(t, dir, "data.csv", data)
-		d := market.Dataset{Format: market.DatasetCSV, TrainFile: "data.csv", Header: header, Scale: 1}
+		d := trainspec.Dataset{Format: trainspec.DatasetCSV, TrainFile: "data.csv", Header: header, Scale: 1}
 		if labelColumn >= 0 {
 			col := int(labelColumn)
 			d.LabelColumn = &col

@@ -3,7 +3,7 @@ package train
 import (
 	"math"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // head computes the loss, its gradient for the network's output and the
@@ -37,11 +37,11 @@ func (h *head) lossGrad(out []float32, labels []float32, idx []int) (float64, in
 		if h.accuracy && argmax(row) == int(label) {
 			right++
 		}
-		if h.loss == market.LossCrossEntropy || h.softmax {
+		if h.loss == trainspec.LossCrossEntropy || h.softmax {
 			softmax(h.probs, row)
 		}
 		switch h.loss {
-		case market.LossCrossEntropy:
+		case trainspec.LossCrossEntropy:
 			y := int(label)
 			total -= math.Log(math.Max(h.probs[y], 1e-30))
 			for j := range g {
@@ -54,7 +54,7 @@ func (h *head) lossGrad(out []float32, labels []float32, idx []int) (float64, in
 			if math.IsNaN(float64(row[y])) {
 				total = math.NaN()
 			}
-		case market.LossMSE:
+		case trainspec.LossMSE:
 			var dot float64
 			for j := range g {
 				o := float64(row[j])

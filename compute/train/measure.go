@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // MeasureDataset measures the dataset in dir (a folder, or a single file)
 // for a memory estimate, reading IDX headers and counting CSV rows; no
 // file may expand to more than limit bytes (0: DefaultMaxDataBytes).
-func MeasureDataset(dir string, d market.Dataset, limit int64) (market.DatasetSize, error) {
+func MeasureDataset(dir string, d trainspec.Dataset, limit int64) (trainspec.DatasetSize, error) {
 	return MeasureDatasetWith(func(name string) (io.ReadCloser, error) {
 		f, _, err := openData(dir, name, dataLimit(limit))
 		return f, err
@@ -25,11 +25,11 @@ func MeasureDataset(dir string, d market.Dataset, limit int64) (market.DatasetSi
 // MeasureDatasetWith is MeasureDataset over files that open opens by the
 // names the spec gives them, gzip'd or not: a requester measures a dataset
 // in its content store with it.
-func MeasureDatasetWith(open func(name string) (io.ReadCloser, error), d market.Dataset, limit int64) (market.DatasetSize, error) {
+func MeasureDatasetWith(open func(name string) (io.ReadCloser, error), d trainspec.Dataset, limit int64) (trainspec.DatasetSize, error) {
 	limit = dataLimit(limit)
-	var size market.DatasetSize
+	var size trainspec.DatasetSize
 	switch d.Format {
-	case market.DatasetIDX:
+	case trainspec.DatasetIDX:
 		for _, name := range []string{d.TrainImages, d.TestImages} {
 			if name == "" {
 				continue
@@ -41,7 +41,7 @@ func MeasureDatasetWith(open func(name string) (io.ReadCloser, error), d market.
 			size.Examples += n
 			size.Features = f
 		}
-	case market.DatasetCSV:
+	case trainspec.DatasetCSV:
 		size.CSV = true
 		for _, name := range []string{d.TrainFile, d.TestFile} {
 			if name == "" {

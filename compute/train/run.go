@@ -13,12 +13,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // Params describe one training run.
 type Params struct {
-	Spec market.TrainSpec
+	Spec trainspec.Spec
 	// DataDir is the dataset: a folder, or a single file.
 	DataDir string
 	// OutDir receives model.safetensors, metrics.jsonl and checkpoints/.
@@ -92,7 +92,7 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	inSize, classes := shapes[0].Size(), shapes[len(shapes)-1].Size()
 	if trainSet.F != inSize {
 		return res, dataErr("examples have %d features, the model's input %s has %d",
-			trainSet.F, market.ShapeString(shapes[0]), inSize)
+			trainSet.F, trainspec.ShapeString(shapes[0]), inSize)
 	}
 	for _, e := range []*examples{trainSet, evalSet} {
 		if e != nil {
@@ -261,12 +261,12 @@ func permutation(n int, seed, stream uint64) []int {
 }
 
 // learningRate is the schedule's rate for a 0-based epoch.
-func learningRate(s market.TrainSpec, epoch int) float64 {
+func learningRate(s trainspec.Spec, epoch int) float64 {
 	lr := s.Optimizer.LearningRate
 	switch s.Schedule.Type {
-	case market.ScheduleStep:
+	case trainspec.ScheduleStep:
 		return lr * math.Pow(s.Schedule.Gamma, float64(epoch/s.Schedule.StepEpochs))
-	case market.ScheduleCosine:
+	case trainspec.ScheduleCosine:
 		lo := s.Schedule.MinLearningRate
 		if s.Epochs == 1 {
 			return lr
@@ -278,7 +278,7 @@ func learningRate(s market.TrainSpec, epoch int) float64 {
 
 // saveModel writes every parameter, with the model graph and the figures
 // so far as metadata.
-func saveModel(path string, b Backend, params []*param, spec market.TrainSpec, res Result) error {
+func saveModel(path string, b Backend, params []*param, spec trainspec.Spec, res Result) error {
 	var ts []NamedTensor
 	for _, p := range params {
 		t := NamedTensor{Name: p.name, Shape: p.shape, Data: make([]float32, p.n)}

@@ -13,15 +13,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // The gradients of every layer kind agree with finite differences of the
 // loss, on a network that uses them all.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
-	for _, loss := range []string{market.LossCrossEntropy, market.LossMSE} {
+	for _, loss := range []string{trainspec.LossCrossEntropy, trainspec.LossMSE} {
 		t.Run(loss, func(t *testing.T) {
-			model := market.Model{Input: []int{6, 6, 2}, Layers: []market.Layer{
+			model := trainspec.Model{Input: []int{6, 6, 2}, Layers: []trainspec.Layer{
 				{Type: "conv2d", Filters: 3, Kernel: 3, Stride: 1, Padding: 1}, {Type: "tanh"},
 				{Type: "maxpool", Size: 2, Stride: 2},
 				{Type: "conv2d", Filters: 2, Kernel: 2, Stride: 1}, {Type: "sigmoid"},
@@ -86,6 +86,13 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 // parity (XOR), which no linear model separates.
 func writeCSV(t testing.TB, dir string, n int, seed uint64) {
 	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "xor.csv"), xorCSV(n, seed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// xorCSV is n examples of XOR on noisy points, with a header.
+func xorCSV(n int, seed uint64) []byte {
 	rng := rand.New(rand.NewPCG(seed, 9))
 	var buf bytes.Buffer
 	buf.WriteString("x,y,label\n")
@@ -97,27 +104,28 @@ func writeCSV(t testing.TB, dir string, n int, seed uint64) {
 		}
 		fmt.Fprintf(&buf, "%.5f,%.5f,%d\n", x, y, label)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "xor.csv"), buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return buf.Bytes()
 }
 
-func xorSpec(t testing.TB) market.TrainSpec {
+// anyCID accepts every dataset CID: these tests never fetch a dataset.
+func anyCID(string) error { return nil }
+
+func xorSpec(t testing.TB) trainspec.Spec {
 	t.Helper()
-	s := market.Spec{Kind: market.KindTrain, Train: &market.TrainSpec{
-		Model: market.Model{Input: []int{2}, Layers: []market.Layer{
+	s := trainspec.Spec{
+		Model: trainspec.Model{Input: []int{2}, Layers: []trainspec.Layer{
 			{Type: "dense", Units: 16}, {Type: "tanh"}, {Type: "dropout", Rate: 0.1}, {Type: "dense", Units: 2}}},
-		Loss:      market.LossCrossEntropy,
-		Optimizer: market.Optimizer{Type: market.OptimizerSGD, LearningRate: 0.1, Momentum: 0.9},
-		Schedule:  &market.Schedule{Type: market.ScheduleCosine, MinLearningRate: 0.01},
+		Loss:      trainspec.LossCrossEntropy,
+		Optimizer: trainspec.Optimizer{Type: trainspec.OptimizerSGD, LearningRate: 0.1, Momentum: 0.9},
+		Schedule:  &trainspec.Schedule{Type: trainspec.ScheduleCosine, MinLearningRate: 0.01},
 		BatchSize: 16, Epochs: 30, Seed: 3, LogSteps: 50, CheckpointEpochs: 10,
-		Dataset: market.Dataset{CID: "bafkqaaa", Format: market.DatasetCSV, TrainFile: "xor.csv", Header: true},
-	}}
+		Dataset: trainspec.Dataset{CID: "bafkqaaa", Format: trainspec.DatasetCSV, TrainFile: "xor.csv", Header: true},
+	}
 	s.Normalize()
-	if err := s.Validate(); err != nil {
+	if err := s.Validate(anyCID); err != nil {
 		t.Fatal(err)
 	}
-	return *s.Train
+	return s
 }
 
 func TestTrainCSVLearnsXOR(t *testing.T) {
@@ -199,15 +207,15 @@ func TestTrainDivergesWithMetrics(t *testing.T) {
 		fmt.Fprintf(&buf, "%d,%d\n", i, i*1000)
 	}
 	os.WriteFile(filepath.Join(data, "big.csv"), buf.Bytes(), 0o644)
-	s := market.Spec{Kind: market.KindTrain, Train: &market.TrainSpec{
-		Model:     market.Model{Input: []int{1}, Layers: []market.Layer{{Type: "dense", Units: 1}}},
-		Loss:      market.LossMSE,
-		Optimizer: market.Optimizer{Type: market.OptimizerSGD, LearningRate: 10},
+	s := trainspec.Spec{
+		Model:     trainspec.Model{Input: []int{1}, Layers: []trainspec.Layer{{Type: "dense", Units: 1}}},
+		Loss:      trainspec.LossMSE,
+		Optimizer: trainspec.Optimizer{Type: trainspec.OptimizerSGD, LearningRate: 10},
 		BatchSize: 10, Epochs: 50, LogSteps: 1,
-		Dataset: market.Dataset{CID: "bafkqaaa", Format: market.DatasetCSV, TrainFile: "big.csv", Header: true},
-	}}
+		Dataset: trainspec.Dataset{CID: "bafkqaaa", Format: trainspec.DatasetCSV, TrainFile: "big.csv", Header: true},
+	}
 	s.Normalize()
-	_, err := Run(context.Background(), Params{Spec: *s.Train, DataDir: data, OutDir: out, Backend: NewCPU()})
+	_, err := Run(context.Background(), Params{Spec: s, DataDir: data, OutDir: out, Backend: NewCPU()})
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("Run = %v, want ErrDiverged", err)
 	}
@@ -264,7 +272,7 @@ func TestCSVErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "d.csv"), []byte(c.data), 0o644)
-			_, err := loadCSV(dir, "d.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes)
+			_, err := loadCSV(dir, "d.csv", trainspec.Dataset{Scale: 1}, DefaultMaxDataBytes)
 			if !errors.Is(err, ErrDataset) || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("loadCSV(%q) = %v, want an error containing %q", c.data, err, c.want)
 			}
@@ -323,17 +331,17 @@ func TestHostileDatasets(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "secret.csv")
 	os.WriteFile(secret, []byte("1,2,3\n"), 0o644)
 	os.Symlink(secret, filepath.Join(dir, "link.csv"))
-	if _, err := loadCSV(dir, "link.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes); !errors.Is(err, ErrDataset) || !strings.Contains(err.Error(), "outside the dataset") {
+	if _, err := loadCSV(dir, "link.csv", trainspec.Dataset{Scale: 1}, DefaultMaxDataBytes); !errors.Is(err, ErrDataset) || !strings.Contains(err.Error(), "outside the dataset") {
 		t.Errorf("a link out of the dataset: %v", err)
 	}
 	os.Symlink("/dev/zero", filepath.Join(dir, "dev.csv"))
-	if _, err := loadCSV(dir, "dev.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes); !errors.Is(err, ErrDataset) {
+	if _, err := loadCSV(dir, "dev.csv", trainspec.Dataset{Scale: 1}, DefaultMaxDataBytes); !errors.Is(err, ErrDataset) {
 		t.Errorf("a link to a device: %v", err)
 	}
 	inside := filepath.Join(dir, "data.csv")
 	os.WriteFile(inside, []byte("1,2,0\n3,4,1\n"), 0o644)
 	os.Symlink("data.csv", filepath.Join(dir, "alias.csv"))
-	if e, err := loadCSV(dir, "alias.csv", market.Dataset{Scale: 1}, DefaultMaxDataBytes); err != nil || e.N != 2 {
+	if e, err := loadCSV(dir, "alias.csv", trainspec.Dataset{Scale: 1}, DefaultMaxDataBytes); err != nil || e.N != 2 {
 		t.Errorf("a link inside the dataset: %v", err)
 	}
 }

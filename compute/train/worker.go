@@ -10,7 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // ServeWorker is the main function of a training worker: `train -spec
@@ -48,7 +48,7 @@ func ServeWorker(ctx context.Context, args []string, stdout, stderr io.Writer, n
 		fmt.Fprintln(stderr, err)
 		return workerExitUsage
 	}
-	var spec market.TrainSpec
+	var spec trainspec.Spec
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		fmt.Fprintf(stderr, "spec: %v\n", err)
 		return workerExitUsage

@@ -37,18 +37,24 @@ func TestConformance(t *testing.T) {
 	}
 	defer e.Close(context.Background())
 	prog := func(args ...string) computetest.Program { return computetest.Program{Code: guest, Args: args} }
+	payload := map[string][]byte{"data": []byte("payload")}
 	computetest.Run(t, e, computetest.Programs{
-		Hello:       computetest.Program{Code: TinyModule(), Args: nil},
-		Copy:        prog("copy", "/in/data", "/out/result"),
-		Exit3:       prog("exit", "3"),
+		Hello:       computetest.Program{Code: TinyModule()},
+		Greeting:    "hello",
+		Output:      computetest.Program{Code: guest, Args: []string{"copy", "/in/data", "/out/result"}, Inputs: payload},
+		Outputs:     map[string][]byte{"result": []byte("payload")},
+		Fail:        computetest.Failure{Program: prog("exit", "3"), Reason: compute.ReasonExit, ExitCode: 3},
 		Loop:        prog("loop"),
 		Alloc:       prog("alloc", "256"),
-		ReadOutside: prog("read", "/etc/hostname"),
-		WriteInput:  prog("write", "/in/data"),
-		Dial:        prog("dial", "127.0.0.1:9"),
-		Env:         prog("env", "CYXWIZ_TEST"),
+		ReadOutside: computetest.Failure{Program: prog("read", "/etc/hostname"), Reason: compute.ReasonExit, ExitCode: 3},
 		Lines:       prog("lines", "50"),
+		Line:        "line ",
 		Garbage:     []byte("#!/bin/sh\necho not wasm\n"),
+		Sandbox: &computetest.Sandbox{
+			WriteInput: prog("write", "/in/data"),
+			Dial:       prog("dial", "127.0.0.1:9"),
+			Env:        prog("env", "CYXWIZ_TEST"),
+		},
 	})
 }
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // trainBench prints GEMM throughput against this machine's peak and the
@@ -101,14 +101,14 @@ func gemmChild(n int, coretype string) (float64, error) {
 // mnistEpoch returns the fastest of some epochs of the MLP on MNIST, with
 // no evaluation in the timing.
 func mnistEpoch(b train.Backend, dir string, epochs int) (time.Duration, error) {
-	spec := market.TrainSpec{
-		Model: market.Model{Input: []int{784}, Layers: []market.Layer{
+	spec := trainspec.Spec{
+		Model: trainspec.Model{Input: []int{784}, Layers: []trainspec.Layer{
 			{Type: "dense", Units: 128}, {Type: "relu"}, {Type: "dense", Units: 10}, {Type: "softmax"}}},
-		Loss: market.LossCrossEntropy, Optimizer: market.Optimizer{Type: market.OptimizerAdam, LearningRate: 0.001,
+		Loss: trainspec.LossCrossEntropy, Optimizer: trainspec.Optimizer{Type: trainspec.OptimizerAdam, LearningRate: 0.001,
 			Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8},
-		Schedule:  &market.Schedule{Type: market.ScheduleConstant},
+		Schedule:  &trainspec.Schedule{Type: trainspec.ScheduleConstant},
 		BatchSize: 100, Epochs: epochs, Seed: 1, LogSteps: 1 << 30,
-		Dataset: market.Dataset{Format: market.DatasetIDX, TrainImages: "train-images-idx3-ubyte.gz",
+		Dataset: trainspec.Dataset{Format: trainspec.DatasetIDX, TrainImages: "train-images-idx3-ubyte.gz",
 			TrainLabels: "train-labels-idx1-ubyte.gz", Scale: 1.0 / 255},
 	}
 	out, err := os.MkdirTemp("", "cyxwiz-mnist")

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
-	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
 // A whole training run on the GPU agrees with the same run on the CPU:
@@ -41,24 +41,24 @@ func TestTrainingParity(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(data, "blobs.csv"), buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := market.Spec{Kind: market.KindTrain, Train: &market.TrainSpec{
-		Model: market.Model{Input: []int{12, 12, 1}, Layers: []market.Layer{
+	s := trainspec.Spec{
+		Model: trainspec.Model{Input: []int{12, 12, 1}, Layers: []trainspec.Layer{
 			{Type: "conv2d", Filters: 6, Kernel: 3, Padding: 1}, {Type: "relu"}, {Type: "maxpool"},
 			{Type: "conv2d", Filters: 8, Kernel: 3}, {Type: "tanh"}, {Type: "flatten"},
 			{Type: "dropout", Rate: 0.2}, {Type: "dense", Units: 16}, {Type: "sigmoid"},
 			{Type: "dense", Units: 4}, {Type: "softmax"}}},
-		Loss:      market.LossCrossEntropy,
-		Optimizer: market.Optimizer{Type: market.OptimizerAdam, LearningRate: 0.01},
+		Loss:      trainspec.LossCrossEntropy,
+		Optimizer: trainspec.Optimizer{Type: trainspec.OptimizerAdam, LearningRate: 0.01},
 		BatchSize: 32, Epochs: 3, Seed: 9, LogSteps: 5,
-		Dataset: market.Dataset{CID: "bafkqaaa", Format: market.DatasetCSV, TrainFile: "blobs.csv"},
-	}}
+		Dataset: trainspec.Dataset{CID: "bafkqaaa", Format: trainspec.DatasetCSV, TrainFile: "blobs.csv"},
+	}
 	s.Normalize()
-	if err := s.Validate(); err != nil {
+	if err := s.Validate(func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	run := func(b train.Backend) (train.Result, []train.NamedTensor) {
 		out := t.TempDir()
-		res, err := train.Run(context.Background(), train.Params{Spec: *s.Train, DataDir: data, OutDir: out, Backend: b})
+		res, err := train.Run(context.Background(), train.Params{Spec: s, DataDir: data, OutDir: out, Backend: b})
 		if err != nil {
 			t.Fatalf("%s: %v", b.Name(), err)
 		}
