@@ -98,7 +98,7 @@ func loadSpec(ctx context.Context, c *api.Client, file string) (json.RawMessage,
 			return nil, err
 		}
 		if _, err := os.Stat(abs); err != nil {
-			return nil, fmt.Errorf("%s: %q is neither a CID nor a local path (%v)", field, s, err)
+			return nil, fmt.Errorf("%s: %q is neither a CID nor a local path (%w)", field, s, err)
 		}
 		res, err := c.ContentAdd(ctx, api.ContentAddParams{Path: abs})
 		if err != nil {
@@ -171,7 +171,10 @@ func follow(ctx context.Context, c *api.Client, e *env, id string, events bool) 
 			return api.JobInfo{}, ctx.Err()
 		case raw, ok := <-sub.Events():
 			if !ok {
-				return api.JobInfo{}, fmt.Errorf("subscription ended: %v", sub.Err())
+				if ctx.Err() != nil {
+					return api.JobInfo{}, ctx.Err() // the subscription ends with no error of its own
+				}
+				return api.JobInfo{}, fmt.Errorf("subscription ended: %w", sub.Err())
 			}
 			var n api.JobNotification
 			if json.Unmarshal(raw, &n) == nil && n.Type == "event" && events {
