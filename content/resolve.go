@@ -22,7 +22,7 @@ func ParsePath(p string) (cid.Cid, []string, error) {
 	parts := strings.Split(strings.Trim(p, "/"), "/")
 	root, err := cid.Decode(parts[0])
 	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("%w: %q: cid: %v", ErrBadPath, p, err)
+		return cid.Undef, nil, fmt.Errorf("%w: %q: cid: %w", ErrBadPath, p, err)
 	}
 	var names []string
 	for _, n := range parts[1:] {
@@ -50,7 +50,7 @@ func (s *Store) Resolve(ctx context.Context, p string) (cid.Cid, error) {
 		nd, err := s.dag.Get(ctx, c)
 		if err != nil {
 			if ctx.Err() != nil {
-				return cid.Undef, fmt.Errorf("resolve %s: %w: %v", p, ErrNotFound, err)
+				return cid.Undef, fmt.Errorf("resolve %s: %w: %w", p, ErrNotFound, err)
 			}
 			return cid.Undef, fmt.Errorf("resolve %s: %w", p, err)
 		}

@@ -55,7 +55,7 @@ func (s *Store) writeDAG(ctx context.Context, c cid.Cid, out string, limit int64
 		return 0, err
 	}
 	if link, reason := t.badLink(); reason != nil {
-		return 0, fmt.Errorf("%w: %s: symlink to %q %v", ErrUnsafe, filepath.Join(out, t.path(link)), t.entries[link].target, reason)
+		return 0, fmt.Errorf("%w: %s: symlink to %q %w", ErrUnsafe, filepath.Join(out, t.path(link)), t.entries[link].target, reason)
 	}
 	if limit > 0 && t.fileBytes > limit {
 		return 0, fmt.Errorf("%w: its files hold %d bytes, more than %d", ErrTooLarge, t.fileBytes, limit)
@@ -207,7 +207,7 @@ func (sc *scanner) node(ctx context.Context, c cid.Cid) (*merkledag.ProtoNode, *
 	}
 	fsn, err := unixfs.FSNodeFromBytes(nd.Data())
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s is not UnixFS: %v", ErrUnsafe, c, err)
+		return nil, nil, fmt.Errorf("%w: %s is not UnixFS: %w", ErrUnsafe, c, err)
 	}
 	return nd, fsn, nil
 }
@@ -228,7 +228,7 @@ func (sc *scanner) dirLinks(ctx context.Context, dir int32, nd *merkledag.ProtoN
 	}
 	where := func() string { return sc.where(dir, "") }
 	if _, err := hamt.NewHamtFromDag(sc.s.dag, nd); err != nil {
-		return fmt.Errorf("%w: %s: bad HAMT shard %s: %v", ErrUnsafe, where(), nd.Cid(), err)
+		return fmt.Errorf("%w: %s: bad HAMT shard %s: %w", ErrUnsafe, where(), nd.Cid(), err)
 	}
 	// A link named by the child's index alone leads to a shard below;
 	// a longer one is an entry, named after the index.

@@ -4,13 +4,19 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/node"
 	"github.com/cyxwiz/cyxwiz/node/api"
@@ -223,9 +229,54 @@ func printCommandHelp(w io.Writer, path string, c *command, fs *flag.FlagSet) {
 	fs.PrintDefaults()
 }
 
-// client returns an API client for the daemon on the env's repo.
-func (e *env) client() (*api.Client, error) {
-	return api.FromRepo(e.repo)
+// callTimeout bounds a command that makes short API requests.
+const callTimeout = time.Minute
+
+// withClient runs fn with a client for the daemon on the env's repo and a
+// context that the first SIGINT or SIGTERM cancels. A timeout other than 0
+// also ends the context after that long; commands that stream or wait on
+// the daemon pass 0.
+func withClient(e *env, timeout time.Duration, fn func(context.Context, *api.Client) error) error {
+	c, err := api.FromRepo(e.repo)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(e.stderr)
+	defer stop()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return fn(ctx, c)
+}
+
+// signalContext returns a context cancelled by the first SIGINT or SIGTERM.
+// A second signal exits the process at once.
+func signalContext(stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "second signal: exiting now")
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 // printJSON writes v as indented JSON.
@@ -235,8 +286,31 @@ func (e *env) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// table returns a writer that aligns tab-separated columns on stdout,
+// with the header row written; Flush prints it.
+func (e *env) table(header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
+}
+
 // listFlag is a repeatable string flag.
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// show makes one request through withClient and prints its result: as
+// indented JSON under --json, else with text.
+func show[T any](e *env, timeout time.Duration, req func(context.Context, *api.Client) (T, error), text func(T) error) error {
+	return withClient(e, timeout, func(ctx context.Context, c *api.Client) error {
+		v, err := req(ctx, c)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return e.printJSON(v)
+		}
+		return text(v)
+	})
+}

@@ -12,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/content"
@@ -41,32 +40,25 @@ func addCommand() *command {
 			if err != nil {
 				return err
 			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(e.stderr)
-			defer stop()
-			params := api.ContentAddParams{Path: path}
-			stopBar := func() {}
-			if !quiet && size >= progressFloor && isTerminal(e.stderr) {
-				params.Progress = newProgressID()
-				stopBar = showProgress(ctx, c, e.stderr, params.Progress)
-			}
-			res, err := c.ContentAdd(ctx, params)
-			stopBar()
-			if err != nil {
-				return err
-			}
-			switch {
-			case e.json:
-				return e.printJSON(res)
-			case quiet:
-				fmt.Fprintln(e.stdout, res.CID)
-			default:
-				fmt.Fprintf(e.stdout, "added %s %s (%s)\n", res.CID, res.Name, humanBytes(res.Size))
-			}
-			return nil
+			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
+				params := api.ContentAddParams{Path: path}
+				var stopBar func()
+				params.Progress, stopBar = startProgress(ctx, c, e.stderr, !quiet && size >= progressFloor)
+				res, err := c.ContentAdd(ctx, params)
+				stopBar()
+				if err != nil {
+					return err
+				}
+				switch {
+				case e.json:
+					return e.printJSON(res)
+				case quiet:
+					fmt.Fprintln(e.stdout, res.CID)
+				default:
+					fmt.Fprintf(e.stdout, "added %s %s (%s)\n", res.CID, res.Name, humanBytes(res.Size))
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -90,28 +82,21 @@ func getCommand() *command {
 			if err != nil {
 				return err
 			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(e.stderr)
-			defer stop()
-			params := api.ContentGetParams{CID: args[0], Output: output}
-			stopBar := func() {}
-			if isTerminal(e.stderr) {
-				params.Progress = newProgressID()
-				stopBar = showProgress(ctx, c, e.stderr, params.Progress)
-			}
-			res, err := c.ContentGet(ctx, params)
-			stopBar()
-			if err != nil {
-				return err
-			}
-			if e.json {
-				return e.printJSON(res)
-			}
-			fmt.Fprintf(e.stdout, "saved %s to %s\n", res.CID, res.Output)
-			return nil
+			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
+				params := api.ContentGetParams{CID: args[0], Output: output}
+				var stopBar func()
+				params.Progress, stopBar = startProgress(ctx, c, e.stderr, true)
+				res, err := c.ContentGet(ctx, params)
+				stopBar()
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(res)
+				}
+				fmt.Fprintf(e.stdout, "saved %s to %s\n", res.CID, res.Output)
+				return nil
+			})
 		},
 	}
 }
@@ -123,13 +108,9 @@ func catCommand() *command {
 		summary: "write a file's content to standard output",
 		want:    "one CID",
 		run: func(e *env, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(e.stderr)
-			defer stop()
-			return catTo(ctx, c, args[0], e.stdout)
+			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
+				return catTo(ctx, c, args[0], e.stdout)
+			})
 		},
 	}
 }
@@ -162,7 +143,8 @@ func pinCommand() *command {
 			flags:   func(fs *flag.FlagSet) { fs.StringVar(&name, "name", "", "a label for the pin") },
 			want:    "one CID",
 			run: func(e *env, args []string) error {
-				return withClient(e, func(ctx context.Context, c *api.Client) error {
+				// No timeout: pinning fetches the whole DAG.
+				return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
 					if err := c.ContentPin(ctx, api.ContentPinParams{CID: args[0], Name: name}); err != nil {
 						return err
 					}
@@ -177,7 +159,7 @@ func pinCommand() *command {
 			summary: "remove a pin (the blocks go at the next repo gc)",
 			want:    "one CID",
 			run: func(e *env, args []string) error {
-				return withClient(e, func(ctx context.Context, c *api.Client) error {
+				return withClient(e, callTimeout, func(ctx context.Context, c *api.Client) error {
 					if err := c.ContentUnpin(ctx, args[0]); err != nil {
 						return err
 					}
@@ -190,16 +172,10 @@ func pinCommand() *command {
 			name:    "ls",
 			summary: "list pinned roots",
 			run: func(e *env, args []string) error {
-				return withClient(e, func(ctx context.Context, c *api.Client) error {
-					pins, err := c.ContentPins(ctx)
-					if err != nil {
-						return err
-					}
-					if e.json {
-						return e.printJSON(pins)
-					}
-					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "CID\tNAME\tSIZE\tPINNED")
+				return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.PinInfo, error) {
+					return c.ContentPins(ctx)
+				}, func(pins []api.PinInfo) error {
+					tw := e.table("CID\tNAME\tSIZE\tPINNED")
 					for _, p := range pins {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, p.Name, humanBytes(p.Size), p.PinnedAt.Local().Format(time.DateTime))
 					}
@@ -215,14 +191,10 @@ func repoCommand() *command {
 		name:    "gc",
 		summary: "delete every block that no pin reaches",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
-				res, err := c.ContentGC(ctx)
-				if err != nil {
-					return err
-				}
-				if e.json {
-					return e.printJSON(res)
-				}
+			// No timeout: gc walks every pin of a repo of any size.
+			return show(e, 0, func(ctx context.Context, c *api.Client) (api.GCResult, error) {
+				return c.ContentGC(ctx)
+			}, func(res api.GCResult) error {
 				fmt.Fprintf(e.stdout, "removed %d blocks, freed %s\n", res.RemovedBlocks, humanBytes(res.FreedBytes))
 				return nil
 			})
@@ -230,15 +202,15 @@ func repoCommand() *command {
 	}}}
 }
 
-// withClient runs fn with a client and a context that the first Ctrl-C cancels.
-func withClient(e *env, fn func(context.Context, *api.Client) error) error {
-	c, err := e.client()
-	if err != nil {
-		return err
+// startProgress shows a progress bar on w for the operation it names,
+// where want is true and w is a terminal. It returns the progress ID to
+// put in the request ("" for none) and the function that stops the bar.
+func startProgress(ctx context.Context, c *api.Client, w io.Writer, want bool) (string, func()) {
+	if !want || !isTerminal(w) {
+		return "", func() {}
 	}
-	ctx, stop := signalContext(e.stderr)
-	defer stop()
-	return fn(ctx, c)
+	id := newProgressID()
+	return id, showProgress(ctx, c, w, id)
 }
 
 func newProgressID() string {

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/internal/logging"
@@ -36,34 +33,6 @@ func daemonCommand() *command {
 			defer stop()
 			return runDaemon(ctx, e, overrides)
 		},
-	}
-}
-
-// signalContext returns a context cancelled by the first SIGINT or SIGTERM.
-// A second signal exits the process at once.
-func signalContext(stderr io.Writer) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-done:
-			return
-		}
-		select {
-		case <-sigs:
-			fmt.Fprintln(stderr, "second signal: exiting now")
-			os.Exit(1)
-		case <-done:
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(sigs)
-		close(done)
-		cancel()
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
 )
@@ -18,14 +17,10 @@ func jobDisputeCommand() *command {
 		flags:   func(fs *flag.FlagSet) { fs.StringVar(&reason, "reason", "", "what is wrong, for the arbiter") },
 		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
-				r, err := c.JobDispute(ctx, api.JobDisputeParams{ID: args[0], Reason: reason})
-				if err != nil {
-					return err
-				}
-				if e.json {
-					return e.printJSON(r)
-				}
+			// No timeout: the request waits on a ledger transaction.
+			return show(e, 0, func(ctx context.Context, c *api.Client) (api.JobDisputeResult, error) {
+				return c.JobDispute(ctx, api.JobDisputeParams{ID: args[0], Reason: reason})
+			}, func(r api.JobDisputeResult) error {
 				fmt.Fprintf(e.stdout, "dispute of escrow %s opened by the %s; the arbiter decides it\n", r.Escrow, r.Side)
 				return nil
 			})
@@ -39,16 +34,10 @@ func arbiterCommand() *command {
 			name:    "disputes",
 			summary: "the disputes this arbiter was asked to decide",
 			run: func(e *env, args []string) error {
-				return withClient(e, func(ctx context.Context, c *api.Client) error {
-					ds, err := c.ArbiterDisputes(ctx)
-					if err != nil {
-						return err
-					}
-					if e.json {
-						return e.printJSON(ds)
-					}
-					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ESCROW\tAMOUNT\tOPENED BY\tREASON\tRESULT\tDECIDED")
+				return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.DisputeInfo, error) {
+					return c.ArbiterDisputes(ctx)
+				}, func(ds []api.DisputeInfo) error {
+					tw := e.table("ESCROW\tAMOUNT\tOPENED BY\tREASON\tRESULT\tDECIDED")
 					for _, d := range ds {
 						decided := "open"
 						if d.Winner != "" {
@@ -67,14 +56,10 @@ func arbiterCommand() *command {
 			want:    "an escrow ID and a side (requester or provider)",
 			nargs:   2,
 			run: func(e *env, args []string) error {
-				return withClient(e, func(ctx context.Context, c *api.Client) error {
-					d, err := c.ArbiterResolve(ctx, api.ArbiterResolveParams{Escrow: args[0], Winner: args[1]})
-					if err != nil {
-						return err
-					}
-					if e.json {
-						return e.printJSON(d)
-					}
+				// No timeout: the request waits on a ledger transaction.
+				return show(e, 0, func(ctx context.Context, c *api.Client) (api.DisputeInfo, error) {
+					return c.ArbiterResolve(ctx, api.ArbiterResolveParams{Escrow: args[0], Winner: args[1]})
+				}, func(d api.DisputeInfo) error {
 					fmt.Fprintf(e.stdout, "escrow %s paid to the %s (tx %s)\n", d.Escrow, d.Winner, d.Tx)
 					return nil
 				})

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
@@ -35,7 +34,7 @@ func jobSubmitCommand() *command {
 		},
 		want: "one spec file",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
+			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
 				spec, err := loadSpec(ctx, c, args[0])
 				if err != nil {
 					return err
@@ -99,7 +98,7 @@ func loadSpec(ctx context.Context, c *api.Client, file string) (json.RawMessage,
 			return nil, err
 		}
 		if _, err := os.Stat(abs); err != nil {
-			return nil, fmt.Errorf("%s: %q is neither a CID nor a local path (%v)", field, s, err)
+			return nil, fmt.Errorf("%s: %q is neither a CID nor a local path (%w)", field, s, err)
 		}
 		res, err := c.ContentAdd(ctx, api.ContentAddParams{Path: abs})
 		if err != nil {
@@ -172,7 +171,10 @@ func follow(ctx context.Context, c *api.Client, e *env, id string, events bool) 
 			return api.JobInfo{}, ctx.Err()
 		case raw, ok := <-sub.Events():
 			if !ok {
-				return api.JobInfo{}, fmt.Errorf("subscription ended: %v", sub.Err())
+				if ctx.Err() != nil {
+					return api.JobInfo{}, ctx.Err() // the subscription ends with no error of its own
+				}
+				return api.JobInfo{}, fmt.Errorf("subscription ended: %w", sub.Err())
 			}
 			var n api.JobNotification
 			if json.Unmarshal(raw, &n) == nil && n.Type == "event" && events {
@@ -234,14 +236,9 @@ func jobStatusCommand() *command {
 		summary: "a job's state, history and result",
 		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
-				j, err := c.JobStatus(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				if e.json {
-					return e.printJSON(j)
-				}
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.JobInfo, error) {
+				return c.JobStatus(ctx, args[0])
+			}, func(j api.JobInfo) error {
 				printResult(e, j)
 				for _, ev := range j.Events {
 					fmt.Fprintf(e.stdout, "  %s  %-10s %s\n", ev.Time.Local().Format("15:04:05.000"), ev.State, ev.Detail)
@@ -257,16 +254,10 @@ func jobListCommand() *command {
 		name:    "list",
 		summary: "the jobs this node submitted, newest first",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
-				list, err := c.JobList(ctx)
-				if err != nil {
-					return err
-				}
-				if e.json {
-					return e.printJSON(list)
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSTATE\tKIND\tATTEMPT\tPROVIDER\tCREATED")
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.JobInfo, error) {
+				return c.JobList(ctx)
+			}, func(list []api.JobInfo) error {
+				tw := e.table("ID\tSTATE\tKIND\tATTEMPT\tPROVIDER\tCREATED")
 				for _, j := range list {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.State, j.Kind, j.Attempt, j.Provider, j.CreatedAt.Local().Format(time.DateTime))
 				}
@@ -285,7 +276,11 @@ func jobLogsCommand() *command {
 		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&followFlag, "f", false, "follow the output until the job ends") },
 		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
+			timeout := callTimeout
+			if followFlag {
+				timeout = 0
+			}
+			return withClient(e, timeout, func(ctx context.Context, c *api.Client) error {
 				if followFlag {
 					_, err := follow(ctx, c, e, args[0], false)
 					return err
@@ -314,7 +309,7 @@ func jobCancelCommand() *command {
 		summary: "stop a job at whatever stage it is",
 		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
+			return withClient(e, callTimeout, func(ctx context.Context, c *api.Client) error {
 				if _, err := c.JobCancel(ctx, args[0]); err != nil {
 					return err
 				}
@@ -334,22 +329,19 @@ func jobResultCommand() *command {
 		flags:   func(fs *flag.FlagSet) { fs.StringVar(&out, "o", "", "folder that receives the outputs") },
 		want:    "one job ID",
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
-				p := api.JobResultParams{ID: args[0]}
-				if out != "" {
-					abs, err := filepath.Abs(out)
-					if err != nil {
-						return err
-					}
-					p.Output = abs
-				}
-				j, err := c.JobResult(ctx, p)
+			p := api.JobResultParams{ID: args[0]}
+			timeout := callTimeout
+			if out != "" {
+				abs, err := filepath.Abs(out)
 				if err != nil {
 					return err
 				}
-				if e.json {
-					return e.printJSON(j)
-				}
+				p.Output = abs
+				timeout = 0 // the outputs are fetched into p.Output
+			}
+			return show(e, timeout, func(ctx context.Context, c *api.Client) (api.JobInfo, error) {
+				return c.JobResult(ctx, p)
+			}, func(j api.JobInfo) error {
 				printResult(e, j)
 				if p.Output != "" {
 					var names []string

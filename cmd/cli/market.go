@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
 )
@@ -18,16 +17,10 @@ func providersCommand() *command {
 		summary: "list the providers' capacity records found in the DHT",
 		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&gpu, "gpu", false, "only providers that offer GPUs") },
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
-				providers, err := c.MarketProviders(ctx, api.ProvidersParams{GPU: gpu})
-				if err != nil {
-					return err
-				}
-				if e.json {
-					return e.printJSON(providers)
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "PROVIDER\tCPUS\tMEMORY\tDISK\tGPUS\tEXECUTORS\tPRICE/CPU-S\tSCORE\tRELAY")
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.ProviderInfo, error) {
+				return c.MarketProviders(ctx, api.ProvidersParams{GPU: gpu})
+			}, func(providers []api.ProviderInfo) error {
+				tw := e.table("PROVIDER\tCPUS\tMEMORY\tDISK\tGPUS\tEXECUTORS\tPRICE/CPU-S\tSCORE\tRELAY")
 				for _, p := range providers {
 					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%.0f\t%v\n", p.ID, p.CPUCores,
 						humanBytes(p.MemoryMiB<<20), humanBytes(p.DiskMiB<<20), len(p.GPUs),

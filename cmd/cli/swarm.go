@@ -6,49 +6,27 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/p2p"
 )
 
-// callTimeout bounds one API call of a short command.
-const callTimeout = time.Minute
-
-// call returns a client and a context for one short API call.
-func (e *env) call() (*api.Client, context.Context, func(), error) {
-	c, err := e.client()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	return c, ctx, cancel, nil
-}
-
 func idCommand() *command {
 	return &command{
 		name:    "id",
 		summary: "peer ID, listen addresses, role and version of the running node",
 		run: func(e *env, args []string) error {
-			c, ctx, done, err := e.call()
-			if err != nil {
-				return err
-			}
-			defer done()
-			info, err := c.NodeInfo(ctx)
-			if err != nil {
-				return err
-			}
-			if e.json {
-				return e.printJSON(info)
-			}
-			fmt.Fprintf(e.stdout, "peer id:   %s\nrole:      %s\nversion:   %s\nprivate:   %v\ndht mode:  %s\npeers:     %d\naddresses:\n",
-				info.ID, info.Role, info.Version, info.PrivateSwarm, info.DHTMode, info.Peers)
-			for _, a := range info.Addresses {
-				fmt.Fprintf(e.stdout, "  %s\n", a)
-			}
-			return nil
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.NodeInfo, error) {
+				return c.NodeInfo(ctx)
+			}, func(info api.NodeInfo) error {
+				fmt.Fprintf(e.stdout, "peer id:   %s\nrole:      %s\nversion:   %s\nprivate:   %v\ndht mode:  %s\npeers:     %d\naddresses:\n",
+					info.ID, info.Role, info.Version, info.PrivateSwarm, info.DHTMode, info.Peers)
+				for _, a := range info.Addresses {
+					fmt.Fprintf(e.stdout, "  %s\n", a)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -58,24 +36,15 @@ func swarmPeersCommand() *command {
 		name:    "peers",
 		summary: "list connected peers",
 		run: func(e *env, args []string) error {
-			c, ctx, done, err := e.call()
-			if err != nil {
-				return err
-			}
-			defer done()
-			peers, err := c.SwarmPeers(ctx)
-			if err != nil {
-				return err
-			}
-			if e.json {
-				return e.printJSON(peers)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER\tADDRESS\tDIRECTION\tLATENCY\tAGENT")
-			for _, p := range peers {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\t%s\n", p.ID, p.Address, p.Direction, p.LatencyMS, p.Agent)
-			}
-			return tw.Flush()
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.Peer, error) {
+				return c.SwarmPeers(ctx)
+			}, func(peers []api.Peer) error {
+				tw := e.table("PEER\tADDRESS\tDIRECTION\tLATENCY\tAGENT")
+				for _, p := range peers {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\t%s\n", p.ID, p.Address, p.Direction, p.LatencyMS, p.Agent)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -87,20 +56,12 @@ func swarmConnectCommand() *command {
 		summary: "dial a peer (a multiaddr ending in /p2p/ID)",
 		want:    "one multiaddr",
 		run: func(e *env, args []string) error {
-			c, ctx, done, err := e.call()
-			if err != nil {
-				return err
-			}
-			defer done()
-			res, err := c.SwarmConnect(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if e.json {
-				return e.printJSON(res)
-			}
-			fmt.Fprintf(e.stdout, "connected to %s\n", res.ID)
-			return nil
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.SwarmConnectResult, error) {
+				return c.SwarmConnect(ctx, args[0])
+			}, func(res api.SwarmConnectResult) error {
+				fmt.Fprintf(e.stdout, "connected to %s\n", res.ID)
+				return nil
+			})
 		},
 	}
 }
@@ -112,16 +73,13 @@ func swarmDisconnectCommand() *command {
 		summary: "close every connection to a peer",
 		want:    "one peer ID",
 		run: func(e *env, args []string) error {
-			c, ctx, done, err := e.call()
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := c.SwarmDisconnect(ctx, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "disconnected from %s\n", args[0])
-			return nil
+			return withClient(e, callTimeout, func(ctx context.Context, c *api.Client) error {
+				if err := c.SwarmDisconnect(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "disconnected from %s\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -131,32 +89,28 @@ func swarmEventsCommand() *command {
 		name:    "events",
 		summary: "follow peers connecting and disconnecting until interrupted",
 		run: func(e *env, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(e.stderr)
-			defer stop()
-			sub, err := c.SubscribePeers(ctx)
-			if err != nil {
-				return err
-			}
-			defer sub.Close()
-			for raw := range sub.Events() {
-				if e.json {
-					fmt.Fprintln(e.stdout, string(raw))
-					continue
+			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
+				sub, err := c.SubscribePeers(ctx)
+				if err != nil {
+					return err
 				}
-				var ev api.PeerEvent
-				if err := json.Unmarshal(raw, &ev); err != nil {
-					return fmt.Errorf("decode event: %w", err)
+				defer sub.Close()
+				for raw := range sub.Events() {
+					if e.json {
+						fmt.Fprintln(e.stdout, string(raw))
+						continue
+					}
+					var ev api.PeerEvent
+					if err := json.Unmarshal(raw, &ev); err != nil {
+						return fmt.Errorf("decode event: %w", err)
+					}
+					fmt.Fprintf(e.stdout, "%s  %-12s  %s\n", ev.Time.Local().Format(time.TimeOnly), ev.State, ev.ID)
 				}
-				fmt.Fprintf(e.stdout, "%s  %-12s  %s\n", ev.Time.Local().Format(time.TimeOnly), ev.State, ev.ID)
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return sub.Err()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return sub.Err()
+			})
 		},
 	}
 }

@@ -14,14 +14,9 @@ func walletCommand() *command {
 			name:    "address",
 			summary: "the node's account address (the public key of keys/wallet.json)",
 			run: func(e *env, args []string) error {
-				return withClient(e, func(ctx context.Context, c *api.Client) error {
-					a, err := c.WalletAddress(ctx)
-					if err != nil {
-						return err
-					}
-					if e.json {
-						return e.printJSON(a)
-					}
+				return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.WalletAddress, error) {
+					return c.WalletAddress(ctx)
+				}, func(a api.WalletAddress) error {
 					fmt.Fprintln(e.stdout, a.Address)
 					return nil
 				})
@@ -39,14 +34,9 @@ func walletBalanceCommand() *command {
 		summary: "the account's balance of the market mint (or MINT), and its SOL",
 		flags:   func(fs *flag.FlagSet) { fs.StringVar(&mint, "mint", "", "the token to report (default: market.mint)") },
 		run: func(e *env, args []string) error {
-			return withClient(e, func(ctx context.Context, c *api.Client) error {
-				b, err := c.WalletBalance(ctx, api.WalletBalanceParams{Mint: mint})
-				if err != nil {
-					return err
-				}
-				if e.json {
-					return e.printJSON(b)
-				}
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.WalletBalance, error) {
+				return c.WalletBalance(ctx, api.WalletBalanceParams{Mint: mint})
+			}, func(b api.WalletBalance) error {
 				fmt.Fprintf(e.stdout, "%s: %d of mint %s", b.Address, b.Balance, b.Mint)
 				if b.Lamports != nil {
 					fmt.Fprintf(e.stdout, ", %d lamports", *b.Lamports)

@@ -282,7 +282,7 @@ func (s *Store) ReadInto(c cid.Cid, buf []byte) ([]byte, error) {
 func (s *Store) readFailed(c cid.Cid, loc location, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		if derr := s.DeleteBlock(context.Background(), c); derr != nil {
-			return fmt.Errorf("read block %s: %w (and drop its entry: %v)", c, err, derr)
+			return fmt.Errorf("read block %s: %w (and drop its entry: %w)", c, err, derr)
 		}
 		return ipld.ErrNotFound{Cid: c}
 	}

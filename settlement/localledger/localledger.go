@@ -106,7 +106,7 @@ func Start(ctx context.Context, opts Options) (*Ledger, error) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "server.mjs")); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	for _, pkg := range []string{"litesvm", "ws"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
@@ -119,7 +119,7 @@ func Start(ctx context.Context, opts Options) (*Ledger, error) {
 	}
 	node, err := exec.LookPath(node)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
 	l := &Ledger{
@@ -138,7 +138,7 @@ func Start(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	if err := l.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
 	// The first line of stdout says where it listens; the rest is drained
@@ -178,7 +178,7 @@ func Start(ctx context.Context, opts Options) (*Ledger, error) {
 		if errors.As(l.waitErr, &exit) && exit.ExitCode() == exitUnavailable {
 			return nil, fmt.Errorf("%w: %s", ErrUnavailable, tail)
 		}
-		return nil, fmt.Errorf("local ledger did not start (%v): %s", l.waitErr, tail)
+		return nil, fmt.Errorf("local ledger did not start (%w): %s", l.waitErr, tail)
 	}
 	l.rpc, l.ws = addr.RPC, addr.WS
 	log.Debug("local ledger started", "rpc", l.rpc, "ws", l.ws, "pid", l.cmd.Process.Pid)
@@ -293,7 +293,7 @@ func (l *Ledger) Close() error {
 		case <-l.exited:
 			// It had exited on its own: report how.
 			if l.waitErr != nil {
-				l.err = fmt.Errorf("local ledger had exited: %v: %s", l.waitErr, l.stderr.tail())
+				l.err = fmt.Errorf("local ledger had exited: %w: %s", l.waitErr, l.stderr.tail())
 			}
 			return
 		default:

@@ -258,11 +258,11 @@ func (p *Party) CoSign(_ context.Context, po settlement.Payout, t settlement.Ter
 	}
 	var x tx
 	if err := json.Unmarshal(po.Tx, &x); err != nil {
-		return "", fmt.Errorf("%w: %v", settlement.ErrTampered, err)
+		return "", fmt.Errorf("%w: %w", settlement.ErrTampered, err)
 	}
 	var body payload
 	if err := json.Unmarshal(x.Payload, &body); err != nil {
-		return "", fmt.Errorf("%w: %v", settlement.ErrTampered, err)
+		return "", fmt.Errorf("%w: %w", settlement.ErrTampered, err)
 	}
 	to, _ := po.Kind.Recipient(t)
 	switch {

@@ -48,7 +48,7 @@ func parseTerms(t settlement.Terms) (parties, error) {
 		{"arbiter", t.Arbiter, &p.arbiter}, {"mint", t.Mint, &p.mint}} {
 		k, err := sol.PublicKeyFromBase58(f.in)
 		if err != nil {
-			return parties{}, fmt.Errorf("%w: %s %q is not an address: %v", settlement.ErrInvalidTerms, f.name, f.in, err)
+			return parties{}, fmt.Errorf("%w: %s %q is not an address: %w", settlement.ErrInvalidTerms, f.name, f.in, err)
 		}
 		*f.out = k
 	}

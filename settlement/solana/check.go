@@ -17,7 +17,7 @@ import (
 func decodeTx(raw []byte) (*sol.Transaction, error) {
 	tx, err := sol.TransactionFromBytes(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: decode transaction: %v", settlement.ErrTampered, err)
+		return nil, fmt.Errorf("%w: decode transaction: %w", settlement.ErrTampered, err)
 	}
 	again, err := tx.MarshalBinary()
 	if err != nil || !bytes.Equal(again, raw) {
@@ -43,7 +43,7 @@ func decodeTx(raw []byte) (*sol.Transaction, error) {
 func checkPayout(tx *sol.Transaction, t settlement.Terms, p parties, kind settlement.PayoutKind, decimals uint8) (payoutParams, error) {
 	proposer, cosigner, err := roles(kind, p)
 	if err != nil {
-		return payoutParams{}, fmt.Errorf("%w: %v", settlement.ErrTampered, err)
+		return payoutParams{}, fmt.Errorf("%w: %w", settlement.ErrTampered, err)
 	}
 	msg := &tx.Message
 	if len(msg.Instructions) == 0 || len(msg.Instructions[0].Accounts) == 0 ||
@@ -66,7 +66,7 @@ func checkPayout(tx *sol.Transaction, t settlement.Terms, p parties, kind settle
 	}
 	got, err := msg.MarshalBinary()
 	if err != nil {
-		return payoutParams{}, fmt.Errorf("%w: encode message: %v", settlement.ErrTampered, err)
+		return payoutParams{}, fmt.Errorf("%w: encode message: %w", settlement.ErrTampered, err)
 	}
 	exp, err := want.Message.MarshalBinary()
 	if err != nil {

@@ -111,7 +111,7 @@ func nonceValue(a *rpc.Account, authority sol.PublicKey) (sol.Hash, error) {
 func checkNonce(a *rpc.Account, proposer sol.PublicKey, value sol.Hash) error {
 	cur, err := nonceValue(a, proposer)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrStale, err)
+		return fmt.Errorf("%w: %w", ErrStale, err)
 	}
 	if !cur.Equals(value) {
 		return fmt.Errorf("%w: the proposer's nonce has advanced (it was %s, it is %s)", ErrStale, value, cur)

@@ -79,7 +79,7 @@ func (l *Ledger) CoSign(ctx context.Context, po settlement.Payout, t settlement.
 	}
 	proposer, cosigner, err := roles(po.Kind, p)
 	if err != nil {
-		return "", fmt.Errorf("co-sign: %w: %v", settlement.ErrTampered, err)
+		return "", fmt.Errorf("co-sign: %w: %w", settlement.ErrTampered, err)
 	}
 	if !cosigner.Equals(l.addr) {
 		return "", fmt.Errorf("co-sign %s: %w: this party does not co-sign it", po.Kind, settlement.ErrNotMember)

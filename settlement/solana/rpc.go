@@ -107,7 +107,7 @@ func (l *Ledger) call(ctx context.Context, method string, f func(ctx context.Con
 		l.log.Debug("rpc request failed, retrying", "method", method, "attempt", attempt, "error", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (after %v)", method, ctx.Err(), err)
+			return fmt.Errorf("%s: %w (after %w)", method, ctx.Err(), err)
 		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
 		}
 		backoff = min(2*backoff, maxBackoff)

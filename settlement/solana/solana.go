@@ -371,7 +371,7 @@ func (l *Ledger) Verify(ctx context.Context, ref settlement.Ref, t settlement.Te
 func (l *Ledger) Status(ctx context.Context, ref settlement.Ref) (settlement.Status, error) {
 	vault, err := sol.PublicKeyFromBase58(ref.Vault)
 	if err != nil {
-		return settlement.Status{}, fmt.Errorf("status: %w: vault %q: %v", settlement.ErrVaultMismatch, ref.Vault, err)
+		return settlement.Status{}, fmt.Errorf("status: %w: vault %q: %w", settlement.ErrVaultMismatch, ref.Vault, err)
 	}
 	a, err := l.account(ctx, vault)
 	if err != nil {
