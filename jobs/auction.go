@@ -119,16 +119,14 @@ func (rq *requester) count(provider string, succeeded bool) {
 // handleBid takes one bid from a provider.
 func (rq *requester) handleBid(s network.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(10 * time.Second))
-	r, w := bufReader(s), bufWriter(s)
 	var bid market.Bid
-	env, err := readEnvelope(r, market.TypeBid, &bid)
+	msg, err := readSigned(s, 10*time.Second, market.TypeBid, &bid)
 	if err != nil {
 		rq.log.Debug("bad bid", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
-	signer, _ := peer.Decode(env.Signer)
+	signer, w := msg.signer, msg.w
 	if signer != s.Conn().RemotePeer() {
 		s.Reset()
 		return

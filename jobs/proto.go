@@ -2,9 +2,13 @@ package jobs
 
 import (
 	"bufio"
+	"fmt"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // MetricsStream is the log stream that carries a train job's metrics as
@@ -35,4 +39,27 @@ func readEnvelope(r *bufio.Reader, typ string, v any) (market.Envelope, error) {
 		return market.Envelope{}, err
 	}
 	return env, nil
+}
+
+// signedMessage is the one envelope a stream handler takes, its signer,
+// and the writer for the answer.
+type signedMessage struct {
+	env    market.Envelope
+	signer peer.ID
+	w      *bufio.Writer
+}
+
+// readSigned sets the deadline of a stream's whole exchange and reads the
+// one envelope the stream's handler takes, opened as typ into v.
+func readSigned(s network.Stream, timeout time.Duration, typ string, v any) (signedMessage, error) {
+	s.SetDeadline(time.Now().Add(timeout))
+	env, err := readEnvelope(bufReader(s), typ, v)
+	if err != nil {
+		return signedMessage{}, err
+	}
+	signer, err := peer.Decode(env.Signer)
+	if err != nil {
+		return signedMessage{}, fmt.Errorf("signer: %w", err)
+	}
+	return signedMessage{env: env, signer: signer, w: bufWriter(s)}, nil
 }

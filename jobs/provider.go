@@ -237,16 +237,14 @@ func (pv *provider) exchange(info peer.AddrInfo, proto protocol.ID, env market.E
 // handleAward answers an award with a signed ack and starts the job.
 func (pv *provider) handleAward(s network.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(10 * time.Second))
-	r, w := bufReader(s), bufWriter(s)
 	var award market.Award
-	env, err := readEnvelope(r, market.TypeAward, &award)
+	msg, err := readSigned(s, 10*time.Second, market.TypeAward, &award)
 	if err != nil {
 		pv.log.Debug("bad award", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
-	signer, _ := peer.Decode(env.Signer)
+	signer, w := msg.signer, msg.w
 	ack := market.Ack{JobID: award.JobID, Attempt: award.Attempt, Provider: pv.self.String()}
 	if err := pv.takeAward(award, signer, s.Conn().RemotePeer()); err != nil {
 		ack.Reason = err.Error()

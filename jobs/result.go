@@ -200,16 +200,14 @@ func (rq *requester) pinOutput(ctx context.Context, c cid.Cid, name string, maxB
 // handleResult takes a provider's signed result.
 func (rq *requester) handleResult(s network.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(30 * time.Second))
-	r, w := bufReader(s), bufWriter(s)
 	var res market.Result
-	env, err := readEnvelope(r, market.TypeResult, &res)
+	msg, err := readSigned(s, 30*time.Second, market.TypeResult, &res)
 	if err != nil {
 		rq.log.Warn("bad result", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
-	signer, _ := peer.Decode(env.Signer)
+	signer, w, env := msg.signer, msg.w, msg.env
 	if err := market.CheckJobID(res.JobID); err != nil {
 		wire.WriteReply(w, wire.Refuse(err))
 		return
