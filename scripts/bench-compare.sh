@@ -30,7 +30,13 @@ build() { # TREE NAME
 # Both trees are measured by this tree's benchmarks: BASE gets a copy of
 # the job benchmark and of the executor's, without the disk limit when it
 # does not know it.
-cp test/bench/jobs.go "$tmp/base/test/bench/jobs.go"
+if git cat-file -e "$base:node/devnet/devnet.go" 2>/dev/null; then
+  cp test/bench/jobs.go "$tmp/base/test/bench/jobs.go"
+else # the devnet lived in package node then
+  sed -e 's#"github.com/cyxwiz/cyxwiz/node/devnet"#"github.com/cyxwiz/cyxwiz/node"#' \
+    -e 's/devnet\.Start(/node.StartDevnet(/' -e 's/devnet\.Params{/node.DevnetParams{/' \
+    test/bench/jobs.go >"$tmp/base/test/bench/jobs.go"
+fi
 if git show "$base:compute/executor.go" | grep -q OutBytes; then
   cp compute/wasm/bench_test.go "$tmp/base/compute/wasm/bench_test.go"
 else
