@@ -2,6 +2,8 @@ package compute
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"time"
 )
@@ -10,6 +12,11 @@ import (
 type Executor interface {
 	// Kind is the job kind it runs ("wasm").
 	Kind() string
+	// Stage reads the job's Spec, fetches what it names from src (the
+	// program, a dataset) into memory or under InDir, and fills in
+	// Program, Args and Env for Run. A Spec it cannot read is ErrBadSpec;
+	// the errors of src come back wrapped.
+	Stage(ctx context.Context, job *Job, src Source) error
 	// Run runs a job to its end. A job that fails (non-zero exit, limits,
 	// a trap) is an Outcome with a Reason, not an error; errors are for
 	// jobs that could not be started at all (a module that is not valid).
@@ -22,7 +29,11 @@ type Executor interface {
 type Job struct {
 	// ID names the job in logs.
 	ID string
-	// Program is the code: for wasm, the module's bytes.
+	// Spec is the job's section of its job spec (the settings of its
+	// kind, as JSON), which Stage reads.
+	Spec json.RawMessage
+	// Program is the code, filled in by Stage: for wasm, the module's
+	// bytes; for train, the train section.
 	Program []byte
 	Args    []string
 	Env     map[string]string
@@ -47,6 +58,20 @@ type Job struct {
 	// GPUs is the number of GPUs the job asked for (0: CPU only).
 	GPUs int
 }
+
+// Source brings a job's content to the provider by content ID, within
+// what is left of the job's disk limit.
+type Source interface {
+	// Fetch writes the content id (a file or a folder) to path; what
+	// names it in errors, and limit > 0 bounds its size further.
+	Fetch(ctx context.Context, what, id, path string, limit int64) error
+	// Read returns the bytes of the file id, at most limit; the provider
+	// may keep them in memory for later jobs.
+	Read(ctx context.Context, what, id string, limit int64) ([]byte, error)
+}
+
+// ErrBadSpec: a job's section of its spec is not one its executor reads.
+var ErrBadSpec = errors.New("not a job spec this executor reads")
 
 // Reasons a job ended without success.
 const (

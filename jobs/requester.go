@@ -212,23 +212,13 @@ func (rq *requester) runRequester(ctx context.Context, id string) {
 
 // holdInputs pins the module and every input, fetching what is not here.
 func (rq *requester) holdInputs(ctx context.Context, j *Job) error {
-	names := map[string]string{}
-	if j.Spec.WASM != nil {
-		names[j.Spec.WASM.Module] = "wasm.module"
-	}
-	if j.Spec.Train != nil {
-		names[j.Spec.Train.Dataset.CID] = "train.dataset"
-	}
-	for _, in := range j.Spec.Inputs {
-		names[in.CID] = "input " + in.Name
-	}
-	for _, c := range j.Spec.CIDs() {
-		id, err := cid.Decode(c)
+	for _, c := range j.Spec.Contents() {
+		id, err := cid.Decode(c.CID)
 		if err != nil {
-			return fmt.Errorf("%s: %w", names[c], err)
+			return fmt.Errorf("%s: %w", c.Field, err)
 		}
 		if err := rq.p.Content.Pin(ctx, id, "job "+j.ID, nil); err != nil {
-			return fmt.Errorf("%s (%s): %w", names[c], c, err)
+			return fmt.Errorf("%s (%s): %w", c.Field, c.CID, err)
 		}
 	}
 	if rq.p.CheckInputs != nil {

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,8 +14,6 @@ import (
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/market"
-	"github.com/cyxwiz/cyxwiz/trainspec"
-	"github.com/ipfs/go-cid"
 )
 
 // execute runs an accepted job: inputs, sandbox, outputs, signed result.
@@ -35,7 +32,8 @@ func (pv *provider) execute(ctx context.Context, j *Job) {
 			pv.mu.Unlock()
 		}
 	}()
-	program, usage, outBytes, err := pv.prepare(ctx, j, dir)
+	exec := pv.p.Executors[j.Spec.Kind]
+	cj, usage, err := pv.stage(ctx, j, exec, dir)
 	res.Usage = usage
 	if err == nil {
 		err = pv.acquireSlot(ctx, j.Spec.Resources)
@@ -60,24 +58,14 @@ func (pv *provider) execute(ctx context.Context, j *Job) {
 			// The job's own module or inputs would lead out of its folder,
 			// or pass its limits: the job's fault, not this provider's.
 			res.ExitCode, res.Reason = 1, compute.ReasonBadInput+": "+err.Error()
+		case errors.Is(err, compute.ErrBadSpec):
+			res.ExitCode, res.Reason = 1, compute.ReasonBadProgram+": "+err.Error()
 		}
 		pv.finish(j, res, logs)
 		return
 	}
 	pv.moveProvided(j, market.StateExecuting, "")
-	exec := pv.p.Executors[j.Spec.Kind]
-	cj := compute.Job{
-		ID: j.ID, Program: program,
-		InDir: filepath.Join(dir, "in"), OutDir: filepath.Join(dir, "out"),
-		CPU: j.Spec.Resources.CPU, MemoryMiB: j.Spec.Resources.MemoryMiB, OutBytes: outBytes, Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second,
-		Stdout: logs.stream("stdout"), Stderr: logs.stream("stderr"), Metrics: logs.stream(MetricsStream),
-	}
-	if w := j.Spec.WASM; w != nil {
-		cj.Args, cj.Env = w.Args, w.Env
-	}
-	if g := j.Spec.Resources.GPU; g != nil {
-		cj.GPUs = g.Count
-	}
+	cj.Stdout, cj.Stderr, cj.Metrics = logs.stream("stdout"), logs.stream("stderr"), logs.stream(MetricsStream)
 	out, err := exec.Run(ctx, cj)
 	if pv.ctx.Err() != nil {
 		// This node is shutting down: not the job's fault, so the
@@ -96,9 +84,8 @@ func (pv *provider) execute(ctx context.Context, j *Job) {
 		res.Status, res.Reason = market.StatusFailed, err.Error()
 	case !out.OK():
 		res.Status, res.Reason = market.StatusFailed, out.Reason+": "+out.Detail
-		if j.Spec.Kind == market.KindTrain {
-			// A failed training run still reports its metrics so far.
-			pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res, market.OutputMetrics)
+		if keep := j.Spec.KeptOnFailure(); len(keep) > 0 {
+			pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res, keep...)
 		}
 	default:
 		res.Status = market.StatusSucceeded
@@ -153,92 +140,6 @@ func (pv *provider) releaseSlot(r market.Resources) {
 	pv.admit.release(int64(r.MemoryMiB))
 }
 
-// maxModuleBytes bounds a WASM module: the provider holds it in memory.
-const maxModuleBytes = 128 << 20
-
-// prepare fetches the module (or the dataset) and the inputs into dir/in,
-// with the input timeout, and returns the module's bytes and what is left
-// of the job's disk limit for its outputs.
-func (pv *provider) prepare(ctx context.Context, j *Job, dir string) ([]byte, market.Usage, int64, error) {
-	var usage market.Usage
-	ctx, cancel := context.WithTimeout(ctx, pv.cfg.InputTimeout)
-	defer cancel()
-	for _, d := range []string{filepath.Join(dir, "in"), filepath.Join(dir, "out")} {
-		if err := ensureDir(d); err != nil {
-			return nil, usage, 0, err
-		}
-	}
-	in := inputs{c: pv.core, ctx: ctx, left: int64(j.Spec.Resources.DiskMiB) << 20, usage: &usage}
-	var program []byte
-	if t := j.Spec.Train; t != nil {
-		var err error
-		if program, err = json.Marshal(t); err != nil {
-			return nil, usage, 0, err
-		}
-		if err := in.get("dataset", t.Dataset.CID, filepath.Join(dir, "in", trainspec.DatasetDir), 0); err != nil {
-			return nil, usage, 0, err
-		}
-	} else {
-		mod, err := cid.Decode(j.Spec.WASM.Module)
-		if err != nil {
-			return nil, usage, 0, err
-		}
-		program, err = pv.modules.get(ctx, mod, func() ([]byte, error) {
-			modPath := filepath.Join(dir, "module.wasm")
-			if err := in.get("module", mod.String(), modPath, maxModuleBytes); err != nil {
-				return nil, err
-			}
-			return os.ReadFile(modPath)
-		})
-		if err != nil {
-			return nil, usage, 0, err
-		}
-		usage.InputBytes = int64(len(program))
-	}
-	for _, input := range j.Spec.Inputs {
-		if err := in.get("input "+input.Name, input.CID, filepath.Join(dir, "in", input.Name), 0); err != nil {
-			return nil, usage, 0, err
-		}
-	}
-	return program, usage, in.left, nil
-}
-
-// inputs fetches a job's module and inputs into its folder, each within
-// what is left of the job's disk limit.
-type inputs struct {
-	c     *core
-	ctx   context.Context
-	left  int64
-	usage *market.Usage
-}
-
-// errInputsTooLarge: a job's module or inputs pass a limit: its disk
-// limit, the module's, or this provider's content.max_fetch_mib.
-var errInputsTooLarge = errors.New("too large")
-
-// get writes the content c to path, within the disk left and, when
-// limit > 0, within limit.
-func (in *inputs) get(what, c, path string, limit int64) error {
-	id, err := cid.Decode(c)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	bound, which := in.left, "what is left of resources.disk_mib"
-	if limit > 0 && limit < bound {
-		bound, which = limit, "the limit on its size"
-	}
-	n, err := in.c.p.Content.GetWithin(in.ctx, id, path, bound)
-	if err != nil {
-		if errors.Is(err, content.ErrTooLarge) {
-			err = fmt.Errorf("%w: %s (%.1f MiB, or content.max_fetch_mib of the provider): %v", errInputsTooLarge, which, float64(bound)/(1<<20), err)
-		}
-		return fmt.Errorf("%s %s: %w", what, c, err)
-	}
-	in.left -= n
-	in.usage.InputBytes += n
-	return nil
-}
-
 // addOutputs adds each declared output (or only those named) as UnixFS,
 // within its size limit.
 func (pv *provider) addOutputs(ctx context.Context, j *Job, outDir string, res *market.Result, only ...string) error {
@@ -274,16 +175,7 @@ func (pv *provider) addOutputs(ctx context.Context, j *Job, outDir string, res *
 			return fmt.Errorf("output %s takes %d bytes as blocks (its files and folders), more than the %d its max_bytes %d allows",
 				o.Name, added.Blocks, limit, o.MaxBytes)
 		}
-		res.Outputs = append(res.Outputs, market.OutputRef{Name: o.Name, CID: added.CID.String(), Size: added.Size})
-		if j.Spec.Kind == market.KindTrain {
-			switch o.Name {
-			case market.OutputModel:
-				res.ModelCID = added.CID.String()
-			case market.OutputMetrics:
-				res.MetricsCID = added.CID.String()
-			}
-		}
-		res.Usage.OutputBytes += added.Size
+		res.AddOutput(j.Spec.Kind, market.OutputRef{Name: o.Name, CID: added.CID.String(), Size: added.Size})
 	}
 	return nil
 }

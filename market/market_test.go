@@ -31,7 +31,7 @@ func TestParseSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("valid spec: %v", err)
 	}
-	if s.MaxPrice() != 1000000 || len(s.CIDs()) != 2 {
+	if s.MaxPrice() != 1000000 || len(s.Contents()) != 2 {
 		t.Fatalf("parsed %+v", s)
 	}
 	minimal, err := ParseSpec([]byte(`{"kind":"wasm","wasm":{"module":"` + testCID + `"}}`))

@@ -347,6 +347,22 @@ type Result struct {
 	FinishedAt time.Time `json:"finished_at"`
 }
 
+// AddOutput adds an output of a job of the given kind to the result; a
+// train job's model and metrics are also named on their own.
+func (r *Result) AddOutput(kind string, o OutputRef) {
+	r.Outputs = append(r.Outputs, o)
+	r.Usage.OutputBytes += o.Size
+	if kind != KindTrain {
+		return
+	}
+	switch o.Name {
+	case OutputModel:
+		r.ModelCID = o.CID
+	case OutputMetrics:
+		r.MetricsCID = o.CID
+	}
+}
+
 // CheckResult validates a result for the award w, received from signer.
 func CheckResult(r Result, signer peer.ID, w Award) error {
 	switch {

@@ -346,20 +346,48 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// CIDs returns every CID the job reads: the module or dataset, and the
-// inputs.
-func (s Spec) CIDs() []string {
-	var out []string
+// Content is one piece of content a job reads, with the spec field that
+// names it.
+type Content struct {
+	Field string
+	CID   string
+}
+
+// Contents returns every piece of content the job reads: the module or
+// dataset, and the inputs.
+func (s Spec) Contents() []Content {
+	var out []Content
 	if s.WASM != nil {
-		out = append(out, s.WASM.Module)
+		out = append(out, Content{"wasm.module", s.WASM.Module})
 	}
 	if s.Train != nil {
-		out = append(out, s.Train.Dataset.CID)
+		out = append(out, Content{"train.dataset", s.Train.Dataset.CID})
 	}
 	for _, in := range s.Inputs {
-		out = append(out, in.CID)
+		out = append(out, Content{"input " + in.Name, in.CID})
 	}
 	return out
+}
+
+// Section returns the settings of the job's kind, its wasm or train
+// section, as JSON: what its executor reads.
+func (s Spec) Section() (json.RawMessage, error) {
+	switch {
+	case s.Kind == KindWASM && s.WASM != nil:
+		return json.Marshal(s.WASM)
+	case s.Kind == KindTrain && s.Train != nil:
+		return json.Marshal(s.Train)
+	}
+	return nil, fmt.Errorf("a %q job has no section of its kind", s.Kind)
+}
+
+// KeptOnFailure names the outputs a provider still reports when the job
+// fails: a train job's metrics so far.
+func (s Spec) KeptOnFailure() []string {
+	if s.Kind == KindTrain {
+		return []string{OutputMetrics}
+	}
+	return nil
 }
 
 // MaxPrice returns the price cap, 0 when the spec sets none.

@@ -29,7 +29,7 @@ func TestTrainSpec(t *testing.T) {
 	if !names[OutputModel] || !names[OutputMetrics] || !names[OutputCheckpoints] {
 		t.Errorf("outputs %+v lack the train outputs", s.Outputs)
 	}
-	if cids := s.CIDs(); len(cids) != 1 || cids[0] != testCID {
+	if cids := s.Contents(); len(cids) != 1 || cids[0].CID != testCID {
 		t.Errorf("CIDs = %v", cids)
 	}
 }

@@ -57,6 +57,9 @@ type Programs struct {
 	Line  string
 	// Garbage is not a program at all.
 	Garbage []byte
+	// Staged is a job given as its spec section: staged from the content
+	// it names, it behaves as Hello.
+	Staged Staged
 	// Sandbox holds the programs that only an executor of arbitrary code
 	// can express; nil for one whose programs cannot try these things.
 	Sandbox *Sandbox
@@ -194,6 +197,7 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 		}
 	})
 
+	runStage(t, exec, p.Staged, p.Greeting)
 	if p.Sandbox != nil {
 		runSandbox(t, exec, *p.Sandbox)
 	}

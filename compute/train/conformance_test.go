@@ -25,6 +25,7 @@ func TestConformance(t *testing.T) {
 	}
 	same := func(*trainspec.Spec) {}
 	badData := map[string][]byte{trainspec.DatasetDir + "/xor.csv": []byte("x,y,label\n0.5,0.5,0\n0.1,oops,1\n")}
+	staged := program(same, nil)
 	computetest.Run(t, newTestExecutor(t, ExecutorConfig{}), computetest.Programs{
 		Hello:    program(same, data),
 		Greeting: "training on",
@@ -47,5 +48,7 @@ func TestConformance(t *testing.T) {
 		}, data),
 		Line:    "(epoch, ",
 		Garbage: []byte("not a train spec"),
+		Staged: computetest.Staged{Spec: staged.Code,
+			Content: map[string]map[string][]byte{"bafkqaaa": {"xor.csv": data[trainspec.DatasetDir+"/xor.csv"]}}},
 	})
 }

@@ -50,6 +50,8 @@ func TestConformance(t *testing.T) {
 		Lines:       prog("lines", "50"),
 		Line:        "line ",
 		Garbage:     []byte("#!/bin/sh\necho not wasm\n"),
+		Staged: computetest.Staged{Spec: []byte(`{"module":"tiny"}`),
+			Content: map[string]map[string][]byte{"tiny": {"": TinyModule()}}},
 		Sandbox: &computetest.Sandbox{
 			WriteInput: prog("write", "/in/data"),
 			Dial:       prog("dial", "127.0.0.1:9"),
