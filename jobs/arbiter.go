@@ -127,17 +127,17 @@ func (pay *settler) handleArbiter(s network.Stream) {
 			refuse("the escrow is in dispute")
 			break
 		}
-		if err := esc.Verify(ctx, ref(t), terms(t)); err != nil {
+		if err := esc.Verify(ctx, t.Ref, t.Terms); err != nil {
 			failed(err)
 			break
 		}
-		tx, err := esc.CoSign(ctx, settlement.Payout{Kind: settlement.Refund, Ref: ref(t), Tx: req.Tx}, terms(t))
+		tx, err := esc.CoSign(ctx, settlement.Payout{Kind: settlement.Refund, Ref: t.Ref, Tx: req.Tx}, t.Terms)
 		if err != nil {
 			failed(err)
 			break
 		}
 		res.Tx = tx
-		pay.log.Info("refund co-signed", "escrow", t.ID, "amount", t.Amount, "requester", t.Requester, "tx", tx)
+		pay.log.Info("refund co-signed", "escrow", t.JobID, "amount", t.Amount, "requester", t.Requester, "tx", tx)
 	default:
 		refuse(fmt.Sprintf("unknown request %q", req.Op))
 	}

@@ -78,7 +78,7 @@ func (pay *settler) Dispute(ctx context.Context, id, reason string) (*Job, error
 	if pay.p.Settlement.Sign == nil {
 		return nil, errors.New("this node cannot sign with its ledger key")
 	}
-	d.Signature = pay.p.Settlement.Sign(DisputeMessage(rec.Terms.ID, side, pay.self.String(), reason))
+	d.Signature = pay.p.Settlement.Sign(DisputeMessage(rec.Terms.JobID, side, pay.self.String(), reason))
 	if j.ResultEnvelope != nil {
 		d.Evidence, _ = j.ResultEnvelope.Marshal()
 	}
@@ -145,10 +145,10 @@ func (pay *settler) openDispute(ctx context.Context, from peer.ID, d Dispute) er
 	}
 	pub, err := base58.Decode(addr)
 	if err != nil || len(pub) != ed25519.PublicKeySize ||
-		!ed25519.Verify(pub, DisputeMessage(d.Terms.ID, d.OpenedBy, from.String(), d.Reason), d.Signature) {
+		!ed25519.Verify(pub, DisputeMessage(d.Terms.JobID, d.OpenedBy, from.String(), d.Reason), d.Signature) {
 		return fmt.Errorf("the dispute is not signed by the %s's ledger key", d.OpenedBy)
 	}
-	if err := esc.Verify(ctx, ref(d.Terms), terms(d.Terms)); err != nil {
+	if err := esc.Verify(ctx, d.Terms.Ref, d.Terms.Terms); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
@@ -241,7 +241,7 @@ func (pay *settler) Resolve(ctx context.Context, escrowID, winner string) (Dispu
 	}
 	i := -1
 	for k, d := range ds {
-		if d.Terms.ID == escrowID || d.Terms.Vault == escrowID {
+		if d.Terms.JobID == escrowID || d.Terms.Vault == escrowID {
 			if i >= 0 {
 				return Dispute{}, fmt.Errorf("several disputes name escrow %s: give the vault address instead", escrowID)
 			}
@@ -266,7 +266,7 @@ func (pay *settler) Resolve(ctx context.Context, escrowID, winner string) (Dispu
 	if p, ok := d.Proven[winner]; ok {
 		to = p // the node that proved it is that side
 	}
-	po, err := pay.p.Settlement.Escrow.Propose(ctx, ref(d.Terms), terms(d.Terms), kind)
+	po, err := pay.p.Settlement.Escrow.Propose(ctx, d.Terms.Ref, d.Terms.Terms, kind)
 	if err != nil {
 		return d, err
 	}
@@ -277,7 +277,7 @@ func (pay *settler) Resolve(ctx context.Context, escrowID, winner string) (Dispu
 	}
 	if err != nil {
 		// The payout may have landed though the answer was lost.
-		if st, serr := pay.p.Settlement.Escrow.Status(ctx, ref(d.Terms)); serr == nil && st.State != settlement.Locked {
+		if st, serr := pay.p.Settlement.Escrow.Status(ctx, d.Terms.Ref); serr == nil && st.State != settlement.Locked {
 			d.Winner = SideProvider
 			if st.State == settlement.Refunded {
 				d.Winner = SideRequester
@@ -301,7 +301,7 @@ func (pay *settler) coSignAward(ctx context.Context, from peer.ID, req arbiterRe
 	}
 	t := *req.Terms
 	kind := settlement.PayoutKind(req.Kind)
-	to, err := kind.Recipient(terms(t))
+	to, err := kind.Recipient(t.Terms)
 	switch {
 	case err != nil:
 		return "", err
@@ -312,5 +312,5 @@ func (pay *settler) coSignAward(ctx context.Context, from peer.ID, req arbiterRe
 	case to != s.Escrow.Address():
 		return "", errors.New("the award does not pay this node")
 	}
-	return s.Escrow.CoSign(ctx, settlement.Payout{Kind: kind, Ref: ref(t), Tx: req.Tx}, terms(t))
+	return s.Escrow.CoSign(ctx, settlement.Payout{Kind: kind, Ref: t.Ref, Tx: req.Tx}, t.Terms)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/p2p/p2ptest"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
+	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/cyxwiz/cyxwiz/settlement/memledger"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -229,7 +230,7 @@ func TestArbiterProtocol(t *testing.T) {
 	if res.Code != wire.CodeRejected || !strings.Contains(res.Reason, "not an arbiter") {
 		t.Errorf("a node that is no arbiter answered %+v", res.Reply)
 	}
-	terms := market.EscrowTerms{ID: "job/1", Arbiter: "someone-else", Vault: "vault"}
+	terms := market.EscrowTerms{Terms: settlement.Terms{JobID: "job/1", Arbiter: "someone-else"}, Ref: settlement.Ref{Vault: "vault"}}
 	res = arbiterResponse{}
 	if err := client.pay.askArbiter(ctx, arbiterRequest{Op: opRefund, Terms: &terms}, &res); err != nil {
 		t.Fatal(err)

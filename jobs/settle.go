@@ -84,15 +84,6 @@ type EscrowRecord struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func terms(t market.EscrowTerms) settlement.Terms {
-	return settlement.Terms{JobID: t.ID, Requester: t.Requester, Provider: t.Provider, Arbiter: t.Arbiter,
-		Mint: t.Mint, Amount: t.Amount, Deadline: t.Deadline}
-}
-
-func ref(t market.EscrowTerms) settlement.Ref {
-	return settlement.Ref{Multisig: t.Multisig, Vault: t.Vault}
-}
-
 // settles reports whether this node pays the job through an escrow.
 func (pay *settler) settles(j *Job) bool {
 	s := pay.p.Settlement
@@ -113,8 +104,9 @@ func (pay *settler) lockEscrow(ctx context.Context, j *Job, bid market.Bid, dead
 	if err != nil {
 		return nil, fmt.Errorf("%w: arbiter: %w", errLockFailed, err)
 	}
-	t := market.EscrowTerms{Requester: s.Escrow.Address(), Provider: bid.Payee, Arbiter: arbiter,
-		ArbiterPeer: s.Arbiter.String(), Mint: s.Mint, Amount: bid.Price, Deadline: deadline.Add(pay.margin()).Truncate(time.Second)}
+	t := market.EscrowTerms{Terms: settlement.Terms{Requester: s.Escrow.Address(), Provider: bid.Payee, Arbiter: arbiter,
+		Mint: s.Mint, Amount: bid.Price, Deadline: deadline.Add(pay.margin()).Truncate(time.Second)},
+		ArbiterPeer: s.Arbiter.String()}
 	pay.mu.Lock()
 	pay.lockingJobs[j.ID]++
 	pay.mu.Unlock()
@@ -127,7 +119,7 @@ func (pay *settler) lockEscrow(ctx context.Context, j *Job, bid market.Bid, dead
 	}()
 	if _, err := pay.update(j.ID, func(j *Job) error {
 		// Every escrow of a job gets its own ID: one per award, in order.
-		t.ID = fmt.Sprintf("%s/%d", j.ID, len(j.Escrows)+1)
+		t.JobID = fmt.Sprintf("%s/%d", j.ID, len(j.Escrows)+1)
 		j.Escrows = append(j.Escrows, EscrowRecord{Attempt: j.Attempt, ProviderPeer: bid.Provider, Terms: t,
 			State: EscrowLocking, UpdatedAt: time.Now().UTC()})
 		return nil
@@ -139,9 +131,9 @@ func (pay *settler) lockEscrow(ctx context.Context, j *Job, bid market.Bid, dead
 	pay.mu.Lock()
 	pay.escrowJobs[j.ID] = true
 	pay.mu.Unlock()
-	r, err := s.Escrow.Lock(ctx, terms(t))
+	r, err := s.Escrow.Lock(ctx, t.Terms)
 	pay.update(j.ID, func(j *Job) error {
-		i := slices.IndexFunc(j.Escrows, func(r EscrowRecord) bool { return r.Terms.ID == t.ID })
+		i := slices.IndexFunc(j.Escrows, func(r EscrowRecord) bool { return r.Terms.JobID == t.JobID })
 		if i < 0 {
 			return nil
 		}
@@ -216,7 +208,7 @@ func (pay *settler) verifyEscrow(award market.Award) error {
 		return fmt.Errorf("the escrow pays %s, not this provider", award.Escrow.Provider)
 	case award.Escrow.Mint != s.Mint:
 		return fmt.Errorf("the escrow is in mint %s, this provider is paid in %s", award.Escrow.Mint, s.Mint)
-	case !strings.HasPrefix(award.Escrow.ID, award.JobID+"/"):
+	case !strings.HasPrefix(award.Escrow.JobID, award.JobID+"/"):
 		return errors.New("the escrow is for another job")
 	case s.Arbiter == "":
 		return errors.New("this provider names no arbiter it trusts (settlement.arbiter)")
@@ -231,7 +223,7 @@ func (pay *settler) verifyEscrow(award market.Award) error {
 	} else if addr != award.Escrow.Arbiter {
 		return errors.New("the escrow's arbiter account is not the trusted arbiter's")
 	}
-	if err := s.Escrow.Verify(ctx, ref(*award.Escrow), terms(*award.Escrow)); err != nil {
+	if err := s.Escrow.Verify(ctx, award.Escrow.Ref, award.Escrow.Terms); err != nil {
 		return fmt.Errorf("escrow: %w", err)
 	}
 	return nil
@@ -245,7 +237,7 @@ func (pay *settler) proposeRelease(ctx context.Context, j *Job) []byte {
 		return nil
 	}
 	t := j.Escrows[0].Terms
-	po, err := s.Escrow.Propose(ctx, ref(t), terms(t), settlement.Release)
+	po, err := s.Escrow.Propose(ctx, t.Ref, t.Terms, settlement.Release)
 	if err != nil {
 		pay.log.Warn("release not proposed", "job", j.ID, "error", err)
 		return nil

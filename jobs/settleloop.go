@@ -109,7 +109,7 @@ func (pay *settler) settleOne(j *Job, i int, clock func() time.Time) {
 			pay.refundLater(j, i, "the provider sent no payout", clock)
 			return
 		}
-		tx, err := s.Escrow.CoSign(ctx, settlement.Payout{Kind: settlement.Release, Ref: ref(rec.Terms), Tx: r.Payout}, terms(rec.Terms))
+		tx, err := s.Escrow.CoSign(ctx, settlement.Payout{Kind: settlement.Release, Ref: rec.Terms.Ref, Tx: r.Payout}, rec.Terms.Terms)
 		if errors.Is(err, settlement.ErrTampered) || errors.Is(err, settlement.ErrSignatures) || errors.Is(err, settlement.ErrNotMember) {
 			pay.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
 			pay.refundLater(j, i, "payout refused: "+err.Error(), clock)
@@ -153,7 +153,7 @@ func (pay *settler) refundLater(j *Job, i int, why string, clock func() time.Tim
 	ctx, cancel := context.WithTimeout(pay.ctx, 30*time.Second)
 	defer cancel()
 	s := pay.p.Settlement
-	po, err := s.Escrow.Propose(ctx, ref(rec.Terms), terms(rec.Terms), settlement.Refund)
+	po, err := s.Escrow.Propose(ctx, rec.Terms.Ref, rec.Terms.Terms, settlement.Refund)
 	if errors.Is(err, settlement.ErrClosed) {
 		pay.settledElsewhere(j, i)
 		return
@@ -197,7 +197,7 @@ func (pay *settler) findLock(j *Job, i int) {
 		pay.setEscrow(j.ID, i, EscrowFailed, "", "the lock's outcome was lost, and this ledger cannot look it up")
 		return
 	}
-	r, err := d.DeriveRef(terms(rec.Terms))
+	r, err := d.DeriveRef(rec.Terms.Terms)
 	if err != nil {
 		pay.setEscrow(j.ID, i, EscrowFailed, "", err.Error())
 		return
@@ -231,7 +231,7 @@ func (pay *settler) findLock(j *Job, i int) {
 func (pay *settler) settledElsewhere(j *Job, i int) bool {
 	ctx, cancel := context.WithTimeout(pay.ctx, 10*time.Second)
 	defer cancel()
-	st, err := pay.p.Settlement.Escrow.Status(ctx, ref(j.Escrows[i].Terms))
+	st, err := pay.p.Settlement.Escrow.Status(ctx, j.Escrows[i].Terms.Ref)
 	switch {
 	case errors.Is(err, settlement.ErrVaultMismatch):
 		// The ledger does not know the vault (a devnet's ledger is new on

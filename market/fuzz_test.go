@@ -14,6 +14,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cyxwiz/cyxwiz/settlement"
 )
 
 // The fuzzers below feed the decoders of this package bytes as a peer or
@@ -92,9 +94,11 @@ func newFixtures(tb testing.TB) fixtures {
 	fx.award = Award{JobID: jobID, Attempt: 1, Requester: fx.req.String(), Provider: fx.prov.String(), Price: 10,
 		Spec: fx.wasmSpec, IssuedAt: fuzzNow, Deadline: fuzzNow.Add(time.Minute)}
 	fx.escrowAward = fx.award
-	fx.escrowAward.Escrow = &EscrowTerms{ID: jobID + "/1", Requester: testMint, Provider: testMint, Arbiter: testMint,
-		ArbiterPeer: fx.req.String(), Mint: testMint, Amount: 10, Deadline: fuzzNow.Add(time.Hour),
-		Multisig: testMint, Vault: testMint}
+	fx.escrowAward.Escrow = &EscrowTerms{
+		Terms: settlement.Terms{JobID: jobID + "/1", Requester: testMint, Provider: testMint, Arbiter: testMint,
+			Mint: testMint, Amount: 10, Deadline: fuzzNow.Add(time.Hour)},
+		Ref:         settlement.Ref{Multisig: testMint, Vault: testMint},
+		ArbiterPeer: fx.req.String()}
 	fx.ack = Ack{JobID: jobID, Attempt: 1, Provider: fx.prov.String(), Accepted: true}
 	fx.result = Result{JobID: jobID, Attempt: 1, Provider: fx.prov.String(), Status: StatusSucceeded,
 		Outputs: []OutputRef{{Name: "result", CID: testCID, Size: 5}}, LogCID: testCID, LogTail: "done\n",

@@ -40,3 +40,25 @@ func TestKindHelpers(t *testing.T) {
 		t.Fatalf("train outputs: %+v", r)
 	}
 }
+
+// TestEscrowTermsWire: the escrow terms of an award stay one flat object,
+// the shape earlier versions sent and stored.
+func TestEscrowTermsWire(t *testing.T) {
+	b, err := json.Marshal(EscrowTerms{ArbiterPeer: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := []string{"amount", "arbiter", "arbiter_peer", "deadline", "id", "mint", "multisig", "provider", "requester", "vault"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("escrow terms encode as %v, want %v", keys, want)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cyxwiz/cyxwiz/settlement"
 )
 
 // GPU describes one GPU of a provider.
@@ -227,26 +229,18 @@ type Award struct {
 // EscrowTerms describe the escrow of one award: the terms the three
 // parties' 2-of-3 vault holds, and where it is.
 type EscrowTerms struct {
-	// ID names the escrow on the ledger: the job and its attempt.
-	ID        string `json:"id"`
-	Requester string `json:"requester"` // ledger accounts
-	Provider  string `json:"provider"`
-	Arbiter   string `json:"arbiter"`
+	settlement.Terms
+	settlement.Ref
 	// ArbiterPeer is the arbiter node that co-signs refunds and disputes.
-	ArbiterPeer string    `json:"arbiter_peer"`
-	Mint        string    `json:"mint"`
-	Amount      uint64    `json:"amount"`
-	Deadline    time.Time `json:"deadline"`
-	Multisig    string    `json:"multisig"`
-	Vault       string    `json:"vault"`
+	ArbiterPeer string `json:"arbiter_peer"`
 }
 
 // Check validates escrow terms for an award of price in mint.
 func (t EscrowTerms) Check(price uint64, mint string) error {
 	switch {
-	case t.ID == "" || t.Requester == "" || t.Provider == "" || t.Arbiter == "" || t.Multisig == "" || t.Vault == "":
+	case t.JobID == "" || t.Requester == "" || t.Provider == "" || t.Arbiter == "" || t.Multisig == "" || t.Vault == "":
 		return errors.New("escrow: incomplete terms")
-	case len(t.ID)+len(t.Requester)+len(t.Provider)+len(t.Arbiter)+len(t.ArbiterPeer)+len(t.Mint)+len(t.Multisig)+len(t.Vault) > 1024:
+	case len(t.JobID)+len(t.Requester)+len(t.Provider)+len(t.Arbiter)+len(t.ArbiterPeer)+len(t.Mint)+len(t.Multisig)+len(t.Vault) > 1024:
 		return errors.New("escrow: terms too long")
 	case t.Amount != price:
 		return fmt.Errorf("escrow: holds %d, the award's price is %d", t.Amount, price)

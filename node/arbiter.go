@@ -44,7 +44,7 @@ func (a disputeAPI) dispute(ctx context.Context, p api.JobDisputeParams) (api.Jo
 	if j.Role == jobs.RoleRequester {
 		side = jobs.SideRequester
 	}
-	return api.JobDisputeResult{Escrow: j.Escrows[len(j.Escrows)-1].Terms.ID, Side: side}, nil
+	return api.JobDisputeResult{Escrow: j.Escrows[len(j.Escrows)-1].Terms.JobID, Side: side}, nil
 }
 
 func (a disputeAPI) disputes(context.Context) ([]api.DisputeInfo, error) {
@@ -80,13 +80,13 @@ func (a disputeAPI) resolve(ctx context.Context, p api.ArbiterResolveParams) (ap
 }
 
 func disputeInfo(d jobs.Dispute) api.DisputeInfo {
-	info := api.DisputeInfo{Escrow: d.Terms.ID, Vault: d.Terms.Vault, Requester: d.RequesterPeer, Provider: d.ProviderPeer, OpenedBy: d.OpenedBy,
+	info := api.DisputeInfo{Escrow: d.Terms.JobID, Vault: d.Terms.Vault, Requester: d.RequesterPeer, Provider: d.ProviderPeer, OpenedBy: d.OpenedBy,
 		Reason: d.Reason, Amount: d.Terms.Amount, Mint: d.Terms.Mint, Deadline: d.Terms.Deadline,
 		HasEvidence: len(d.Evidence) > 0, OpenedAt: d.OpenedAt, Winner: d.Winner, Tx: d.Tx}
 	if len(d.Evidence) > 0 {
 		var r market.Result
 		if env, err := market.ParseEnvelope(d.Evidence); err == nil {
-			if signer, err := env.Open(market.TypeResult, &r); err == nil && strings.HasPrefix(d.Terms.ID, r.JobID+"/") {
+			if signer, err := env.Open(market.TypeResult, &r); err == nil && strings.HasPrefix(d.Terms.JobID, r.JobID+"/") {
 				by := "signed by " + signer.String()
 				if signer.String() == d.Proven[jobs.SideProvider] {
 					by = "signed by the provider" // the peer that proved it is the provider

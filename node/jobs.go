@@ -77,7 +77,7 @@ func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 	info := api.JobInfo{ID: j.ID, State: string(j.State), Attempt: j.Attempt, Kind: j.Spec.Kind, Provider: j.Provider,
 		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	for _, x := range j.Escrows {
-		info.Escrows = append(info.Escrows, api.JobEscrow{ID: x.Terms.ID, State: string(x.State), Provider: x.ProviderPeer,
+		info.Escrows = append(info.Escrows, api.JobEscrow{ID: x.Terms.JobID, State: string(x.State), Provider: x.ProviderPeer,
 			Amount: x.Terms.Amount, Mint: x.Terms.Mint, Vault: x.Terms.Vault, Deadline: x.Terms.Deadline, Tx: x.Tx, Error: x.Error})
 	}
 	if r := j.Result; r != nil && r.Attempt == j.Attempt {

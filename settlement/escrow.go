@@ -21,14 +21,15 @@ var (
 
 // Terms are what requester and provider agreed for one job.
 type Terms struct {
-	JobID     string
-	Requester string // account addresses
-	Provider  string
-	Arbiter   string
-	Mint      string
-	Amount    uint64 // base units of Mint
+	// JobID names the escrow on the ledger: the job and its attempt.
+	JobID     string `json:"id"`
+	Requester string `json:"requester"` // account addresses
+	Provider  string `json:"provider"`
+	Arbiter   string `json:"arbiter"`
+	Mint      string `json:"mint"`
+	Amount    uint64 `json:"amount"` // base units of Mint
 	// Deadline: after it the requester may be refunded with the arbiter.
-	Deadline time.Time
+	Deadline time.Time `json:"deadline"`
 }
 
 // Validate checks the terms' form.
@@ -52,8 +53,8 @@ func (t Terms) Validate() error {
 
 // Ref locates a job's escrow; an award carries it.
 type Ref struct {
-	Multisig string
-	Vault    string
+	Multisig string `json:"multisig"`
+	Vault    string `json:"vault"`
 }
 
 // PayoutKind says who a payout pays and who must sign it.
