@@ -41,7 +41,7 @@ done
 
 step "every node sees the other $((nodes - 1)) (checked through the JSON-RPC API)"
 for i in $(seq 0 $((nodes - 1))); do
-  count=$("$bin" --repo "$dir/net/node$i" swarm peers --json | grep -c '"id"')
+  count=$("$bin" --repo "$dir/net/node$i" swarm peers --json | grep -c '"id"' || true)
   echo "node$i: $count peers"
   [ "$count" -eq $((nodes - 1)) ] || { echo "node$i is missing peers"; exit 1; }
 done
@@ -79,15 +79,24 @@ balances() {
     printf '  node%d (%s) %s\n' "$i" "$role" "$("$bin" --repo "$dir/net/node$i" wallet balance)"
   done
 }
-last_job() { "$bin" --repo "$req" job list --json | grep -m1 '"id"' | sed 's/.*"id": "\(.*\)".*/\1/'; }
+# Each check reads a command's whole output before it looks at it: with
+# pipefail, a reader that stops early (grep -q, head) would fail the
+# writer with SIGPIPE at random.
+last_job() {
+  local list
+  list=$("$bin" --repo "$req" job list --json)
+  sed -n '/"id"/{s/.*"id": "\(.*\)".*/\1/p;q}' <<<"$list"
+}
 # released waits for the job's escrow to be released and prints it.
 released() {
+  local status
   for _ in $(seq 1 100); do
-    "$bin" --repo "$req" job status "$1" | grep -q "escrow .*: released" && break
+    status=$("$bin" --repo "$req" job status "$1")
+    grep -q "escrow .*: released" <<<"$status" && break
     sleep 0.1
   done
-  "$bin" --repo "$req" job status "$1" | grep "^escrow"
-  "$bin" --repo "$req" job status "$1" | grep -q "escrow .*: released" || { echo "the escrow was not released"; exit 1; }
+  grep "^escrow" <<<"$status" || true
+  grep -q "escrow .*: released" <<<"$status" || { echo "the escrow was not released"; exit 1; }
 }
 
 step "a real job: count the words of the docs in WASM on another node"
@@ -113,7 +122,8 @@ step "training: an MNIST classifier on another node, with live metrics"
 echo "spec: examples/mnist/spec.json (dataset: the MNIST files in .cache/mnist, added by the CLI)"
 "$bin" --repo "$req" job submit "$(spec examples/mnist/spec.json 1000000)" --wait
 job=$(last_job)
-acc=$("$bin" --repo "$req" job status "$job" --json | sed -n 's/.*"eval_accuracy": *\([0-9.e-]*\).*/\1/p' | head -1)
+status=$("$bin" --repo "$req" job status "$job" --json)
+acc=$(sed -n '/"eval_accuracy"/{s/.*"eval_accuracy": *\([0-9.e-]*\).*/\1/p;q}' <<<"$status")
 echo "test accuracy: $acc"
 awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.97) }' || { echo "the classifier reached ${acc:-no} accuracy, below 0.97"; exit 1; }
 [ -z "$mint" ] || released "$job"
