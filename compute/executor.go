@@ -1,9 +1,11 @@
 package compute
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -66,8 +68,20 @@ type Source interface {
 	// names it in errors, and limit > 0 bounds its size further.
 	Fetch(ctx context.Context, what, id, path string, limit int64) error
 	// Read returns the bytes of the file id, at most limit; the provider
-	// may keep them in memory for later jobs.
+	// may keep them in memory for later jobs, so the caller must not
+	// modify them.
 	Read(ctx context.Context, what, id string, limit int64) ([]byte, error)
+}
+
+// DecodeSpec decodes the job's section of its spec into v, refusing
+// unknown fields; what it cannot read is ErrBadSpec.
+func (j *Job) DecodeSpec(kind string, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(j.Spec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s section: %w", ErrBadSpec, kind, err)
+	}
+	return nil
 }
 
 // ErrBadSpec: a job's section of its spec is not one its executor reads.

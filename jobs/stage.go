@@ -98,6 +98,10 @@ func (s *source) Read(ctx context.Context, what, c string, limit int64) ([]byte,
 	if err != nil {
 		return nil, err
 	}
+	if limit > 0 && int64(len(b)) > limit {
+		// Kept in memory for a caller with a higher limit.
+		return nil, fmt.Errorf("%s %s: %w: the limit on its size (%.1f MiB)", what, id, errInputsTooLarge, float64(limit)/(1<<20))
+	}
 	s.usage.InputBytes += int64(len(b))
 	return b, nil
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/compute/train"
 	"github.com/cyxwiz/cyxwiz/compute/wasm"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/ipfs/go-cid"
 )
 
 // TestSectionsStage: the section of each kind of a market spec is one
@@ -75,4 +77,26 @@ func (s *askedSource) Fetch(_ context.Context, what, id, _ string, _ int64) erro
 func (s *askedSource) Read(_ context.Context, what, id string, _ int64) ([]byte, error) {
 	s.asked = append(s.asked, id)
 	return nil, fmt.Errorf("%s %s: not here", what, id)
+}
+
+// TestSourceReadLimitOnCacheHit: bytes kept in memory for an earlier job
+// still meet the limit of the caller that reads them now.
+func TestSourceReadLimitOnCacheHit(t *testing.T) {
+	id, err := cid.Decode(testModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mods moduleCache
+	big := make([]byte, 100)
+	if _, err := mods.get(context.Background(), id, func() ([]byte, error) { return big, nil }); err != nil {
+		t.Fatal(err)
+	}
+	var usage market.Usage
+	src := &source{modules: &mods, usage: &usage}
+	if _, err := src.Read(context.Background(), "module", testModule, 50); !errors.Is(err, errInputsTooLarge) {
+		t.Fatalf("a cached 100-byte file read within 50: %v", err)
+	}
+	if b, err := src.Read(context.Background(), "module", testModule, 100); err != nil || len(b) != 100 || usage.InputBytes != 100 {
+		t.Fatalf("read within 100: %d bytes, %v, input %d", len(b), err, usage.InputBytes)
+	}
 }

@@ -1,9 +1,7 @@
 package train
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 
@@ -16,10 +14,8 @@ import (
 // job's Program.
 func (e *Executor) Stage(ctx context.Context, job *compute.Job, src compute.Source) error {
 	var s trainspec.Spec
-	dec := json.NewDecoder(bytes.NewReader(job.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return fmt.Errorf("%w: train section: %v", compute.ErrBadSpec, err)
+	if err := job.DecodeSpec("train", &s); err != nil {
+		return err
 	}
 	if s.Dataset.CID == "" {
 		return fmt.Errorf("%w: train section names no dataset", compute.ErrBadSpec)

@@ -1,9 +1,7 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/cyxwiz/cyxwiz/compute"
@@ -24,10 +22,8 @@ type Section struct {
 // job's wasm section from src.
 func (e *Executor) Stage(ctx context.Context, job *compute.Job, src compute.Source) error {
 	var s Section
-	dec := json.NewDecoder(bytes.NewReader(job.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return fmt.Errorf("%w: wasm section: %v", compute.ErrBadSpec, err)
+	if err := job.DecodeSpec("wasm", &s); err != nil {
+		return err
 	}
 	if s.Module == "" {
 		return fmt.Errorf("%w: wasm section names no module", compute.ErrBadSpec)
