@@ -19,6 +19,8 @@ const (
 	TypeAck          = "cyxwiz/ack/1"
 	TypeResult       = "cyxwiz/result/1"
 	TypeCancel       = "cyxwiz/cancel/1"
+	TypeReceipt      = "cyxwiz/receipt/1"
+	TypeModel        = "cyxwiz/model/1"
 )
 
 // MaxEnvelopeBytes bounds an encoded envelope.
