@@ -34,7 +34,7 @@ const (
 	// older one is a replay.
 	MaxReceiptAge = 10 * time.Minute
 	// MaxReceiptBytes bounds an encoded signed receipt.
-	MaxReceiptBytes = 16 << 10
+	MaxReceiptBytes   = 16 << 10
 	maxReceiptOutputs = 16
 )
 
