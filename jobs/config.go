@@ -44,6 +44,12 @@ type Config struct {
 	Allow, Deny []string
 	// MaxLogBytes bounds the output kept of one job, on each side.
 	MaxLogBytes int64
+	// PublishReceipts publishes each signed receipt on the receipts topic;
+	// without it receipts are only kept with their jobs.
+	PublishReceipts bool
+	// ReceiptOutputs names a successful attempt's output CIDs in its
+	// receipt.
+	ReceiptOutputs bool
 }
 
 // DefaultConfig returns the market's defaults.
@@ -60,6 +66,8 @@ func DefaultConfig() Config {
 		ProviderLost:  10 * time.Second,
 		MaxConcurrent: 4,
 		MaxLogBytes:   16 << 20,
+
+		PublishReceipts: true,
 	}
 }
 

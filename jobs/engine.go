@@ -32,6 +32,7 @@ type Engine struct {
 	prov *provider
 	pay  *settler
 	logs *logReceiver
+	rcpt *receipts
 }
 
 // core is what every part of the engine shares.
@@ -46,6 +47,9 @@ type core struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	locks  [64]sync.Mutex // requester jobs, by hash of the ID
+
+	// afterUpdate sees each requester job once an update is stored.
+	afterUpdate func(*Job)
 
 	mu      sync.Mutex
 	closing bool // Close has begun: no new work
@@ -75,6 +79,7 @@ func New(p Params) (*Engine, error) {
 		prov: newProvider(c, pay),
 		pay:  pay,
 		logs: newLogReceiver(c),
+		rcpt: newReceipts(c),
 	}, nil
 }
 
@@ -85,9 +90,9 @@ func (e *Engine) Start() error {
 	if err := c.p.Host.PubSub.RegisterTopicValidator(wire.JobsTopic, e.prov.validateAnnouncement); err != nil {
 		return fmt.Errorf("jobs topic validator: %w", err)
 	}
-	topic, err := c.p.Host.PubSub.Join(wire.JobsTopic)
+	topic, err := c.p.Host.Topic(wire.JobsTopic)
 	if err != nil {
-		return fmt.Errorf("join jobs topic: %w", err)
+		return err
 	}
 	c.topic = topic
 	sub, err := topic.Subscribe(pubsub.WithBufferSize(1024))
@@ -103,6 +108,9 @@ func (e *Engine) Start() error {
 		h.SetStreamHandler(wire.CancelProtocol, c.handler(e.prov.handleCancel))
 	}
 	e.prov.start(sub)
+	if err := e.rcpt.start(); err != nil {
+		return err
+	}
 	if c.p.Settlement != nil {
 		// Arbiters answer requests; every node takes dispute awards.
 		h.SetStreamHandler(wire.ArbiterProtocol, c.handler(e.pay.handleArbiter))
@@ -121,15 +129,12 @@ func (e *Engine) Close() error {
 	for _, p := range []protocol.ID{wire.BidProtocol, wire.ResultProtocol, wire.LogProtocol, wire.AwardProtocol, wire.CancelProtocol, wire.ArbiterProtocol} {
 		h.RemoveStreamHandler(p)
 	}
+	e.rcpt.stop()
 	c.cancel()
 	e.prov.stop()
 	c.wg.Wait()
-	var err error
-	if c.topic != nil {
-		err = c.topic.Close()
-	}
 	c.p.Host.PubSub.UnregisterTopicValidator(wire.JobsTopic)
-	return err
+	return nil
 }
 
 // resume restarts the loops of unfinished jobs and clears the job folders
@@ -253,7 +258,13 @@ func (c *core) update(id string, fn func(*Job) error) (*Job, error) {
 	if err := fn(j); err != nil {
 		return j, err
 	}
-	return j, c.store.put(j)
+	if err := c.store.put(j); err != nil {
+		return j, err
+	}
+	if c.afterUpdate != nil {
+		c.afterUpdate(j)
+	}
+	return j, nil
 }
 
 func (c *core) logDir() string { return filepath.Join(c.p.WorkDir, "logs") }

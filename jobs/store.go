@@ -53,11 +53,14 @@ type Job struct {
 	RequesterAddrs []string `json:"requester_addrs,omitempty"`
 	// ProviderAddrs is where the requester reached the awarded provider,
 	// kept so that it finds the provider again after a restart.
-	ProviderAddrs []string  `json:"provider_addrs,omitempty"`
-	Reason        string    `json:"reason,omitempty"`
-	Events        []Event   `json:"events"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ProviderAddrs []string `json:"provider_addrs,omitempty"`
+	// Outcomes are the requester's record of the attempts whose provider
+	// acked, each with its signed receipt.
+	Outcomes  []AttemptOutcome `json:"outcomes,omitempty"`
+	Reason    string           `json:"reason,omitempty"`
+	Events    []Event          `json:"events"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
 }
 
 // move changes the job's state, recording the step.
@@ -65,12 +68,14 @@ func (j *Job) move(to market.State, detail string) error {
 	if err := market.CanMove(j.State, to); err != nil {
 		return err
 	}
+	from := j.State
 	j.State = to
 	j.UpdatedAt = time.Now().UTC()
 	j.Events = append(j.Events, Event{Time: j.UpdatedAt, State: to, Detail: detail})
 	if to == market.StateFailed || to == market.StateCancelled {
 		j.Reason = detail
 	}
+	j.recordOutcome(from, to, detail)
 	return nil
 }
 

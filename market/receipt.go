@@ -34,8 +34,9 @@ const (
 	// older one is a replay.
 	MaxReceiptAge = 10 * time.Minute
 	// MaxReceiptBytes bounds an encoded signed receipt.
-	MaxReceiptBytes   = 16 << 10
-	maxReceiptOutputs = 16
+	MaxReceiptBytes = 16 << 10
+	// MaxReceiptOutputs bounds the outputs a receipt names.
+	MaxReceiptOutputs = 16
 )
 
 // ReceiptEscrow is where a paid attempt's price went: the escrow's vault
@@ -97,8 +98,8 @@ func CheckReceipt(r Receipt, signer peer.ID) error {
 		return fmt.Errorf("receipt outcome %q with fault %q is not one of succeeded/none, failed/provider, failed/requester, cancelled/requester", r.Outcome, r.Fault)
 	case len(r.Reason) > maxFailureReasonLen:
 		return errors.New("receipt reason too long")
-	case len(r.Outputs) > maxReceiptOutputs:
-		return fmt.Errorf("receipt names %d outputs, at most %d", len(r.Outputs), maxReceiptOutputs)
+	case len(r.Outputs) > MaxReceiptOutputs:
+		return fmt.Errorf("receipt names %d outputs, at most %d", len(r.Outputs), MaxReceiptOutputs)
 	case r.EndedAt.Before(r.StartedAt):
 		return errors.New("receipt ends before it starts")
 	case r.IssuedAt.Before(r.EndedAt):

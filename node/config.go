@@ -373,13 +373,18 @@ type MarketConfig struct {
 	// GPUWorker is the path of the GPU worker binary (cyxwiz-cuda-worker);
 	// "" looks next to this program, then on PATH.
 	GPUWorker string `json:"gpu_worker"`
+	// PublishReceipts publishes the signed receipt of each attempt of the
+	// node's jobs on the receipts topic, where indexers keep them.
+	PublishReceipts bool `json:"publish_receipts"`
+	// ReceiptOutputs names a successful job's output CIDs in its receipt.
+	ReceiptOutputs bool `json:"receipt_outputs"`
 }
 
 // DefaultMarketConfig returns the market settings of a new node: a
 // requester only.
 func DefaultMarketConfig() MarketConfig {
 	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain}, AdvertiseSeconds: 60, MaxConcurrent: 4, MaxLogMiB: 16,
-		Allow: []string{}, Deny: []string{}, DetectGPUs: true}
+		Allow: []string{}, Deny: []string{}, DetectGPUs: true, PublishReceipts: true}
 }
 
 // Validate reports every setting that cannot work, each naming its key.

@@ -80,6 +80,17 @@ func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 		info.Escrows = append(info.Escrows, api.JobEscrow{ID: x.Terms.JobID, State: string(x.State), Provider: x.ProviderPeer,
 			Amount: x.Terms.Amount, Mint: x.Terms.Mint, Vault: x.Terms.Vault, Deadline: x.Terms.Deadline, Tx: x.Tx, Error: x.Error})
 	}
+	for _, o := range j.Outcomes {
+		rc := api.JobReceipt{Attempt: o.Attempt, Provider: o.Provider, Outcome: o.Outcome, Fault: o.Fault, Reason: o.Reason,
+			Price: o.Price, Refusal: o.Countersign, Published: o.Published}
+		if o.Receipt != nil {
+			rc.ID, rc.Countersigned = o.Receipt.ID(), len(o.Receipt.Countersignature) > 0
+			if full {
+				rc.Signed, _ = o.Receipt.Marshal()
+			}
+		}
+		info.Receipts = append(info.Receipts, rc)
+	}
 	if r := j.Result; r != nil && r.Attempt == j.Attempt {
 		res := &api.JobResultInfo{Status: r.Status, ExitCode: r.ExitCode, Reason: r.Reason, Outputs: []api.JobOutput{},
 			LogCID: r.LogCID, LogTail: r.LogTail, Metrics: r.Metrics, MetricsCID: r.MetricsCID, ModelCID: r.ModelCID, WallMillis: r.Usage.WallMillis, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}

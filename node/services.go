@@ -118,6 +118,7 @@ func (s *jobStore) build() error {
 	cfg.MaxConcurrent = s.cfg.Market.MaxConcurrent
 	cfg.MaxLogBytes = int64(s.cfg.Market.MaxLogMiB) << 20
 	cfg.Allow, cfg.Deny = s.cfg.Market.Allow, s.cfg.Market.Deny
+	cfg.PublishReceipts, cfg.ReceiptOutputs = s.cfg.Market.PublishReceipts, s.cfg.Market.ReceiptOutputs
 	p := s.params
 	p.DB, p.Executors, p.Config = s.db, s.execs, cfg
 	e, err := jobs.New(p)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/cyxwiz/cyxwiz/settlement/localledger"
@@ -151,6 +152,35 @@ func waitEscrow(t *testing.T, c *api.Client, id, state string) api.JobInfo {
 	return info
 }
 
+// waitReceipt waits until the receipt of a job's last attempt is
+// published and returns it, checked and opened.
+func waitReceipt(t *testing.T, c *api.Client, id string) (api.JobReceipt, market.Receipt) {
+	t.Helper()
+	var info api.JobInfo
+	for range 400 {
+		var err error
+		info, err = c.JobStatus(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(info.Receipts); n > 0 && info.Receipts[n-1].Published {
+			rc := info.Receipts[n-1]
+			sr, err := market.ParseSignedReceipt(rc.Signed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, counter, err := sr.Open()
+			if err != nil || counter != rc.Countersigned || sr.ID() != rc.ID {
+				t.Fatalf("receipt %+v: %v", rc, err)
+			}
+			return rc, r
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("the receipt of job %s was never published: %+v", id, info.Receipts)
+	return api.JobReceipt{}, market.Receipt{}
+}
+
 // Priced jobs are paid through escrows: locked at award, released to the
 // provider when the requester has the outputs, refunded with the arbiter
 // after the deadline when the job fails; the money is all accounted for.
@@ -223,6 +253,13 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	if amount != 300 || paid.Escrows[0].Tx == "" {
 		t.Errorf("escrow %+v, want 300 (10 per CPU-second for 30 s) released", paid.Escrows[0])
 	}
+	// The requester signs a receipt that names the release, and the
+	// provider countersigns it.
+	rc, receipt := waitReceipt(t, req.client, job.ID)
+	if !rc.Countersigned || receipt.Outcome != market.OutcomeSucceeded || receipt.Price != amount ||
+		receipt.Escrow == nil || receipt.Escrow.State != "released" || receipt.Escrow.Tx != paid.Escrows[0].Tx || receipt.Escrow.Payee != provAddr {
+		t.Errorf("receipt %+v (%+v), want a countersigned release of %d to %s in %s", rc, receipt.Escrow, amount, provAddr, paid.Escrows[0].Tx)
+	}
 	bal := func(addr string) uint64 { return ledger.balance(t, addr) }
 	if got := bal(provAddr); got != amount {
 		t.Errorf("provider holds %d, want %d", got, amount)
@@ -292,6 +329,13 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	}
 	if got := bal(reqAddr); got != funds-2*amount {
 		t.Errorf("requester holds %d after the refund, want %d", got, funds-2*amount)
+	}
+	// The job's own failure: the provider agrees, and the receipt names
+	// the refund.
+	rc, receipt = waitReceipt(t, req.client, bad.ID)
+	if !rc.Countersigned || receipt.Outcome != market.OutcomeFailed || receipt.Fault != market.FaultRequester ||
+		receipt.Escrow == nil || receipt.Escrow.State != "refunded" || receipt.Escrow.Tx != refunded.Escrows[0].Tx {
+		t.Errorf("receipt of the failed job %+v (%+v), want a countersigned refund", rc, receipt.Escrow)
 	}
 	if got := bal(provAddr); got != 2*amount {
 		t.Errorf("provider holds %d, want %d", got, 2*amount)

@@ -71,6 +71,9 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	topicsMu sync.Mutex
+	topics   map[string]*pubsub.Topic
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -78,7 +78,10 @@ type JobInfo struct {
 	Excluded []string       `json:"excluded,omitempty"`
 	Result   *JobResultInfo `json:"result,omitempty"`
 	// Escrows are the job's payments: one escrow per award of a priced job.
-	Escrows   []JobEscrow     `json:"escrows,omitempty"`
+	Escrows []JobEscrow `json:"escrows,omitempty"`
+	// Receipts are the job's receipts: one per attempt whose provider
+	// acked, signed once the attempt's escrow has settled.
+	Receipts  []JobReceipt    `json:"receipts,omitempty"`
 	Events    []JobEventInfo  `json:"events,omitempty"`
 	Spec      json.RawMessage `json:"spec,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
@@ -102,6 +105,28 @@ type JobEscrow struct {
 	Tx string `json:"tx,omitempty"`
 	// Error is the last settlement failure; it is retried.
 	Error string `json:"error,omitempty"`
+}
+
+// JobReceipt is how one attempt of a job ended, and its signed receipt.
+type JobReceipt struct {
+	Attempt  int    `json:"attempt"`
+	Provider string `json:"provider"`
+	// Outcome is succeeded, failed or cancelled; Fault says whose fault a
+	// failure was: provider or requester (the job itself, or a cancel).
+	Outcome string `json:"outcome"`
+	Fault   string `json:"fault"`
+	Reason  string `json:"reason,omitempty"`
+	Price   uint64 `json:"price"`
+	// ID names the signed receipt; "" until it is signed.
+	ID string `json:"id,omitempty"`
+	// Countersigned: the provider signed it too. Refusal says why it did
+	// not, when it refused or could not be reached.
+	Countersigned bool   `json:"countersigned"`
+	Refusal       string `json:"refusal,omitempty"`
+	Published     bool   `json:"published"`
+	// Signed is the signed receipt (job.status only), as the receipts
+	// topic carries it.
+	Signed json.RawMessage `json:"signed,omitempty"`
 }
 
 // JobLogsParams are the parameters of job.logs.

@@ -38,8 +38,16 @@ const (
 	ProvidersName = "cyxwiz/providers/1"
 )
 
-// JobsTopic is the gossipsub topic of signed job announcements.
-const JobsTopic = "/cyxwiz/jobs/1"
+// Gossipsub topics.
+const (
+	// JobsTopic carries signed job announcements.
+	JobsTopic = "/cyxwiz/jobs/1"
+	// ReceiptsTopic carries signed job receipts: the requester's account
+	// of how an attempt ended, countersigned by its provider.
+	ReceiptsTopic = "/cyxwiz/receipts/1"
+	// ModelsTopic carries the signed model records of the registry.
+	ModelsTopic = "/cyxwiz/models/1"
+)
 
 // Stream protocols of the market. A stream carries frames (WriteFrame):
 // one signed envelope from the side that opens it, and a Reply, an
@@ -59,6 +67,10 @@ const (
 	LogProtocol protocol.ID = "/cyxwiz/market/logs/1.0.0"
 	// CancelProtocol: requester to provider, a signed cancel, no answer.
 	CancelProtocol protocol.ID = "/cyxwiz/market/cancel/1.0.0"
+	// ReceiptProtocol: requester to provider, a signed receipt answered
+	// by one JSON frame: a Reply and, when the provider agrees, its
+	// countersignature.
+	ReceiptProtocol protocol.ID = "/cyxwiz/market/receipt/1.0.0"
 	// ArbiterProtocol: any node to an arbiter, or an arbiter to the side a
 	// dispute was decided for: one JSON request and one JSON answer that
 	// carries a Reply.
