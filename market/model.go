@@ -99,11 +99,14 @@ func CheckModel(m ModelRecord, signer peer.ID, now time.Time) error {
 	return nil
 }
 
-// EnvelopeID names a signed message: the hex SHA-256 of its payload and
-// signature.
+// EnvelopeID names a signed message: the hex SHA-256 of its encoding
+// (Marshal).
 func EnvelopeID(e Envelope) string {
-	h := sha256.New()
-	h.Write(e.Payload)
-	h.Write(e.Signature)
-	return hex.EncodeToString(h.Sum(nil))
+	data, _ := e.Marshal() // a struct of bytes and strings always encodes
+	return hashID(data)
+}
+
+func hashID(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }

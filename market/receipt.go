@@ -160,9 +160,12 @@ func Countersign(sign func([]byte) ([]byte, error), receipt Envelope) ([]byte, e
 	return sig, nil
 }
 
-// ID names a signed receipt: the hex SHA-256 of the requester's payload
-// and signature, the same with or without the countersignature.
-func (s SignedReceipt) ID() string { return EnvelopeID(s.Receipt) }
+// ID names a signed receipt: the hex SHA-256 of its encoding (Marshal),
+// countersignature included.
+func (s SignedReceipt) ID() string {
+	data, _ := s.Marshal() // a struct of bytes and strings always encodes
+	return hashID(data)
+}
 
 // Marshal encodes the signed receipt.
 func (s SignedReceipt) Marshal() ([]byte, error) { return json.Marshal(s) }

@@ -217,20 +217,38 @@ func (a *advertiser) current() (market.Capacity, bool) {
 // findProviders lists the capacity records of the providers the DHT knows,
 // each checked against its signature and expiry.
 func findProviders(ctx context.Context, h *p2p.Host, self *advertiser, limit int) ([]market.Capacity, error) {
-	var (
-		mu  sync.Mutex
-		out []market.Capacity
-		wg  sync.WaitGroup
-	)
-	seen := map[peer.ID]bool{}
+	var out []market.Capacity
+	skip := map[peer.ID]bool{}
 	if self != nil {
 		if c, ok := self.current(); ok {
 			out = append(out, c)
-			seen[h.ID()] = true
+			skip[h.ID()] = true
 		}
 	}
+	err := eachCapacity(ctx, h, limit, skip, func(_ []byte, c market.Capacity) { out = append(out, c) })
+	slices.SortFunc(out, func(a, b market.Capacity) int { return strings.Compare(a.Peer, b.Peer) })
+	return out, err
+}
+
+// capacityRecords lists the signed capacity records (DHT values) of the
+// providers the DHT knows, as an indexer keeps them.
+func capacityRecords(ctx context.Context, h *p2p.Host, limit int) ([][]byte, error) {
+	var out [][]byte
+	err := eachCapacity(ctx, h, limit, nil, func(v []byte, _ market.Capacity) { out = append(out, v) })
+	return out, err
+}
+
+// eachCapacity calls f, one call at a time, with each valid capacity
+// record of the providers the DHT knows (at most limit), but those of the
+// peers in skip.
+func eachCapacity(ctx context.Context, h *p2p.Host, limit int, skip map[peer.ID]bool, f func(value []byte, c market.Capacity)) error {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	seen := map[peer.ID]bool{}
 	for info := range h.DHT.FindProvidersAsync(ctx, providersCID, limit) {
-		if seen[info.ID] {
+		if seen[info.ID] || skip[info.ID] {
 			continue
 		}
 		seen[info.ID] = true
@@ -246,11 +264,10 @@ func findProviders(ctx context.Context, h *p2p.Host, self *advertiser, limit int
 				return
 			}
 			mu.Lock()
-			out = append(out, c)
+			f(value, c)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	slices.SortFunc(out, func(a, b market.Capacity) int { return strings.Compare(a.Peer, b.Peer) })
-	return out, ctx.Err()
+	return ctx.Err()
 }

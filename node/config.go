@@ -44,6 +44,9 @@ type Config struct {
 	Market MarketConfig `json:"market"`
 	// Settlement configures payments through escrows on a ledger.
 	Settlement SettlementConfig `json:"settlement"`
+	// Indexer configures the swarm's history kept by the indexer and
+	// arbiter roles.
+	Indexer IndexerConfig `json:"indexer"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
 	// ShutdownTimeoutSeconds is how long a clean shutdown may take before the
@@ -96,6 +99,7 @@ func DefaultConfig() Config {
 		Content:                content.DefaultConfig(),
 		Market:                 DefaultMarketConfig(),
 		Settlement:             DefaultSettlementConfig(),
+		Indexer:                DefaultIndexerConfig(),
 		Log:                    LogConfig{Level: "info", Libp2pLevel: "error", Format: "text"},
 		ShutdownTimeoutSeconds: 30,
 	}
@@ -108,6 +112,7 @@ func LocalConfig() Config {
 	c.API.Addr = "127.0.0.1:0"
 	c.Swarm = p2p.LocalConfig()
 	c.Market.Provider = true
+	c.Indexer.ExplorerAddr = "127.0.0.1:0"
 	return c
 }
 
@@ -137,6 +142,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Market.Validate(); err != nil {
 		errs = append(errs, prefixErrors("market.", err))
+	}
+	if err := c.Indexer.Validate(); err != nil {
+		errs = append(errs, prefixErrors("indexer.", err))
 	}
 	if err := c.Settlement.Validate(); err != nil {
 		errs = append(errs, prefixErrors("settlement.", err))

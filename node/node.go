@@ -43,7 +43,9 @@ type Node struct {
 	private bool
 	host    *p2p.Host
 	jobs    *jobs.Engine
-	adv     *advertiser // nil unless market.provider
+	adv     *advertiser     // nil unless market.provider
+	index   *indexerService // nil unless an indexer or arbiter
+	models  *modelRegistry
 	api     *apiServer
 	rpc     *rpc.Server
 	life    lifecycle
@@ -95,7 +97,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		Version:      Version,
 		Logger:       log.With("system", "p2p"),
 		Validators:   map[string]record.Validator{wire.DHTNamespace: capacityValidator{}},
-		ScoredTopics: []string{wire.JobsTopic},
+		ScoredTopics: []string{wire.JobsTopic, wire.ReceiptsTopic, wire.ModelsTopic},
 	}}
 	if err := n.life.start(ctx, apiPort{n.api}, hs); err != nil {
 		return err
@@ -134,16 +136,28 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		return err
 	}
 	n.jobs = js.engine
+	if cfg.Role == RoleIndexer || cfg.Role == RoleArbiter {
+		n.index = &indexerService{repo: p.Repo, cfg: cfg.Indexer, host: n.host, log: log.With("system", "indexer")}
+		if cfg.Indexer.CheckEscrows && escrow != nil {
+			n.index.escrow = escrow
+		}
+		if err := n.life.start(ctx, n.index); err != nil {
+			return err
+		}
+	}
+	n.models = &modelRegistry{repo: p.Repo, host: n.host, key: key, jobs: n.jobs, log: log.With("system", "models")}
 
 	n.rpc = n.api.rpc
 	for _, ns := range []interface{ register(*rpc.Server) }{
-		infoAPI{host: n.host, role: cfg.Role, dhtMode: cfg.Swarm.DHTMode, private: n.private},
+		infoAPI{host: n.host, role: cfg.Role, dhtMode: cfg.Swarm.DHTMode, private: n.private, index: n.index},
 		swarmAPI{host: n.host, events: events},
 		contentAPI{store: store, events: events},
 		jobAPI{jobs: n.jobs, store: store, events: events},
 		disputeAPI{jobs: n.jobs, settles: escrow != nil, role: cfg.Role},
 		walletAPI{repo: p.Repo, escrow: escrow, ledger: cfg.Settlement, mint: cfg.Market.Mint},
 		marketAPI{host: n.host, adv: n.adv},
+		indexerAPI{svc: n.index},
+		n.models,
 	} {
 		ns.register(n.rpc)
 	}
@@ -160,7 +174,11 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.adv != nil {
 		services = append(services, n.adv)
 	}
-	services = append(services, engineService{n.jobs}, apiServing{n.api})
+	services = append(services, engineService{n.jobs}, n.models)
+	if n.index != nil {
+		services = append(services, indexerRunning{n.index})
+	}
+	services = append(services, apiServing{n.api})
 	if err := n.life.start(ctx, services...); err != nil {
 		return fmt.Errorf("start node: %w", err)
 	}

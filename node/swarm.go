@@ -22,6 +22,7 @@ type infoAPI struct {
 	role    string
 	dhtMode string
 	private bool
+	index   *indexerService // nil unless an indexer
 }
 
 func (a infoAPI) register(srv *rpc.Server) {
@@ -45,6 +46,7 @@ func (a infoAPI) info(context.Context) (api.NodeInfo, error) {
 		PrivateSwarm: a.private,
 		DHTMode:      a.dhtMode,
 		Peers:        len(a.host.Network().Peers()),
+		Explorer:     a.index.explorerAddr(),
 	}, nil
 }
 

@@ -30,6 +30,9 @@ type NodeInfo struct {
 	DHTMode string `json:"dht_mode"`
 	// Peers is the number of connected peers.
 	Peers int `json:"peers"`
+	// Explorer is the address of the indexer's public explorer API, ""
+	// when the node serves none.
+	Explorer string `json:"explorer,omitempty"`
 }
 
 // Peer is one entry of swarm.peers.

@@ -1,0 +1,300 @@
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
+)
+
+// Explorer is the public, read-only HTTP JSON API of an indexer's store.
+// Every response is public data: CORS is open to every origin, only GET
+// (and its preflight) is served, each client (by IP address) is rate
+// limited, page sizes and series lengths are bounded by the store, and
+// each query runs under a deadline, so that a slow database answers 503
+// instead of holding connections.
+type Explorer struct {
+	store   indexdb.Store
+	limiter *rateLimiter
+	log     *slog.Logger
+	mux     *http.ServeMux
+	timeout time.Duration
+}
+
+// ExplorerConfig configures an Explorer.
+type ExplorerConfig struct {
+	// RatePerSecond and Burst bound each client's requests (defaults 20
+	// and 40).
+	RatePerSecond float64
+	Burst         int
+	// QueryTimeout bounds each query (default 5 s).
+	QueryTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Explorer API paths.
+const (
+	PathProviders = "/v1/providers"
+	PathJobs      = "/v1/jobs"
+	PathPrices    = "/v1/prices"
+	PathSwarm     = "/v1/swarm"
+	PathModels    = "/v1/models"
+	PathStats     = "/v1/stats"
+)
+
+// NewExplorer serves store.
+func NewExplorer(store indexdb.Store, cfg ExplorerConfig) *Explorer {
+	if cfg.RatePerSecond <= 0 {
+		cfg.RatePerSecond = 20
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 40
+	}
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Explorer{store: store, limiter: newRateLimiter(cfg.RatePerSecond, cfg.Burst), log: cfg.Logger,
+		mux: http.NewServeMux(), timeout: cfg.QueryTimeout}
+	e.mux.HandleFunc("GET "+PathProviders, e.providers)
+	e.mux.HandleFunc("GET "+PathProviders+"/{peer}", e.provider)
+	e.mux.HandleFunc("GET "+PathJobs, e.jobs)
+	e.mux.HandleFunc("GET "+PathJobs+"/{id}", e.job)
+	e.mux.HandleFunc("GET "+PathPrices, e.prices)
+	e.mux.HandleFunc("GET "+PathSwarm, e.swarm)
+	e.mux.HandleFunc("GET "+PathModels, e.models)
+	e.mux.HandleFunc("GET "+PathModels+"/{id}", e.model)
+	e.mux.HandleFunc("GET "+PathStats, e.stats)
+	return e
+}
+
+// ServeHTTP applies CORS, the method check and the rate limit, then
+// routes.
+func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, OPTIONS")
+	h.Set("X-Content-Type-Options", "nosniff")
+	switch r.Method {
+	case http.MethodOptions:
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case http.MethodGet, http.MethodHead:
+	default:
+		h.Set("Allow", "GET, OPTIONS")
+		writeError(w, http.StatusMethodNotAllowed, "the explorer is read-only: GET only")
+		return
+	}
+	if wait, ok := e.limiter.allow(clientIP(r), time.Now()); !ok {
+		h.Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		writeError(w, http.StatusTooManyRequests, "too many requests: slow down")
+		return
+	}
+	e.mux.ServeHTTP(w, r)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// errorBody is every error's JSON.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// answer writes a query's result, or its error: a bad query is the
+// client's (400), an unknown key 404, anything else the database's (503).
+func (e *Explorer) answer(w http.ResponseWriter, v any, err error) {
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, v)
+	case errors.Is(err, indexdb.ErrBadQuery) || errors.Is(err, errBadParam):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, indexdb.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	default:
+		e.log.Warn("explorer query failed", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "the index is unavailable now; try again later")
+	}
+}
+
+func (e *Explorer) query(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), e.timeout)
+}
+
+var errBadParam = errors.New("bad parameter")
+
+// params reads a request's query parameters, collecting the first error.
+type params struct {
+	r   *http.Request
+	err error
+}
+
+func (p *params) str(name string) string { return p.r.URL.Query().Get(name) }
+
+func (p *params) int(name string) int {
+	v := p.str(name)
+	if v == "" || p.err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.err = fmt.Errorf("%w: %s: %q is not an integer", errBadParam, name, v)
+	}
+	return n
+}
+
+// time reads an RFC 3339 time or Unix seconds.
+func (p *params) time(name string, def time.Time) time.Time {
+	v := p.str(name)
+	if v == "" || p.err != nil {
+		return def
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(secs, 0).UTC()
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		p.err = fmt.Errorf("%w: %s: %q is neither RFC 3339 nor Unix seconds", errBadParam, name, v)
+	}
+	return t.UTC()
+}
+
+// duration reads a Go duration ("1h", "15m").
+func (p *params) duration(name string, def time.Duration) time.Duration {
+	v := p.str(name)
+	if v == "" || p.err != nil {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.err = fmt.Errorf("%w: %s: %q is not a duration such as 1h or 15m", errBadParam, name, v)
+	}
+	return d
+}
+
+func (e *Explorer) providers(w http.ResponseWriter, r *http.Request) {
+	p := params{r: r}
+	q := indexdb.ProviderQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), GPUModel: p.str("gpu"),
+		Executor: p.str("executor"), SeenSince: p.time("seen_since", time.Time{})}
+	if p.err != nil {
+		e.answer(w, nil, p.err)
+		return
+	}
+	ctx, cancel := e.query(r)
+	defer cancel()
+	page, err := e.store.Providers(ctx, q)
+	e.answer(w, page, err)
+}
+
+func (e *Explorer) provider(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := e.query(r)
+	defer cancel()
+	d, err := e.store.Provider(ctx, r.PathValue("peer"))
+	e.answer(w, d, err)
+}
+
+func (e *Explorer) jobs(w http.ResponseWriter, r *http.Request) {
+	p := params{r: r}
+	q := indexdb.JobQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), Requester: p.str("requester"),
+		Provider: p.str("provider"), Outcome: p.str("outcome"), Kind: p.str("kind"), Since: p.time("since", time.Time{})}
+	if p.err != nil {
+		e.answer(w, nil, p.err)
+		return
+	}
+	ctx, cancel := e.query(r)
+	defer cancel()
+	page, err := e.store.Jobs(ctx, q)
+	e.answer(w, page, err)
+}
+
+func (e *Explorer) job(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := e.query(r)
+	defer cancel()
+	d, err := e.store.Job(ctx, r.PathValue("id"))
+	e.answer(w, d, err)
+}
+
+// series reads from, to and bucket: by default the last day in hours.
+func series(p *params, now time.Time) indexdb.SeriesQuery {
+	to := p.time("to", now)
+	return indexdb.SeriesQuery{From: p.time("from", to.Add(-24*time.Hour)), To: to,
+		Bucket: p.duration("bucket", time.Hour), Resource: p.str("resource")}
+}
+
+func (e *Explorer) prices(w http.ResponseWriter, r *http.Request) {
+	p := params{r: r}
+	q := series(&p, time.Now().UTC())
+	if p.err != nil {
+		e.answer(w, nil, p.err)
+		return
+	}
+	ctx, cancel := e.query(r)
+	defer cancel()
+	pts, err := e.store.Prices(ctx, q)
+	e.answer(w, pts, err)
+}
+
+func (e *Explorer) swarm(w http.ResponseWriter, r *http.Request) {
+	p := params{r: r}
+	q := series(&p, time.Now().UTC())
+	if p.err != nil {
+		e.answer(w, nil, p.err)
+		return
+	}
+	ctx, cancel := e.query(r)
+	defer cancel()
+	pts, err := e.store.SwarmSize(ctx, q)
+	e.answer(w, pts, err)
+}
+
+func (e *Explorer) models(w http.ResponseWriter, r *http.Request) {
+	p := params{r: r}
+	q := indexdb.ModelQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), Text: p.str("q"), Publisher: p.str("publisher")}
+	if p.err != nil {
+		e.answer(w, nil, p.err)
+		return
+	}
+	ctx, cancel := e.query(r)
+	defer cancel()
+	page, err := e.store.Models(ctx, q)
+	e.answer(w, page, err)
+}
+
+func (e *Explorer) model(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := e.query(r)
+	defer cancel()
+	m, err := e.store.Model(ctx, r.PathValue("id"))
+	e.answer(w, m, err)
+}
+
+func (e *Explorer) stats(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := e.query(r)
+	defer cancel()
+	st, err := e.store.Stats(ctx)
+	e.answer(w, st, err)
+}
