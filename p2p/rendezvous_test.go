@@ -256,3 +256,23 @@ func TestRendezvousConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDialGuard checks the guard the loopback tests rely on: it records a
+// dial outside loopback and refuses it, so nothing leaves the machine.
+func TestDialGuard(t *testing.T) {
+	guard := &p2ptest.DialGuard{}
+	h := p2ptest.NewHostWith(t, p2p.Params{Config: p2ptest.Config(), ConnectionGater: guard})
+	other := p2ptest.NewHost(t, p2ptest.Config(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, p2ptest.AddrInfo(other)); err != nil {
+		t.Fatalf("loopback dial refused: %v", err)
+	}
+	far := peer.AddrInfo{ID: p2ptest.NewHost(t, p2ptest.Config(), nil).ID(), Addrs: []multiaddr.Multiaddr{mustAddr(t, "/ip4/192.0.2.1/tcp/4001")}}
+	if err := h.Connect(ctx, far); err == nil {
+		t.Fatal("dial to 192.0.2.1 allowed")
+	}
+	if out := guard.Outside(); len(out) != 1 || out[0].String() != "/ip4/192.0.2.1/tcp/4001" {
+		t.Errorf("Outside() = %v, want [/ip4/192.0.2.1/tcp/4001]", out)
+	}
+}
