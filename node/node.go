@@ -31,6 +31,11 @@ type Params struct {
 	// Escrow opens the node's ledger account instead of the configured
 	// ledger (tests use an in-memory one); nil uses settlement.ledger.
 	Escrow EscrowFactory
+	// EditHost, when set, changes the host's parameters before it starts:
+	// tests use it to record dials with a connection gater, or to let the
+	// rendezvous reach stub peers on loopback. nil keeps them as the
+	// config says.
+	EditHost func(*p2p.Params)
 }
 
 // Node is a running daemon: libp2p host and local API. Its subsystems
@@ -99,6 +104,9 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		Validators:   map[string]record.Validator{wire.DHTNamespace: capacityValidator{}},
 		ScoredTopics: []string{wire.JobsTopic, wire.ReceiptsTopic, wire.ModelsTopic},
 	}}
+	if p.EditHost != nil {
+		p.EditHost(&hs.params)
+	}
 	if err := n.life.start(ctx, apiPort{n.api}, hs); err != nil {
 		return err
 	}

@@ -61,6 +61,12 @@ func startNode(t *testing.T, cfg Config, seed byte) *testNode {
 // escrow (nil: as configured).
 func startNodeWith(t *testing.T, cfg Config, seed byte, escrow EscrowFactory) *testNode {
 	t.Helper()
+	return startNodeEdit(t, cfg, seed, func(p *Params) { p.Escrow = escrow })
+}
+
+// startNodeEdit is startNode with the node's Params changed by edit.
+func startNodeEdit(t *testing.T, cfg Config, seed byte, edit func(*Params)) *testNode {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
 		t.Fatal(err)
@@ -74,7 +80,9 @@ func startNodeWith(t *testing.T, cfg Config, seed byte, escrow EscrowFactory) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(t.Context(), Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler), Escrow: escrow})
+	p := Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)}
+	edit(&p)
+	n, err := New(t.Context(), p)
 	if err != nil {
 		repo.Close()
 		t.Fatal(err)

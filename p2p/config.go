@@ -3,8 +3,10 @@ package p2p
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/multiformats/go-multiaddr"
 )
 
@@ -54,6 +56,37 @@ type Config struct {
 	PubSubPeerQueue int `json:"pubsub_peer_queue"`
 	// PubSubValidateQueue is gossipsub's validation queue.
 	PubSubValidateQueue int `json:"pubsub_validate_queue"`
+
+	// Network names the swarm this node meets others in: the rendezvous
+	// key in the public IPFS DHT is cyxwiz/swarm/v1/<network>.
+	Network string `json:"network"`
+	// AminoBootstrap lists bootstrap peers (multiaddrs with /p2p/ID) of
+	// the public IPFS DHT, used only to find other CyxWiz nodes. An empty
+	// list turns that rendezvous off.
+	AminoBootstrap []string `json:"amino_bootstrap"`
+	// RendezvousPeers: while the node has fewer CyxWiz peers than this, it
+	// looks for more at the rendezvous every few minutes; 0 looks only at
+	// start-up.
+	RendezvousPeers int `json:"rendezvous_peers"`
+}
+
+// DefaultNetwork is the name of the public swarm.
+const DefaultNetwork = "public"
+
+// maxRendezvousPeers bounds Config.RendezvousPeers.
+const maxRendezvousPeers = 1000
+
+// networkName is what Config.Network may hold.
+var networkName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// defaultAminoBootstrap returns kad-dht's bootstrap peers of the public
+// IPFS DHT.
+func defaultAminoBootstrap() []string {
+	out := make([]string, 0, len(dht.DefaultBootstrapPeers))
+	for _, a := range dht.DefaultBootstrapPeers {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // DefaultConfig returns the settings for a public node.
@@ -80,6 +113,9 @@ func DefaultConfig() Config {
 		NATPortMap:          true,
 		PubSubPeerQueue:     256,
 		PubSubValidateQueue: 256,
+		Network:             DefaultNetwork,
+		AminoBootstrap:      defaultAminoBootstrap(),
+		RendezvousPeers:     8,
 	}
 }
 
@@ -93,6 +129,7 @@ func LocalConfig() Config {
 	c.NATPortMap = false
 	c.AutoNAT = false
 	c.HolePunching = false
+	c.AminoBootstrap = []string{}
 	return c
 }
 
@@ -107,7 +144,7 @@ func (c Config) Validate() error {
 	for _, list := range []struct {
 		key   string
 		addrs []string
-	}{{"bootstrap", c.Bootstrap}, {"static_relays", c.StaticRelays}} {
+	}{{"bootstrap", c.Bootstrap}, {"static_relays", c.StaticRelays}, {"amino_bootstrap", c.AminoBootstrap}} {
 		if _, err := ParsePeerAddrs(list.addrs); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", list.key, err))
 		}
@@ -134,6 +171,12 @@ func (c Config) Validate() error {
 	}
 	if c.PubSubValidateQueue < 1 {
 		errs = append(errs, fmt.Errorf("pubsub_validate_queue: %d must be positive", c.PubSubValidateQueue))
+	}
+	if !networkName.MatchString(c.Network) {
+		errs = append(errs, fmt.Errorf("network: %q must be 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit", c.Network))
+	}
+	if c.RendezvousPeers < 0 || c.RendezvousPeers > maxRendezvousPeers {
+		errs = append(errs, fmt.Errorf("rendezvous_peers: %d is outside 0..%d", c.RendezvousPeers, maxRendezvousPeers))
 	}
 	return errors.Join(errs...)
 }

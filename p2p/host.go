@@ -17,6 +17,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pubsub_pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	record "github.com/libp2p/go-libp2p-record"
+	coreconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -55,14 +56,27 @@ type Params struct {
 	ScoredTopics []string
 	// Logger receives the host's own log lines.
 	Logger *slog.Logger
+	// ConnectionGater, when set, is asked about every dial and every
+	// accepted connection; tests use it to record what a host dials. Not
+	// used by Attach.
+	ConnectionGater coreconnmgr.ConnectionGater
+	// AminoAllowLoopback is for tests only: it turns off the public-address
+	// filters of the Amino DHT, so that stub peers on loopback stand in for
+	// the public IPFS DHT. No config key sets it.
+	AminoAllowLoopback bool
 }
 
-// Host is a running libp2p host with its DHT, gossipsub router and optional
-// mDNS service. Close stops all of them.
+// Host is a running libp2p host with its DHT, gossipsub router, optional
+// mDNS service and optional rendezvous in the public IPFS DHT. Close stops
+// all of them.
 type Host struct {
 	host.Host
 	DHT    *dht.IpfsDHT
 	PubSub *pubsub.PubSub
+	// Amino is the client of the public IPFS DHT used for the rendezvous
+	// (see docs/swarm.md); nil when swarm.amino_bootstrap is empty or the
+	// swarm is private. Its peers never enter DHT's routing table.
+	Amino *dht.IpfsDHT
 
 	cfg    Config
 	log    *slog.Logger
@@ -158,6 +172,9 @@ func New(p Params) (*Host, error) {
 	if p.RelayService {
 		opts = append(opts, libp2p.EnableRelayService())
 	}
+	if p.ConnectionGater != nil {
+		opts = append(opts, libp2p.ConnectionGater(p.ConnectionGater))
+	}
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
@@ -207,6 +224,13 @@ func attach(h host.Host, p Params, log *slog.Logger) (*Host, error) {
 		return nil, fmt.Errorf("new host: dht: %w", err)
 	}
 	hst.DHT = kad
+	// A private swarm keeps to itself: no public DHT at all.
+	if len(cfg.AminoBootstrap) > 0 && p.SwarmKey == nil {
+		if hst.Amino, err = newAmino(h, p); err != nil {
+			hst.Close()
+			return nil, fmt.Errorf("new host: amino dht: %w", err)
+		}
+	}
 
 	psOpts := []pubsub.Option{
 		pubsub.WithPeerOutboundQueueSize(cfg.PubSubPeerQueue),
@@ -290,8 +314,10 @@ func dhtMode(mode string) dht.ModeOpt {
 }
 
 // Bootstrap dials the configured bootstrap peers in the background and then
-// bootstraps the DHT. Unreachable peers are logged, never fatal.
+// bootstraps the DHT; with an Amino DHT it also starts the rendezvous.
+// Unreachable peers are logged, never fatal. Call it once.
 func (h *Host) Bootstrap() {
+	h.startRendezvous()
 	peers, _ := ParsePeerAddrs(h.cfg.Bootstrap)
 	h.wg.Add(1)
 	go func() {
@@ -366,8 +392,8 @@ var ErrNotConnected = errors.New("peer not connected")
 // Protocols lists the protocol IDs the host serves.
 func (h *Host) Protocols() []protocol.ID { return h.Mux().Protocols() }
 
-// Close stops mDNS, gossipsub, the DHT and the host, in that order. It is
-// safe to call more than once.
+// Close stops mDNS, gossipsub, the rendezvous, the DHTs and the host, in
+// that order. It is safe to call more than once.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		var errs []error
@@ -376,6 +402,9 @@ func (h *Host) Close() error {
 		}
 		h.cancel()
 		h.wg.Wait()
+		if h.Amino != nil {
+			errs = append(errs, h.Amino.Close())
+		}
 		if h.DHT != nil {
 			errs = append(errs, h.DHT.Close())
 		}

@@ -182,6 +182,10 @@ func TestConfigValidate(t *testing.T) {
 		{"dht mode", func(c *p2p.Config) { c.DHTMode = "sometimes" }, "dht_mode"},
 		{"memory", func(c *p2p.Config) { c.MaxMemoryMiB = 1 }, "max_memory_mib"},
 		{"queues", func(c *p2p.Config) { c.PubSubPeerQueue = 0 }, "pubsub_peer_queue"},
+		{"amino bootstrap without peer id", func(c *p2p.Config) { c.AminoBootstrap = []string{"/ip4/127.0.0.1/tcp/1"} }, "amino_bootstrap"},
+		{"empty network", func(c *p2p.Config) { c.Network = "" }, "network"},
+		{"network with a slash", func(c *p2p.Config) { c.Network = "a/b" }, "network"},
+		{"rendezvous peers", func(c *p2p.Config) { c.RendezvousPeers = -1 }, "rendezvous_peers"},
 	}
 	for _, tt := range tests {
 		c := p2p.DefaultConfig()

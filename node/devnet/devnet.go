@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/node"
+	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/settlement/localledger"
 	"github.com/cyxwiz/cyxwiz/settlement/solana"
 	sol "github.com/gagliardetto/solana-go"
@@ -37,6 +38,9 @@ type Params struct {
 	// SOL for fees, and the others get Funds of a new token, the
 	// market mint of every node.
 	Ledger *localledger.Ledger
+	// EditHost, when set, changes every node's host parameters before it
+	// starts (see node.Params.EditHost); tests use it to record dials.
+	EditHost func(*p2p.Params)
 }
 
 // Settlement figures of a devnet.
@@ -110,7 +114,7 @@ func Start(ctx context.Context, p Params) (*Devnet, error) {
 				return nil, fmt.Errorf("devnet: node%d: %w", i, err)
 			}
 		}
-		n, err := node.New(ctx, node.Params{Repo: repo, Config: cfg, Logger: log.With("node", i)})
+		n, err := node.New(ctx, node.Params{Repo: repo, Config: cfg, Logger: log.With("node", i), EditHost: p.EditHost})
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("devnet: node%d: %w", i, err)

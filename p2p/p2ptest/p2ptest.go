@@ -27,11 +27,27 @@ func Config() p2p.Config {
 // NewHost starts a host with a fresh key and closes it when the test ends.
 func NewHost(t testing.TB, cfg p2p.Config, swarmKey p2p.SwarmKey) *p2p.Host {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	return NewHostWith(t, p2p.Params{Config: cfg, SwarmKey: swarmKey})
+}
+
+// NewHostWith starts a host with p, filling in a fresh key, a version and
+// a silent logger where p has none, and closes it when the test ends.
+func NewHostWith(t testing.TB, p p2p.Params) *p2p.Host {
+	t.Helper()
+	if p.Key == nil {
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Key = key
 	}
-	h, err := p2p.New(p2p.Params{Key: key, Config: cfg, SwarmKey: swarmKey, Version: "test", Logger: slog.New(slog.DiscardHandler)})
+	if p.Version == "" {
+		p.Version = "test"
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	h, err := p2p.New(p)
 	if err != nil {
 		t.Fatalf("new host: %v", err)
 	}

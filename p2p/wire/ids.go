@@ -21,6 +21,10 @@ const (
 	MDNSService = "cyxwiz"
 	// AgentName prefixes the agent version sent by identify.
 	AgentName = "cyxwiz"
+	// RendezvousPrefix, followed by the network's name (swarm.network),
+	// is the key CyxWiz nodes advertise and look up in the public IPFS
+	// DHT to find their first peers.
+	RendezvousPrefix = "cyxwiz/swarm/v1/"
 )
 
 // Records and keys in the DHT.
