@@ -42,6 +42,8 @@ type command struct {
 	want string
 	// nargs is how many positional arguments want describes (0 means 1).
 	nargs int
+	// optional: the positional arguments may also be left out.
+	optional bool
 	// flags registers the command's own flags; nil for none.
 	flags func(fs *flag.FlagSet)
 	run   func(e *env, args []string) error
@@ -66,6 +68,8 @@ func commands() []*command {
 		pinCommand(),
 		repoCommand(),
 		providersCommand(),
+		explorerCommand(),
+		modelCommand(),
 		jobCommand(),
 		walletCommand(),
 		arbiterCommand(),
@@ -156,6 +160,7 @@ func checkArgs(c *command, args []string) error {
 	switch {
 	case c.want == "" && len(args) > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
+	case c.want != "" && c.optional && len(args) == 0:
 	case c.want != "" && len(args) != max(1, c.nargs):
 		return fmt.Errorf("%w: want %s", errUsage, c.want)
 	}
