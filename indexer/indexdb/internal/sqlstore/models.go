@@ -57,6 +57,9 @@ func (s *Store) Models(ctx context.Context, q indexdb.ModelQuery) (indexdb.Page[
 
 // Model is one model by ID.
 func (s *Store) Model(ctx context.Context, id string) (indexdb.Model, error) {
+	if !indexdb.Storable(id) {
+		return indexdb.Model{}, fmt.Errorf("model %q: %w", id, indexdb.ErrNotFound)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	m, err := scanModel(s.c.QueryRow(ctx, `SELECT `+modelCols+` FROM models WHERE id = ?`, id))
