@@ -28,7 +28,7 @@ func BenchPeer(i int) string { return fmt.Sprintf("12D3KooWbenchpeer%05d", i%ben
 
 // BenchJob is job i of a benchmark history of n jobs: its announcement and
 // its one receipt, spread evenly over the last 30 days. Nine jobs in ten
-// succeed, and those name an escrow transaction, already checked.
+// succeed, and those name an escrow transaction.
 func BenchJob(i, n int) (indexdb.Announcement, indexdb.Receipt) {
 	seen := benchStart.Add(time.Duration(int64(benchSpan) / int64(n) * int64(i)))
 	job := fmt.Sprintf("job-%08d", i)
@@ -135,6 +135,44 @@ func BenchLoad(b *testing.B, s indexdb.Store, n int) {
 		}
 	}
 }
+
+// BenchDerive are the statements that fill the summary tables from the
+// announcements and receipts of a benchmark history loaded in bulk (one
+// announcement and one receipt per job), in the SQL both databases speak:
+// what ingest would have written row by row.
+var BenchDerive = []string{
+	`INSERT INTO jobs (job_id, requester, kind, attempts, first_seen, r_attempt, r_issued, r_id, outcome, provider,
+		price, escrow_state, escrow_check)
+	SELECT a.job_id, a.requester, a.kind, a.attempt, a.seen_at, r.attempt, r.issued_at, r.id, r.outcome, r.provider,
+		r.price, r.escrow_state, '' FROM announcements a JOIN receipts r ON r.job_id = a.job_id`,
+	`INSERT INTO provider_jobs (peer, jobs, succeeded, failed, mismatches)
+	SELECT provider, COUNT(*), SUM(CASE WHEN outcome = 'succeeded' THEN 1 ELSE 0 END),
+		SUM(CASE WHEN outcome NOT IN ('succeeded', 'mismatch') AND fault = 'provider' THEN 1 ELSE 0 END),
+		SUM(CASE WHEN outcome = 'mismatch' THEN 1 ELSE 0 END) FROM receipts GROUP BY provider`,
+	`INSERT INTO announcement_hours (hour, jobs) SELECT seen_at / 3600000000000, COUNT(*) FROM announcements GROUP BY 1`,
+}
+
+// BenchRow is the values of job i's announcement and receipt as their
+// tables' columns hold them, in the order of their CREATE TABLE, for bulk
+// loaders.
+func BenchRow(i, n int) (ann, rec []any) {
+	a, r := BenchJob(i, n)
+	ann = []any{a.JobID, int64(a.Attempt), a.Requester, a.Kind, int64(a.CPU), a.MemoryMiB, int64(a.GPUs), int64(a.WallSeconds),
+		int64(a.MaxPrice), a.Mint, a.IssuedAt.UnixNano(), a.SeenAt.UnixNano(), a.Record}
+	rec = []any{r.ID, r.JobID, int64(r.Attempt), r.Requester, r.Provider, r.Kind, r.Outcome, r.Fault, r.Reason, int64(r.Price),
+		r.Mint, r.EscrowState, r.EscrowTx, `["` + r.Outputs[0] + `"]`, r.StartedAt.UnixNano(), r.EndedAt.UnixNano(),
+		r.IssuedAt.UnixNano(), r.SeenAt.UnixNano(), r.Countersigned, r.EscrowTx != "", r.Record}
+	return ann, rec
+}
+
+// BenchAnnouncementCols and BenchReceiptCols name the columns of BenchRow.
+var (
+	BenchAnnouncementCols = []string{"job_id", "attempt", "requester", "kind", "cpu", "memory_mib", "gpus", "wall_seconds",
+		"max_price", "mint", "issued_at", "seen_at", "record"}
+	BenchReceiptCols = []string{"id", "job_id", "attempt", "requester", "provider", "kind", "outcome", "fault", "reason", "price",
+		"mint", "escrow_state", "escrow_tx", "outputs", "started_at", "ended_at", "issued_at", "seen_at", "countersigned",
+		"escrow_pending", "record"}
+)
 
 // BenchLoadCapacity stores the capacity records of the benchmark history.
 func BenchLoadCapacity(b *testing.B, s indexdb.Store) {

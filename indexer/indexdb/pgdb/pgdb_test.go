@@ -12,7 +12,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb/pgdb/pgtest"
 )
 
-func open(t *testing.T, dsn string, opt pgdb.Options) *pgdb.DB {
+func open(t testing.TB, dsn string, opt pgdb.Options) *pgdb.DB {
 	t.Helper()
 	db, err := pgdb.OpenOptions(context.Background(), dsn, opt)
 	if err != nil {

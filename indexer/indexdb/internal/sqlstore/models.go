@@ -205,6 +205,10 @@ func (s *Store) SwarmSize(ctx context.Context, q indexdb.SeriesQuery) ([]indexdb
 	if hours, ok := byHours(q); ok {
 		from, bucket, to = hourOf(from), hours, hourOf(to)
 		providers = `SELECT (hour - ?) / ? AS b, COUNT(DISTINCT peer) FROM capacity_hours WHERE hour >= ? AND hour < ? GROUP BY 1`
+		if hours == 1 { // an hour's count is kept with its prices
+			providers = `SELECT (hour - ?) / ? AS b, providers FROM price_hours WHERE hour >= ? AND hour < ? AND resource = '` +
+				indexdb.ResourceCPUSecond + `'`
+		}
 		jobs = `SELECT (hour - ?) / ? AS b, SUM(jobs) FROM announcement_hours WHERE hour >= ? AND hour < ? GROUP BY 1`
 	}
 	points := make([]indexdb.SizePoint, n)
