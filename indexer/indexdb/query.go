@@ -24,6 +24,9 @@ func CheckFilter(field, s string) error {
 	if len(s) > MaxFilterLen {
 		return fmt.Errorf("%w: %s is longer than %d bytes", ErrBadQuery, field, MaxFilterLen)
 	}
+	if !Storable(s) {
+		return fmt.Errorf("%w: %s is not UTF-8 text without NUL bytes", ErrBadQuery, field)
+	}
 	return nil
 }
 
@@ -101,8 +104,8 @@ func DecodeCursor(kind, s string) (c Cursor, ok bool, err error) {
 	if c.Kind != kind {
 		return Cursor{}, false, fmt.Errorf("%w: cursor of %q given to %q", ErrBadQuery, c.Kind, kind)
 	}
-	if c.Key == "" {
-		return Cursor{}, false, fmt.Errorf("%w: cursor without a key", ErrBadQuery)
+	if c.Key == "" || !Storable(c.Key) {
+		return Cursor{}, false, fmt.Errorf("%w: cursor without a key of text", ErrBadQuery)
 	}
 	return c, true, nil
 }

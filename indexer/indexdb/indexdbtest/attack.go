@@ -20,7 +20,7 @@ func testForgedCursors(t *testing.T, s indexdb.Store) {
 	must(t, err)
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 	bad := []string{"x", "!!!!", "%27%20OR%201=1", b64("not json"), b64(`{"k":"jobs"}`), b64(`{"k":"jobs","t":"x","i":"a"}`),
-		b64(`{"k":"other","i":"a"}`), b64(`[1,2,3]`), strings.Repeat("A", indexdb.MaxCursorLen+1), jobs.Next + "!", "' OR 1=1 --"}
+		b64(`{"k":"other","i":"a"}`), b64(`[1,2,3]`), b64(`{"k":"jobs","i":"\u0000"}`), strings.Repeat("A", indexdb.MaxCursorLen+1), jobs.Next + "!", "' OR 1=1 --"}
 	for _, c := range bad {
 		_, e1 := s.Jobs(ctx, indexdb.JobQuery{Cursor: c})
 		_, e2 := s.Providers(ctx, indexdb.ProviderQuery{Cursor: c})
@@ -36,7 +36,7 @@ func testForgedCursors(t *testing.T, s indexdb.Store) {
 		t.Errorf("providers with a jobs cursor: %v, want ErrBadQuery", err)
 	}
 	// A well-formed cursor with hostile keys is only a position.
-	for _, key := range []string{"' OR '1'='1", "\x00", "%", strings.Repeat("z", 300)} {
+	for _, key := range []string{"' OR '1'='1", "%", strings.Repeat("z", 300)} {
 		for _, tm := range []int64{-1 << 62, 0, 1 << 62} {
 			c := indexdb.Cursor{Kind: "jobs", Time: tm, Key: key}.Encode()
 			if _, err := s.Jobs(ctx, indexdb.JobQuery{Cursor: c}); err != nil {

@@ -133,13 +133,39 @@ func testSeries(t *testing.T, s indexdb.Store) {
 		{Time: at(time.Hour)},
 		{Time: at(2 * time.Hour), Min: 40, Median: 40, Max: 50, Providers: 2},
 	})
+	// Buckets that are not whole hours read the records themselves.
+	half := q
+	half.Bucket = 30 * time.Minute
+	prices, err = s.Prices(ctx, half)
+	must(t, err)
+	same(t, "half-hour prices", prices, []indexdb.PricePoint{
+		{Time: from, Min: 20, Median: 20, Max: 30, Providers: 2},
+		{Time: at(30 * time.Minute), Min: 5, Median: 5, Max: 5, Providers: 1},
+		{Time: at(time.Hour)}, {Time: at(90 * time.Minute)},
+		{Time: at(2 * time.Hour), Min: 40, Median: 40, Max: 50, Providers: 2},
+		{Time: at(150 * time.Minute)},
+	})
+	size, err := s.SwarmSize(ctx, half)
+	must(t, err)
+	same(t, "half-hour swarm size", size, []indexdb.SizePoint{{Time: from, Providers: 2}, {Time: at(30 * time.Minute), Providers: 1},
+		{Time: at(time.Hour), Jobs: 1}, {Time: at(90 * time.Minute), Jobs: 1}, {Time: at(2 * time.Hour), Providers: 2}, {Time: at(150 * time.Minute)}})
+	// Buckets of several hours combine the hours: the median is that of
+	// the hours' medians.
+	three := q
+	three.Bucket = 3 * time.Hour
+	prices, err = s.Prices(ctx, three)
+	must(t, err)
+	same(t, "three-hour prices", prices, []indexdb.PricePoint{{Time: from, Min: 5, Median: 20, Max: 50, Providers: 3}})
+	size, err = s.SwarmSize(ctx, three)
+	must(t, err)
+	same(t, "three-hour swarm size", size, []indexdb.SizePoint{{Time: from, Providers: 3, Jobs: 2}})
 	q.Resource = indexdb.ResourceMinimum
 	prices, err = s.Prices(ctx, q)
 	must(t, err)
 	if prices[0].Min != 50 || prices[0].Median != 200 || prices[0].Max != 300 {
 		t.Fatalf("minimum prices %+v", prices[0])
 	}
-	size, err := s.SwarmSize(ctx, q)
+	size, err = s.SwarmSize(ctx, q)
 	must(t, err)
 	same(t, "swarm size", size, []indexdb.SizePoint{{Time: from, Providers: 3}, {Time: at(time.Hour), Jobs: 2}, {Time: at(2 * time.Hour), Providers: 2}})
 	// A partial last bucket counts.

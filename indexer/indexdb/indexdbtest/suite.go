@@ -127,6 +127,17 @@ func testNotFound(t *testing.T, s indexdb.Store) {
 	if _, err := s.Model(ctx, "nomodel"); !errors.Is(err, indexdb.ErrNotFound) {
 		t.Errorf("Model(nomodel) = %v, want ErrNotFound", err)
 	}
+	for _, key := range []string{"\x00", "\xff\xfe", "' OR 1=1 --"} {
+		if _, err := s.Job(ctx, key); !errors.Is(err, indexdb.ErrNotFound) {
+			t.Errorf("Job(%q) = %v, want ErrNotFound", key, err)
+		}
+		if _, err := s.Provider(ctx, key); !errors.Is(err, indexdb.ErrNotFound) {
+			t.Errorf("Provider(%q) = %v, want ErrNotFound", key, err)
+		}
+		if _, err := s.Model(ctx, key); !errors.Is(err, indexdb.ErrNotFound) {
+			t.Errorf("Model(%q) = %v, want ErrNotFound", key, err)
+		}
+	}
 	err := s.SetEscrowCheck(ctx, indexdb.EscrowCheck{ReceiptID: indexdb.RecordID([]byte("x")), State: indexdb.CheckConfirmed})
 	if !errors.Is(err, indexdb.ErrNotFound) {
 		t.Errorf("SetEscrowCheck(unknown receipt) = %v, want ErrNotFound", err)
@@ -155,7 +166,11 @@ func testBadRecords(t *testing.T, s indexdb.Store) {
 	huge.Price = math.MaxUint64
 	short := good
 	short.ID = "abc"
-	for name, r := range map[string]indexdb.Receipt{"forged id": forged, "price over 2^63": huge, "short id": short} {
+	nul := Receipt("j", 3, "r\x00", "p", "succeeded", "none", now)
+	notUTF8 := Receipt("j", 4, "r", "p", "succeeded", "none", now)
+	notUTF8.Outputs = []string{"\xff"}
+	for name, r := range map[string]indexdb.Receipt{"forged id": forged, "price over 2^63": huge, "short id": short,
+		"a NUL byte": nul, "invalid UTF-8": notUTF8} {
 		if err := s.AddReceipts(ctx, []indexdb.Receipt{good, r}); !errors.Is(err, indexdb.ErrBadRecord) {
 			t.Errorf("receipt with %s: %v, want ErrBadRecord", name, err)
 		}
@@ -211,6 +226,12 @@ func testLimits(t *testing.T, s indexdb.Store) {
 		}
 	}
 	long := string(make([]byte, indexdb.MaxFilterLen+1))
+	if _, err := s.Models(ctx, indexdb.ModelQuery{Text: "a\x00b"}); !errors.Is(err, indexdb.ErrBadQuery) {
+		t.Errorf("search text with a NUL byte: %v, want ErrBadQuery", err)
+	}
+	if _, err := s.Jobs(ctx, indexdb.JobQuery{Requester: "\xff"}); !errors.Is(err, indexdb.ErrBadQuery) {
+		t.Errorf("requester filter of invalid UTF-8: %v, want ErrBadQuery", err)
+	}
 	if _, err := s.Models(ctx, indexdb.ModelQuery{Text: long}); !errors.Is(err, indexdb.ErrBadQuery) {
 		t.Errorf("search text of %d bytes: %v, want ErrBadQuery", len(long), err)
 	}

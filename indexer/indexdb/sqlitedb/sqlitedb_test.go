@@ -12,7 +12,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb/sqlitedb"
 )
 
-func open(t *testing.T, path string) *sqlitedb.DB {
+func open(t testing.TB, path string) *sqlitedb.DB {
 	t.Helper()
 	db, err := sqlitedb.Open(path)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
 )
@@ -37,6 +38,7 @@ func (s *Store) AddCapacity(ctx context.Context, recs []indexdb.Capacity) error 
 	}
 	now := s.opt.Now()
 	return s.write(ctx, "add capacity", func(tx Tx) error {
+		hours := map[int64]bool{}
 		for _, c := range recs {
 			if c.SeenAt.IsZero() {
 				c.SeenAt = now
@@ -66,9 +68,68 @@ func (s *Store) AddCapacity(ctx context.Context, recs []indexdb.Capacity) error 
 			if err := addCover(ctx, tx, c.Peer, ts(c.IssuedAt), ts(c.ExpiresAt)); err != nil {
 				return fmt.Errorf("cover of %s: %w", c.Peer, err)
 			}
+			h := hourOf(ts(c.SeenAt))
+			if _, err := tx.Exec(ctx, upsertCapacityHour, h, c.Peer, int64(c.Seq), int64(c.PricePerCPUSecond), int64(c.PriceMinimum)); err != nil {
+				return fmt.Errorf("hour of %s/%d: %w", c.Peer, c.Seq, err)
+			}
+			hours[h] = true
+		}
+		for h := range hours {
+			if err := refreshPriceHour(ctx, tx, h); err != nil {
+				return fmt.Errorf("prices of hour %d: %w", h, err)
+			}
 		}
 		return nil
 	})
+}
+
+// hourOf is the roll-ups' hour of a stored time: floor(ns / 1 h).
+func hourOf(ns int64) int64 {
+	h := ns / int64(time.Hour)
+	if ns%int64(time.Hour) < 0 {
+		h--
+	}
+	return h
+}
+
+// upsertCapacityHour keeps the latest record of each provider in each hour.
+const upsertCapacityHour = `INSERT INTO capacity_hours (hour, peer, seq, price_cpu_second, price_minimum) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (hour, peer) DO UPDATE SET seq = excluded.seq, price_cpu_second = excluded.price_cpu_second,
+	price_minimum = excluded.price_minimum WHERE excluded.seq > capacity_hours.seq`
+
+const upsertPriceHour = `INSERT INTO price_hours (hour, resource, providers, min_price, median_price, max_price)
+	VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hour, resource) DO UPDATE SET providers = excluded.providers,
+	min_price = excluded.min_price, median_price = excluded.median_price, max_price = excluded.max_price`
+
+// refreshPriceHour recomputes the price statistics of an hour from the
+// latest record of each provider in it.
+func refreshPriceHour(ctx context.Context, tx Tx, hour int64) error {
+	for _, r := range []struct{ name, col string }{{indexdb.ResourceCPUSecond, "price_cpu_second"}, {indexdb.ResourceMinimum, "price_minimum"}} {
+		rows, err := tx.Query(ctx, `SELECT `+r.col+` FROM capacity_hours WHERE hour = ? ORDER BY `+r.col, hour)
+		if err != nil {
+			return err
+		}
+		var prices []int64
+		for rows.Next() {
+			var p int64
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return err
+			}
+			prices = append(prices, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(prices) == 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, upsertPriceHour, hour, r.name, len(prices), prices[0], prices[(len(prices)-1)/2], prices[len(prices)-1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // gpuModels is the filter column of GPU models: each lower-cased, on a line.
@@ -184,6 +245,10 @@ func (s *Store) AddAnnouncements(ctx context.Context, anns []indexdb.Announcemen
 			if _, err := tx.Exec(ctx, upsertJob, a.JobID, a.Requester, a.Kind, a.Attempt, ts(a.SeenAt),
 				-1, 0, "", "", "", 0, ""); err != nil {
 				return fmt.Errorf("job %s: %w", a.JobID, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO announcement_hours (hour, jobs) VALUES (?, 1)
+				ON CONFLICT (hour) DO UPDATE SET jobs = announcement_hours.jobs + 1`, hourOf(ts(a.SeenAt))); err != nil {
+				return fmt.Errorf("hour of %s: %w", a.JobID, err)
 			}
 		}
 		return nil

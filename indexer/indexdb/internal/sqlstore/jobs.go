@@ -76,6 +76,9 @@ func (s *Store) Jobs(ctx context.Context, q indexdb.JobQuery) (indexdb.Page[inde
 // Job is one job with its announcements, receipts and checks.
 func (s *Store) Job(ctx context.Context, id string) (indexdb.JobDetail, error) {
 	var d indexdb.JobDetail
+	if !indexdb.Storable(id) {
+		return d, fmt.Errorf("job %q: %w", id, indexdb.ErrNotFound)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var err error

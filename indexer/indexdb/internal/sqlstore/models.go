@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ func (s *Store) Models(ctx context.Context, q indexdb.ModelQuery) (indexdb.Page[
 
 // Model is one model by ID.
 func (s *Store) Model(ctx context.Context, id string) (indexdb.Model, error) {
+	if !indexdb.Storable(id) {
+		return indexdb.Model{}, fmt.Errorf("model %q: %w", id, indexdb.ErrNotFound)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	m, err := scanModel(s.c.QueryRow(ctx, `SELECT `+modelCols+` FROM models WHERE id = ?`, id))
@@ -86,9 +90,12 @@ func (s *Store) Prices(ctx context.Context, q indexdb.SeriesQuery) ([]indexdb.Pr
 	if res == indexdb.ResourceMinimum {
 		col = "price_minimum"
 	}
-	from, bucket := ts(q.From), int64(q.Bucket)
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if hours, ok := byHours(q); ok {
+		return s.pricesByHours(ctx, q, n, hours, res)
+	}
+	from, bucket := ts(q.From), int64(q.Bucket)
 	rows, err := s.c.Query(ctx, `SELECT b, price FROM (
 		SELECT b, price, ROW_NUMBER() OVER (PARTITION BY b, peer ORDER BY seq DESC) AS rn FROM (
 			SELECT (seen_at - ?) / ? AS b, peer, seq, `+col+` AS price FROM capacity WHERE seen_at >= ? AND seen_at < ?
@@ -129,6 +136,62 @@ func (s *Store) Prices(ctx context.Context, q indexdb.SeriesQuery) ([]indexdb.Pr
 	return points, nil
 }
 
+// byHours says whether a series can be read from the hourly roll-ups: its
+// From and To on whole hours and its Bucket a whole number of them, which
+// it returns.
+func byHours(q indexdb.SeriesQuery) (int64, bool) {
+	h := time.Hour
+	if q.Bucket%h != 0 || q.From.Truncate(h) != q.From || q.To.Truncate(h) != q.To {
+		return 0, false
+	}
+	return int64(q.Bucket / h), true
+}
+
+// pricesByHours reads a price series from price_hours: per bucket, the
+// lowest minimum, the highest maximum, the most providers and the lower
+// median of the medians of its hours; all exact for buckets of one hour.
+func (s *Store) pricesByHours(ctx context.Context, q indexdb.SeriesQuery, n int, hours int64, res string) ([]indexdb.PricePoint, error) {
+	first := hourOf(ts(q.From))
+	rows, err := s.c.Query(ctx, `SELECT hour, providers, min_price, median_price, max_price FROM price_hours
+		WHERE resource = ? AND hour >= ? AND hour < ? ORDER BY hour`, res, first, hourOf(ts(q.To)))
+	if err != nil {
+		return nil, fmt.Errorf("prices: %w", err)
+	}
+	defer rows.Close()
+	points := make([]indexdb.PricePoint, n)
+	medians := make([][]uint64, n)
+	for i := range points {
+		points[i].Time = q.From.Add(time.Duration(i) * q.Bucket).UTC()
+	}
+	for rows.Next() {
+		var h, providers, lo, med, hi int64
+		if err := rows.Scan(&h, &providers, &lo, &med, &hi); err != nil {
+			return nil, fmt.Errorf("prices: %w", err)
+		}
+		b := (h - first) / hours
+		if b < 0 || b >= int64(n) {
+			continue
+		}
+		p := &points[b]
+		if p.Providers == 0 || uint64(lo) < p.Min {
+			p.Min = uint64(lo)
+		}
+		p.Max = max(p.Max, uint64(hi))
+		p.Providers = max(p.Providers, int(providers))
+		medians[b] = append(medians[b], uint64(med))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("prices: %w", err)
+	}
+	for i, m := range medians {
+		if len(m) > 0 {
+			slices.Sort(m)
+			points[i].Median = m[(len(m)-1)/2]
+		}
+	}
+	return points, nil
+}
+
 // SwarmSize is the swarm's size per bucket: providers with a record seen,
 // announcements seen.
 func (s *Store) SwarmSize(ctx context.Context, q indexdb.SeriesQuery) ([]indexdb.SizePoint, error) {
@@ -137,6 +200,17 @@ func (s *Store) SwarmSize(ctx context.Context, q indexdb.SeriesQuery) ([]indexdb
 		return nil, fmt.Errorf("swarm size: %w", err)
 	}
 	from, bucket, to := ts(q.From), int64(q.Bucket), ts(q.To)
+	providers := `SELECT (seen_at - ?) / ? AS b, COUNT(DISTINCT peer) FROM capacity WHERE seen_at >= ? AND seen_at < ? GROUP BY 1`
+	jobs := `SELECT (seen_at - ?) / ? AS b, COUNT(*) FROM announcements WHERE seen_at >= ? AND seen_at < ? GROUP BY 1`
+	if hours, ok := byHours(q); ok {
+		from, bucket, to = hourOf(from), hours, hourOf(to)
+		providers = `SELECT (hour - ?) / ? AS b, COUNT(DISTINCT peer) FROM capacity_hours WHERE hour >= ? AND hour < ? GROUP BY 1`
+		if hours == 1 { // an hour's count is kept with its prices
+			providers = `SELECT (hour - ?) / ? AS b, providers FROM price_hours WHERE hour >= ? AND hour < ? AND resource = '` +
+				indexdb.ResourceCPUSecond + `'`
+		}
+		jobs = `SELECT (hour - ?) / ? AS b, SUM(jobs) FROM announcement_hours WHERE hour >= ? AND hour < ? GROUP BY 1`
+	}
 	points := make([]indexdb.SizePoint, n)
 	for i := range points {
 		points[i].Time = q.From.Add(time.Duration(i) * q.Bucket).UTC()
@@ -147,10 +221,8 @@ func (s *Store) SwarmSize(ctx context.Context, q indexdb.SeriesQuery) ([]indexdb
 		query string
 		set   func(p *indexdb.SizePoint, v int)
 	}{
-		{`SELECT (seen_at - ?) / ? AS b, COUNT(DISTINCT peer) FROM capacity WHERE seen_at >= ? AND seen_at < ? GROUP BY 1`,
-			func(p *indexdb.SizePoint, v int) { p.Providers = v }},
-		{`SELECT (seen_at - ?) / ? AS b, COUNT(*) FROM announcements WHERE seen_at >= ? AND seen_at < ? GROUP BY 1`,
-			func(p *indexdb.SizePoint, v int) { p.Jobs = v }},
+		{providers, func(p *indexdb.SizePoint, v int) { p.Providers = v }},
+		{jobs, func(p *indexdb.SizePoint, v int) { p.Jobs = v }},
 	} {
 		rows, err := s.c.Query(ctx, c.query, from, bucket, from, to)
 		if err != nil {

@@ -156,6 +156,9 @@ func uptime(cover [][2]int64, first, now int64) float64 {
 // Provider is one provider with its recent records and receipts.
 func (s *Store) Provider(ctx context.Context, peer string) (indexdb.ProviderDetail, error) {
 	var d indexdb.ProviderDetail
+	if !indexdb.Storable(peer) {
+		return d, fmt.Errorf("provider %q: %w", peer, indexdb.ErrNotFound)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	items, err := s.summaries(ctx, providerSelect+" WHERE p.peer = ?", peer)

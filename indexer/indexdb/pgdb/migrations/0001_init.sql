@@ -142,3 +142,29 @@ CREATE TABLE models (
 );
 CREATE INDEX models_published ON models (published_at, id);
 CREATE INDEX models_publisher ON models (publisher, published_at, id);
+
+-- Hourly roll-ups, kept on ingest, so that series of whole hours read one
+-- row per hour (hour: seen_at / 3600e9).
+CREATE TABLE capacity_hours (
+	hour BIGINT NOT NULL,
+	peer TEXT COLLATE "C" NOT NULL,
+	seq BIGINT NOT NULL,
+	price_cpu_second BIGINT NOT NULL,
+	price_minimum BIGINT NOT NULL,
+	PRIMARY KEY (hour, peer)
+);
+
+CREATE TABLE price_hours (
+	hour BIGINT NOT NULL,
+	resource TEXT NOT NULL,
+	providers BIGINT NOT NULL,
+	min_price BIGINT NOT NULL,
+	median_price BIGINT NOT NULL,
+	max_price BIGINT NOT NULL,
+	PRIMARY KEY (hour, resource)
+);
+
+CREATE TABLE announcement_hours (
+	hour BIGINT PRIMARY KEY,
+	jobs BIGINT NOT NULL
+);

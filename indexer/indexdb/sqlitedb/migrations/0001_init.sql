@@ -142,3 +142,29 @@ CREATE TABLE models (
 );
 CREATE INDEX models_published ON models (published_at, id);
 CREATE INDEX models_publisher ON models (publisher, published_at, id);
+
+-- Hourly roll-ups, kept on ingest, so that series of whole hours read one
+-- row per hour (hour: seen_at / 3600e9).
+CREATE TABLE capacity_hours (
+	hour INTEGER NOT NULL,
+	peer TEXT NOT NULL,
+	seq INTEGER NOT NULL,
+	price_cpu_second INTEGER NOT NULL,
+	price_minimum INTEGER NOT NULL,
+	PRIMARY KEY (hour, peer)
+);
+
+CREATE TABLE price_hours (
+	hour INTEGER NOT NULL,
+	resource TEXT NOT NULL,
+	providers INTEGER NOT NULL,
+	min_price INTEGER NOT NULL,
+	median_price INTEGER NOT NULL,
+	max_price INTEGER NOT NULL,
+	PRIMARY KEY (hour, resource)
+);
+
+CREATE TABLE announcement_hours (
+	hour INTEGER PRIMARY KEY,
+	jobs INTEGER NOT NULL
+);
