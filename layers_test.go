@@ -24,6 +24,8 @@ var layerRules = []struct {
 	{"settlement", []string{"settlement"}, nil, "ledgers know only the escrow interface"},
 	{"content", []string{"content", "p2p/wire", "internal/"}, nil, "the content store needs only the host's interfaces"},
 	{"compute", []string{"compute", "trainspec", "internal/"}, nil, "executors run programs: they know no market, jobs or node"},
+	{"indexer", []string{"indexer", "market", "trainspec", "p2p", "settlement", "internal/"}, nil, "the indexer reads what the swarm says in public: it knows no jobs engine or node"},
+	{"indexer/indexdb", []string{"indexer/indexdb"}, nil, "the index database holds its own rows: any store can stand behind it"},
 }
 
 // TestLayers guards the intended imports between our packages, so that

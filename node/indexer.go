@@ -14,6 +14,7 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/indexer"
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
+	"github.com/cyxwiz/cyxwiz/indexer/indexdb/pgdb"
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb/sqlitedb"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/settlement"
@@ -73,7 +74,11 @@ func (c IndexerConfig) Validate() error {
 // openIndexDB opens the indexer's database.
 func openIndexDB(ctx context.Context, repo *Repo, cfg IndexerConfig) (indexdb.Store, error) {
 	if cfg.Database != "" {
-		return nil, errors.New("indexer.database: PostgreSQL is not built in yet")
+		db, err := pgdb.Open(ctx, cfg.Database)
+		if err != nil {
+			return nil, fmt.Errorf("indexer.database: %w", err)
+		}
+		return db, nil
 	}
 	dir := repo.Path(IndexerDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
+	"github.com/cyxwiz/cyxwiz/indexer/indexdb/pgdb/pgtest"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/p2p/p2ptest"
@@ -34,13 +35,19 @@ func poll(t *testing.T, timeout time.Duration, what string, f func() bool) {
 // capacity records, the job's announcement, its countersigned receipt,
 // a published model record), serves it over indexer.* and the public
 // explorer, refuses forged receipts, and keeps what it committed across
-// a restart.
+// a restart; on SQLite and on a real PostgreSQL server.
 func TestIndexer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("many nodes")
 	}
+	t.Run("sqlite", func(t *testing.T) { testIndexer(t, "") })
+	t.Run("postgres", func(t *testing.T) { testIndexer(t, pgtest.Start(t)) })
+}
+
+func testIndexer(t *testing.T, database string) {
 	icfg := testConfig()
 	icfg.Role, icfg.Market.Provider = RoleIndexer, false
+	icfg.Indexer.Database = database
 	icfg.Indexer.CapacitySeconds = 1
 	idir := newRepo(t, icfg)
 	idx, stopIdx := runNode(t, idir, icfg)
