@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/settlement"
@@ -259,6 +260,16 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	if !rc.Countersigned || receipt.Outcome != market.OutcomeSucceeded || receipt.Price != amount ||
 		receipt.Escrow == nil || receipt.Escrow.State != "released" || receipt.Escrow.Tx != paid.Escrows[0].Tx || receipt.Escrow.Payee != provAddr {
 		t.Errorf("receipt %+v (%+v), want a countersigned release of %d to %s in %s", rc, receipt.Escrow, amount, provAddr, paid.Escrows[0].Tx)
+	}
+	// The arbiter, an indexer too, keeps the receipt and finds its
+	// release on the ledger.
+	var indexed indexdb.JobDetail
+	poll(t, 30*time.Second, "the arbiter's index to confirm the release", func() bool {
+		indexed, err = arbiter.client.IndexerJob(ctx, job.ID)
+		return err == nil && indexed.EscrowCheck == indexdb.CheckConfirmed
+	})
+	if indexed.EscrowState != "released" || len(indexed.Checks) != 1 {
+		t.Errorf("indexed job %+v, checks %+v", indexed.JobSummary, indexed.Checks)
 	}
 	bal := func(addr string) uint64 { return ledger.balance(t, addr) }
 	if got := bal(provAddr); got != amount {
