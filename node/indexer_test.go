@@ -40,11 +40,16 @@ func TestIndexer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("many nodes")
 	}
-	t.Run("sqlite", func(t *testing.T) { testIndexer(t, "") })
-	t.Run("postgres", func(t *testing.T) { testIndexer(t, pgtest.Start(t)) })
+	t.Run("sqlite", func(t *testing.T) { testIndexer(t, "", nil) })
+	t.Run("postgres", func(t *testing.T) {
+		pg := pgtest.StartServer(t)
+		testIndexer(t, pg.DSN, pg)
+	})
 }
 
-func testIndexer(t *testing.T, database string) {
+// testIndexer runs the indexer on database; with pg, it also stops the
+// PostgreSQL server under a running indexer.
+func testIndexer(t *testing.T, database string, pg *pgtest.Server) {
 	icfg := testConfig()
 	icfg.Role, icfg.Market.Provider = RoleIndexer, false
 	icfg.Indexer.Database = database
@@ -176,6 +181,30 @@ func testIndexer(t *testing.T, database string) {
 		t.Errorf("POST to the explorer: %v %v", resp, err)
 	}
 
+	if pg != nil {
+		// A database that goes down is an error on the explorer, soon,
+		// and never a stalled swarm; once it is back, the indexer writes
+		// what it held.
+		pg.Stop()
+		start := time.Now()
+		if code, _, body := get("/v1/jobs"); code != http.StatusServiceUnavailable || time.Since(start) > 10*time.Second {
+			t.Errorf("with the database down the explorer answered %d %s after %v, want 503 at once", code, body, time.Since(start))
+		}
+		job2, err := req.client.JobSubmit(ctx, spec(module, input, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done := waitJob(t, req.client, job2.ID, time.Minute); done.State != "succeeded" {
+			t.Fatalf("a job while the index is down: %+v", done)
+		}
+		waitReceipt(t, req.client, job2.ID)
+		pg.Restart()
+		poll(t, time.Minute, "the indexer to write what it held once the database is back", func() bool {
+			d, err := idx.client.IndexerJob(ctx, job2.ID)
+			return err == nil && len(d.Receipts) == 1
+		})
+	}
+
 	// Restarted, the indexer still has what it committed, and never took
 	// the forged receipt.
 	time.Sleep(500 * time.Millisecond)
@@ -190,7 +219,11 @@ func testIndexer(t *testing.T, database string) {
 		t.Errorf("the forged receipt's job: %v, want not found", err)
 	}
 	st, err := idx.client.IndexerStats(ctx)
-	if err != nil || st.Receipts != 1 || st.Models != 1 {
+	wantReceipts := int64(1)
+	if pg != nil {
+		wantReceipts = 2
+	}
+	if err != nil || st.Receipts != wantReceipts || st.Models != 1 {
 		t.Errorf("indexer.stats = %+v, %v; want one receipt and one model", st, err)
 	}
 	// A node that keeps no index says so.
