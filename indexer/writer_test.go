@@ -271,6 +271,8 @@ func TestWriterKeepsRowsAcrossFailedWrites(t *testing.T) {
 	if n := stats(t, st); n.Announcements != 3 {
 		t.Errorf("store holds %d announcements, want 3", n.Announcements)
 	}
+	// The store holds the rows a moment before the writer counts them.
+	eventually(t, 5*time.Second, "the written rows were not counted", func() bool { return c.Ingested.Load() >= 5 })
 	if got := c.Ingested.Load(); got != 5 {
 		t.Errorf("Ingested = %d, want 5", got)
 	}
