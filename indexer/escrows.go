@@ -74,6 +74,13 @@ func (s *Service) checkEscrow(ctx context.Context, r indexdb.Receipt) (indexdb.E
 		return s.mismatch(check, "the stored receipt names no escrow"), nil
 	}
 	e := rec.Escrow
+	payee := e.Terms.Provider
+	if d, ok := s.p.Escrow.(settlement.RefDeriver); ok {
+		ref, err := d.DeriveRef(e.Terms)
+		if err != nil || ref.Vault != e.Vault || ref.Multisig != e.Multisig {
+			return s.mismatch(check, "the vault is not the one the receipt's terms lock into"), nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := s.p.Escrow.Status(ctx, settlement.Ref{Multisig: e.Multisig, Vault: e.Vault})
@@ -87,8 +94,8 @@ func (s *Service) checkEscrow(ctx context.Context, r indexdb.Receipt) (indexdb.E
 	switch {
 	case string(st.State) != e.State:
 		return s.mismatch(check, fmt.Sprintf("the receipt says %s, the ledger says %s", e.State, st.State)), nil
-	case st.State == settlement.Released && st.PaidTo != "" && st.PaidTo != e.Payee:
-		return s.mismatch(check, fmt.Sprintf("released to %s, not the provider's %s", st.PaidTo, e.Payee)), nil
+	case st.State == settlement.Released && st.PaidTo != "" && st.PaidTo != payee:
+		return s.mismatch(check, fmt.Sprintf("released to %s, not the provider's %s", st.PaidTo, payee)), nil
 	}
 	check.State, check.Detail = indexdb.CheckConfirmed, fmt.Sprintf("%s on the ledger", st.State)
 	return check, nil

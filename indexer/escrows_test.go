@@ -53,7 +53,7 @@ func (lg ledger) lock(t *testing.T, job string, amount uint64, settle string) ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := market.ReceiptEscrow{Multisig: ref.Multisig, Vault: ref.Vault, State: settle, Payee: lg.prov.Address()}
+	e := market.ReceiptEscrow{Multisig: ref.Multisig, Vault: ref.Vault, State: settle, Terms: tr}
 	var po settlement.Payout
 	switch settle {
 	case "":
@@ -95,6 +95,7 @@ func storeReceipt(t *testing.T, st indexdb.Store, job string, e market.ReceiptEs
 	provKey, prov := newKey(t)
 	r := goodReceipt(req, prov, job, time.Now().Add(-time.Second))
 	r.Escrow = &e
+	r.Price, r.Mint = e.Terms.Amount, e.Terms.Mint
 	if e.State == "refunded" {
 		r.Outcome, r.Fault = market.OutcomeFailed, market.FaultProvider
 	}
@@ -133,9 +134,18 @@ func TestEscrowChecker(t *testing.T) {
 	claimsRelease := lg.lock(t, jobID(3), 100, "refunded")
 	claimsRelease.State = "released"
 	otherPayee := lg.lock(t, jobID(4), 100, "released")
-	otherPayee.Payee = lg.arb.Address() // the ledger paid the provider, not this account
-	unknown := lg.lock(t, jobID(5), 100, "released")
-	unknown.Vault = "NoSuchVau1t1111111111111111111111111111111"
+	otherPayee.Terms.Provider = lg.arb.Address() // the ledger paid the provider, not this account
+	madeUp := lg.lock(t, jobID(5), 100, "released")
+	madeUp.Vault = "NoSuchVau1t1111111111111111111111111111111" // not where its terms lock
+	// Terms that were never locked: their vault is where it should be,
+	// and the ledger knows nothing of it.
+	neverLocked := released
+	neverLocked.Terms.JobID = jobID(8) + "/1"
+	ref, err := lg.watcher.DeriveRef(neverLocked.Terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	neverLocked.Multisig, neverLocked.Vault = ref.Multisig, ref.Vault
 	locked := lg.lock(t, jobID(6), 100, "")
 	locked.State, locked.Tx = "released", "0123456789abcdef"
 	want := map[string]string{
@@ -143,11 +153,12 @@ func TestEscrowChecker(t *testing.T) {
 		jobID(2): indexdb.CheckConfirmed,
 		jobID(3): indexdb.CheckMismatch,
 		jobID(4): indexdb.CheckMismatch,
-		jobID(5): indexdb.CheckMissing,
+		jobID(5): indexdb.CheckMismatch,
 		jobID(6): indexdb.CheckMismatch,
+		jobID(8): indexdb.CheckMissing,
 	}
 	for job, e := range map[string]market.ReceiptEscrow{jobID(1): released, jobID(2): refunded, jobID(3): claimsRelease,
-		jobID(4): otherPayee, jobID(5): unknown, jobID(6): locked} {
+		jobID(4): otherPayee, jobID(5): madeUp, jobID(6): locked, jobID(8): neverLocked} {
 		storeReceipt(t, st, job, e)
 	}
 	// A receipt whose escrow names no transaction is not checked.
@@ -224,12 +235,23 @@ func TestEscrowCheckerLedgerDown(t *testing.T) {
 // and payee are all real) and claims a price far above what that vault
 // held: the ledger does not bear it out, so it must not be confirmed.
 func TestEscrowCheckerVaultOfAnotherJob(t *testing.T) {
-	t.Skip("bug: checkEscrow compares only the vault's state and payee, not that the vault is the receipt's job's (terms job id job/attempt) nor its amount; settlement.Status carries neither")
 	st := openStore(t)
 	lg := newLedger(t)
 	e := lg.lock(t, jobID(1), 100, "released")
 	storeReceipt(t, st, jobID(1), e)
-	storeReceipt(t, st, jobID(2), e) // another job, the same vault
+	// Named as it is, job 1's escrow is refused in job 2's receipt at
+	// once; with its terms rewritten for job 2 and a higher price, its
+	// vault is not the one those terms lock into.
+	reqKey, req := newKey(t)
+	_, prov := newKey(t)
+	r := goodReceipt(req, prov, jobID(2), time.Now())
+	r.Escrow, r.Price, r.Mint = &e, e.Terms.Amount, e.Terms.Mint
+	if _, err := ReceiptRow(marshalReceipt(t, signReceipt(t, reqKey, nil, r)), time.Now(), true); err == nil {
+		t.Error("a receipt naming another job's escrow was taken")
+	}
+	borrowed := e
+	borrowed.Terms.JobID, borrowed.Terms.Amount = jobID(2)+"/1", 500
+	storeReceipt(t, st, jobID(2), borrowed)
 	s := New(Params{Store: st, Escrow: lg.watcher, Logger: quiet()})
 	defer s.Close()
 	s.checkEscrowRound()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb/sqlitedb"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -97,7 +98,8 @@ func goodReceipt(req, prov peer.ID, job string, issued time.Time) market.Receipt
 	return market.Receipt{
 		JobID: job, Attempt: 1, Requester: req.String(), Provider: prov.String(), Kind: market.KindTrain,
 		Outcome: market.OutcomeSucceeded, Fault: market.FaultNone, Price: 500, Mint: testMint,
-		Escrow:    &market.ReceiptEscrow{Multisig: "M", Vault: "V", State: "released", Tx: "T", Payee: "P"},
+		Escrow: &market.ReceiptEscrow{Multisig: "M", Vault: "V", State: "released", Tx: "T",
+			Terms: settlement.Terms{JobID: job + "/1", Requester: "R", Provider: "P", Arbiter: "A", Mint: testMint, Amount: 500}},
 		Outputs:   []market.OutputRef{{Name: market.OutputModel, CID: testCID}},
 		StartedAt: issued.Add(-time.Minute), EndedAt: issued.Add(-time.Second), IssuedAt: issued,
 	}

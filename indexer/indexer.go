@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,6 +260,15 @@ func (s *Service) flush(ctx context.Context, b *batch) bool {
 		nonEmpty(len(b.receipts), func() error { return st.AddReceipts(ctx, b.receipts) }),
 		nonEmpty(len(b.models), func() error { return st.AddModels(ctx, b.models) }),
 	)
+	if errors.Is(err, indexdb.ErrBadRecord) {
+		// A row the store cannot hold must not hold up the others: drop
+		// the bad rows (every row was checked when it came, so this is a
+		// defence only) and write the rest now.
+		if dropped := b.dropBad(); dropped > 0 {
+			s.stats.Dropped.Add(int64(dropped))
+			return s.flush(ctx, b)
+		}
+	}
 	if err != nil {
 		s.stats.Failures.Add(1)
 		b.failedAt = time.Now()
@@ -302,6 +312,21 @@ func (b *batch) add(ev event) {
 	case ev.model != nil:
 		b.models = append(b.models, *ev.model)
 	}
+}
+
+// dropBad removes the rows that fail their store check and returns how
+// many.
+func (b *batch) dropBad() int {
+	n := b.len()
+	b.capacity = keepGood(b.capacity, indexdb.Capacity.Check)
+	b.announcements = keepGood(b.announcements, indexdb.Announcement.Check)
+	b.receipts = keepGood(b.receipts, indexdb.Receipt.Check)
+	b.models = keepGood(b.models, indexdb.Model.Check)
+	return n - b.len()
+}
+
+func keepGood[T any](rows []T, check func(T) error) []T {
+	return slices.DeleteFunc(rows, func(r T) bool { return check(r) != nil })
 }
 
 func (b *batch) len() int {

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,7 +31,7 @@ func CapacityRow(value []byte, seen time.Time) (indexdb.Capacity, error) {
 		return indexdb.Capacity{}, fmt.Errorf("capacity record: %w", err)
 	}
 	if c.IssuedAt.After(seen.Add(market.MaxClockSkew)) {
-		return indexdb.Capacity{}, fmt.Errorf("capacity record is dated in the future")
+		return indexdb.Capacity{}, errors.New("capacity record is dated in the future")
 	}
 	row := indexdb.Capacity{
 		Peer: c.Peer, Seq: c.Seq, IssuedAt: c.IssuedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC(), SeenAt: seen.UTC(),
@@ -41,7 +42,7 @@ func CapacityRow(value []byte, seen time.Time) (indexdb.Capacity, error) {
 	for _, g := range c.GPUs {
 		row.GPUs = append(row.GPUs, indexdb.GPU{Model: g.Model, MemoryMiB: g.MemoryMiB})
 	}
-	return row, nil
+	return row, row.Check()
 }
 
 // AnnouncementRow checks a signed job announcement, as the jobs topic
@@ -71,7 +72,7 @@ func AnnouncementRow(data []byte, seen time.Time) (indexdb.Announcement, error) 
 	if s.Price != nil {
 		row.MaxPrice, row.Mint = s.MaxPrice(), s.Price.Mint
 	}
-	return row, nil
+	return row, row.Check()
 }
 
 // ReceiptRow checks a signed receipt, as the receipts topic carries it,
@@ -89,6 +90,8 @@ func ReceiptRow(data []byte, seen time.Time, fresh bool) (indexdb.Receipt, error
 		if err := r.CheckFresh(seen); err != nil {
 			return indexdb.Receipt{}, err
 		}
+	} else if r.IssuedAt.After(seen.Add(market.MaxClockSkew)) {
+		return indexdb.Receipt{}, errors.New("receipt is dated in the future")
 	}
 	canonical, err := sr.Marshal()
 	if err != nil {
@@ -106,7 +109,7 @@ func ReceiptRow(data []byte, seen time.Time, fresh bool) (indexdb.Receipt, error
 	for _, o := range r.Outputs {
 		row.Outputs = append(row.Outputs, o.CID)
 	}
-	return row, nil
+	return row, row.Check()
 }
 
 // ModelRow checks a signed model record and makes its row.
@@ -139,5 +142,5 @@ func ModelRow(data []byte, seen time.Time) (indexdb.Model, error) {
 	if m.Receipt != nil {
 		row.ReceiptID = m.Receipt.ID()
 	}
-	return row, nil
+	return row, row.Check()
 }

@@ -324,14 +324,15 @@ func TestCloseWritesWhatIsQueued(t *testing.T) {
 // (ErrBadRecord) as part of a batch must not hold back the good rows
 // queued with it, or after it.
 func TestWriterPoisonRow(t *testing.T) {
-	t.Skip("bug: flush retries a batch that fails with indexdb.ErrBadRecord as a whole, forever; one bad receipt stalls every receipt behind it")
 	st := newHookStore(t)
 	s := startWriter(t, Params{Store: st, FlushEvery: 10 * time.Millisecond, BatchSize: 100})
 	reqKey, req := newKey(t)
 	provKey, prov := newKey(t)
-	poison := goodReceipt(req, prov, jobID(1), time.Now())
-	poison.Price = math.MaxInt64 + 1
-	s.enqueue(receiptEvent(t, reqKey, provKey, poison))
+	// The row functions refuse such a row now; one that got through
+	// anyway (a store with stricter bounds) is dropped at the write.
+	poison := receiptEvent(t, reqKey, provKey, goodReceipt(req, prov, jobID(1), time.Now()))
+	poison.receipt.Price = math.MaxInt64 + 1
+	s.enqueue(poison)
 	s.enqueue(receiptEvent(t, reqKey, provKey, goodReceipt(req, prov, jobID(2), time.Now())))
 	c := s.Stats()
 	eventually(t, 5*time.Second, "no write was tried", func() bool { return c.Failures.Load() >= 1 || c.Ingested.Load() > 0 })

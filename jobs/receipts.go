@@ -245,8 +245,7 @@ func (rc *receipts) sign(j *Job, i int) {
 			return // signed once the escrow has settled
 		case EscrowReleased, EscrowRefunded:
 			r.Escrow = &market.ReceiptEscrow{
-				Multisig: e.Terms.Multisig, Vault: e.Terms.Vault, State: string(e.State),
-				Tx: e.Tx, Payee: e.Terms.Provider,
+				Terms: e.Terms.Terms, Multisig: e.Terms.Multisig, Vault: e.Terms.Vault, State: string(e.State), Tx: e.Tx,
 			}
 		}
 	}

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -39,19 +41,21 @@ const (
 	MaxReceiptOutputs = 16
 )
 
-// ReceiptEscrow is where a paid attempt's price went: the escrow's vault
+// ReceiptEscrow is where a paid attempt's price went: the escrow's terms
+// (the provider's ledger account among them, paid on release), its vault
 // and the ledger transaction that settled it, which anyone can look up.
+// On a ledger whose vault addresses follow from the terms, the vault
+// proves the terms: another job's vault does not pass for this one's.
 type ReceiptEscrow struct {
-	Multisig string `json:"multisig"`
-	Vault    string `json:"vault"`
+	Terms    settlement.Terms `json:"terms"`
+	Multisig string           `json:"multisig"`
+	Vault    string           `json:"vault"`
 	// State is the escrow's end: released (the provider was paid) or
 	// refunded.
 	State string `json:"state"`
 	// Tx is the settling transaction, "" when the ledger named none (a
 	// payout landed while the requester was away).
 	Tx string `json:"tx,omitempty"`
-	// Payee is the provider's ledger account, paid on release.
-	Payee string `json:"payee"`
 }
 
 // Receipt is the requester's signed account of how one attempt of a job
@@ -113,7 +117,16 @@ func CheckReceipt(r Receipt, signer peer.ID) error {
 		if e.Vault == "" || e.Multisig == "" {
 			return errors.New("receipt escrow names no vault")
 		}
-		fields = append(fields, e.Multisig, e.Vault, e.Tx, e.Payee)
+		switch t := e.Terms; {
+		case !strings.HasPrefix(t.JobID, r.JobID+"/"):
+			return fmt.Errorf("receipt escrow %q is not one of job %s", t.JobID, r.JobID)
+		case t.Amount != r.Price || t.Mint != r.Mint:
+			return fmt.Errorf("receipt escrow holds %d of %s, the receipt says %d of %s", t.Amount, t.Mint, r.Price, r.Mint)
+		case t.Requester == "" || t.Provider == "" || t.Arbiter == "":
+			return errors.New("receipt escrow terms are incomplete")
+		}
+		t := e.Terms
+		fields = append(fields, e.Multisig, e.Vault, e.Tx, t.JobID, t.Requester, t.Provider, t.Arbiter)
 	}
 	for _, o := range r.Outputs {
 		if err := checkCID(o.CID); err != nil {

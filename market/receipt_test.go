@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -29,7 +30,8 @@ func testReceipt(req, prov peer.ID, now time.Time) Receipt {
 		JobID: "01JABCDEFGHJKMNPQRSTVWXYZ0", Attempt: 1,
 		Requester: req.String(), Provider: prov.String(), Kind: KindTrain,
 		Outcome: OutcomeSucceeded, Fault: FaultNone, Price: 500, Mint: testMint,
-		Escrow:    &ReceiptEscrow{Multisig: "M", Vault: "V", State: "released", Tx: "T", Payee: "P"},
+		Escrow: &ReceiptEscrow{Multisig: "M", Vault: "V", State: "released", Tx: "T",
+			Terms: settlement.Terms{JobID: "01JABCDEFGHJKMNPQRSTVWXYZ0/1", Requester: "R", Provider: "P", Arbiter: "A", Mint: testMint, Amount: 500}},
 		Outputs:   []OutputRef{{Name: OutputModel, CID: testCID}},
 		StartedAt: now.Add(-time.Minute), EndedAt: now.Add(-time.Second), IssuedAt: now,
 	}
@@ -125,8 +127,11 @@ func TestCheckReceipt(t *testing.T) {
 		{"issued before end", func(r *Receipt) { r.IssuedAt = r.EndedAt.Add(-time.Second) }, "issued before"},
 		{"escrow still locked", func(r *Receipt) { r.Escrow.State = "locked" }, "escrow state"},
 		{"escrow without vault", func(r *Receipt) { r.Escrow.Vault = "" }, "no vault"},
+		{"another job's escrow", func(r *Receipt) { r.Escrow.Terms.JobID = "01JABCDEFGHJKMNPQRSTVWXYZ1/1" }, "not one of job"},
+		{"escrow of another amount", func(r *Receipt) { r.Escrow.Terms.Amount = 5 }, "holds 5"},
+		{"escrow without arbiter", func(r *Receipt) { r.Escrow.Terms.Arbiter = "" }, "incomplete"},
 		{"bad output", func(r *Receipt) { r.Outputs[0].CID = "nope" }, "output"},
-		{"long field", func(r *Receipt) { r.Mint = strings.Repeat("x", 2000) }, "field"},
+		{"long field", func(r *Receipt) { r.Kind = strings.Repeat("x", 2000) }, "field"},
 		{"long reason", func(r *Receipt) { r.Reason = strings.Repeat("x", 2000) }, "reason"},
 	}
 	for _, tt := range tests {

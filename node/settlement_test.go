@@ -258,7 +258,7 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	// provider countersigns it.
 	rc, receipt := waitReceipt(t, req.client, job.ID)
 	if !rc.Countersigned || receipt.Outcome != market.OutcomeSucceeded || receipt.Price != amount ||
-		receipt.Escrow == nil || receipt.Escrow.State != "released" || receipt.Escrow.Tx != paid.Escrows[0].Tx || receipt.Escrow.Payee != provAddr {
+		receipt.Escrow == nil || receipt.Escrow.State != "released" || receipt.Escrow.Tx != paid.Escrows[0].Tx || receipt.Escrow.Terms.Provider != provAddr {
 		t.Errorf("receipt %+v (%+v), want a countersigned release of %d to %s in %s", rc, receipt.Escrow, amount, provAddr, paid.Escrows[0].Tx)
 	}
 	// The arbiter, an indexer too, keeps the receipt and finds its

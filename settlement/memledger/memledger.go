@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -142,6 +143,17 @@ func derive(parts ...string) string {
 	return base58.Encode(sum[:])
 }
 
+// DeriveRef implements settlement.RefDeriver: as on Solana, the vault's
+// address follows from the terms, all of them.
+func (p *Party) DeriveRef(t settlement.Terms) (settlement.Ref, error) {
+	m := members(t)
+	return settlement.Ref{
+		Multisig: derive(m[0], m[1], m[2]),
+		Vault: derive("vault", t.JobID, t.Requester, t.Provider, t.Arbiter, t.Mint,
+			strconv.FormatUint(t.Amount, 10), strconv.FormatInt(t.Deadline.UnixNano(), 10)),
+	}, nil
+}
+
 // Lock moves the amount into a new vault owned by the triple's multisig.
 // One transaction, signed by the requester.
 func (p *Party) Lock(_ context.Context, t settlement.Terms) (settlement.Ref, error) {
@@ -152,12 +164,13 @@ func (p *Party) Lock(_ context.Context, t settlement.Terms) (settlement.Ref, err
 		return settlement.Ref{}, fmt.Errorf("lock: %w: only the requester locks funds", settlement.ErrNotMember)
 	}
 	m := members(t)
-	nonce := make([]byte, 16)
-	rand.Read(nonce)
-	ref := settlement.Ref{Multisig: derive(m[0], m[1], m[2]), Vault: derive(t.JobID, hex.EncodeToString(nonce))}
+	ref, _ := p.DeriveRef(t)
 	l := p.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if _, ok := l.vaults[ref.Vault]; ok {
+		return settlement.Ref{}, fmt.Errorf("lock: %w: these terms are locked already", settlement.ErrClosed)
+	}
 	need := t.Amount
 	if t.Mint == NativeMint {
 		need += FeePerSignature
