@@ -170,6 +170,32 @@ func (t tx) Exec(ctx context.Context, query string, args ...any) (int64, error) 
 	return tag.RowsAffected(), err
 }
 
+// Batch sends the statements in one round trip (pgx's pipeline), run in
+// order within the transaction.
+func (t tx) Batch(ctx context.Context, stmts []sqlstore.Stmt) ([]int64, error) {
+	if len(stmts) == 0 {
+		return nil, nil
+	}
+	var b pgx.Batch
+	for _, st := range stmts {
+		b.Queue(rebind(st.Query), st.Args...)
+	}
+	br := t.t.SendBatch(ctx, &b)
+	n := make([]int64, len(stmts))
+	for i := range stmts {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return nil, fmt.Errorf("statement %d of %d: %w", i+1, len(stmts), err)
+		}
+		n[i] = tag.RowsAffected()
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
 func (t tx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	return t.t.Query(ctx, rebind(query), args...)
 }
