@@ -89,7 +89,7 @@ func OpenOptions(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index database: %w", err)
 	}
-	c := &conn{pool: pool}
+	c := &conn{pool: pool, statementTimeout: opt.StatementTimeout}
 	migs, err := sqlstore.LoadMigrations(migrations, "migrations")
 	if err == nil {
 		err = sqlstore.Migrate(ctx, c, migs)
@@ -107,7 +107,8 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // conn adapts a pgx pool to sqlstore.Conn.
 type conn struct {
-	pool *pgxpool.Pool
+	pool             *pgxpool.Pool
+	statementTimeout time.Duration
 }
 
 // rebound caches the $n forms of the ? queries.
@@ -150,6 +151,16 @@ func (c *conn) Begin(ctx context.Context) (sqlstore.Tx, error) {
 	t, err := c.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// The server itself gives up on the transaction's statements, and on
+	// its waits for locks, when the caller's deadline passes: pgx does not
+	// interrupt every step of a batch when the context ends.
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < c.statementTimeout {
+		ms := strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
+		if _, err := t.Exec(ctx, "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", ms); err != nil {
+			_ = t.Rollback(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("transaction timeout: %w", err)
+		}
 	}
 	if _, err := t.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(writeLock)); err != nil {
 		_ = t.Rollback(context.WithoutCancel(ctx))
