@@ -44,7 +44,7 @@ test: kubo ledger ## run every test (unit, many-node, end-to-end, Kubo interop) 
 test-short: ## run the fast tests only: no Kubo, no ledger, no end-to-end daemons
 	$(GO) test -tags "$(GOTAGS)" -short -count=1 $(PKGS)
 
-bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB transfer vs TCP, libp2p, Kubo; jobs; GEMM vs peak, MNIST epoch; Go benchmarks
+bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB transfer vs TCP, libp2p, Kubo; jobs; GEMM vs peak, MNIST epoch; Go benchmarks (the indexer database on SQLite and PostgreSQL among them)
 	$(GO) test -tags "$(GOTAGS)" -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run -tags "$(GOTAGS)" ./test/bench -bin $(BIN)
 

@@ -25,7 +25,65 @@ var layerRules = []struct {
 	{"content", []string{"content", "p2p/wire", "internal/"}, nil, "the content store needs only the host's interfaces"},
 	{"compute", []string{"compute", "trainspec", "internal/"}, nil, "executors run programs: they know no market, jobs or node"},
 	{"indexer", []string{"indexer", "market", "trainspec", "p2p", "settlement", "internal/"}, nil, "the indexer reads what the swarm says in public: it knows no jobs engine or node"},
-	{"indexer/indexdb", []string{"indexer/indexdb"}, nil, "the index database holds its own rows: any store can stand behind it"},
+	{"indexer/indexdb", []string{"indexer/indexdb"}, nil, "the indexer's database is storage: it knows no market, network or node"},
+}
+
+// foreignRules say, for the packages under a prefix (or that one package,
+// with only), which packages outside the standard library and this module
+// they may import, by prefix.
+var foreignRules = []struct {
+	under string
+	only  bool
+	may   []string
+	why   string
+}{
+	{"indexer/indexdb", true, nil, "the indexer database's interface is standard library only"},
+	{"indexer/indexdb/internal", false, nil, "the shared SQL store speaks through its own small connection interface"},
+	{"indexer/indexdb/indexdbtest", false, nil, "the conformance suite runs against the interface only"},
+	{"indexer/indexdb/sqlitedb", false, []string{"modernc.org/sqlite"}, "the SQLite database is pure Go, through modernc.org/sqlite"},
+	{"indexer/indexdb/pgdb", false, []string{"github.com/jackc/pgx/v5"}, "the PostgreSQL database goes through pgx"},
+}
+
+// TestForeignImports guards the imports from outside the module of the
+// packages foreignRules names.
+func TestForeignImports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./indexer/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, ok := strings.CutPrefix(fields[0], module)
+		if !ok {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			first, _, _ := strings.Cut(imp, "/")
+			if !strings.Contains(first, ".") || strings.HasPrefix(imp, module) {
+				continue // the standard library, or ours
+			}
+			// The most specific rule decides.
+			best := -1
+			for i, r := range foreignRules {
+				if pkg == r.under || !r.only && strings.HasPrefix(pkg, r.under+"/") {
+					if best < 0 || len(r.under) > len(foreignRules[best].under) {
+						best = i
+					}
+				}
+			}
+			if best < 0 {
+				continue
+			}
+			r := foreignRules[best]
+			allowed := false
+			for _, may := range r.may {
+				allowed = allowed || imp == may || strings.HasPrefix(imp, may+"/")
+			}
+			if !allowed {
+				t.Errorf("%s imports %s: %s", pkg, imp, r.why)
+			}
+		}
+	}
 }
 
 // TestLayers guards the intended imports between our packages, so that

@@ -57,6 +57,14 @@ func testUptime(t *testing.T, s indexdb.Store) {
 	if q := page.Items[1]; q.Uptime != 1 || q.SuccessRate != 0 || q.Jobs != 0 {
 		t.Errorf("Q: uptime %v rate %v jobs %d; want 1 0 0", q.Uptime, q.SuccessRate, q.Jobs)
 	}
+	// One batch bridges [-10,-6] and [-4,-3] and, with two records that
+	// touch, [-3,-1.5]: 9.5 h of 10.
+	must(t, s.AddCapacity(ctx, []indexdb.Capacity{rec(6, -6.5, -3.5, -0.5), rec(7, -3, -2, -0.4), rec(8, -2, -1.5, -0.3)}))
+	p, err = s.Provider(ctx, "P")
+	must(t, err)
+	if math.Abs(p.Uptime-0.95) > 1e-3 {
+		t.Errorf("uptime of P after bridging records = %v, want 0.95", p.Uptime)
+	}
 }
 
 func testEscrow(t *testing.T, s indexdb.Store) {

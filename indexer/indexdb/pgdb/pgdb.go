@@ -89,7 +89,7 @@ func OpenOptions(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index database: %w", err)
 	}
-	c := &conn{pool: pool}
+	c := &conn{pool: pool, statementTimeout: opt.StatementTimeout}
 	migs, err := sqlstore.LoadMigrations(migrations, "migrations")
 	if err == nil {
 		err = sqlstore.Migrate(ctx, c, migs)
@@ -107,7 +107,8 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // conn adapts a pgx pool to sqlstore.Conn.
 type conn struct {
-	pool *pgxpool.Pool
+	pool             *pgxpool.Pool
+	statementTimeout time.Duration
 }
 
 // rebound caches the $n forms of the ? queries.
@@ -151,6 +152,16 @@ func (c *conn) Begin(ctx context.Context) (sqlstore.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server itself gives up on the transaction's statements, and on
+	// its waits for locks, when the caller's deadline passes: pgx does not
+	// interrupt every step of a batch when the context ends.
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < c.statementTimeout {
+		ms := strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
+		if _, err := t.Exec(ctx, "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", ms); err != nil {
+			_ = t.Rollback(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("transaction timeout: %w", err)
+		}
+	}
 	if _, err := t.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(writeLock)); err != nil {
 		_ = t.Rollback(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("write lock: %w", err)
@@ -168,6 +179,32 @@ type tx struct{ t pgx.Tx }
 func (t tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := t.t.Exec(ctx, rebind(query), args...)
 	return tag.RowsAffected(), err
+}
+
+// Batch sends the statements in one round trip (pgx's pipeline), run in
+// order within the transaction.
+func (t tx) Batch(ctx context.Context, stmts []sqlstore.Stmt) ([]int64, error) {
+	if len(stmts) == 0 {
+		return nil, nil
+	}
+	var b pgx.Batch
+	for _, st := range stmts {
+		b.Queue(rebind(st.Query), st.Args...)
+	}
+	br := t.t.SendBatch(ctx, &b)
+	n := make([]int64, len(stmts))
+	for i := range stmts {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return nil, fmt.Errorf("statement %d of %d: %w", i+1, len(stmts), err)
+		}
+		n[i] = tag.RowsAffected()
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 func (t tx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb/indexdbtest"
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb/pgdb"
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb/pgdb/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 func open(t testing.TB, dsn string, opt pgdb.Options) *pgdb.DB {
@@ -98,5 +99,56 @@ func TestServerDown(t *testing.T) {
 			t.Fatalf("the database does not recover once the server is back: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSlowServer holds a lock that every call needs: the calls fail within
+// their bounds (the statement and lock timeouts, the context deadline)
+// instead of waiting for it.
+func TestSlowServer(t *testing.T) {
+	srv := pgtest.StartServer(t)
+	dsn := srv.NewDatabase(t)
+	ctx := context.Background()
+	for _, opt := range []pgdb.Options{
+		{Timeout: time.Minute, StatementTimeout: time.Second}, // the server gives up
+		{Timeout: time.Second, StatementTimeout: time.Minute}, // the context gives up
+	} {
+		db := open(t, dsn, opt)
+		locker, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := locker.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE jobs, receipts IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		calls := map[string]func() error{
+			"Jobs": func() error { _, err := db.Jobs(ctx, indexdb.JobQuery{}); return err },
+			"Job":  func() error { _, err := db.Job(ctx, "j"); return err },
+			"AddReceipts": func() error {
+				return db.AddReceipts(ctx, []indexdb.Receipt{indexdbtest.Receipt("j", 1, "r", "p", "succeeded", "none", now)})
+			},
+		}
+		for name, call := range calls {
+			start := time.Now()
+			if err := call(); err == nil {
+				t.Errorf("%s under a held lock succeeded", name)
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("%s under a held lock took %v, past its bound (%+v)", name, d, opt)
+			}
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		locker.Close(ctx)
+		if _, err := db.Jobs(ctx, indexdb.JobQuery{}); err != nil {
+			t.Fatalf("Jobs once the lock is gone: %v", err)
+		}
+		db.Close()
 	}
 }

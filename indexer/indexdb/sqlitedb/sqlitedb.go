@@ -178,6 +178,18 @@ func (t *sqlTx) Exec(ctx context.Context, query string, args ...any) (int64, err
 	return res.RowsAffected()
 }
 
+// Batch runs the statements one by one: they cost no round trips here.
+func (t *sqlTx) Batch(ctx context.Context, stmts []sqlstore.Stmt) ([]int64, error) {
+	n := make([]int64, len(stmts))
+	for i, st := range stmts {
+		var err error
+		if n[i], err = t.Exec(ctx, st.Query, st.Args...); err != nil {
+			return nil, fmt.Errorf("statement %d of %d: %w", i+1, len(stmts), err)
+		}
+	}
+	return n, nil
+}
+
 func (t *sqlTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	st, err := t.prepared(ctx, query)
 	if err != nil {

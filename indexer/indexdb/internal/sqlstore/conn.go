@@ -40,9 +40,18 @@ type Querier interface {
 	QueryRow(ctx context.Context, query string, args ...any) Row
 }
 
+// Stmt is one statement of a Batch, with ? placeholders.
+type Stmt struct {
+	Query string
+	Args  []any
+}
+
 // Tx is a write transaction.
 type Tx interface {
 	Querier
+	// Batch runs statements in order and says how many rows each changed;
+	// a driver may send them to the server together.
+	Batch(ctx context.Context, stmts []Stmt) ([]int64, error)
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
 }

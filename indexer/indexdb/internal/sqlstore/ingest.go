@@ -4,194 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
 )
-
-const insertCapacity = `INSERT INTO capacity (peer, seq, issued_at, expires_at, seen_at, cpu_cores, memory_mib,
-	disk_mib, gpus, executors, price_cpu_second, price_minimum, mint, bench_score, record)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-
-// upsertProvider counts a new record of a provider; the latest record's
-// filter columns follow the highest seq.
-const upsertProvider = `INSERT INTO providers (peer, first_seen, last_seen, records, latest_seq, gpu_models, executors)
-	VALUES (?, ?, ?, 1, ?, ?, ?)
-	ON CONFLICT (peer) DO UPDATE SET
-	first_seen = CASE WHEN excluded.first_seen < providers.first_seen THEN excluded.first_seen ELSE providers.first_seen END,
-	last_seen = CASE WHEN excluded.last_seen > providers.last_seen THEN excluded.last_seen ELSE providers.last_seen END,
-	records = providers.records + 1,
-	gpu_models = CASE WHEN excluded.latest_seq > providers.latest_seq THEN excluded.gpu_models ELSE providers.gpu_models END,
-	executors = CASE WHEN excluded.latest_seq > providers.latest_seq THEN excluded.executors ELSE providers.executors END,
-	latest_seq = CASE WHEN excluded.latest_seq > providers.latest_seq THEN excluded.latest_seq ELSE providers.latest_seq END`
-
-// AddCapacity stores capacity records, skipping those already stored.
-func (s *Store) AddCapacity(ctx context.Context, recs []indexdb.Capacity) error {
-	for i, c := range recs {
-		if err := c.Check(); err != nil {
-			return fmt.Errorf("add capacity: record %d: %w", i, err)
-		}
-	}
-	if len(recs) == 0 {
-		return nil
-	}
-	now := s.opt.Now()
-	return s.write(ctx, "add capacity", func(tx Tx) error {
-		hours := map[int64]bool{}
-		for _, c := range recs {
-			if c.SeenAt.IsZero() {
-				c.SeenAt = now
-			}
-			gpus, execs := "", ""
-			if len(c.GPUs) > 0 {
-				b, _ := json.Marshal(c.GPUs) // strings and ints cannot fail
-				gpus = string(b)
-			}
-			if len(c.Executors) > 0 {
-				b, _ := json.Marshal(c.Executors)
-				execs = string(b)
-			}
-			n, err := tx.Exec(ctx, insertCapacity, c.Peer, int64(c.Seq), ts(c.IssuedAt), ts(c.ExpiresAt), ts(c.SeenAt),
-				c.CPUCores, c.MemoryMiB, c.DiskMiB, gpus, execs, int64(c.PricePerCPUSecond), int64(c.PriceMinimum),
-				c.Mint, c.BenchScore, blob(c.Record))
-			if err != nil {
-				return fmt.Errorf("insert %s/%d: %w", c.Peer, c.Seq, err)
-			}
-			if n == 0 {
-				continue
-			}
-			if _, err := tx.Exec(ctx, upsertProvider, c.Peer, ts(c.SeenAt), ts(c.SeenAt), int64(c.Seq),
-				gpuModels(c.GPUs), executorList(c.Executors)); err != nil {
-				return fmt.Errorf("provider %s: %w", c.Peer, err)
-			}
-			if err := addCover(ctx, tx, c.Peer, ts(c.IssuedAt), ts(c.ExpiresAt)); err != nil {
-				return fmt.Errorf("cover of %s: %w", c.Peer, err)
-			}
-			h := hourOf(ts(c.SeenAt))
-			if _, err := tx.Exec(ctx, upsertCapacityHour, h, c.Peer, int64(c.Seq), int64(c.PricePerCPUSecond), int64(c.PriceMinimum)); err != nil {
-				return fmt.Errorf("hour of %s/%d: %w", c.Peer, c.Seq, err)
-			}
-			hours[h] = true
-		}
-		for h := range hours {
-			if err := refreshPriceHour(ctx, tx, h); err != nil {
-				return fmt.Errorf("prices of hour %d: %w", h, err)
-			}
-		}
-		return nil
-	})
-}
-
-// hourOf is the roll-ups' hour of a stored time: floor(ns / 1 h).
-func hourOf(ns int64) int64 {
-	h := ns / int64(time.Hour)
-	if ns%int64(time.Hour) < 0 {
-		h--
-	}
-	return h
-}
-
-// upsertCapacityHour keeps the latest record of each provider in each hour.
-const upsertCapacityHour = `INSERT INTO capacity_hours (hour, peer, seq, price_cpu_second, price_minimum) VALUES (?, ?, ?, ?, ?)
-	ON CONFLICT (hour, peer) DO UPDATE SET seq = excluded.seq, price_cpu_second = excluded.price_cpu_second,
-	price_minimum = excluded.price_minimum WHERE excluded.seq > capacity_hours.seq`
-
-const upsertPriceHour = `INSERT INTO price_hours (hour, resource, providers, min_price, median_price, max_price)
-	VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hour, resource) DO UPDATE SET providers = excluded.providers,
-	min_price = excluded.min_price, median_price = excluded.median_price, max_price = excluded.max_price`
-
-// refreshPriceHour recomputes the price statistics of an hour from the
-// latest record of each provider in it.
-func refreshPriceHour(ctx context.Context, tx Tx, hour int64) error {
-	for _, r := range []struct{ name, col string }{{indexdb.ResourceCPUSecond, "price_cpu_second"}, {indexdb.ResourceMinimum, "price_minimum"}} {
-		rows, err := tx.Query(ctx, `SELECT `+r.col+` FROM capacity_hours WHERE hour = ? ORDER BY `+r.col, hour)
-		if err != nil {
-			return err
-		}
-		var prices []int64
-		for rows.Next() {
-			var p int64
-			if err := rows.Scan(&p); err != nil {
-				rows.Close()
-				return err
-			}
-			prices = append(prices, p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(prices) == 0 {
-			continue
-		}
-		if _, err := tx.Exec(ctx, upsertPriceHour, hour, r.name, len(prices), prices[0], prices[(len(prices)-1)/2], prices[len(prices)-1]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// gpuModels is the filter column of GPU models: each lower-cased, on a line.
-func gpuModels(gs []indexdb.GPU) string {
-	var b strings.Builder
-	b.WriteString("\n")
-	for _, g := range gs {
-		b.WriteString(strings.ToLower(strings.ReplaceAll(g.Model, "\n", " ")) + "\n")
-	}
-	return b.String()
-}
-
-// executorList is the filter column of executors: each lower-cased, on a
-// line.
-func executorList(es []string) string {
-	var b strings.Builder
-	b.WriteString("\n")
-	for _, e := range es {
-		b.WriteString(strings.ToLower(strings.ReplaceAll(e, "\n", " ")) + "\n")
-	}
-	return b.String()
-}
-
-// addCover merges [start, end] into the union of a provider's record
-// intervals, kept as disjoint intervals in provider_cover.
-func addCover(ctx context.Context, tx Tx, peer string, start, end int64) error {
-	if end <= start {
-		return nil
-	}
-	rows, err := tx.Query(ctx, `SELECT start_ns, end_ns FROM provider_cover WHERE peer = ? AND start_ns <= ? AND end_ns >= ?`, peer, end, start)
-	if err != nil {
-		return err
-	}
-	var n int
-	var oldStart, oldEnd int64
-	ns, ne := start, end
-	for rows.Next() {
-		if err := rows.Scan(&oldStart, &oldEnd); err != nil {
-			rows.Close()
-			return err
-		}
-		n++
-		ns, ne = min(ns, oldStart), max(ne, oldEnd)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	switch {
-	case n == 1 && ns == oldStart && ne == oldEnd:
-		return nil
-	case n == 1:
-		_, err = tx.Exec(ctx, `UPDATE provider_cover SET start_ns = ?, end_ns = ? WHERE peer = ? AND start_ns = ?`, ns, ne, peer, oldStart)
-		return err
-	case n > 1:
-		if _, err := tx.Exec(ctx, `DELETE FROM provider_cover WHERE peer = ? AND start_ns <= ? AND end_ns >= ?`, peer, end, start); err != nil {
-			return err
-		}
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO provider_cover (peer, start_ns, end_ns) VALUES (?, ?, ?)`, peer, ns, ne)
-	return err
-}
 
 const insertAnnouncement = `INSERT INTO announcements (job_id, attempt, requester, kind, cpu, memory_mib, gpus,
 	wall_seconds, max_price, mint, issued_at, seen_at, record)
@@ -229,31 +46,39 @@ func (s *Store) AddAnnouncements(ctx context.Context, anns []indexdb.Announcemen
 		return nil
 	}
 	now := s.opt.Now()
+	anns = slices.Clone(anns)
+	inserts := make([]Stmt, len(anns))
+	for i := range anns {
+		if anns[i].SeenAt.IsZero() {
+			anns[i].SeenAt = now
+		}
+		a := anns[i]
+		inserts[i] = Stmt{insertAnnouncement, []any{a.JobID, a.Attempt, a.Requester, a.Kind, a.CPU, a.MemoryMiB, a.GPUs,
+			a.WallSeconds, int64(a.MaxPrice), a.Mint, ts(a.IssuedAt), ts(a.SeenAt), blob(a.Record)}}
+	}
 	return s.write(ctx, "add announcements", func(tx Tx) error {
-		for _, a := range anns {
-			if a.SeenAt.IsZero() {
-				a.SeenAt = now
-			}
-			n, err := tx.Exec(ctx, insertAnnouncement, a.JobID, a.Attempt, a.Requester, a.Kind, a.CPU, a.MemoryMiB, a.GPUs,
-				a.WallSeconds, int64(a.MaxPrice), a.Mint, ts(a.IssuedAt), ts(a.SeenAt), blob(a.Record))
-			if err != nil {
-				return fmt.Errorf("insert %s/%d: %w", a.JobID, a.Attempt, err)
-			}
-			if n == 0 {
+		n, err := tx.Batch(ctx, inserts)
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		var derived []Stmt
+		for i, a := range anns {
+			if n[i] == 0 {
 				continue
 			}
-			if _, err := tx.Exec(ctx, upsertJob, a.JobID, a.Requester, a.Kind, a.Attempt, ts(a.SeenAt),
-				-1, 0, "", "", "", 0, ""); err != nil {
-				return fmt.Errorf("job %s: %w", a.JobID, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO announcement_hours (hour, jobs) VALUES (?, 1)
-				ON CONFLICT (hour) DO UPDATE SET jobs = announcement_hours.jobs + 1`, hourOf(ts(a.SeenAt))); err != nil {
-				return fmt.Errorf("hour of %s: %w", a.JobID, err)
-			}
+			derived = append(derived,
+				Stmt{upsertJob, []any{a.JobID, a.Requester, a.Kind, a.Attempt, ts(a.SeenAt), -1, 0, "", "", "", 0, ""}},
+				Stmt{upsertAnnouncementHour, []any{hourOf(ts(a.SeenAt))}})
+		}
+		if _, err := tx.Batch(ctx, derived); err != nil {
+			return fmt.Errorf("jobs: %w", err)
 		}
 		return nil
 	})
 }
+
+const upsertAnnouncementHour = `INSERT INTO announcement_hours (hour, jobs) VALUES (?, 1)
+	ON CONFLICT (hour) DO UPDATE SET jobs = announcement_hours.jobs + 1`
 
 const insertReceipt = `INSERT INTO receipts (id, job_id, attempt, requester, provider, kind, outcome, fault, reason,
 	price, mint, escrow_state, escrow_tx, outputs, started_at, ended_at, issued_at, seen_at, countersigned,
@@ -283,29 +108,34 @@ func (s *Store) AddReceipts(ctx context.Context, rs []indexdb.Receipt) error {
 		return nil
 	}
 	now := s.opt.Now()
+	rs = slices.Clone(rs)
+	inserts := make([]Stmt, len(rs))
+	for i := range rs {
+		if rs[i].SeenAt.IsZero() {
+			rs[i].SeenAt = now
+		}
+		r := rs[i]
+		outputs := ""
+		if len(r.Outputs) > 0 {
+			b, _ := json.Marshal(r.Outputs) // strings cannot fail
+			outputs = string(b)
+		}
+		inserts[i] = Stmt{insertReceipt, []any{r.ID, r.JobID, r.Attempt, r.Requester, r.Provider, r.Kind, r.Outcome,
+			r.Fault, r.Reason, int64(r.Price), r.Mint, r.EscrowState, r.EscrowTx, outputs, ts(r.StartedAt),
+			ts(r.EndedAt), ts(r.IssuedAt), ts(r.SeenAt), r.Countersigned, r.EscrowTx != "", blob(r.Record)}}
+	}
 	return s.write(ctx, "add receipts", func(tx Tx) error {
-		for _, r := range rs {
-			if r.SeenAt.IsZero() {
-				r.SeenAt = now
-			}
-			outputs := ""
-			if len(r.Outputs) > 0 {
-				b, _ := json.Marshal(r.Outputs)
-				outputs = string(b)
-			}
-			n, err := tx.Exec(ctx, insertReceipt, r.ID, r.JobID, r.Attempt, r.Requester, r.Provider, r.Kind, r.Outcome,
-				r.Fault, r.Reason, int64(r.Price), r.Mint, r.EscrowState, r.EscrowTx, outputs, ts(r.StartedAt),
-				ts(r.EndedAt), ts(r.IssuedAt), ts(r.SeenAt), r.Countersigned, r.EscrowTx != "", blob(r.Record))
-			if err != nil {
-				return fmt.Errorf("insert %s: %w", r.ID, err)
-			}
-			if n == 0 {
+		n, err := tx.Batch(ctx, inserts)
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		var derived []Stmt
+		for i, r := range rs {
+			if n[i] == 0 {
 				continue
 			}
-			if _, err := tx.Exec(ctx, upsertJob, r.JobID, r.Requester, r.Kind, r.Attempt, ts(r.SeenAt),
-				r.Attempt, ts(r.IssuedAt), r.ID, r.Outcome, r.Provider, int64(r.Price), r.EscrowState); err != nil {
-				return fmt.Errorf("job %s: %w", r.JobID, err)
-			}
+			derived = append(derived, Stmt{upsertJob, []any{r.JobID, r.Requester, r.Kind, r.Attempt, ts(r.SeenAt),
+				r.Attempt, ts(r.IssuedAt), r.ID, r.Outcome, r.Provider, int64(r.Price), r.EscrowState}})
 			if r.Provider == "" {
 				continue
 			}
@@ -318,9 +148,10 @@ func (s *Store) AddReceipts(ctx context.Context, rs []indexdb.Receipt) error {
 			case r.Fault == faultProvider:
 				failed = 1
 			}
-			if _, err := tx.Exec(ctx, upsertProviderJobs, r.Provider, ok, failed, mismatch); err != nil {
-				return fmt.Errorf("provider %s: %w", r.Provider, err)
-			}
+			derived = append(derived, Stmt{upsertProviderJobs, []any{r.Provider, ok, failed, mismatch}})
+		}
+		if _, err := tx.Batch(ctx, derived); err != nil {
+			return fmt.Errorf("jobs: %w", err)
 		}
 		return nil
 	})
@@ -349,17 +180,18 @@ func (s *Store) AddModels(ctx context.Context, ms []indexdb.Model) error {
 		return nil
 	}
 	now := s.opt.Now()
+	inserts := make([]Stmt, len(ms))
+	for i, m := range ms {
+		if m.SeenAt.IsZero() {
+			m.SeenAt = now
+		}
+		search := strings.ToLower(m.Name + "\n" + m.Description)
+		inserts[i] = Stmt{insertModel, []any{m.ID, m.Publisher, m.Name, m.Description, m.License, m.WeightsCID,
+			blob(m.Spec), metrics[i], m.JobID, m.ReceiptID, ts(m.PublishedAt), ts(m.SeenAt), search, blob(m.Record)}}
+	}
 	return s.write(ctx, "add models", func(tx Tx) error {
-		for i, m := range ms {
-			if m.SeenAt.IsZero() {
-				m.SeenAt = now
-			}
-			search := strings.ToLower(m.Name + "\n" + m.Description)
-			if _, err := tx.Exec(ctx, insertModel, m.ID, m.Publisher, m.Name, m.Description, m.License, m.WeightsCID,
-				blob(m.Spec), metrics[i], m.JobID, m.ReceiptID, ts(m.PublishedAt), ts(m.SeenAt), search,
-				blob(m.Record)); err != nil {
-				return fmt.Errorf("insert %s: %w", m.ID, err)
-			}
+		if _, err := tx.Batch(ctx, inserts); err != nil {
+			return fmt.Errorf("insert: %w", err)
 		}
 		return nil
 	})

@@ -49,15 +49,22 @@ func Start(t testing.TB) string {
 
 // BinDir finds the folder of the PostgreSQL server binaries.
 func BinDir() (string, error) {
-	if d := os.Getenv("CYXWIZ_PG_BIN"); d != "" {
-		return d, nil
+	return binDir(os.Getenv("CYXWIZ_PG_BIN"), "/usr/lib/postgresql/*/bin/initdb")
+}
+
+func binDir(env, pattern string) (string, error) {
+	if env != "" {
+		if _, err := os.Stat(filepath.Join(env, "initdb")); err != nil {
+			return "", fmt.Errorf("CYXWIZ_PG_BIN=%s holds no initdb: install Debian's postgresql package (apt-get install postgresql) or point it at PostgreSQL's bin folder", env)
+		}
+		return env, nil
 	}
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
 		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "initdb")); err == nil {
 			return filepath.Dir(p), nil
 		}
 	}
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	found, _ := filepath.Glob(pattern)
 	if len(found) == 0 {
 		return "", fmt.Errorf("no PostgreSQL server binaries (initdb, pg_ctl) on PATH, in $CYXWIZ_PG_BIN or under /usr/lib/postgresql/*/bin: install Debian's postgresql package (apt-get install postgresql)")
 	}
