@@ -65,15 +65,7 @@ func NewExplorer(store indexdb.Store, cfg ExplorerConfig) *Explorer {
 	}
 	e := &Explorer{store: store, limiter: newRateLimiter(cfg.RatePerSecond, cfg.Burst), log: cfg.Logger,
 		mux: http.NewServeMux(), timeout: cfg.QueryTimeout}
-	e.mux.HandleFunc("GET "+PathProviders, e.providers)
-	e.mux.HandleFunc("GET "+PathProviders+"/{peer}", e.provider)
-	e.mux.HandleFunc("GET "+PathJobs, e.jobs)
-	e.mux.HandleFunc("GET "+PathJobs+"/{id}", e.job)
-	e.mux.HandleFunc("GET "+PathPrices, e.prices)
-	e.mux.HandleFunc("GET "+PathSwarm, e.swarm)
-	e.mux.HandleFunc("GET "+PathModels, e.models)
-	e.mux.HandleFunc("GET "+PathModels+"/{id}", e.model)
-	e.mux.HandleFunc("GET "+PathStats, e.stats)
+	e.routes()
 	return e
 }
 
@@ -142,10 +134,6 @@ func (e *Explorer) answer(w http.ResponseWriter, v any, err error) {
 	}
 }
 
-func (e *Explorer) query(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), e.timeout)
-}
-
 var errBadParam = errors.New("bad parameter")
 
 // params reads a request's query parameters, collecting the first error.
@@ -197,46 +185,64 @@ func (p *params) duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-func (e *Explorer) providers(w http.ResponseWriter, r *http.Request) {
-	p := params{r: r}
-	q := indexdb.ProviderQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), GPUModel: p.str("gpu"),
-		Executor: p.str("executor"), SeenSince: p.time("seen_since", time.Time{})}
-	if p.err != nil {
-		e.answer(w, nil, p.err)
-		return
+// lookup is one query of the store, built from a request's parameters.
+type lookup func(ctx context.Context, st indexdb.Store) (any, error)
+
+// handle serves the query that build makes of a request: a parameter
+// error is answered at once, and the query runs under the deadline.
+func (e *Explorer) handle(build func(p *params) lookup) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := params{r: r}
+		q := build(&p)
+		if p.err != nil {
+			e.answer(w, nil, p.err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), e.timeout)
+		defer cancel()
+		v, err := q(ctx, e.store)
+		e.answer(w, v, err)
 	}
-	ctx, cancel := e.query(r)
-	defer cancel()
-	page, err := e.store.Providers(ctx, q)
-	e.answer(w, page, err)
 }
 
-func (e *Explorer) provider(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := e.query(r)
-	defer cancel()
-	d, err := e.store.Provider(ctx, r.PathValue("peer"))
-	e.answer(w, d, err)
-}
-
-func (e *Explorer) jobs(w http.ResponseWriter, r *http.Request) {
-	p := params{r: r}
-	q := indexdb.JobQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), Requester: p.str("requester"),
-		Provider: p.str("provider"), Outcome: p.str("outcome"), Kind: p.str("kind"), Since: p.time("since", time.Time{})}
-	if p.err != nil {
-		e.answer(w, nil, p.err)
-		return
-	}
-	ctx, cancel := e.query(r)
-	defer cancel()
-	page, err := e.store.Jobs(ctx, q)
-	e.answer(w, page, err)
-}
-
-func (e *Explorer) job(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := e.query(r)
-	defer cancel()
-	d, err := e.store.Job(ctx, r.PathValue("id"))
-	e.answer(w, d, err)
+func (e *Explorer) routes() {
+	e.mux.HandleFunc("GET "+PathProviders, e.handle(func(p *params) lookup {
+		q := indexdb.ProviderQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), GPUModel: p.str("gpu"),
+			Executor: p.str("executor"), SeenSince: p.time("seen_since", time.Time{})}
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Providers(ctx, q) }
+	}))
+	e.mux.HandleFunc("GET "+PathProviders+"/{peer}", e.handle(func(p *params) lookup {
+		peer := p.r.PathValue("peer")
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Provider(ctx, peer) }
+	}))
+	e.mux.HandleFunc("GET "+PathJobs, e.handle(func(p *params) lookup {
+		q := indexdb.JobQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), Requester: p.str("requester"),
+			Provider: p.str("provider"), Outcome: p.str("outcome"), Kind: p.str("kind"), Since: p.time("since", time.Time{})}
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Jobs(ctx, q) }
+	}))
+	e.mux.HandleFunc("GET "+PathJobs+"/{id}", e.handle(func(p *params) lookup {
+		id := p.r.PathValue("id")
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Job(ctx, id) }
+	}))
+	e.mux.HandleFunc("GET "+PathPrices, e.handle(func(p *params) lookup {
+		q := series(p, time.Now().UTC())
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Prices(ctx, q) }
+	}))
+	e.mux.HandleFunc("GET "+PathSwarm, e.handle(func(p *params) lookup {
+		q := series(p, time.Now().UTC())
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.SwarmSize(ctx, q) }
+	}))
+	e.mux.HandleFunc("GET "+PathModels, e.handle(func(p *params) lookup {
+		q := indexdb.ModelQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), Text: p.str("q"), Publisher: p.str("publisher")}
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Models(ctx, q) }
+	}))
+	e.mux.HandleFunc("GET "+PathModels+"/{id}", e.handle(func(p *params) lookup {
+		id := p.r.PathValue("id")
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Model(ctx, id) }
+	}))
+	e.mux.HandleFunc("GET "+PathStats, e.handle(func(*params) lookup {
+		return func(ctx context.Context, st indexdb.Store) (any, error) { return st.Stats(ctx) }
+	}))
 }
 
 // series reads from, to and bucket: by default the last day in hours.
@@ -244,57 +250,4 @@ func series(p *params, now time.Time) indexdb.SeriesQuery {
 	to := p.time("to", now)
 	return indexdb.SeriesQuery{From: p.time("from", to.Add(-24*time.Hour)), To: to,
 		Bucket: p.duration("bucket", time.Hour), Resource: p.str("resource")}
-}
-
-func (e *Explorer) prices(w http.ResponseWriter, r *http.Request) {
-	p := params{r: r}
-	q := series(&p, time.Now().UTC())
-	if p.err != nil {
-		e.answer(w, nil, p.err)
-		return
-	}
-	ctx, cancel := e.query(r)
-	defer cancel()
-	pts, err := e.store.Prices(ctx, q)
-	e.answer(w, pts, err)
-}
-
-func (e *Explorer) swarm(w http.ResponseWriter, r *http.Request) {
-	p := params{r: r}
-	q := series(&p, time.Now().UTC())
-	if p.err != nil {
-		e.answer(w, nil, p.err)
-		return
-	}
-	ctx, cancel := e.query(r)
-	defer cancel()
-	pts, err := e.store.SwarmSize(ctx, q)
-	e.answer(w, pts, err)
-}
-
-func (e *Explorer) models(w http.ResponseWriter, r *http.Request) {
-	p := params{r: r}
-	q := indexdb.ModelQuery{Limit: p.int("limit"), Cursor: p.str("cursor"), Text: p.str("q"), Publisher: p.str("publisher")}
-	if p.err != nil {
-		e.answer(w, nil, p.err)
-		return
-	}
-	ctx, cancel := e.query(r)
-	defer cancel()
-	page, err := e.store.Models(ctx, q)
-	e.answer(w, page, err)
-}
-
-func (e *Explorer) model(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := e.query(r)
-	defer cancel()
-	m, err := e.store.Model(ctx, r.PathValue("id"))
-	e.answer(w, m, err)
-}
-
-func (e *Explorer) stats(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := e.query(r)
-	defer cancel()
-	st, err := e.store.Stats(ctx)
-	e.answer(w, st, err)
 }

@@ -17,54 +17,32 @@ type indexerAPI struct {
 }
 
 func (a indexerAPI) register(srv *rpc.Server) {
-	srv.Register(api.MethodIndexerProviders, rpc.Method(func(ctx context.Context, q indexdb.ProviderQuery) (indexdb.Page[indexdb.ProviderSummary], error) {
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (indexdb.Page[indexdb.ProviderSummary], error) {
-			return st.Providers(ctx, q)
-		})
-	}))
-	srv.Register(api.MethodIndexerProvider, rpc.Method(func(ctx context.Context, p api.PeerParams) (indexdb.ProviderDetail, error) {
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (indexdb.ProviderDetail, error) {
-			return st.Provider(ctx, p.Peer)
-		})
-	}))
-	srv.Register(api.MethodIndexerJobs, rpc.Method(func(ctx context.Context, q indexdb.JobQuery) (indexdb.Page[indexdb.JobSummary], error) {
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (indexdb.Page[indexdb.JobSummary], error) {
-			return st.Jobs(ctx, q)
-		})
-	}))
-	srv.Register(api.MethodIndexerJob, rpc.Method(func(ctx context.Context, p api.JobIDParams) (indexdb.JobDetail, error) {
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (indexdb.JobDetail, error) {
-			return st.Job(ctx, p.ID)
-		})
-	}))
-	srv.Register(api.MethodIndexerPrices, rpc.Method(func(ctx context.Context, p api.SeriesParams) ([]indexdb.PricePoint, error) {
+	indexerMethod(a, srv, api.MethodIndexerProviders, indexdb.Store.Providers)
+	indexerMethod(a, srv, api.MethodIndexerProvider, func(st indexdb.Store, ctx context.Context, p api.PeerParams) (indexdb.ProviderDetail, error) {
+		return st.Provider(ctx, p.Peer)
+	})
+	indexerMethod(a, srv, api.MethodIndexerJobs, indexdb.Store.Jobs)
+	indexerMethod(a, srv, api.MethodIndexerJob, func(st indexdb.Store, ctx context.Context, p api.JobIDParams) (indexdb.JobDetail, error) {
+		return st.Job(ctx, p.ID)
+	})
+	indexerMethod(a, srv, api.MethodIndexerPrices, func(st indexdb.Store, ctx context.Context, p api.SeriesParams) ([]indexdb.PricePoint, error) {
 		q, err := seriesQuery(p)
 		if err != nil {
 			return nil, err
 		}
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) ([]indexdb.PricePoint, error) {
-			return st.Prices(ctx, q)
-		})
-	}))
-	srv.Register(api.MethodIndexerSwarm, rpc.Method(func(ctx context.Context, p api.SeriesParams) ([]indexdb.SizePoint, error) {
+		return st.Prices(ctx, q)
+	})
+	indexerMethod(a, srv, api.MethodIndexerSwarm, func(st indexdb.Store, ctx context.Context, p api.SeriesParams) ([]indexdb.SizePoint, error) {
 		q, err := seriesQuery(p)
 		if err != nil {
 			return nil, err
 		}
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) ([]indexdb.SizePoint, error) {
-			return st.SwarmSize(ctx, q)
-		})
-	}))
-	srv.Register(api.MethodIndexerModels, rpc.Method(func(ctx context.Context, q indexdb.ModelQuery) (indexdb.Page[indexdb.Model], error) {
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (indexdb.Page[indexdb.Model], error) {
-			return st.Models(ctx, q)
-		})
-	}))
-	srv.Register(api.MethodIndexerModel, rpc.Method(func(ctx context.Context, p api.JobIDParams) (indexdb.Model, error) {
-		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (indexdb.Model, error) {
-			return st.Model(ctx, p.ID)
-		})
-	}))
+		return st.SwarmSize(ctx, q)
+	})
+	indexerMethod(a, srv, api.MethodIndexerModels, indexdb.Store.Models)
+	indexerMethod(a, srv, api.MethodIndexerModel, func(st indexdb.Store, ctx context.Context, p api.JobIDParams) (indexdb.Model, error) {
+		return st.Model(ctx, p.ID)
+	})
 	srv.Register(api.MethodIndexerStats, rpc.NoParams(func(ctx context.Context) (api.IndexerStats, error) {
 		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (api.IndexerStats, error) {
 			rows, err := st.Stats(ctx)
@@ -74,6 +52,13 @@ func (a indexerAPI) register(srv *rpc.Server) {
 			}
 			return out, err
 		})
+	}))
+}
+
+// indexerMethod registers name as the store query f of its params.
+func indexerMethod[P, R any](a indexerAPI, srv *rpc.Server, name string, f func(indexdb.Store, context.Context, P) (R, error)) {
+	srv.Register(name, rpc.Method(func(ctx context.Context, p P) (R, error) {
+		return query(a, ctx, func(ctx context.Context, st indexdb.Store) (R, error) { return f(st, ctx, p) })
 	}))
 }
 
@@ -87,9 +72,12 @@ func query[T any](a indexerAPI, ctx context.Context, f func(context.Context, ind
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	v, err := f(ctx, a.svc.store)
+	var ae *api.Error
 	switch {
 	case err == nil:
 		return v, nil
+	case errors.As(err, &ae):
+		return zero, err
 	case errors.Is(err, indexdb.ErrBadQuery):
 		return zero, api.Errorf(api.CodeInvalidParams, "invalid params: %v", err)
 	case errors.Is(err, indexdb.ErrNotFound):
