@@ -79,7 +79,7 @@ func (s *Store) summaries(ctx context.Context, query string, args ...any) ([]ind
 	if err != nil {
 		return nil, err
 	}
-	var items []indexdb.ProviderSummary
+	items := []indexdb.ProviderSummary{}
 	var first []int64
 	for rows.Next() {
 		var p indexdb.ProviderSummary

@@ -109,7 +109,7 @@ func collect[T any](q result, scan func(Rows) (T, error)) ([]T, error) {
 	}
 	rows := q.rows
 	defer rows.Close()
-	var out []T
+	out := []T{} // an empty list, not null, in JSON
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
