@@ -102,7 +102,7 @@ func (s *Store) summaries(ctx context.Context, query string, args ...any) ([]ind
 		return nil, err
 	}
 	if len(items) == 0 {
-		return nil, nil
+		return items, nil
 	}
 	peers := make([]any, len(items))
 	for i, p := range items {
