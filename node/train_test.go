@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
 )
 
@@ -105,6 +106,26 @@ watch:
 	logs, err := req.JobLogs(ctx, api.JobLogsParams{ID: job.ID})
 	if err != nil || !strings.Contains(logs.Data, "epoch 20 step") || strings.Contains(logs.Data, `"kind"`) {
 		t.Errorf("the log should hold progress lines and no JSON: %v\n%s", err, logs.Data)
+	}
+
+	// Its result goes into the model registry with one call: the weights,
+	// the train section, the metrics and the job's receipt.
+	rc, _ := waitReceipt(t, req, job.ID)
+	model, err := req.ModelPublish(ctx, api.ModelPublishParams{Job: job.ID, Name: "xor", License: "MIT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env market.Envelope
+	var rec market.ModelRecord
+	if err := json.Unmarshal(model.Record, &env); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Open(market.TypeModel, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if model.WeightsCID != r.ModelCID || model.Receipt != rc.ID || model.Job != job.ID ||
+		rec.Metrics["eval_accuracy"] != r.Metrics["eval_accuracy"] || len(rec.Spec.Model.Layers) != 4 {
+		t.Errorf("published %+v (record %+v), want the job's weights, receipt %s, metrics and spec", model, rec, rc.ID)
 	}
 
 	// Divergence fails the job and keeps its metrics so far.
