@@ -161,7 +161,6 @@ func TestEscrowChecker(t *testing.T) {
 		jobID(4): otherPayee, jobID(5): madeUp, jobID(6): locked, jobID(8): neverLocked} {
 		storeReceipt(t, st, job, e)
 	}
-	// A receipt whose escrow names no transaction is not checked.
 	noTx := lg.lock(t, jobID(7), 100, "released")
 	noTx.Tx = ""
 	storeReceipt(t, st, jobID(7), noTx)
@@ -183,14 +182,16 @@ func TestEscrowChecker(t *testing.T) {
 			t.Errorf("job %s: summary says escrow check %q, want %q", job, j.EscrowCheck, state)
 		}
 	}
-	if cs := checksOf(t, st, jobID(7)); len(cs) != 0 {
-		t.Errorf("a receipt naming no transaction was checked: %+v", cs)
+	// A receipt whose escrow names no settling transaction (a payout
+	// that landed while its requester was away) is checked all the same.
+	if cs := checksOf(t, st, jobID(7)); len(cs) != 1 || cs[0].State != indexdb.CheckConfirmed {
+		t.Errorf("a receipt naming no transaction: checks %+v, want it confirmed", cs)
 	}
 	if left, err := st.UncheckedEscrows(bg, 0); err != nil || len(left) != 0 {
 		t.Errorf("unchecked after a round: %d, %v", len(left), err)
 	}
 	s.checkEscrowRound()
-	if n := stats(t, st).EscrowChecks; n != int64(len(want)) {
+	if n := stats(t, st).EscrowChecks; n != int64(len(want)+1) {
 		t.Errorf("%d checks after a second round, want %d (each receipt once)", n, len(want))
 	}
 }

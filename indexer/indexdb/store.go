@@ -21,7 +21,8 @@ type Store interface {
 	// transaction; checks accumulate. ErrNotFound if the receipt is not
 	// stored.
 	SetEscrowCheck(ctx context.Context, c EscrowCheck) error
-	// UncheckedEscrows lists receipts with an EscrowTx and no check yet,
+	// UncheckedEscrows lists receipts that name an escrow (EscrowState
+	// set, with or without an EscrowTx) and have no check yet,
 	// oldest (by SeenAt) first, at most limit (0 means DefaultPageSize).
 	UncheckedEscrows(ctx context.Context, limit int) ([]Receipt, error)
 

@@ -70,6 +70,7 @@ func testUptime(t *testing.T, s indexdb.Store) {
 func testEscrow(t *testing.T, s indexdb.Store) {
 	now := time.Now().UTC()
 	r1 := Receipt("jx", 1, "req", "p1", "failed", "provider", now.Add(-time.Minute))
+	r1.EscrowState = "" // no escrow: nothing to check
 	r2 := Receipt("jx", 2, "req", "p2", "succeeded", "none", now)
 	r2.EscrowTx, r2.Price = "tx2", 777
 	r3 := Receipt("jy", 1, "req", "p1", "succeeded", "none", now.Add(-time.Hour))
@@ -263,5 +264,42 @@ func testConcurrent(t *testing.T, s indexdb.Store) {
 	}
 	if jobs != 800 {
 		t.Fatalf("provider job counts sum to %d, want 800", jobs)
+	}
+}
+
+// testCountedOnce attacks the provider's figures: an attempt counts once,
+// however many receipts of it come (signed again, or copied without the
+// countersignature); a receipt its provider did not countersign does not
+// count; and a stranger's receipt does not take over another requester's
+// job.
+func testCountedOnce(t *testing.T, s indexdb.Store) {
+	now := time.Now().UTC()
+	first := Receipt("jc", 1, "req", "p1", "failed", "provider", now.Add(-time.Minute))
+	again := Receipt("jc", 1, "req", "p1", "failed", "provider", now) // signed anew: another ID
+	stripped := Receipt("jc", 1, "req", "p1", "failed", "provider", now.Add(time.Millisecond))
+	stripped.Countersigned = false
+	ok := Receipt("jd", 1, "req", "p1", "succeeded", "none", now)
+	var blame []indexdb.Receipt
+	for i := range 5 { // strangers blaming p1 without its word
+		r := Receipt(fmt.Sprintf("js%d", i), 1, fmt.Sprintf("sybil%d", i), "p1", "failed", "provider", now)
+		r.Countersigned = false
+		blame = append(blame, r)
+	}
+	must(t, s.AddReceipts(ctx, []indexdb.Receipt{first, again}))
+	must(t, s.AddReceipts(ctx, append([]indexdb.Receipt{stripped, ok}, blame...)))
+	p, err := s.Provider(ctx, "p1")
+	must(t, err)
+	if p.Jobs != 2 || p.FailedByProvider != 1 || p.Succeeded != 1 || math.Abs(p.SuccessRate-0.5) > 1e-9 {
+		t.Errorf("provider p1 = %+v, want 2 attempts counted: one success, one failure", p.ProviderSummary)
+	}
+
+	// A stranger's receipt of a later attempt leaves the job as its
+	// requester's receipts say.
+	hijack := Receipt("jd", 99, "stranger", "p9", "failed", "provider", now.Add(time.Second))
+	must(t, s.AddReceipts(ctx, []indexdb.Receipt{hijack}))
+	j, err := s.Job(ctx, "jd")
+	must(t, err)
+	if j.Requester != "req" || j.Outcome != "succeeded" || j.Provider != "p1" || j.Attempts != 1 {
+		t.Errorf("job jd after a stranger's receipt: %+v, want it as its requester left it", j.JobSummary)
 	}
 }

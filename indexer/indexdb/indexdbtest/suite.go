@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open, reopen Reopen) {
 	t.Run("Restart", func(t *testing.T) { testRestart(t, open(t), reopen) })
 	t.Run("UptimeAndSuccessRate", func(t *testing.T) { testUptime(t, open(t)) })
 	t.Run("LatestReceiptAndEscrow", func(t *testing.T) { testEscrow(t, open(t)) })
+	t.Run("CountedOnce", func(t *testing.T) { testCountedOnce(t, open(t)) })
 	t.Run("Series", func(t *testing.T) { testSeries(t, open(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrent(t, open(t)) })
 }

@@ -17,7 +17,9 @@ const insertAnnouncement = `INSERT INTO announcements (job_id, attempt, requeste
 // upsertJob folds an announcement or a receipt into the job's summary row:
 // the first requester and kind stay, attempts is the highest, and the
 // latest receipt (by attempt, issued_at, id) names the outcome. An
-// announcement passes r_attempt -1, which no receipt loses to.
+// announcement passes r_attempt -1, which no receipt loses to. A row of
+// another requester than the job's changes nothing: a stranger's receipt
+// does not take over a job.
 const upsertJob = `INSERT INTO jobs (job_id, requester, kind, attempts, first_seen, r_attempt, r_issued, r_id,
 	outcome, provider, price, escrow_state, escrow_check)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')
@@ -32,7 +34,8 @@ const upsertJob = `INSERT INTO jobs (job_id, requester, kind, attempts, first_se
 	escrow_check = CASE WHEN (excluded.r_attempt, excluded.r_issued, excluded.r_id) > (jobs.r_attempt, jobs.r_issued, jobs.r_id) THEN '' ELSE jobs.escrow_check END,
 	r_id = CASE WHEN (excluded.r_attempt, excluded.r_issued, excluded.r_id) > (jobs.r_attempt, jobs.r_issued, jobs.r_id) THEN excluded.r_id ELSE jobs.r_id END,
 	r_issued = CASE WHEN (excluded.r_attempt, excluded.r_issued, excluded.r_id) > (jobs.r_attempt, jobs.r_issued, jobs.r_id) THEN excluded.r_issued ELSE jobs.r_issued END,
-	r_attempt = CASE WHEN excluded.r_attempt > jobs.r_attempt THEN excluded.r_attempt ELSE jobs.r_attempt END`
+	r_attempt = CASE WHEN excluded.r_attempt > jobs.r_attempt THEN excluded.r_attempt ELSE jobs.r_attempt END
+	WHERE jobs.requester = '' OR jobs.requester = excluded.requester`
 
 // AddAnnouncements stores job announcements, skipping those already
 // stored.
@@ -85,6 +88,11 @@ const insertReceipt = `INSERT INTO receipts (id, job_id, attempt, requester, pro
 	escrow_pending, record)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
+// insertProviderAttempt claims an attempt for the provider's figures: the
+// first countersigned receipt of (job, attempt, requester) counts.
+const insertProviderAttempt = `INSERT INTO provider_attempts (job_id, attempt, requester, provider, receipt_id)
+	VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+
 const upsertProviderJobs = `INSERT INTO provider_jobs (peer, jobs, succeeded, failed, mismatches) VALUES (?, 1, ?, ?, ?)
 	ON CONFLICT (peer) DO UPDATE SET jobs = provider_jobs.jobs + 1,
 	succeeded = provider_jobs.succeeded + excluded.succeeded, failed = provider_jobs.failed + excluded.failed,
@@ -122,21 +130,38 @@ func (s *Store) AddReceipts(ctx context.Context, rs []indexdb.Receipt) error {
 		}
 		inserts[i] = Stmt{insertReceipt, []any{r.ID, r.JobID, r.Attempt, r.Requester, r.Provider, r.Kind, r.Outcome,
 			r.Fault, r.Reason, int64(r.Price), r.Mint, r.EscrowState, r.EscrowTx, outputs, ts(r.StartedAt),
-			ts(r.EndedAt), ts(r.IssuedAt), ts(r.SeenAt), r.Countersigned, r.EscrowTx != "", blob(r.Record)}}
+			ts(r.EndedAt), ts(r.IssuedAt), ts(r.SeenAt), r.Countersigned, r.EscrowState != "", blob(r.Record)}}
 	}
 	return s.write(ctx, "add receipts", func(tx Tx) error {
 		n, err := tx.Batch(ctx, inserts)
 		if err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
-		var derived []Stmt
+		var derived, claims []Stmt
+		var claimed []indexdb.Receipt
 		for i, r := range rs {
 			if n[i] == 0 {
 				continue
 			}
 			derived = append(derived, Stmt{upsertJob, []any{r.JobID, r.Requester, r.Kind, r.Attempt, ts(r.SeenAt),
 				r.Attempt, ts(r.IssuedAt), r.ID, r.Outcome, r.Provider, int64(r.Price), r.EscrowState}})
-			if r.Provider == "" {
+			// Only what the provider countersigned counts for it, once
+			// an attempt.
+			if r.Provider != "" && r.Countersigned {
+				claims = append(claims, Stmt{insertProviderAttempt, []any{r.JobID, r.Attempt, r.Requester, r.Provider, r.ID}})
+				claimed = append(claimed, r)
+			}
+		}
+		if _, err := tx.Batch(ctx, derived); err != nil {
+			return fmt.Errorf("jobs: %w", err)
+		}
+		won, err := tx.Batch(ctx, claims)
+		if err != nil {
+			return fmt.Errorf("provider attempts: %w", err)
+		}
+		derived = derived[:0]
+		for i, r := range claimed {
+			if won[i] == 0 {
 				continue
 			}
 			var ok, failed, mismatch int
