@@ -141,8 +141,13 @@ func validateReceipt(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.Val
 		return pubsub.ValidationReject
 	}
 	r, _, err := sr.Open()
-	if err != nil || r.CheckFresh(time.Now()) != nil {
+	if err != nil {
 		return pubsub.ValidationReject
+	}
+	if r.CheckFresh(time.Now()) != nil {
+		// Stale or early: a replay, or a clock that is off; dropped
+		// without blaming the peer that relayed it.
+		return pubsub.ValidationIgnore
 	}
 	return pubsub.ValidationAccept
 }
@@ -249,10 +254,14 @@ func (rc *receipts) sign(j *Job, i int) {
 			}
 		}
 	}
-	if rc.cfg.ReceiptOutputs && o.Outcome == market.OutcomeSucceeded && j.Result != nil && j.Result.Attempt == o.Attempt {
-		r.Outputs = j.Result.Outputs
-		if len(r.Outputs) > market.MaxReceiptOutputs {
-			r.Outputs = r.Outputs[:market.MaxReceiptOutputs]
+	if o.Outcome == market.OutcomeSucceeded && j.Result != nil && j.Result.Attempt == o.Attempt {
+		for _, out := range j.Result.Outputs {
+			// A train job's weights are always named, so that a model
+			// record can prove where its weights came from.
+			if (rc.cfg.ReceiptOutputs || j.Spec.Kind == market.KindTrain && out.Name == market.OutputModel) &&
+				len(r.Outputs) < market.MaxReceiptOutputs {
+				r.Outputs = append(r.Outputs, out)
+			}
 		}
 	}
 	env, err := market.Seal(rc.p.Key, market.TypeReceipt, r)
@@ -271,6 +280,16 @@ func (rc *receipts) sign(j *Job, i int) {
 // countersignTries requests.
 func (rc *receipts) countersignOrPublish(j *Job, i int) {
 	o := j.Outcomes[i]
+	if r, _, err := o.Receipt.Open(); err != nil || r.CheckFresh(time.Now()) != nil {
+		// Too old to publish (the node was down, or the provider slow to
+		// answer): sign it anew and ask again.
+		rc.update(j.ID, func(j *Job) error {
+			x := &j.Outcomes[i]
+			x.Receipt, x.Countersign, x.Tries, x.NextTry = nil, "", 0, time.Time{}
+			return nil
+		})
+		return
+	}
 	if len(o.Receipt.Countersignature) == 0 && o.Countersign == "" && o.Tries < countersignTries {
 		if time.Now().Before(o.NextTry) {
 			return
@@ -406,14 +425,27 @@ func (rc *receipts) agree(r market.Receipt, signer peer.ID) error {
 		return errors.New("this provider ran the attempt for another requester")
 	case pj.Price != r.Price:
 		return fmt.Errorf("the award's price was %d, the receipt says %d", pj.Price, r.Price)
+	case pj.Spec.Kind != r.Kind:
+		return fmt.Errorf("the job is a %s job, the receipt says %s", pj.Spec.Kind, r.Kind)
 	case !pj.State.Final():
 		return fmt.Errorf("%w: it is %s", errNotYet, pj.State)
+	case r.StartedAt.Before(eventTime(pj, market.StateAccepted).Add(-market.MaxClockSkew)):
+		return errors.New("the receipt starts before this provider took the award")
 	}
-	if e := r.Escrow; e != nil && !slices.ContainsFunc(pj.Escrows, func(x EscrowRecord) bool { return x.Terms.Vault == e.Vault }) {
+	if e := r.Escrow; e != nil && !slices.ContainsFunc(pj.Escrows, func(x EscrowRecord) bool { return sameEscrow(x, *e) }) {
 		return errors.New("the receipt names an escrow this attempt did not have")
 	}
-	delivered := pj.Result != nil && slices.ContainsFunc(pj.Events, func(ev Event) bool { return ev.Detail == "result delivered" })
 	res := pj.Result
+	for _, o := range r.Outputs {
+		if r.Outcome != market.OutcomeSucceeded || res == nil || !slices.Contains(res.Outputs, o) {
+			return fmt.Errorf("the receipt names an output %s this provider did not deliver", o.Name)
+		}
+	}
+	delivered := res != nil && slices.ContainsFunc(pj.Events, func(ev Event) bool { return ev.Detail == "result delivered" })
+	// A result of the job itself, ready by the deadline, clears the
+	// provider even when the requester refused it or would not take it.
+	ready := res != nil && res.ExitCode != providerFault && !eventTime(pj, market.StateReporting).IsZero() &&
+		!eventTime(pj, market.StateReporting).After(pj.Deadline)
 	switch r.Outcome + "/" + r.Fault {
 	case market.OutcomeSucceeded + "/" + market.FaultNone:
 		if !delivered || res.Status != market.StatusSucceeded {
@@ -427,6 +459,27 @@ func (rc *receipts) agree(r market.Receipt, signer peer.ID) error {
 		if delivered && res.ExitCode != providerFault {
 			return fmt.Errorf("this provider delivered a result (%s), which the requester took", res.Status)
 		}
+		if ready {
+			return errors.New("this provider had a result of the job by the deadline")
+		}
 	}
 	return nil
+}
+
+// eventTime is when a provider job first reached state, zero if never.
+func eventTime(j *Job, state market.State) time.Time {
+	for _, ev := range j.Events {
+		if ev.State == state {
+			return ev.Time
+		}
+	}
+	return time.Time{}
+}
+
+// sameEscrow reports whether a receipt names the escrow the provider
+// checked: its terms, multisig and vault, all of them.
+func sameEscrow(x EscrowRecord, e market.ReceiptEscrow) bool {
+	a, b := x.Terms.Terms, e.Terms
+	return x.Terms.Multisig == e.Multisig && x.Terms.Vault == e.Vault && a.JobID == b.JobID && a.Requester == b.Requester &&
+		a.Provider == b.Provider && a.Arbiter == b.Arbiter && a.Mint == b.Mint && a.Amount == b.Amount && a.Deadline.Equal(b.Deadline)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -91,10 +92,9 @@ func CheckModel(m ModelRecord, signer peer.ID, now time.Time) error {
 	case r.Kind != KindTrain:
 		return fmt.Errorf("model receipt is for a %s job", r.Kind)
 	}
-	for _, o := range r.Outputs {
-		if o.Name == OutputModel && o.CID != m.WeightsCID {
-			return errors.New("model receipt names other weights")
-		}
+	// The receipt of a train job names its weights: they must be these.
+	if !slices.ContainsFunc(r.Outputs, func(o OutputRef) bool { return o.Name == OutputModel && o.CID == m.WeightsCID }) {
+		return errors.New("model receipt names other weights, or none")
 	}
 	return nil
 }

@@ -175,6 +175,9 @@ func TestCheckModel(t *testing.T) {
 	failed := testReceipt(req, prov, now)
 	failed.Outcome, failed.Fault = OutcomeFailed, FaultProvider
 	failedReceipt := sealReceipt(t, reqKey, failed)
+	bare := testReceipt(req, prov, now)
+	bare.Outputs = nil
+	bareReceipt := sealReceipt(t, reqKey, bare)
 	tests := []struct {
 		name   string
 		change func(*ModelRecord)
@@ -191,6 +194,7 @@ func TestCheckModel(t *testing.T) {
 		{"receipt of another job", func(m *ModelRecord) { m.JobID = "01JABCDEFGHJKMNPQRSTVWXYZ1" }, req, "for job"},
 		{"someone else's receipt", func(m *ModelRecord) { m.Receipt = &otherReceipt }, req, "another requester"},
 		{"failed job", func(m *ModelRecord) { m.Receipt = &failedReceipt }, req, "failed"},
+		{"receipt naming no weights", func(m *ModelRecord) { m.Receipt = &bareReceipt }, req, "or none"},
 		{"other weights", func(m *ModelRecord) { m.WeightsCID = "bafkreie7q3iidccmpvszul7kudcvvuavuo7u6gzlbobczuk5nqk3b4akba" }, req, "other weights"},
 	}
 	for _, tt := range tests {
