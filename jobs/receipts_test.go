@@ -171,7 +171,9 @@ func TestValidateReceipt(t *testing.T) {
 	}
 	// A stale one (a replay, or a clock that is off) is dropped without
 	// blaming the peer that relayed it.
-	stale := func(r *market.Receipt) { r.StartedAt, r.EndedAt, r.IssuedAt = now.Add(-time.Hour), now.Add(-time.Hour), now.Add(-time.Hour) }
+	stale := func(r *market.Receipt) {
+		r.StartedAt, r.EndedAt, r.IssuedAt = now.Add(-time.Hour), now.Add(-time.Hour), now.Add(-time.Hour)
+	}
 	if got := check(seal(provKey, stale)); got != pubsub.ValidationIgnore {
 		t.Errorf("a stale receipt: %v, want ignored", got)
 	}
