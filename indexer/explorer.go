@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -30,8 +31,8 @@ type Explorer struct {
 
 // ExplorerConfig configures an Explorer.
 type ExplorerConfig struct {
-	// RatePerSecond and Burst bound each client's requests (defaults 20
-	// and 40).
+	// RatePerSecond and Burst bound each client's requests (defaults 20,
+	// and twice the rate).
 	RatePerSecond float64
 	Burst         int
 	// QueryTimeout bounds each query (default 5 s).
@@ -55,7 +56,7 @@ func NewExplorer(store indexdb.Store, cfg ExplorerConfig) *Explorer {
 		cfg.RatePerSecond = 20
 	}
 	if cfg.Burst <= 0 {
-		cfg.Burst = 40
+		cfg.Burst = int(2 * cfg.RatePerSecond)
 	}
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 5 * time.Second
@@ -95,12 +96,22 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mux.ServeHTTP(w, r)
 }
 
+// clientIP names the client a rate limit applies to: its IPv4 address, or
+// the /64 of its IPv6 address (one host commonly holds a whole /64).
+// Headers such as X-Forwarded-For are not trusted.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if a.Is6() && !a.Is4In6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.Unmap().String()
 }
 
 // errorBody is every error's JSON.

@@ -205,8 +205,15 @@ func (s *Service) write() {
 	var b batch
 	backoff := time.Duration(0)
 	for {
+		// While a failed write waits to be retried, the batch takes no
+		// more than a queue's worth: past it the queue fills, and new
+		// events are dropped and counted.
+		in := s.queue
+		if backoff > 0 && b.len() >= s.p.QueueSize {
+			in = nil
+		}
 		select {
-		case ev := <-s.queue:
+		case ev := <-in:
 			b.add(ev)
 			if b.len() < s.p.BatchSize {
 				continue

@@ -1,0 +1,43 @@
+package indexer
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestClientIPGroupsIPv6: one host that cycles the addresses of its IPv6
+// /64 is one client to the rate limit; IPv4 (mapped or not) is by address.
+func TestClientIPGroupsIPv6(t *testing.T) {
+	for _, tc := range []struct{ remote, want string }{
+		{"[2001:db8:1:2:3:4:5:6]:4000", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff::1]:4000", "2001:db8:1:2::/64"},
+		{"[::ffff:192.0.2.7]:80", "192.0.2.7"},
+		{"192.0.2.7:80", "192.0.2.7"},
+		{"not an address", "not an address"},
+	} {
+		if got := clientIP(&http.Request{RemoteAddr: tc.remote}); got != tc.want {
+			t.Errorf("clientIP(%q) = %q, want %q", tc.remote, got, tc.want)
+		}
+	}
+}
+
+// TestWriterBoundedWhileFailing attacks the writer's memory: while a
+// failed write waits for its retry, events past a queue's worth are
+// dropped and counted, not gathered without bound.
+func TestWriterBoundedWhileFailing(t *testing.T) {
+	st := newHookStore(t)
+	st.setFail("announcements", true)
+	s := startWriter(t, Params{Store: st, FlushEvery: 5 * time.Millisecond, BatchSize: 8, QueueSize: 16})
+	key, id := newKey(t)
+	ev := announcementEvent(t, key, id, jobID(1))
+	c := s.Stats()
+	s.enqueue(ev)
+	eventually(t, 5*time.Second, "a failed write", func() bool { return c.Failures.Load() >= 1 })
+	for range 2000 {
+		s.enqueue(ev)
+	}
+	if c.Dropped.Load() < 2000-2*16 {
+		t.Errorf("dropped %d of 2000 events while the store failed, want all but about two queues' worth", c.Dropped.Load())
+	}
+}
