@@ -34,8 +34,13 @@ func TestWriterBoundedWhileFailing(t *testing.T) {
 	c := s.Stats()
 	s.enqueue(ev)
 	eventually(t, 5*time.Second, "a failed write", func() bool { return c.Failures.Load() >= 1 })
-	for range 2000 {
-		s.enqueue(ev)
+	// Slowly enough for the writer to drain the queue as it goes, and
+	// within the first retry's wait of a second.
+	for range 100 {
+		for range 20 {
+			s.enqueue(ev)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 	if c.Dropped.Load() < 2000-2*16 {
 		t.Errorf("dropped %d of 2000 events while the store failed, want all but about two queues' worth", c.Dropped.Load())
