@@ -33,6 +33,11 @@ type Config struct {
 	// BidTimeout bounds how long a job may wait for a provider that takes
 	// it; auctions without bids are repeated until then.
 	BidTimeout time.Duration
+	// AloneAfter fails a job sooner: once it has waited this long for a
+	// provider while the node knows of none but itself (Params.
+	// OtherProviders), it fails with a message that says how to get one.
+	// 0 waits for BidTimeout.
+	AloneAfter time.Duration
 	// ProviderLost is how long a running job's provider may stay
 	// unreachable before the job goes to a new auction.
 	ProviderLost time.Duration
@@ -63,6 +68,7 @@ func DefaultConfig() Config {
 		ResultMargin:  30 * time.Second,
 		MaxFailures:   5,
 		BidTimeout:    10 * time.Minute,
+		AloneAfter:    30 * time.Second,
 		ProviderLost:  10 * time.Second,
 		MaxConcurrent: 4,
 		MaxLogBytes:   16 << 20,
@@ -90,6 +96,9 @@ type Params struct {
 	// the job needs of them (a train job's memory with its dataset
 	// measured); an error fails the job before any auction. nil: none.
 	CheckInputs func(ctx context.Context, spec market.Spec) error
+	// OtherProviders counts the providers this node knows of besides
+	// itself; nil: the engine does not ask (see Config.AloneAfter).
+	OtherProviders func(ctx context.Context) (int, error)
 	// Settlement pays priced jobs through escrows on a ledger; nil: no
 	// payments are settled.
 	Settlement *Settlement

@@ -175,6 +175,12 @@ func (rq *requester) runRequester(ctx context.Context, id string) {
 			fail(fmt.Sprintf("%v within %s (%d auctions)", errNoProvider, rq.cfg.BidTimeout, j.Attempt))
 			return
 		}
+		if rq.alone(ctx, j) {
+			fail(fmt.Sprintf("%v: in %s this node found no provider but itself, and a provider does not take its own jobs. "+
+				"Start a second node that provides (cyxwiz init --profile local --bootstrap <an address from cyxwiz id>, then cyxwiz daemon), "+
+				"or run a local swarm with cyxwiz devnet", errNoProvider, rq.cfg.AloneAfter))
+			return
+		}
 		j, err = rq.update(id, func(j *Job) error {
 			if j.State != market.StateBidding || j.WaitingSince.IsZero() {
 				j.WaitingSince = time.Now().UTC()
@@ -208,6 +214,19 @@ func (rq *requester) runRequester(ctx context.Context, id string) {
 			}
 		}
 	}
+}
+
+// alone reports whether a job has waited past AloneAfter for a provider
+// while the node knows of none but itself.
+func (rq *requester) alone(ctx context.Context, j *Job) bool {
+	if rq.cfg.AloneAfter <= 0 || rq.p.OtherProviders == nil || j.State != market.StateBidding ||
+		j.WaitingSince.IsZero() || time.Since(j.WaitingSince) < rq.cfg.AloneAfter {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := rq.p.OtherProviders(ctx)
+	return err == nil && n == 0
 }
 
 // holdInputs pins the module and every input, fetching what is not here.

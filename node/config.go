@@ -386,13 +386,17 @@ type MarketConfig struct {
 	PublishReceipts bool `json:"publish_receipts"`
 	// ReceiptOutputs names a successful job's output CIDs in its receipt.
 	ReceiptOutputs bool `json:"receipt_outputs"`
+	// AloneSeconds fails a job that has waited this long for a provider
+	// while this node knows of none but itself; 0 waits the full bid
+	// timeout (10 minutes).
+	AloneSeconds int `json:"alone_seconds"`
 }
 
 // DefaultMarketConfig returns the market settings of a new node: a
 // requester only.
 func DefaultMarketConfig() MarketConfig {
 	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain}, AdvertiseSeconds: 60, MaxConcurrent: 4, MaxLogMiB: 16,
-		Allow: []string{}, Deny: []string{}, DetectGPUs: true, PublishReceipts: true}
+		Allow: []string{}, Deny: []string{}, DetectGPUs: true, PublishReceipts: true, AloneSeconds: 30}
 }
 
 // Validate reports every setting that cannot work, each naming its key.
@@ -429,6 +433,9 @@ func (c MarketConfig) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: %q is not a peer ID", list.key, id))
 			}
 		}
+	}
+	if c.AloneSeconds < 0 || c.AloneSeconds > 3600 {
+		errs = append(errs, fmt.Errorf("alone_seconds: %d is outside 0..3600", c.AloneSeconds))
 	}
 	if c.AdvertiseSeconds < 1 || c.AdvertiseSeconds > 3600 {
 		errs = append(errs, fmt.Errorf("advertise_seconds: %d is outside 1..3600", c.AdvertiseSeconds))

@@ -40,7 +40,7 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 			continue
 		}
 		info := api.ProviderInfo{
-			ID: c.Peer, CPUCores: c.CPUCores, MemoryMiB: c.MemoryMiB, DiskMiB: c.DiskMiB,
+			ID: c.Peer, Self: c.Peer == a.host.ID().String(), CPUCores: c.CPUCores, MemoryMiB: c.MemoryMiB, DiskMiB: c.DiskMiB,
 			GPUs: []api.GPUInfo{}, Executors: c.Executors,
 			PricePerCPUSecond: c.Prices.PerCPUSecond, MinPrice: c.Prices.Minimum, Mint: c.Prices.Mint,
 			Relay: c.Relay, BenchScore: c.BenchScore, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
@@ -52,4 +52,20 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// otherProviders counts the providers the DHT knows of besides this node,
+// a few at the most: enough to tell a node that is alone.
+func otherProviders(ctx context.Context, h *p2p.Host) (int, error) {
+	records, err := findProviders(ctx, h, nil, 8)
+	n := 0
+	for _, c := range records {
+		if c.Peer != h.ID().String() {
+			n++
+		}
+	}
+	if n > 0 {
+		return n, nil
+	}
+	return 0, err
 }

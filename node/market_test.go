@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +133,34 @@ func TestCapacityValidator(t *testing.T) {
 	newer.Seq = 2
 	if i, err := v.Select(capacityKey(id), [][]byte{good, seal(key, newer), []byte("x")}); err != nil || i != 1 {
 		t.Errorf("Select = %d, %v; want the newer record (1)", i, err)
+	}
+}
+
+// TestLoneNodeFailsFast: a node alone in its swarm (a provider, which
+// does not take its own jobs) fails a job after market.alone_seconds with
+// a message that says how to get a second node, and lists itself as this
+// node among the providers.
+func TestLoneNodeFailsFast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node")
+	}
+	cfg := testConfig()
+	cfg.Market.AloneSeconds = 1
+	n := startNode(t, cfg, 0)
+	ctx := t.Context()
+	waitProviders(t, n.client, 1)
+	ps, err := n.client.MarketProviders(ctx, api.ProvidersParams{})
+	if err != nil || len(ps) != 1 || !ps[0].Self {
+		t.Fatalf("providers %+v, %v; want this node, marked", ps, err)
+	}
+	module := addFile(t, n.client, "guest.wasm", []byte("\\x00asm\\x01\\x00\\x00\\x00"))
+	job, err := n.client.JobSubmit(ctx, spec(module, module, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Well before the bid timeout of 10 minutes.
+	done := waitJob(t, n.client, job.ID, time.Minute)
+	if done.State != "failed" || !strings.Contains(done.Reason, "no provider but itself") || !strings.Contains(done.Reason, "cyxwiz devnet") {
+		t.Fatalf("a lone node's job: %s %q", done.State, done.Reason)
 	}
 }

@@ -131,8 +131,9 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 	}
 	js := &jobStore{repo: p.Repo, cfg: cfg, log: log, params: jobs.Params{Host: n.host, Key: key, Content: store,
 		WorkDir: p.Repo.Path(JobsDir), Notify: jobNotify(events), Logger: log.With("system", "jobs"),
-		CheckInputs: func(ctx context.Context, s market.Spec) error { return checkInputs(ctx, store, s, true) },
-		Settlement:  jobSettlement(escrow, p.Repo, cfg)}}
+		CheckInputs:    func(ctx context.Context, s market.Spec) error { return checkInputs(ctx, store, s, true) },
+		OtherProviders: func(ctx context.Context) (int, error) { return otherProviders(ctx, n.host) },
+		Settlement:     jobSettlement(escrow, p.Repo, cfg)}}
 	if cfg.Market.Provider {
 		var gpus []market.GPU
 		js.worker, gpus = findGPUs(ctx, cfg.Market, log.With("system", "compute"))

@@ -119,6 +119,7 @@ func (s *jobStore) build() error {
 	cfg.MaxLogBytes = int64(s.cfg.Market.MaxLogMiB) << 20
 	cfg.Allow, cfg.Deny = s.cfg.Market.Allow, s.cfg.Market.Deny
 	cfg.PublishReceipts, cfg.ReceiptOutputs = s.cfg.Market.PublishReceipts, s.cfg.Market.ReceiptOutputs
+	cfg.AloneAfter = time.Duration(s.cfg.Market.AloneSeconds) * time.Second
 	p := s.params
 	p.DB, p.Executors, p.Config = s.db, s.execs, cfg
 	e, err := jobs.New(p)

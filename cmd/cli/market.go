@@ -22,7 +22,11 @@ func providersCommand() *command {
 			}, func(providers []api.ProviderInfo) error {
 				tw := e.table("PROVIDER\tCPUS\tMEMORY\tDISK\tGPUS\tEXECUTORS\tPRICE/CPU-S\tSCORE\tRELAY")
 				for _, p := range providers {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%.0f\t%v\n", p.ID, p.CPUCores,
+					id := p.ID
+					if p.Self {
+						id += " (this node)"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%.0f\t%v\n", id, p.CPUCores,
 						humanBytes(p.MemoryMiB<<20), humanBytes(p.DiskMiB<<20), len(p.GPUs),
 						strings.Join(p.Executors, ","), p.PricePerCPUSecond, p.BenchScore, p.Relay)
 				}

@@ -31,7 +31,10 @@ type GPUInfo struct {
 // ProviderInfo is one verified capacity record.
 type ProviderInfo struct {
 	// ID is the provider's peer ID.
-	ID                string    `json:"id"`
+	ID string `json:"id"`
+	// Self marks this node's own record: a provider does not take its
+	// own jobs, so a swarm of one runs nothing.
+	Self              bool      `json:"self,omitempty"`
 	CPUCores          int       `json:"cpu_cores"`
 	MemoryMiB         int64     `json:"memory_mib"`
 	DiskMiB           int64     `json:"disk_mib"`
