@@ -21,7 +21,7 @@ help: ## print this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/cyxwiz (with OpenBLAS when it is installed)
-	$(GO) build -tags "$(GOTAGS)" -o $(BIN) ./cmd/cyxwiz
+	$(GO) build -buildvcs=auto -tags "$(GOTAGS)" -o $(BIN) ./cmd/cyxwiz
 
 cuda-worker: ## build bin/cyxwiz-cuda-worker, the GPU trainer (fetches CUDA headers and makes link stubs first)
 	./scripts/cuda-sdk.sh $(CUDA_SDK)

@@ -86,6 +86,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	global := flag.NewFlagSet("cyxwiz", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	addCommonFlags(global, e)
+	showVersion := global.Bool("version", false, "print the version, the commit and the build tags")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout, "", cmds)
@@ -93,6 +94,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "cyxwiz: %v\n", err)
 		return 2
+	}
+	if *showVersion {
+		printVersion(e)
+		return 0
 	}
 	rest := global.Args()
 	path := "cyxwiz"

@@ -92,3 +92,18 @@ func TestInitWritesFlagsIntoConfig(t *testing.T) {
 		t.Fatalf("init with a bootstrap address lacking /p2p: exit %d, %q", code, errOut)
 	}
 }
+
+// TestVersion: --version and version print the version, and job logs
+// takes --follow as the long form of -f.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		code, out, errOut := runCLI(t, args...)
+		if code != 0 || !strings.Contains(out, "cyxwiz "+node.Version) || !strings.Contains(out, "commit:") || !strings.Contains(out, "tags:") {
+			t.Errorf("cyxwiz %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	code, out, _ := runCLI(t, "job", "logs", "--help")
+	if code != 0 || !strings.Contains(out, "-follow") {
+		t.Errorf("job logs --help: exit %d\n%s", code, out)
+	}
+}

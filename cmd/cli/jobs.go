@@ -273,8 +273,11 @@ func jobLogsCommand() *command {
 		name:    "logs",
 		args:    "ID [-f]",
 		summary: "a job's output; -f follows it until the job ends",
-		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&followFlag, "f", false, "follow the output until the job ends") },
-		want:    "one job ID",
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&followFlag, "f", false, "follow the output until the job ends")
+			fs.BoolVar(&followFlag, "follow", false, "the long form of -f")
+		},
+		want: "one job ID",
 		run: func(e *env, args []string) error {
 			timeout := callTimeout
 			if followFlag {

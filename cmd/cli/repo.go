@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/cyxwiz/cyxwiz/node"
 )
@@ -87,13 +88,44 @@ func configCommand() *command {
 func versionCommand() *command {
 	return &command{
 		name:    "version",
-		summary: "print the version",
+		summary: "print the version, the commit and the build tags",
 		run: func(e *env, _ []string) error {
-			if e.json {
-				return e.printJSON(map[string]string{"version": node.Version})
-			}
-			fmt.Fprintln(e.stdout, "cyxwiz", node.Version)
+			printVersion(e)
 			return nil
 		},
 	}
+}
+
+// buildInfo is what the binary says of its build: the commit (with
+// "-dirty" for a modified tree) and the build tags.
+func buildInfo() (commit, tags string) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", ""
+	}
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		case "-tags":
+			tags = s.Value
+		}
+	}
+	if commit != "" && dirty {
+		commit += "-dirty"
+	}
+	return commit, tags
+}
+
+// printVersion prints the version, commit and build tags.
+func printVersion(e *env) {
+	commit, tags := buildInfo()
+	if e.json {
+		e.printJSON(map[string]string{"version": node.Version, "commit": commit, "tags": tags})
+		return
+	}
+	fmt.Fprintf(e.stdout, "cyxwiz %s\ncommit: %s\ntags:   %s\n", node.Version, orDash(commit), orDash(tags))
 }
