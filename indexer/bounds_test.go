@@ -1,9 +1,12 @@
 package indexer
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
 )
 
 // TestClientIPGroupsIPv6: one host that cycles the addresses of its IPv6
@@ -44,5 +47,31 @@ func TestWriterBoundedWhileFailing(t *testing.T) {
 	}
 	if c.Dropped.Load() < 2000-2*16 {
 		t.Errorf("dropped %d of 2000 events while the store failed, want all but about two queues' worth", c.Dropped.Load())
+	}
+}
+
+// TestModelFloodBounded attacks the registry: one key signing a flood of
+// distinct, valid model records gets modelBurst of them written, the rest
+// dropped and counted; records seen already cost nothing, and another
+// publisher still gets its record in.
+func TestModelFloodBounded(t *testing.T) {
+	s := New(Params{Store: openStore(t), Logger: quiet()})
+	defer s.Close()
+	now := time.Now()
+	taken := 0
+	for i := range modelBurst + 50 {
+		m := indexdb.Model{ID: fmt.Sprintf("flood-%d", i), Publisher: "flooder"}
+		if s.newModel(m, now) {
+			taken++
+		}
+	}
+	if taken != modelBurst || s.Stats().Dropped.Load() != 50 {
+		t.Errorf("took %d of a flood, dropped %d; want %d taken, 50 dropped", taken, s.Stats().Dropped.Load(), modelBurst)
+	}
+	if s.newModel(indexdb.Model{ID: "flood-0", Publisher: "flooder"}, now) {
+		t.Error("a record taken already was taken again")
+	}
+	if !s.newModel(indexdb.Model{ID: "honest", Publisher: "someone else"}, now) {
+		t.Error("another publisher's record was refused")
 	}
 }

@@ -58,6 +58,11 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	stats Counters
+	// publishers bounds the new model records one publisher may add;
+	// seenModels (read by the models topic's reader only) are the records
+	// taken already, which republication sends again.
+	publishers *rateLimiter
+	seenModels map[string]bool
 
 	closeOnce sync.Once
 }
@@ -96,7 +101,8 @@ func New(p Params) *Service {
 		p.QueueSize = 8192
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{p: p, log: p.Logger, queue: make(chan event, p.QueueSize), ctx: ctx, cancel: cancel}
+	return &Service{p: p, log: p.Logger, queue: make(chan event, p.QueueSize), ctx: ctx, cancel: cancel,
+		publishers: newRateLimiter(modelsPerSecond, modelBurst), seenModels: map[string]bool{}}
 }
 
 // Stats returns the service's counters.
@@ -176,10 +182,14 @@ func (s *Service) read(sub *pubsub.Subscription, row func([]byte, time.Time) (ev
 		if err != nil {
 			return
 		}
-		ev, err := row(m.Data, time.Now())
+		now := time.Now()
+		ev, err := row(m.Data, now)
 		if err != nil {
 			s.stats.Refused.Add(1)
 			s.log.Debug("message refused", "topic", sub.Topic(), "from", m.ReceivedFrom, "error", err)
+			continue
+		}
+		if ev.model != nil && !s.newModel(*ev.model, now) {
 			continue
 		}
 		s.enqueue(ev)
@@ -248,6 +258,36 @@ func (s *Service) write() {
 			backoff = min(2*backoff, 30*time.Second)
 		}
 	}
+}
+
+// A publisher's model records: a burst of modelBurst, then one a minute.
+// An honest node republishes the same records every 10 minutes, which
+// the store keeps once.
+const (
+	modelsPerSecond = 1.0 / 60
+	modelBurst      = 100
+)
+
+// maxSeenModels bounds seenModels; past it the set starts again (the
+// store skips what it holds already).
+const maxSeenModels = 1 << 16
+
+// newModel reports whether a model record is to be written: one not taken
+// already, within its publisher's share. Any key can sign valid records,
+// so that a publisher flooding the topic fills no more than its share.
+func (s *Service) newModel(m indexdb.Model, now time.Time) bool {
+	if s.seenModels[m.ID] {
+		return false
+	}
+	if _, ok := s.publishers.allow(m.Publisher, now); !ok {
+		s.stats.Dropped.Add(1)
+		return false
+	}
+	if len(s.seenModels) >= maxSeenModels {
+		clear(s.seenModels)
+	}
+	s.seenModels[m.ID] = true
+	return true
 }
 
 // maxPending bounds the rows a failing store may hold in memory.
