@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/wasm"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -22,28 +24,78 @@ var (
 	guestOnce sync.Once
 	guestPath string
 	guestErr  error
+
+	wasmCacheOnce sync.Once
+	wasmCacheDir  string
+	wasmCacheErr  error
 )
 
-// guestModule builds the executor tests' WASI guest once per test run.
+// sharedWasmCache returns the compilation cache folder every test node's
+// WASM executor shares, so that a guest is compiled once per test run
+// rather than once per provider (minutes under the race detector).
+func sharedWasmCache(t *testing.T) string {
+	t.Helper()
+	wasmCacheOnce.Do(func() {
+		wasmCacheDir, wasmCacheErr = os.MkdirTemp("", "cyxwiz-wasm-cache")
+	})
+	if wasmCacheErr != nil {
+		t.Fatalf("wasm cache: %v", wasmCacheErr)
+	}
+	return wasmCacheDir
+}
+
+// guestModule builds the executor tests' WASI guest once per test run and
+// compiles it into the shared compilation cache.
 func guestModule(t *testing.T) string {
 	t.Helper()
+	cacheDir := sharedWasmCache(t)
 	guestOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cyxwiz-guest")
-		if err != nil {
-			guestErr = err
-			return
-		}
-		guestPath = filepath.Join(dir, "guest.wasm")
+		guestPath = filepath.Join(cacheDir, "guest.wasm")
 		cmd := exec.Command("go", "build", "-o", guestPath, "../compute/wasm/testdata/guest")
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			guestErr = errors.New(string(out))
+			return
 		}
+		guestErr = precompile(guestPath, cacheDir)
 	})
 	if guestErr != nil {
 		t.Fatalf("build guest: %v", guestErr)
 	}
 	return guestPath
+}
+
+// precompile runs the module once on an executor caching into cacheDir.
+func precompile(module, cacheDir string) error {
+	program, err := os.ReadFile(module)
+	if err != nil {
+		return err
+	}
+	e, err := wasm.New(wasm.Options{CacheDir: cacheDir})
+	if err != nil {
+		return err
+	}
+	defer e.Close(context.Background())
+	work, err := os.MkdirTemp("", "cyxwiz-precompile")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	in, out := filepath.Join(work, "in"), filepath.Join(work, "out")
+	if err := errors.Join(os.Mkdir(in, 0o700), os.Mkdir(out, 0o700)); err != nil {
+		return err
+	}
+	outcome, err := e.Run(context.Background(), compute.Job{
+		ID: "precompile", Program: program, InDir: in, OutDir: out,
+		CPU: 1, MemoryMiB: 64, OutBytes: 1 << 20, Wall: 10 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("precompile guest: %w", err)
+	}
+	if outcome.ExitCode != 0 {
+		return fmt.Errorf("precompile guest: exit %d", outcome.ExitCode)
+	}
+	return nil
 }
 
 // swarm starts n nodes in one process, all bootstrapped to the first; the

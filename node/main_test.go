@@ -8,8 +8,12 @@ import (
 )
 
 // TestMain lets this test binary serve as the train executor's CPU
-// worker, as the cyxwiz binary does.
+// worker, as the cyxwiz binary does, and removes the shared WASM cache.
 func TestMain(m *testing.M) {
 	train.ServeWorkerIfAsked()
-	os.Exit(m.Run())
+	code := m.Run()
+	if wasmCacheDir != "" {
+		os.RemoveAll(wasmCacheDir)
+	}
+	os.Exit(code)
 }

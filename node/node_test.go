@@ -71,6 +71,7 @@ func startNodeEdit(t *testing.T, cfg Config, seed byte, edit func(*Params)) *tes
 	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
+	shareWasmCache(t, dir)
 	if seed > 0 {
 		if err := os.WriteFile(filepath.Join(dir, PeerKeyFile), seededKey(t, seed), 0o600); err != nil {
 			t.Fatal(err)
@@ -102,6 +103,19 @@ func startNodeEdit(t *testing.T, cfg Config, seed byte, edit func(*Params)) *tes
 	}
 	token, _ := repo.Token()
 	return &testNode{Node: n, client: c, token: token}
+}
+
+// shareWasmCache points the repo's WASM compilation cache at the one the
+// test run shares.
+func shareWasmCache(t *testing.T, repoDir string) {
+	t.Helper()
+	cache := filepath.Join(repoDir, WasmCacheDir)
+	if err := os.RemoveAll(cache); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(sharedWasmCache(t), cache); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustPub(t *testing.T, id string) crypto.PubKey {
