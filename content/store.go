@@ -60,6 +60,7 @@ type Params struct {
 
 // Store is a node's content: blocks on disk, bitswap, pins.
 type Store struct {
+	dir     string
 	cfg     Config
 	log     *slog.Logger
 	host    host.Host
@@ -97,6 +98,10 @@ func Open(p Params) (*Store, error) {
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open content store: %w", err)
 	}
+	// Folders unpacked by an upload that the process did not finish.
+	if err := os.RemoveAll(filepath.Join(p.Dir, uploadDir)); err != nil {
+		return nil, fmt.Errorf("open content store: %w", err)
+	}
 	meta, err := bolt.Open(filepath.Join(p.Dir, metaFile), 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("open content metadata: %w", err)
@@ -119,7 +124,7 @@ func Open(p Params) (*Store, error) {
 
 	bs := &verifyingBlockstore{Blockstore: packs, log: log}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cfg: p.Config, log: log, host: p.Host, routing: p.Routing, serving: make(chan struct{}, maxServing),
+	s := &Store{dir: p.Dir, cfg: p.Config, log: log, host: p.Host, routing: p.Routing, serving: make(chan struct{}, maxServing),
 		packs: packs, bstore: bs, meta: meta, ctx: ctx, cancel: cancel}
 
 	var finder routing.ContentDiscovery

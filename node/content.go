@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http"
 	"path/filepath"
 
 	"github.com/cyxwiz/cyxwiz/content"
@@ -28,6 +29,9 @@ func (a contentAPI) register(srv *rpc.Server) {
 	srv.Register(api.MethodContentUnpin, rpc.Method(a.unpin))
 	srv.Register(api.MethodContentPins, rpc.NoParams(a.pins))
 	srv.Register(api.MethodContentGC, rpc.NoParams(a.gc))
+	srv.HandleStream(api.PathContentAdd, http.HandlerFunc(a.upload))
+	srv.HandleStream(api.PathContentCat, http.HandlerFunc(a.download))
+	srv.HandleStream(api.PathContentGet, http.HandlerFunc(a.download))
 	srv.RegisterSubscription(api.MethodContentProgress, func(ctx context.Context, raw json.RawMessage) (<-chan any, error) {
 		var p api.ProgressParams
 		if err := rpc.DecodeParams(raw, &p); err != nil {
@@ -96,7 +100,7 @@ func absPath(field, p string) error {
 // contentError maps store errors to stable API codes.
 func contentError(err error) error {
 	switch {
-	case errors.Is(err, content.ErrNotFile), errors.Is(err, content.ErrBadPath):
+	case errors.Is(err, content.ErrNotFile), errors.Is(err, content.ErrBadPath), errors.Is(err, content.ErrBadUpload):
 		return &api.Error{Code: api.CodeInvalidParams, Message: "invalid params: " + err.Error()}
 	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNotPinned), errors.Is(err, fs.ErrNotExist):
 		return &api.Error{Code: api.CodeNotFound, Message: err.Error()}

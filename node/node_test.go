@@ -48,6 +48,7 @@ type testNode struct {
 	*Node
 	client *api.Client
 	token  string
+	dir    string
 }
 
 // startNode inits a repo (with a seeded key when seed > 0), starts a node on
@@ -102,7 +103,7 @@ func startNodeEdit(t *testing.T, cfg Config, seed byte, edit func(*Params)) *tes
 		t.Fatal(err)
 	}
 	token, _ := repo.Token()
-	return &testNode{Node: n, client: c, token: token}
+	return &testNode{Node: n, client: c, token: token, dir: dir}
 }
 
 // shareWasmCache points the repo's WASM compilation cache at the one the

@@ -15,6 +15,23 @@ const (
 	// PathWebSocket upgrades to a WebSocket carrying requests, responses and
 	// subscription notifications.
 	PathWebSocket = "/v1/ws"
+	// PathContentAdd takes a file's bytes, or a folder as a tar archive,
+	// as an HTTP POST body, and answers a ContentAddResult.
+	PathContentAdd = "/v1/content/add"
+	// PathContentCat answers HTTP GET with a file's bytes.
+	PathContentCat = "/v1/content/cat"
+	// PathContentGet answers HTTP GET with a file's bytes, or a folder as
+	// a tar archive; the ContentKindHeader says which.
+	PathContentGet = "/v1/content/get"
+)
+
+// Headers of the content stream routes.
+const (
+	// ContentKindHeader says what a content download holds: "file" or
+	// "folder".
+	ContentKindHeader = "Cyxwiz-Content-Kind"
+	// ContentSizeHeader gives the bytes a download's files hold in all.
+	ContentSizeHeader = "Cyxwiz-Content-Size"
 )
 
 // Files in a repo that clients read to find and authenticate to the daemon.

@@ -69,6 +69,7 @@ type Server struct {
 	log     *slog.Logger
 	methods map[string]Handler
 	sources map[string]Source
+	streams map[string]http.Handler
 	origins map[string]bool
 
 	mu     sync.Mutex
@@ -108,6 +109,7 @@ func NewServer(opts Options) *Server {
 		log:     opts.Logger,
 		methods: map[string]Handler{},
 		sources: map[string]Source{},
+		streams: map[string]http.Handler{},
 		origins: origins,
 		conns:   map[*wsConn]struct{}{},
 	}
@@ -142,12 +144,15 @@ func (s *Server) Methods() []string {
 	return out
 }
 
-// Handler returns the HTTP handler: guards first, then the RPC and
-// WebSocket paths.
+// Handler returns the HTTP handler: guards first, then the RPC, WebSocket
+// and stream paths.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(api.PathRPC, s.serveHTTP)
 	mux.HandleFunc(api.PathWebSocket, s.serveWebSocket)
+	for pattern, h := range s.streams {
+		mux.Handle(pattern, h)
+	}
 	return s.guard(mux)
 }
 
