@@ -33,7 +33,7 @@ var (
 // sharedWasmCache returns the compilation cache folder every test node's
 // WASM executor shares, so that a guest is compiled once per test run
 // rather than once per provider (minutes under the race detector).
-func sharedWasmCache(t *testing.T) string {
+func sharedWasmCache(t testing.TB) string {
 	t.Helper()
 	wasmCacheOnce.Do(func() {
 		wasmCacheDir, wasmCacheErr = os.MkdirTemp("", "cyxwiz-wasm-cache")

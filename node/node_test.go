@@ -30,7 +30,7 @@ func testConfig() Config {
 
 // seededKey returns a deterministic identity, so that golden files can
 // hold peer IDs.
-func seededKey(t *testing.T, seed byte) []byte {
+func seededKey(t testing.TB, seed byte) []byte {
 	t.Helper()
 	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
 	k, err := crypto.UnmarshalEd25519PrivateKey(priv)
@@ -66,7 +66,7 @@ func startNodeWith(t *testing.T, cfg Config, seed byte, escrow EscrowFactory) *t
 }
 
 // startNodeEdit is startNode with the node's Params changed by edit.
-func startNodeEdit(t *testing.T, cfg Config, seed byte, edit func(*Params)) *testNode {
+func startNodeEdit(t testing.TB, cfg Config, seed byte, edit func(*Params)) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
@@ -108,7 +108,7 @@ func startNodeEdit(t *testing.T, cfg Config, seed byte, edit func(*Params)) *tes
 
 // shareWasmCache points the repo's WASM compilation cache at the one the
 // test run shares.
-func shareWasmCache(t *testing.T, repoDir string) {
+func shareWasmCache(t testing.TB, repoDir string) {
 	t.Helper()
 	cache := filepath.Join(repoDir, WasmCacheDir)
 	if err := os.RemoveAll(cache); err != nil {

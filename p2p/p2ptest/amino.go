@@ -43,18 +43,28 @@ func StubAmino(t testing.TB, n int) []string {
 		})
 		hosts[i] = h
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A full mesh, dialled a few at a time and each dial retried: on a
+	// loaded machine a burst of handshakes can pass libp2p's own
+	// negotiation timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8)
 	errs := make(chan error, n*n)
 	for i, a := range hosts {
 		for _, b := range hosts[:i] {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-					errs <- err
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				var err error
+				for range 3 {
+					if err = a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err == nil {
+						return
+					}
 				}
+				errs <- err
 			}()
 		}
 	}

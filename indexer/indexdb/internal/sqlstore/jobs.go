@@ -82,13 +82,6 @@ func (s *Store) Job(ctx context.Context, id string) (indexdb.JobDetail, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var err error
-	d.JobSummary, err = scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE job_id = ?`, id))
-	if err == ErrNoRows {
-		return d, fmt.Errorf("job %s: %w", id, indexdb.ErrNotFound)
-	}
-	if err != nil {
-		return d, fmt.Errorf("job %s: %w", id, err)
-	}
 	d.Announcements, err = collect(rowsOf(s.c.Query(ctx, `SELECT `+announcementCols+` FROM announcements WHERE job_id = ? ORDER BY attempt`, id)), scanAnnouncement)
 	if err != nil {
 		return d, fmt.Errorf("job %s: announcements: %w", id, err)
@@ -107,6 +100,15 @@ func (s *Store) Job(ctx context.Context, id string) (indexdb.JobDetail, error) {
 		})
 	if err != nil {
 		return d, fmt.Errorf("job %s: checks: %w", id, err)
+	}
+	// The summary is read last: a commit seen by the reads above is seen by
+	// this one too, so the summary reflects every receipt listed.
+	d.JobSummary, err = scanJob(s.c.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE job_id = ?`, id))
+	if err == ErrNoRows {
+		return d, fmt.Errorf("job %s: %w", id, indexdb.ErrNotFound)
+	}
+	if err != nil {
+		return d, fmt.Errorf("job %s: %w", id, err)
 	}
 	return d, nil
 }
