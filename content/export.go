@@ -121,7 +121,7 @@ func (e *Export) copyFile(ctx context.Context, w io.Writer, c cid.Cid, size, ent
 			return 0, err
 		}
 	}
-	n, err := io.CopyN(w, r, size)
+	n, err := copyN(w, r, size)
 	if err != nil {
 		return n, fmt.Errorf("the file holds fewer bytes than the %d it declares: %w", size, err)
 	}
@@ -153,9 +153,23 @@ func (e *Export) WriteRange(ctx context.Context, w io.Writer, offset, length int
 	if _, err := r.Seek(offset, io.SeekStart); err != nil {
 		return 0, fmt.Errorf("export %s: %w", e.root, err)
 	}
-	n, err := io.CopyN(w, r, length)
+	n, err := copyN(w, r, length)
 	if err != nil {
 		return n, fmt.Errorf("export %s: %w", e.root, err)
 	}
 	return n, nil
+}
+
+// copyBuffer is the size of the copies to a stream: large enough that the
+// HTTP writer passes them through in few writes.
+const copyBuffer = 256 << 10
+
+// copyN copies exactly n bytes from r to w through a copyBuffer-sized
+// buffer; fewer is io.EOF.
+func copyN(w io.Writer, r io.Reader, n int64) (int64, error) {
+	written, err := io.CopyBuffer(w, io.LimitReader(r, n), make([]byte, copyBuffer))
+	if err == nil && written < n {
+		err = io.EOF
+	}
+	return written, err
 }

@@ -270,7 +270,9 @@ func decodeStreamReply(resp *http.Response, result any) error {
 // copyExact copies the body to w and fails when it holds fewer bytes than
 // its Content-Length.
 func copyExact(w io.Writer, resp *http.Response) (int64, error) {
-	n, err := io.Copy(w, resp.Body)
+	// Through a large buffer, not the writer's own ReadFrom: some copy
+	// in small pieces.
+	n, err := io.CopyBuffer(struct{ io.Writer }{w}, resp.Body, make([]byte, 256<<10))
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = fmt.Errorf("%w: %d of %d bytes came", ErrBadDownload, n, resp.ContentLength)
 	}
