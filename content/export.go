@@ -20,13 +20,14 @@ type Export struct {
 	root cid.Cid
 }
 
-// Export fetches the DAG under c within content.max_fetch_mib and checks
-// it as Get does, before anything is written.
-func (s *Store) Export(ctx context.Context, c cid.Cid) (*Export, error) {
+// Export fetches the DAG under c within content.max_fetch_mib, reporting
+// the fetch to progress (which may be nil), and checks it as Get does,
+// before anything is written.
+func (s *Store) Export(ctx context.Context, c cid.Cid, progress Progress) (*Export, error) {
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 	limit := s.cfg.MaxFetchMiB << 20
-	if _, err := s.fetchWithin(ctx, c, nil, limit); err != nil {
+	if _, err := s.fetchWithin(ctx, c, progress, limit); err != nil {
 		return nil, fmt.Errorf("export %s: %w", c, err)
 	}
 	t, err := s.scanDAG(ctx, c, c.String())

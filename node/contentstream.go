@@ -42,7 +42,7 @@ func (a contentAPI) upload(w http.ResponseWriter, r *http.Request) {
 
 // download serves PathContentCat (GET ?cid=CID[&offset=N][&length=N]: a
 // file's bytes) and PathContentGet (GET ?cid=CID: a file's bytes, or a
-// folder as a tar archive).
+// folder as a tar archive); both take &progress=ID for the fetch.
 func (a contentAPI) download(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -68,7 +68,7 @@ func (a contentAPI) download(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	exp, err := a.store.Export(r.Context(), c)
+	exp, err := a.store.Export(r.Context(), c, a.progress(q.Get("progress"), "get"))
 	if err == nil && cat && exp.IsDir() {
 		err = content.ErrNotFile
 	}

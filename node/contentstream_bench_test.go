@@ -48,7 +48,7 @@ func BenchmarkContentStreams(b *testing.B) {
 		os.RemoveAll(filepath.Dir(out))
 
 		t0 = time.Now()
-		if got, err := n.client.Cat(ctx, added.CID, 0, -1, io.Discard); err != nil || got != size {
+		if got, err := n.client.Cat(ctx, added.CID, 0, -1, io.Discard, api.StreamOptions{}); err != nil || got != size {
 			b.Fatalf("cat: %d bytes, %v", got, err)
 		}
 		cat += time.Since(t0)
@@ -56,7 +56,7 @@ func BenchmarkContentStreams(b *testing.B) {
 		out = filepath.Join(dir, "getto", "out")
 		os.MkdirAll(filepath.Dir(out), 0o755)
 		t0 = time.Now()
-		if _, err := n.client.GetTo(ctx, added.CID, out); err != nil {
+		if _, err := n.client.GetTo(ctx, added.CID, out, api.StreamOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		getTo += time.Since(t0)

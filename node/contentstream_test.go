@@ -57,7 +57,7 @@ func TestContentStreams(t *testing.T) {
 	files := writeTree(t, folder)
 
 	for _, p := range []string{file, folder} {
-		streamed, err := n.client.AddPath(ctx, p)
+		streamed, err := n.client.AddPath(ctx, p, api.StreamOptions{})
 		if err != nil {
 			t.Fatalf("AddPath(%s): %v", p, err)
 		}
@@ -69,11 +69,11 @@ func TestContentStreams(t *testing.T) {
 			t.Errorf("AddPath(%s) = %+v, content.add = %+v", filepath.Base(p), streamed, local)
 		}
 	}
-	fileCID, err := n.client.AddReader(ctx, "data.bin", bytes.NewReader(data), int64(len(data)))
+	fileCID, err := n.client.AddReader(ctx, "data.bin", bytes.NewReader(data), int64(len(data)), api.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	folderRes, err := n.client.AddPath(ctx, folder)
+	folderRes, err := n.client.AddPath(ctx, folder, api.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,27 +82,27 @@ func TestContentStreams(t *testing.T) {
 	}
 
 	var buf bytes.Buffer
-	if got, err := n.client.Cat(ctx, fileCID.CID, 0, -1, &buf); err != nil || got != int64(len(data)) || !bytes.Equal(buf.Bytes(), data) {
+	if got, err := n.client.Cat(ctx, fileCID.CID, 0, -1, &buf, api.StreamOptions{}); err != nil || got != int64(len(data)) || !bytes.Equal(buf.Bytes(), data) {
 		t.Fatalf("Cat whole = %d bytes, %v; equal %v", got, err, bytes.Equal(buf.Bytes(), data))
 	}
 	buf.Reset()
-	if _, err := n.client.Cat(ctx, fileCID.CID, 1<<20, 100, &buf); err != nil || !bytes.Equal(buf.Bytes(), data[1<<20:1<<20+100]) {
+	if _, err := n.client.Cat(ctx, fileCID.CID, 1<<20, 100, &buf, api.StreamOptions{}); err != nil || !bytes.Equal(buf.Bytes(), data[1<<20:1<<20+100]) {
 		t.Fatalf("Cat range: %v", err)
 	}
 	buf.Reset()
-	if _, err := n.client.Cat(ctx, folderRes.CID+"/sub/deeper/c", 0, -1, &buf); err != nil || buf.String() != "c" {
+	if _, err := n.client.Cat(ctx, folderRes.CID+"/sub/deeper/c", 0, -1, &buf, api.StreamOptions{}); err != nil || buf.String() != "c" {
 		t.Fatalf("Cat of a path below a folder = %q, %v", buf.String(), err)
 	}
 
 	out := filepath.Join(t.TempDir(), "copy.bin")
-	if _, err := n.client.GetTo(ctx, fileCID.CID, out); err != nil {
+	if _, err := n.client.GetTo(ctx, fileCID.CID, out, api.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("GetTo wrote other bytes")
 	}
 	outDir := filepath.Join(t.TempDir(), "copy")
-	written, err := n.client.GetTo(ctx, folderRes.CID, outDir)
+	written, err := n.client.GetTo(ctx, folderRes.CID, outDir, api.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +120,14 @@ func TestContentStreams(t *testing.T) {
 		t.Errorf("GetTo: the empty folder is missing (%v)", err)
 	}
 	// The copy adds back to the same CID.
-	if again, err := n.client.AddPath(ctx, outDir); err != nil || again.CID != folderRes.CID {
+	if again, err := n.client.AddPath(ctx, outDir, api.StreamOptions{}); err != nil || again.CID != folderRes.CID {
 		t.Errorf("the folder written by GetTo adds as %+v, %v; want %s", again, err, folderRes.CID)
 	}
-	if _, err := n.client.GetTo(ctx, folderRes.CID, outDir); err == nil {
+	if _, err := n.client.GetTo(ctx, folderRes.CID, outDir, api.StreamOptions{}); err == nil {
 		t.Error("GetTo over an existing path succeeded")
 	}
 	var ae *api.Error
-	if _, err := n.client.Cat(ctx, folderRes.CID, 0, -1, &buf); !errors.As(err, &ae) || ae.Code != api.CodeInvalidParams {
+	if _, err := n.client.Cat(ctx, folderRes.CID, 0, -1, &buf, api.StreamOptions{}); !errors.As(err, &ae) || ae.Code != api.CodeInvalidParams {
 		t.Errorf("Cat of a folder: %v, want invalid params", err)
 	}
 }
@@ -224,7 +224,7 @@ func TestContentUploadAttacks(t *testing.T) {
 		t.Errorf("refused uploads left pins %+v (%v)", pins, err)
 	}
 	// The node still takes a good upload.
-	if _, err := n.client.AddReader(context.Background(), "ok.txt", strings.NewReader("fine"), 4); err != nil {
+	if _, err := n.client.AddReader(context.Background(), "ok.txt", strings.NewReader("fine"), 4, api.StreamOptions{}); err != nil {
 		t.Fatalf("a good upload after the attacks: %v", err)
 	}
 }

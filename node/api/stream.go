@@ -31,16 +31,24 @@ var ErrBadDownload = errors.New("bad download")
 // the daemon bounds what it writes.
 const maxDownloadEntries = 1 << 20
 
+// StreamOptions tune a content stream.
+type StreamOptions struct {
+	// Progress, when set, names the operation for content.progress: the
+	// daemon's import of an upload, or its fetch from peers before a
+	// download.
+	Progress string
+}
+
 // AddReader uploads size bytes read from r as one file called name, and
 // returns what the daemon added.
-func (c *Client) AddReader(ctx context.Context, name string, r io.Reader, size int64) (ContentAddResult, error) {
-	return c.upload(ctx, name, r, size, false)
+func (c *Client) AddReader(ctx context.Context, name string, r io.Reader, size int64, opts StreamOptions) (ContentAddResult, error) {
+	return c.upload(ctx, name, r, size, false, opts)
 }
 
 // AddPath uploads the file or folder at path, on the client's machine,
 // and returns what the daemon added: the same CID as content.add of the
 // same path on the daemon's machine.
-func (c *Client) AddPath(ctx context.Context, p string) (ContentAddResult, error) {
+func (c *Client) AddPath(ctx context.Context, p string, opts StreamOptions) (ContentAddResult, error) {
 	info, err := os.Lstat(p)
 	if err != nil {
 		return ContentAddResult{}, fmt.Errorf("add %s: %w", p, err)
@@ -53,7 +61,7 @@ func (c *Client) AddPath(ctx context.Context, p string) (ContentAddResult, error
 			return ContentAddResult{}, fmt.Errorf("add %s: %w", p, err)
 		}
 		defer f.Close()
-		return c.upload(ctx, name, f, info.Size(), false)
+		return c.upload(ctx, name, f, info.Size(), false, opts)
 	case info.IsDir():
 	default:
 		return ContentAddResult{}, fmt.Errorf("add %s: %w", p, ErrNotRegular)
@@ -69,7 +77,7 @@ func (c *Client) AddPath(ctx context.Context, p string) (ContentAddResult, error
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	res, err := c.upload(ctx, name, pr, size, true)
+	res, err := c.upload(ctx, name, pr, size, true, opts)
 	pr.CloseWithError(errors.New("upload ended"))
 	if terr := <-done; terr != nil && !errors.Is(terr, io.ErrClosedPipe) && err == nil {
 		err = fmt.Errorf("add %s: %w", p, terr)
@@ -144,8 +152,11 @@ func writeFolderTar(w io.Writer, dir string) error {
 	return tw.Close()
 }
 
-func (c *Client) upload(ctx context.Context, name string, r io.Reader, size int64, folder bool) (ContentAddResult, error) {
+func (c *Client) upload(ctx context.Context, name string, r io.Reader, size int64, folder bool, opts StreamOptions) (ContentAddResult, error) {
 	q := url.Values{"name": {name}, "size": {strconv.FormatInt(size, 10)}}
+	if opts.Progress != "" {
+		q.Set("progress", opts.Progress)
+	}
 	if folder {
 		q.Set("folder", "1")
 	}
@@ -167,8 +178,11 @@ func (c *Client) upload(ctx context.Context, name string, r io.Reader, size int6
 // Cat writes length bytes of the file id (a CID, or a path below one)
 // from offset to w (length < 0: to its end), and returns the bytes
 // written.
-func (c *Client) Cat(ctx context.Context, id string, offset, length int64, w io.Writer) (int64, error) {
+func (c *Client) Cat(ctx context.Context, id string, offset, length int64, w io.Writer, opts StreamOptions) (int64, error) {
 	q := url.Values{"cid": {id}, "offset": {strconv.FormatInt(offset, 10)}, "length": {strconv.FormatInt(length, 10)}}
+	if opts.Progress != "" {
+		q.Set("progress", opts.Progress)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.addr+PathContentCat+"?"+q.Encode(), nil)
 	if err != nil {
 		return 0, fmt.Errorf("cat %s: %w", id, err)
@@ -192,11 +206,14 @@ func (c *Client) Cat(ctx context.Context, id string, offset, length int64, w io.
 // written through a handle on out, so that none leads out of it, and its
 // symlinks last; on an error nothing is left at out. It returns the bytes
 // of file data written.
-func (c *Client) GetTo(ctx context.Context, id, out string) (int64, error) {
+func (c *Client) GetTo(ctx context.Context, id, out string, opts StreamOptions) (int64, error) {
 	if _, err := os.Lstat(out); err == nil {
 		return 0, fmt.Errorf("get %s: %s already exists", id, out)
 	}
 	q := url.Values{"cid": {id}}
+	if opts.Progress != "" {
+		q.Set("progress", opts.Progress)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.addr+PathContentGet+"?"+q.Encode(), nil)
 	if err != nil {
 		return 0, fmt.Errorf("get %s: %w", id, err)

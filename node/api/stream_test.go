@@ -54,7 +54,7 @@ func TestGetToRefusesHostileArchives(t *testing.T) {
 	for name, entries := range cases {
 		c := hostileDaemon(t, entries...)
 		out := filepath.Join(base, "out")
-		if _, err := c.GetTo(context.Background(), "bafyany", out); err == nil {
+		if _, err := c.GetTo(context.Background(), "bafyany", out, api.StreamOptions{}); err == nil {
 			t.Errorf("%s: GetTo succeeded", name)
 		}
 		if _, err := os.Lstat(out); err == nil {
@@ -69,7 +69,7 @@ func TestGetToRefusesHostileArchives(t *testing.T) {
 	c := hostileDaemon(t, tar.Header{Typeflag: tar.TypeDir, Name: "d/"}, tar.Header{Typeflag: tar.TypeReg, Name: "d/f", Size: 4},
 		tar.Header{Typeflag: tar.TypeSymlink, Name: "d/l", Linkname: "f"})
 	out := filepath.Join(base, "good")
-	if n, err := c.GetTo(context.Background(), "bafyany", out); err != nil || n != 4 {
+	if n, err := c.GetTo(context.Background(), "bafyany", out, api.StreamOptions{}); err != nil || n != 4 {
 		t.Fatalf("good archive: %d bytes, %v", n, err)
 	}
 	if target, err := os.Readlink(filepath.Join(out, "d", "l")); err != nil || target != "f" {
@@ -89,7 +89,7 @@ func TestGetToShortFile(t *testing.T) {
 	defer srv.Close()
 	c := api.NewClient(strings.TrimPrefix(srv.URL, "http://"), "token")
 	out := filepath.Join(t.TempDir(), "f")
-	if _, err := c.GetTo(context.Background(), "bafyany", out); err == nil {
+	if _, err := c.GetTo(context.Background(), "bafyany", out, api.StreamOptions{}); err == nil {
 		t.Fatal("GetTo of a cut download succeeded")
 	}
 	if _, err := os.Lstat(out); err == nil {
@@ -104,10 +104,10 @@ func TestAddPathRefusesSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := api.NewClient("127.0.0.1:1", "token")
-	if _, err := c.AddPath(context.Background(), dir); !errors.Is(err, api.ErrNotRegular) {
+	if _, err := c.AddPath(context.Background(), dir, api.StreamOptions{}); !errors.Is(err, api.ErrNotRegular) {
 		t.Errorf("AddPath of a folder with a symlink: %v, want ErrNotRegular", err)
 	}
-	if _, err := c.AddPath(context.Background(), filepath.Join(dir, "pw")); !errors.Is(err, api.ErrNotRegular) {
+	if _, err := c.AddPath(context.Background(), filepath.Join(dir, "pw"), api.StreamOptions{}); !errors.Is(err, api.ErrNotRegular) {
 		t.Errorf("AddPath of a symlink: %v, want ErrNotRegular", err)
 	}
 }

@@ -78,7 +78,7 @@ func TestTopOnADevnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := xorCSV(2000)
-	ds, err := c.AddReader(ctx, "xor.csv", bytes.NewReader(data), int64(len(data)))
+	ds, err := c.AddReader(ctx, "xor.csv", bytes.NewReader(data), int64(len(data)), api.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
