@@ -64,6 +64,20 @@ func TestContentAPI(t *testing.T) {
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("content.get wrote different bytes")
 	}
+	// The fetch shows in the swarm's traffic on both sides, once the
+	// meters' next sweep (every second) has counted it.
+	var in, out2 api.Traffic
+	for range 50 {
+		in, _ = b.client.SwarmTraffic(ctx)
+		out2, _ = a.client.SwarmTraffic(ctx)
+		if in.TotalIn >= int64(len(data)) && out2.TotalOut >= int64(len(data)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if in.TotalIn < int64(len(data)) || out2.TotalOut < int64(len(data)) {
+		t.Errorf("swarm.traffic: fetcher %+v, source %+v; want at least %d bytes each way", in, out2, len(data))
+	}
 	var got bytes.Buffer
 	for offset := int64(0); ; {
 		res, err := b.client.ContentCat(ctx, api.ContentCatParams{CID: added.CID, Offset: offset, Length: 1 << 20})

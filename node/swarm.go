@@ -50,6 +50,11 @@ func (a infoAPI) info(context.Context) (api.NodeInfo, error) {
 	}, nil
 }
 
+func (a swarmAPI) traffic(context.Context) (api.Traffic, error) {
+	t := a.host.Traffic()
+	return api.Traffic{TotalIn: t.TotalIn, TotalOut: t.TotalOut, RateIn: t.RateIn, RateOut: t.RateOut}, nil
+}
+
 // swarmAPI serves swarm.*: the host's peers, and peer events on the hub.
 type swarmAPI struct {
 	host   *p2p.Host
@@ -58,6 +63,7 @@ type swarmAPI struct {
 
 func (a swarmAPI) register(srv *rpc.Server) {
 	srv.Register(api.MethodSwarmPeers, rpc.NoParams(a.peers))
+	srv.Register(api.MethodSwarmTraffic, rpc.NoParams(a.traffic))
 	srv.Register(api.MethodSwarmConnect, rpc.Method(a.connect))
 	srv.Register(api.MethodSwarmDisconnect, rpc.Method(a.disconnect))
 	srv.RegisterSubscription(api.MethodSwarmSubscribe, func(ctx context.Context, params json.RawMessage) (<-chan any, error) {

@@ -20,6 +20,7 @@ import (
 	coreconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -78,12 +79,13 @@ type Host struct {
 	// swarm is private. Its peers never enter DHT's routing table.
 	Amino *dht.IpfsDHT
 
-	cfg    Config
-	log    *slog.Logger
-	mdns   mdns.Service
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg       Config
+	log       *slog.Logger
+	mdns      mdns.Service
+	bandwidth *metrics.BandwidthCounter // nil on a host from Attach
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	topicsMu sync.Mutex
 	topics   map[string]*pubsub.Topic
@@ -140,7 +142,9 @@ func New(p Params) (*Host, error) {
 		return nil, fmt.Errorf("new host: connection manager: %w", err)
 	}
 
+	bandwidth := metrics.NewBandwidthCounter()
 	opts := []libp2p.Option{
+		libp2p.BandwidthReporter(bandwidth),
 		libp2p.Identity(p.Key),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Security(noise.ID, noise.New),
@@ -189,7 +193,12 @@ func New(p Params) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new host: %w", err)
 	}
-	return attach(h, p, log)
+	hst, err := attach(h, p, log)
+	if err != nil {
+		return nil, err
+	}
+	hst.bandwidth = bandwidth
+	return hst, nil
 }
 
 // Attach builds the DHT, gossipsub and mDNS of New on a libp2p host made
@@ -429,4 +438,23 @@ func (n mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
 			n.h.log.Debug("mdns peer unreachable", "peer", pi.ID, "error", err)
 		}
 	}()
+}
+
+// Traffic is what a host has sent and received over all its connections.
+type Traffic struct {
+	// TotalIn and TotalOut are bytes since the host started.
+	TotalIn, TotalOut int64
+	// RateIn and RateOut are bytes per second, smoothed over the last
+	// seconds.
+	RateIn, RateOut float64
+}
+
+// Traffic reports the host's traffic; zero for a host from Attach, which
+// does not count it.
+func (h *Host) Traffic() Traffic {
+	if h.bandwidth == nil {
+		return Traffic{}
+	}
+	t := h.bandwidth.GetBandwidthTotals()
+	return Traffic{TotalIn: t.TotalIn, TotalOut: t.TotalOut, RateIn: t.RateIn, RateOut: t.RateOut}
 }

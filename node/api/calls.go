@@ -33,3 +33,10 @@ func (c *Client) SwarmDisconnect(ctx context.Context, id string) error {
 func (c *Client) SubscribePeers(ctx context.Context) (*Subscription, error) {
 	return c.Subscribe(ctx, MethodSwarmSubscribe, nil)
 }
+
+// SwarmTraffic calls swarm.traffic.
+func (c *Client) SwarmTraffic(ctx context.Context) (Traffic, error) {
+	var out Traffic
+	err := c.Call(ctx, MethodSwarmTraffic, nil, &out)
+	return out, err
+}

@@ -8,6 +8,7 @@ const (
 	MethodSwarmPeers      = "swarm.peers"
 	MethodSwarmConnect    = "swarm.connect"
 	MethodSwarmDisconnect = "swarm.disconnect"
+	MethodSwarmTraffic    = "swarm.traffic"
 	// MethodSwarmSubscribe opens a subscription to PeerEvent notifications.
 	MethodSwarmSubscribe = "swarm.subscribe"
 	// MethodUnsubscribe ends a subscription.
@@ -47,6 +48,18 @@ type Peer struct {
 	LatencyMS float64 `json:"latency_ms"`
 	// Agent is the peer's identify agent string, when known.
 	Agent string `json:"agent,omitempty"`
+}
+
+// Traffic is the result of swarm.traffic: the bytes the node has sent and
+// received over all its connections.
+type Traffic struct {
+	// TotalIn and TotalOut are bytes since the node started.
+	TotalIn  int64 `json:"total_in"`
+	TotalOut int64 `json:"total_out"`
+	// RateIn and RateOut are bytes per second, smoothed over the last
+	// seconds.
+	RateIn  float64 `json:"rate_in"`
+	RateOut float64 `json:"rate_out"`
 }
 
 // SwarmConnectParams are the parameters of swarm.connect.

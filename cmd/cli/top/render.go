@@ -58,6 +58,9 @@ func render(m *model, w, h int) string {
 	}
 	add("cyxwiz top  %s  %s  %s  peers %d  providers %d  %s", short(info.ID, 12), info.Role, info.Version,
 		len(s.peers), len(m.providers)-self, now.Format("15:04:05"))
+	tr := s.traffic
+	add("NET  in %s/s  out %s/s   since start: in %s, out %s", bytesOf(int64(tr.RateIn)), bytesOf(int64(tr.RateOut)),
+		bytesOf(tr.TotalIn), bytesOf(tr.TotalOut))
 	add("%s", strings.Repeat("─", w))
 
 	// Peers and providers, side by side.
@@ -153,4 +156,18 @@ func latestLoss(jobs []api.JobInfo, loss map[string][]float64) (string, []float6
 		}
 	}
 	return "", nil
+}
+
+// bytesOf writes a byte count in binary units.
+func bytesOf(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -22,6 +22,7 @@ import (
 type Source interface {
 	NodeInfo(ctx context.Context) (api.NodeInfo, error)
 	SwarmPeers(ctx context.Context) ([]api.Peer, error)
+	SwarmTraffic(ctx context.Context) (api.Traffic, error)
 	MarketProviders(ctx context.Context, p api.ProvidersParams) ([]api.ProviderInfo, error)
 	JobList(ctx context.Context) ([]api.JobInfo, error)
 	SubscribeJob(ctx context.Context, id string) (*api.Subscription, error)
@@ -96,8 +97,9 @@ type (
 // snapshot is one reading of the node.
 type snapshot struct {
 	info  api.NodeInfo
-	peers []api.Peer
-	jobs  []api.JobInfo
+	peers   []api.Peer
+	traffic api.Traffic
+	jobs    []api.JobInfo
 	err   error
 	at    time.Time
 }
@@ -138,6 +140,9 @@ func (m *model) read() tea.Msg {
 		return snapshotMsg(s)
 	}
 	if s.peers, s.err = m.src.SwarmPeers(ctx); s.err != nil {
+		return snapshotMsg(s)
+	}
+	if s.traffic, s.err = m.src.SwarmTraffic(ctx); s.err != nil {
 		return snapshotMsg(s)
 	}
 	s.jobs, s.err = m.src.JobList(ctx)

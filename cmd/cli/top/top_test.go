@@ -119,7 +119,7 @@ func TestTopOnADevnet(t *testing.T) {
 	for {
 		out := screen.String()
 		if strings.Contains(out, jobID) && strings.Contains(out, "LOSS") && strings.ContainsAny(out, "▁▂▃▄▅▆▇█") &&
-			strings.Contains(out, "peers 1") && strings.Contains(out, "train") {
+			strings.Contains(out, "peers 1") && strings.Contains(out, "train") && strings.Contains(out, "NET  in ") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -154,6 +154,7 @@ func TestRenderFits(t *testing.T) {
 			GPUs: []api.GPUInfo{{}}, PricePerCPUSecond: 1 << 40})
 	}
 	m.snap.at = now
+	m.snap.traffic = api.Traffic{TotalIn: 1 << 62, TotalOut: 1 << 50, RateIn: 1e12, RateOut: 3}
 	m.snap.info = api.NodeInfo{ID: "12D3KooWSelf", Role: "peer", Version: strings.Repeat("v", 100)}
 	for i := range 500 {
 		m.loss[m.snap.jobs[0].ID] = append(m.loss[m.snap.jobs[0].ID], float64(500-i))
