@@ -96,12 +96,12 @@ type (
 
 // snapshot is one reading of the node.
 type snapshot struct {
-	info  api.NodeInfo
+	info    api.NodeInfo
 	peers   []api.Peer
 	traffic api.Traffic
 	jobs    []api.JobInfo
-	err   error
-	at    time.Time
+	err     error
+	at      time.Time
 }
 
 type model struct {
