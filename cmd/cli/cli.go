@@ -20,6 +20,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/node"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // env carries what every command needs.
@@ -37,7 +38,7 @@ type env struct {
 func Main(args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr}
 	root := newRoot(e)
-	root.SetArgs(args)
+	root.SetArgs(goFlagForms(root, args))
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
@@ -99,6 +100,37 @@ func newRoot(e *env) *cobra.Command {
 	root.InitDefaultCompletionCmd()
 	finishTree(root)
 	return root
+}
+
+// goFlagForms rewrites the spellings of flags that the flag package of Go's
+// standard library took, as the CLI did before cobra, into pflag's: -name
+// into --name, and --x into -x where x is a flag's shorthand only.
+func goFlagForms(root *cobra.Command, args []string) []string {
+	long, short := map[string]bool{"help": true}, map[string]bool{}
+	walk(root, func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				long[f.Name] = true
+				short[f.Shorthand] = f.Shorthand != ""
+			})
+		}
+	})
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case strings.HasPrefix(a, "--") && len(name) == 1 && short[name] && !long[name]:
+			a = a[1:]
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && long[name]:
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // group makes a command that only holds others: alone it prints its help,

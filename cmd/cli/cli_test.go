@@ -113,3 +113,24 @@ func TestVersion(t *testing.T) {
 		t.Errorf("job logs --help: exit %d\n%s", code, out)
 	}
 }
+
+// TestGoFlagForms: the flag spellings of the CLI before cobra still work:
+// -name for --name, and --o for -o.
+func TestGoFlagForms(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "swarm.key")
+	if code, _, errOut := runCLI(t, "swarm", "key", "gen", "--o", key); code != 0 {
+		t.Fatalf("swarm key gen --o: %s", errOut)
+	}
+	code, out, errOut := runCLI(t, "-repo", filepath.Join(dir, "r"), "-json", "init", "-profile", "local", "-swarm-key", key)
+	if code != 0 || !strings.Contains(out, `"id"`) {
+		t.Fatalf("init with single-dash flags: exit %d, %s%s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, "-version"); code != 0 || !strings.Contains(out, "cyxwiz "+node.Version) {
+		t.Errorf("-version: exit %d, %s", code, out)
+	}
+	got := goFlagForms(newRoot(&env{}), []string{"-nodes", "3", "-5", "--", "-nodes"})
+	if want := []string{"--nodes", "3", "-5", "--", "-nodes"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("goFlagForms = %q, want %q", got, want)
+	}
+}
