@@ -79,6 +79,9 @@ func newRoot(e *env) *cobra.Command {
 	root.PersistentFlags().StringVar(&e.repo, "repo", "", "repo folder (default $"+node.EnvRepo+", else ~/.cyxwiz)")
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "print JSON instead of text (errors too, on standard error)")
 	root.Flags().BoolVar(&showVersion, "version", false, "print the version, the commit and the build tags")
+	_ = root.RegisterFlagCompletionFunc("repo", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	})
 	root.SetFlagErrorFunc(flagError)
 	for _, g := range groups {
 		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -48,7 +49,7 @@ func writeMarkdown(w io.Writer, root *cobra.Command) {
 	fmt.Fprintf(w, "## Global flags\n\nEvery command takes these:\n\n```\n%s```\n\n", root.PersistentFlags().FlagUsages())
 	fmt.Fprintf(w, "`--json` prints what a read command shows as JSON on standard output (every listing is an array of\n")
 	fmt.Fprintf(w, "objects with an `id` field). Under `--json` an error is one JSON object on standard error:\n")
-	fmt.Fprintf(w, "`{\"command\": \"cyxwiz job status\", \"error\": \"...\", \"code\": -32004}`, with the JSON-RPC error code of\n")
+	fmt.Fprintf(w, "`{\"command\": \"cyxwiz job status\", \"error\": \"...\", \"code\": %d}`, with the JSON-RPC error code of\n", api.CodeNotFound)
 	fmt.Fprintf(w, "an error from the daemon (see [rpc.md](rpc.md)) and `\"usage\": true` on a usage error. Without `--json`\n")
 	fmt.Fprintf(w, "errors are one line for people, without codes.\n\n")
 	fmt.Fprintf(w, "## Exit codes\n\n| code | means |\n|---|---|\n")
