@@ -184,6 +184,7 @@ func finishTree(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
 			c.Short = "print a shell completion script (bash, zsh, fish or powershell)"
+			c.Long = ""
 			c.ValidArgsFunction = cobra.NoFileCompletions
 			c.Example = "  source <(cyxwiz completion bash)\n  cyxwiz completion zsh > \"${fpath[1]}/_cyxwiz\"\n  cyxwiz completion fish > ~/.config/fish/completions/cyxwiz.fish"
 			for _, sub := range c.Commands() {
