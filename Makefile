@@ -14,7 +14,7 @@ export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt clean
+.PHONY: help build cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt docs clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
@@ -65,6 +65,9 @@ lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 	$(GO) vet -tags "$(GOTAGS)" $(PKGS)
 	cd tools && $(GO) build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 	./bin/staticcheck -tags "$(GOTAGS)" $(PKGS)
+
+docs: ## regenerate docs/cli.md from the command tree (cmd/cli's tests fail when it is stale)
+	$(GO) test -count=1 -run '^TestCLIDocs$$' ./cmd/cli -update
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

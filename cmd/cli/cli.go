@@ -1,18 +1,17 @@
 // Package cli implements the cyxwiz command line: the daemon and the
 // commands that talk to it through the local JSON-RPC API (package api),
-// like any other client.
+// like any other client. The command tree is built with cobra; Main runs
+// it in-process and returns the exit code (see exitCodes).
 package cli
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -20,223 +19,196 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/node"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
-
-// errUsage marks an error in how the command was called (exit code 2).
-var errUsage = errors.New("usage")
 
 // env carries what every command needs.
 type env struct {
 	stdout, stderr io.Writer
-	repo           string
-	json           bool
-}
-
-// command is one node of the command tree.
-type command struct {
-	name    string
-	args    string
-	summary string
-	// want describes the positional arguments the command takes ("one
-	// CID"); empty for commands that take none.
-	want string
-	// nargs is how many positional arguments want describes (0 means 1).
-	nargs int
-	// optional: the positional arguments may also be left out.
-	optional bool
-	// flags registers the command's own flags; nil for none.
-	flags func(fs *flag.FlagSet)
-	run   func(e *env, args []string) error
-	sub   []*command
-}
-
-func commands() []*command {
-	return []*command{
-		initCommand(),
-		daemonCommand(),
-		idCommand(),
-		{name: "swarm", summary: "peers of this node and private swarm keys", sub: []*command{
-			swarmPeersCommand(),
-			swarmConnectCommand(),
-			swarmDisconnectCommand(),
-			swarmEventsCommand(),
-			{name: "key", summary: "pre-shared keys for private swarms", sub: []*command{swarmKeyGenCommand()}},
-		}},
-		addCommand(),
-		getCommand(),
-		catCommand(),
-		pinCommand(),
-		repoCommand(),
-		providersCommand(),
-		explorerCommand(),
-		modelCommand(),
-		jobCommand(),
-		walletCommand(),
-		arbiterCommand(),
-		configCommand(),
-		devnetCommand(),
-		versionCommand(),
-	}
+	// repo is --repo; run fills in the default before a command runs.
+	repo string
+	json bool
+	// ran is set once a command's own code starts: an error before it is
+	// one of usage (an unknown command or flag, a bad argument count).
+	ran bool
 }
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr}
-	cmds := commands()
-	global := flag.NewFlagSet("cyxwiz", flag.ContinueOnError)
-	global.SetOutput(io.Discard)
-	addCommonFlags(global, e)
-	showVersion := global.Bool("version", false, "print the version, the commit and the build tags")
-	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout, "", cmds)
-			return 0
-		}
-		fmt.Fprintf(stderr, "cyxwiz: %v\n", err)
-		return 2
-	}
-	if *showVersion {
-		printVersion(e)
+	root := newRoot(e)
+	root.SetArgs(goFlagForms(root, args))
+	cmd, err := root.ExecuteC()
+	if err == nil {
 		return 0
 	}
-	rest := global.Args()
-	path := "cyxwiz"
-	for {
-		if len(rest) == 0 || rest[0] == "help" {
-			printHelp(stdout, path, cmds)
-			return 0
-		}
-		c := find(cmds, rest[0])
-		if c == nil {
-			fmt.Fprintf(stderr, "%s: unknown command %q (see '%s help')\n", path, rest[0], path)
-			return 2
-		}
-		path += " " + c.name
-		rest = rest[1:]
-		if c.run == nil {
-			cmds = c.sub
-			continue
-		}
-		return runCommand(e, path, c, rest)
+	if cmd == nil {
+		cmd = root
 	}
+	usage := !e.ran || isUsage(err)
+	e.printError(cmd, err, usage)
+	if usage {
+		return exitUsage
+	}
+	return exitFailure
 }
 
-func runCommand(e *env, path string, c *command, args []string) int {
-	fs := flag.NewFlagSet(path, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	addCommonFlags(fs, e)
-	if c.flags != nil {
-		c.flags(fs)
+// newRoot builds the whole command tree, writing to e's streams.
+func newRoot(e *env) *cobra.Command {
+	var showVersion bool
+	root := &cobra.Command{
+		Use:     "cyxwiz",
+		Short:   "a peer-to-peer compute market: run a node, share content, buy and sell compute",
+		Example: "  cyxwiz init\n  cyxwiz daemon &\n  cyxwiz job submit job.json --wait",
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if showVersion && len(args) == 0 {
+				e.ran = true
+				printVersion(e)
+				return nil
+			}
+			return runGroup(cmd, args)
+		},
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		SuggestionsMinimumDistance: 2,
 	}
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printCommandHelp(e.stdout, path, c, fs)
-			return 0
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.PersistentFlags().StringVar(&e.repo, "repo", "", "repo folder (default $"+node.EnvRepo+", else ~/.cyxwiz)")
+	root.PersistentFlags().BoolVar(&e.json, "json", false, "print JSON instead of text (errors too, on standard error)")
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version, the commit and the build tags")
+	_ = root.RegisterFlagCompletionFunc("repo", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	})
+	root.SetFlagErrorFunc(flagError)
+	for _, g := range groups {
+		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
+	}
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
 		}
-		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
-		return 2
 	}
-	if err := checkArgs(c, positional); err != nil {
-		fmt.Fprintf(e.stderr, "%s: %v\nusage: %s %s\n", path, err, path, c.args)
-		return 2
-	}
-	if e.repo == "" {
-		dir, err := node.DefaultRepoDir()
-		if err != nil {
-			fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
-			return 1
-		}
-		e.repo = dir
-	}
-	if err := c.run(e, positional); err != nil {
-		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
-		if errors.Is(err, errUsage) {
-			fmt.Fprintf(e.stderr, "usage: %s %s\n", path, c.args)
-			return 2
-		}
-		return 1
-	}
-	return 0
+	add(groupNode, initCommand(e), daemonCommand(e), idCommand(e), configCommand(e), devnetCommand(e), versionCommand(e))
+	add(groupSwarm, swarmCommand(e), providersCommand(e), explorerCommand(e))
+	add(groupContent, addCommand(e), getCommand(e), catCommand(e), pinCommand(e), repoCommand(e))
+	add(groupCompute, jobCommand(e), modelCommand(e), walletCommand(e), arbiterCommand(e))
+	root.SetHelpCommand(helpCommand())
+	root.SetHelpCommandGroupID(groupOther)
+	root.SetCompletionCommandGroupID(groupOther)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	finishTree(root)
+	return root
 }
 
-// checkArgs checks the count of positional arguments once for every command.
-func checkArgs(c *command, args []string) error {
-	switch {
-	case c.want == "" && len(args) > 0:
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, args[0])
-	case c.want != "" && c.optional && len(args) == 0:
-	case c.want != "" && len(args) != max(1, c.nargs):
-		return fmt.Errorf("%w: want %s", errUsage, c.want)
-	}
-	return nil
-}
-
-// parseInterspersed parses flags that may come before, between or after the
-// positional arguments (cyxwiz get CID -o out); after "--" everything is
-// positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional, rest []string
+// goFlagForms rewrites the spellings of flags that the flag package of Go's
+// standard library took, as the CLI did before cobra, into pflag's: -name
+// into --name, and --x into -x where x is a flag's shorthand only.
+func goFlagForms(root *cobra.Command, args []string) []string {
+	long, short := map[string]bool{"help": true}, map[string]bool{}
+	walk(root, func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				long[f.Name] = true
+				short[f.Shorthand] = f.Shorthand != ""
+			})
+		}
+	})
+	out := make([]string, len(args))
 	for i, a := range args {
 		if a == "--" {
-			rest = args[i+1:]
-			args = args[:i]
+			copy(out[i:], args[i:])
 			break
 		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case strings.HasPrefix(a, "--") && len(name) == 1 && short[name] && !long[name]:
+			a = a[1:]
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && long[name]:
+			a = "-" + a
+		}
+		out[i] = a
 	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+	return out
+}
+
+// group makes a command that only holds others: alone it prints its help,
+// and an unknown subcommand is a usage error with suggestions.
+func group(use, short, example string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:                        use,
+		Short:                      short,
+		Example:                    example,
+		Args:                       cobra.ArbitraryArgs,
+		RunE:                       func(cmd *cobra.Command, args []string) error { return runGroup(cmd, args) },
+		SuggestionsMinimumDistance: 2,
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+func runGroup(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	return usagef("unknown command %q for %q%s", args[0], cmd.CommandPath(), didYouMean(cmd.SuggestionsFor(args[0])))
+}
+
+// run wraps a command's code: it marks the command as started and fills
+// in the default repo first.
+func run(e *env, fn func(args []string) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		e.ran = true
+		dir, err := e.repoDir()
+		if err != nil {
+			return err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
+		e.repo = dir
+		return fn(args)
 	}
 }
 
-func addCommonFlags(fs *flag.FlagSet, e *env) {
-	fs.StringVar(&e.repo, "repo", e.repo, "repo folder (default $"+node.EnvRepo+", else ~/.cyxwiz)")
-	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
+// repoDir is --repo, else the default repo folder.
+func (e *env) repoDir() (string, error) {
+	if e.repo != "" {
+		return e.repo, nil
+	}
+	return node.DefaultRepoDir()
 }
 
-func find(cmds []*command, name string) *command {
-	for _, c := range cmds {
-		if c.name == name {
-			return c
+// printError writes err for a person, or under --json as one JSON object
+// that keeps the JSON-RPC error code; a usage error also shows the
+// command's usage line.
+func (e *env) printError(cmd *cobra.Command, err error, usage bool) {
+	var rpcErr *api.Error
+	isRPC := errors.As(err, &rpcErr)
+	if e.json {
+		out := struct {
+			Command string `json:"command"`
+			Error   string `json:"error"`
+			Code    int    `json:"code,omitempty"`
+			Usage   bool   `json:"usage,omitempty"`
+		}{Command: cmd.CommandPath(), Error: err.Error(), Usage: usage}
+		if isRPC {
+			out.Code = rpcErr.Code
 		}
+		data, _ := json.Marshal(out)
+		fmt.Fprintf(e.stderr, "%s\n", data)
+		return
 	}
-	return nil
-}
-
-func printHelp(w io.Writer, path string, cmds []*command) {
-	if path == "" {
-		path = "cyxwiz"
+	msg := err.Error()
+	if isRPC {
+		// The code is for programs (--json); people read the message.
+		msg = strings.Replace(msg, rpcErr.Error(), rpcErr.Message, 1)
 	}
-	fmt.Fprintf(w, "usage: %s [--repo DIR] [--json] COMMAND [ARGS]\n\ncommands:\n", path)
-	var lines []string
-	var walk func(prefix string, cs []*command)
-	walk = func(prefix string, cs []*command) {
-		for _, c := range cs {
-			if c.run == nil {
-				walk(prefix+c.name+" ", c.sub)
-				continue
-			}
-			lines = append(lines, fmt.Sprintf("  %-34s %s", strings.TrimSpace(prefix+c.name+" "+c.args), c.summary))
-		}
+	fmt.Fprintf(e.stderr, "%s: %s\n", cmd.CommandPath(), strings.TrimRight(msg, "\n"))
+	if usage {
+		fmt.Fprintf(e.stderr, "usage: %s\nRun '%s --help' for more.\n", usageLine(cmd), cmd.CommandPath())
 	}
-	walk("", cmds)
-	sort.Strings(lines)
-	fmt.Fprintln(w, strings.Join(lines, "\n"))
-	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", path)
-}
-
-func printCommandHelp(w io.Writer, path string, c *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: %s %s\n\n%s\n\nflags:\n", path, c.args, c.summary)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
 }
 
 // callTimeout bounds a command that makes short API requests.
@@ -247,7 +219,7 @@ const callTimeout = time.Minute
 // also ends the context after that long; commands that stream or wait on
 // the daemon pass 0.
 func withClient(e *env, timeout time.Duration, fn func(context.Context, *api.Client) error) error {
-	c, err := api.FromRepo(e.repo)
+	c, err := dial(e.repo)
 	if err != nil {
 		return err
 	}
@@ -258,7 +230,41 @@ func withClient(e *env, timeout time.Duration, fn func(context.Context, *api.Cli
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	return fn(ctx, c)
+	return staleAPI(e.repo, c, fn(ctx, c))
+}
+
+// dial returns a client for the daemon of repo, or an error that says how
+// to start one (or to create the repo first).
+func dial(repo string) (*api.Client, error) {
+	c, err := api.FromRepo(repo)
+	if errors.Is(err, api.ErrNoDaemon) {
+		if _, statErr := os.Stat(repo + "/" + node.ConfigFile); statErr != nil {
+			return nil, fmt.Errorf("%w (%s holds no repo): create one with '%s init', then start the daemon with '%s daemon'",
+				api.ErrNoDaemon, repo, cyxwizRepo(repo), cyxwizRepo(repo))
+		}
+		return nil, fmt.Errorf("%w (%s): start one with '%s daemon'", api.ErrNoDaemon, repo, cyxwizRepo(repo))
+	}
+	return c, err
+}
+
+// staleAPI turns a refused connection into the advice to start the
+// daemon: the repo's api file names an address where nothing listens, as
+// a daemon that did not stop cleanly leaves it.
+func staleAPI(repo string, c *api.Client, err error) error {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	return fmt.Errorf("%w (%s): nothing answers at %s, the address in its api file (left by a daemon that did not stop cleanly?); start one with '%s daemon'",
+		api.ErrNoDaemon, repo, c.Addr(), cyxwizRepo(repo))
+}
+
+// cyxwizRepo is the command line that names repo, quoted for a shell
+// where it needs to be.
+func cyxwizRepo(repo string) string {
+	if strings.ContainsAny(repo, " \t'\"$\\`;&|<>()*?[]#~") {
+		repo = "'" + strings.ReplaceAll(repo, "'", `'\''`) + "'"
+	}
+	return "cyxwiz --repo " + repo
 }
 
 // signalContext returns a context cancelled by the first SIGINT or SIGTERM.
@@ -278,7 +284,7 @@ func signalContext(stderr io.Writer) (context.Context, func()) {
 		select {
 		case <-sigs:
 			fmt.Fprintln(stderr, "second signal: exiting now")
-			os.Exit(1)
+			os.Exit(exitFailure)
 		case <-done:
 		}
 	}()
@@ -303,12 +309,6 @@ func (e *env) table(header string) *tabwriter.Writer {
 	fmt.Fprintln(tw, header)
 	return tw
 }
-
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 // show makes one request through withClient and prints its result: as
 // indented JSON under --json, else with text.

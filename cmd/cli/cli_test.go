@@ -39,14 +39,20 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"swarm", "frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"swarm", "connect"}, "want one multiaddr"},
-		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--nope"}, "unknown flag: --nope"},
+		{[]string{"jbo"}, `unknown command "jbo" for "cyxwiz"; did you mean "job"?`},
+		{[]string{"help", "jbo"}, `did you mean "job"?`},
+		{[]string{"job", "logs", "ID", "--folow"}, "unknown flag: --folow; did you mean --follow?"},
+		{[]string{"job", "status"}, "want one job ID"},
+		{[]string{"id", "extra"}, `unexpected argument "extra"`},
+		{[]string{"explorer", "prices", "--since", "soon"}, `invalid argument "soon"`},
 		{[]string{"init", "--profile", "huge"}, `--profile "huge"`},
 		{[]string{"devnet", "--nodes", "0"}, "not between 1 and 64"},
 	}
 	for _, tt := range tests {
 		code, _, errOut := runCLI(t, append([]string{"--repo", t.TempDir()}, tt.args...)...)
-		if code != 2 || !strings.Contains(errOut, tt.want) {
-			t.Errorf("cyxwiz %v: exit %d, stderr %q; want exit 2 mentioning %q", tt.args, code, errOut, tt.want)
+		if code != 2 || !strings.Contains(errOut, tt.want) || !strings.Contains(errOut, "usage: cyxwiz") {
+			t.Errorf("cyxwiz %v: exit %d, stderr %q; want exit 2 mentioning %q and the usage", tt.args, code, errOut, tt.want)
 		}
 	}
 }
@@ -103,7 +109,28 @@ func TestVersion(t *testing.T) {
 		}
 	}
 	code, out, _ := runCLI(t, "job", "logs", "--help")
-	if code != 0 || !strings.Contains(out, "-follow") {
+	if code != 0 || !strings.Contains(out, "-f, --follow") {
 		t.Errorf("job logs --help: exit %d\n%s", code, out)
+	}
+}
+
+// TestGoFlagForms: the flag spellings of the CLI before cobra still work:
+// -name for --name, and --o for -o.
+func TestGoFlagForms(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "swarm.key")
+	if code, _, errOut := runCLI(t, "swarm", "key", "gen", "--o", key); code != 0 {
+		t.Fatalf("swarm key gen --o: %s", errOut)
+	}
+	code, out, errOut := runCLI(t, "-repo", filepath.Join(dir, "r"), "-json", "init", "-profile", "local", "-swarm-key", key)
+	if code != 0 || !strings.Contains(out, `"id"`) {
+		t.Fatalf("init with single-dash flags: exit %d, %s%s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, "-version"); code != 0 || !strings.Contains(out, "cyxwiz "+node.Version) {
+		t.Errorf("-version: exit %d, %s", code, out)
+	}
+	got := goFlagForms(newRoot(&env{}), []string{"-nodes", "3", "-5", "--", "-nodes"})
+	if want := []string{"--nodes", "3", "-5", "--", "-nodes"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("goFlagForms = %q, want %q", got, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,22 +15,20 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/spf13/cobra"
 )
 
 // progressFloor is the input size from which add shows a progress bar.
 const progressFloor = 8 << 20
 
-func addCommand() *command {
+func addCommand(e *env) *cobra.Command {
 	var quiet bool
-	return &command{
-		name:    "add",
-		args:    "[-q] PATH",
-		summary: "add a file or directory as UnixFS, pin it and print its CID",
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&quiet, "q", false, "print only the CID")
-		},
-		want: "one path",
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:     "add PATH",
+		Short:   "add a file or directory as UnixFS, pin it and print its CID",
+		Example: "  cyxwiz add data.csv\n  cyxwiz add -q ./dataset/",
+		Args:    exactArgs(1, "one path"),
+		RunE: run(e, func(args []string) error {
 			path, err := filepath.Abs(args[0])
 			if err != nil {
 				return err
@@ -59,21 +56,21 @@ func addCommand() *command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CID")
+	return c
 }
 
-func getCommand() *command {
+func getCommand(e *env) *cobra.Command {
 	var out string
-	return &command{
-		name:    "get",
-		args:    "CID [-o PATH]",
-		summary: "fetch content by CID and write it to PATH (default: ./CID)",
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&out, "o", "", "output path (must not exist)")
-		},
-		want: "one CID",
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:               "get CID",
+		Short:             "fetch content by CID and write it to PATH (default: ./CID)",
+		Example:           "  cyxwiz get bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi\n  cyxwiz get bafkrei... -o result.txt",
+		Args:              exactArgs(1, "one CID"),
+		ValidArgsFunction: completePins(e),
+		RunE: run(e, func(args []string) error {
 			if out == "" {
 				// CID, CID/dir/file or /ipfs/CID/...: name it after its last part.
 				out = path.Base(strings.TrimRight(args[0], "/"))
@@ -97,21 +94,24 @@ func getCommand() *command {
 				fmt.Fprintf(e.stdout, "saved %s to %s\n", res.CID, res.Output)
 				return nil
 			})
-		},
+		}),
 	}
+	c.Flags().StringVarP(&out, "output", "o", "", "output `PATH` (must not exist)")
+	return c
 }
 
-func catCommand() *command {
-	return &command{
-		name:    "cat",
-		args:    "CID",
-		summary: "write a file's content to standard output",
-		want:    "one CID",
-		run: func(e *env, args []string) error {
+func catCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "cat CID",
+		Short:             "write a file's content to standard output",
+		Example:           "  cyxwiz cat bafkrei...\n  cyxwiz cat METRICS_CID > metrics.json",
+		Args:              exactArgs(1, "one CID"),
+		ValidArgsFunction: completePins(e),
+		RunE: run(e, func(args []string) error {
 			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
 				return catTo(ctx, c, args[0], e.stdout)
 			})
-		},
+		}),
 	}
 }
 
@@ -133,32 +133,35 @@ func catTo(ctx context.Context, c *api.Client, cid string, w io.Writer) error {
 	}
 }
 
-func pinCommand() *command {
+func pinCommand(e *env) *cobra.Command {
 	var name string
-	return &command{name: "pin", summary: "keep content through garbage collection", sub: []*command{
-		{
-			name:    "add",
-			args:    "CID [--name NAME]",
-			summary: "fetch the whole DAG under CID and pin it",
-			flags:   func(fs *flag.FlagSet) { fs.StringVar(&name, "name", "", "a label for the pin") },
-			want:    "one CID",
-			run: func(e *env, args []string) error {
-				// No timeout: pinning fetches the whole DAG.
-				return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
-					if err := c.ContentPin(ctx, api.ContentPinParams{CID: args[0], Name: name}); err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "pinned %s\n", args[0])
-					return nil
-				})
-			},
-		},
-		{
-			name:    "rm",
-			args:    "CID",
-			summary: "remove a pin (the blocks go at the next repo gc)",
-			want:    "one CID",
-			run: func(e *env, args []string) error {
+	pinAdd := &cobra.Command{
+		Use:               "add CID",
+		Short:             "fetch the whole DAG under CID and pin it",
+		Example:           "  cyxwiz pin add bafybei... --name dataset",
+		Args:              exactArgs(1, "one CID"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: run(e, func(args []string) error {
+			// No timeout: pinning fetches the whole DAG.
+			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
+				if err := c.ContentPin(ctx, api.ContentPinParams{CID: args[0], Name: name}); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "pinned %s\n", args[0])
+				return nil
+			})
+		}),
+	}
+	pinAdd.Flags().StringVar(&name, "name", "", "a label for the pin")
+	return group("pin", "keep content through garbage collection", "  cyxwiz pin ls\n  cyxwiz pin add CID --name NAME\n  cyxwiz pin rm CID",
+		pinAdd,
+		&cobra.Command{
+			Use:               "rm CID",
+			Short:             "remove a pin (the blocks go at the next repo gc)",
+			Example:           "  cyxwiz pin rm bafybei...",
+			Args:              exactArgs(1, "one CID"),
+			ValidArgsFunction: completePins(e),
+			RunE: run(e, func(args []string) error {
 				return withClient(e, callTimeout, func(ctx context.Context, c *api.Client) error {
 					if err := c.ContentUnpin(ctx, args[0]); err != nil {
 						return err
@@ -166,12 +169,14 @@ func pinCommand() *command {
 					fmt.Fprintf(e.stdout, "unpinned %s\n", args[0])
 					return nil
 				})
-			},
+			}),
 		},
-		{
-			name:    "ls",
-			summary: "list pinned roots",
-			run: func(e *env, args []string) error {
+		&cobra.Command{
+			Use:     "ls",
+			Short:   "list pinned roots",
+			Example: "  cyxwiz pin ls\n  cyxwiz pin ls --json",
+			Args:    noArgs,
+			RunE: run(e, func(args []string) error {
 				return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.PinInfo, error) {
 					return c.ContentPins(ctx)
 				}, func(pins []api.PinInfo) error {
@@ -181,16 +186,18 @@ func pinCommand() *command {
 					}
 					return tw.Flush()
 				})
-			},
+			}),
 		},
-	}}
+	)
 }
 
-func repoCommand() *command {
-	return &command{name: "repo", summary: "the repo's block store", sub: []*command{{
-		name:    "gc",
-		summary: "delete every block that no pin reaches",
-		run: func(e *env, args []string) error {
+func repoCommand(e *env) *cobra.Command {
+	return group("repo", "the repo's block store", "  cyxwiz repo gc", &cobra.Command{
+		Use:     "gc",
+		Short:   "delete every block that no pin reaches",
+		Example: "  cyxwiz repo gc\n  cyxwiz repo gc --json",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			// No timeout: gc walks every pin of a repo of any size.
 			return show(e, 0, func(ctx context.Context, c *api.Client) (api.GCResult, error) {
 				return c.ContentGC(ctx)
@@ -198,8 +205,8 @@ func repoCommand() *command {
 				fmt.Fprintf(e.stdout, "removed %d blocks, freed %s\n", res.RemovedBlocks, humanBytes(res.FreedBytes))
 				return nil
 			})
-		},
-	}}}
+		}),
+	})
 }
 
 // startProgress shows a progress bar on w for the operation it names,

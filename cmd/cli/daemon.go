@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,30 +9,38 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/internal/logging"
 	"github.com/cyxwiz/cyxwiz/node"
+	"github.com/spf13/cobra"
 )
 
-func daemonCommand() *command {
+func daemonCommand(e *env) *cobra.Command {
 	var (
 		overrides *node.Overrides
 		logLevel  string
 	)
-	return &command{
-		name:    "daemon",
-		args:    "[--CONFIG.KEY=VALUE]...",
-		summary: "run the node; every config key can be overridden by a flag (docs/config.md)",
-		flags: func(fs *flag.FlagSet) {
-			overrides = node.BindOverrides(fs)
-			fs.StringVar(&logLevel, "log-level", "", "shorthand for --log.level")
-		},
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:   "daemon [--CONFIG.KEY=VALUE]...",
+		Short: "run the node; every config key can be overridden by a flag (docs/config.md)",
+		Long: `Run the node until SIGINT or SIGTERM (a second one exits at once). When it is ready,
+the daemon writes its API address to REPO/api, where the other commands find it.
+Every config key is also a flag, named after its dotted path; a list flag replaces
+the configured list, repeat it for several values (docs/config.md).`,
+		Example: `  cyxwiz daemon
+  cyxwiz --repo /srv/cyxwiz daemon --log-level=debug
+  cyxwiz daemon --api.addr=127.0.0.1:0 --log.format=json
+  cyxwiz daemon --swarm.listen=/ip4/0.0.0.0/tcp/4001 --swarm.listen=/ip4/0.0.0.0/udp/4001/quic-v1`,
+		Args: noArgs,
+		RunE: run(e, func(args []string) error {
 			if logLevel != "" {
 				overrides.Set("log.level", logLevel)
 			}
 			ctx, stop := signalContext(e.stderr)
 			defer stop()
 			return runDaemon(ctx, e, overrides)
-		},
+		}),
 	}
+	overrides = bindConfigFlags(c.Flags())
+	c.Flags().StringVar(&logLevel, "log-level", "", "shorthand for --log.level")
+	return c
 }
 
 func runDaemon(ctx context.Context, e *env, overrides *node.Overrides) error {

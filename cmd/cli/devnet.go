@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -13,28 +12,26 @@ import (
 	"github.com/cyxwiz/cyxwiz/node"
 	"github.com/cyxwiz/cyxwiz/node/devnet"
 	"github.com/cyxwiz/cyxwiz/settlement/localledger"
+	"github.com/spf13/cobra"
 )
 
-func devnetCommand() *command {
+func devnetCommand(e *env) *cobra.Command {
 	var (
 		nodes    int
 		dir      string
 		logLevel string
 		ledger   bool
 	)
-	return &command{
-		name:    "devnet",
-		args:    "[--nodes N] [--dir DIR] [--ledger=false]",
-		summary: "run a local swarm of N nodes on loopback, with a local Solana ledger, until interrupted",
-		flags: func(fs *flag.FlagSet) {
-			fs.IntVar(&nodes, "nodes", 3, "number of nodes")
-			fs.StringVar(&dir, "dir", "", "folder for the nodes' repos (default REPO/devnet)")
-			fs.StringVar(&logLevel, "log-level", "warn", "log level of the nodes")
-			fs.BoolVar(&ledger, "ledger", true, "start a local Solana ledger and settle priced jobs on it (node0 is the arbiter)")
-		},
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:   "devnet",
+		Short: "run a local swarm of N nodes on loopback, with a local Solana ledger, until interrupted",
+		Example: `  cyxwiz devnet
+  cyxwiz devnet --nodes 5 --dir /tmp/net
+  cyxwiz devnet --nodes 2 --ledger=false`,
+		Args: noArgs,
+		RunE: run(e, func(args []string) error {
 			if nodes < 1 || nodes > 64 {
-				return fmt.Errorf("%w: --nodes %d is not between 1 and 64", errUsage, nodes)
+				return usagef("--nodes %d is not between 1 and 64", nodes)
 			}
 			if dir == "" {
 				dir = filepath.Join(e.repo, "devnet")
@@ -78,6 +75,12 @@ func devnetCommand() *command {
 			fmt.Fprintf(e.stdout, "try: cyxwiz --repo %s swarm peers\nCtrl-C stops the devnet.\n", filepath.Join(dir, "node0"))
 			<-ctx.Done()
 			return closeWithWatchdog(d.Close, 30*time.Second, log)
-		},
+		}),
 	}
+	fs := c.Flags()
+	fs.IntVar(&nodes, "nodes", 3, "number of nodes")
+	fs.StringVar(&dir, "dir", "", "folder for the nodes' repos (default REPO/devnet)")
+	fs.StringVar(&logLevel, "log-level", "warn", "log level of the nodes")
+	fs.BoolVar(&ledger, "ledger", true, "start a local Solana ledger and settle priced jobs on it (node0 is the arbiter)")
+	return c
 }

@@ -2,21 +2,21 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/spf13/cobra"
 )
 
-func jobDisputeCommand() *command {
+func jobDisputeCommand(e *env) *cobra.Command {
 	var reason string
-	return &command{
-		name:    "dispute",
-		args:    "ID [--reason TEXT]",
-		summary: "ask the arbiter to decide the job's escrow (as its requester or its provider)",
-		flags:   func(fs *flag.FlagSet) { fs.StringVar(&reason, "reason", "", "what is wrong, for the arbiter") },
-		want:    "one job ID",
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:               "dispute ID",
+		Short:             "ask the arbiter to decide the job's escrow (as its requester or its provider)",
+		Example:           "  cyxwiz job dispute 06BKC7HY2359F08JS8DVVJQTR8 --reason \"the output is empty\"",
+		Args:              exactArgs(1, "one job ID"),
+		ValidArgsFunction: completeJobs(e),
+		RunE: run(e, func(args []string) error {
 			// No timeout: the request waits on a ledger transaction.
 			return show(e, 0, func(ctx context.Context, c *api.Client) (api.JobDisputeResult, error) {
 				return c.JobDispute(ctx, api.JobDisputeParams{ID: args[0], Reason: reason})
@@ -24,16 +24,21 @@ func jobDisputeCommand() *command {
 				fmt.Fprintf(e.stdout, "dispute of escrow %s opened by the %s; the arbiter decides it\n", r.Escrow, r.Side)
 				return nil
 			})
-		},
+		}),
 	}
+	c.Flags().StringVar(&reason, "reason", "", "what is wrong, for the arbiter")
+	return c
 }
 
-func arbiterCommand() *command {
-	return &command{name: "arbiter", summary: "decide escrow disputes (on a node with role arbiter)", sub: []*command{
-		{
-			name:    "disputes",
-			summary: "the disputes this arbiter was asked to decide",
-			run: func(e *env, args []string) error {
+func arbiterCommand(e *env) *cobra.Command {
+	return group("arbiter", "decide escrow disputes (on a node with role arbiter)",
+		"  cyxwiz arbiter disputes\n  cyxwiz arbiter resolve ESCROW provider",
+		&cobra.Command{
+			Use:     "disputes",
+			Short:   "the disputes this arbiter was asked to decide",
+			Example: "  cyxwiz arbiter disputes\n  cyxwiz arbiter disputes --json",
+			Args:    noArgs,
+			RunE: run(e, func(args []string) error {
 				return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.DisputeInfo, error) {
 					return c.ArbiterDisputes(ctx)
 				}, func(ds []api.DisputeInfo) error {
@@ -47,15 +52,15 @@ func arbiterCommand() *command {
 					}
 					return tw.Flush()
 				})
-			},
+			}),
 		},
-		{
-			name:    "resolve",
-			args:    "ESCROW requester|provider",
-			summary: "decide a dispute: pay the escrow to the side named, which co-signs",
-			want:    "an escrow ID and a side (requester or provider)",
-			nargs:   2,
-			run: func(e *env, args []string) error {
+		&cobra.Command{
+			Use:       "resolve ESCROW requester|provider",
+			Short:     "decide a dispute: pay the escrow to the side named, which co-signs",
+			Example:   "  cyxwiz arbiter resolve ESCROW provider\n  cyxwiz arbiter resolve ESCROW requester",
+			Args:      exactArgs(2, "an escrow ID and a side (requester or provider)"),
+			ValidArgs: []string{"requester", "provider"},
+			RunE: run(e, func(args []string) error {
 				// No timeout: the request waits on a ledger transaction.
 				return show(e, 0, func(ctx context.Context, c *api.Client) (api.DisputeInfo, error) {
 					return c.ArbiterResolve(ctx, api.ArbiterResolveParams{Escrow: args[0], Winner: args[1]})
@@ -63,7 +68,7 @@ func arbiterCommand() *command {
 					fmt.Fprintf(e.stdout, "escrow %s paid to the %s (tx %s)\n", d.Escrow, d.Winner, d.Tx)
 					return nil
 				})
-			},
+			}),
 		},
-	}}
+	)
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"github.com/cyxwiz/cyxwiz/indexer"
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // envIndexer names the default explorer address of --indexer.
@@ -52,14 +53,17 @@ func (h daemonHistory) Model(ctx context.Context, id string) (indexdb.Model, err
 }
 
 // indexerFlag registers --indexer.
-func indexerFlag(fs *flag.FlagSet, addr *string) {
-	fs.StringVar(addr, "indexer", os.Getenv(envIndexer),
+func indexerFlag(fs *pflag.FlagSet, addr *string) {
+	fs.StringVar(addr, "indexer", "",
 		"an indexer's explorer address (host:port or URL; default $"+envIndexer+", else the local daemon, which must be an indexer)")
 }
 
-// withHistory runs fn on the history of addr, or of the local daemon
-// when addr is "".
+// withHistory runs fn on the history of addr (else $CYXWIZ_INDEXER), or
+// of the local daemon when both are "".
 func withHistory(e *env, addr string, fn func(context.Context, history) error) error {
+	if addr == "" {
+		addr = os.Getenv(envIndexer)
+	}
 	if addr == "" {
 		return withClient(e, callTimeout, func(ctx context.Context, c *api.Client) error {
 			return fn(ctx, daemonHistory{c})
@@ -67,7 +71,7 @@ func withHistory(e *env, addr string, fn func(context.Context, history) error) e
 	}
 	c, err := indexer.NewClient(addr)
 	if err != nil {
-		return fmt.Errorf("%w: --indexer: %v", errUsage, err)
+		return usagef("--indexer: %v", err)
 	}
 	ctx, stop := signalContext(e.stderr)
 	defer stop()
@@ -90,28 +94,24 @@ func showHistory[T any](e *env, addr string, req func(context.Context, history) 
 	})
 }
 
-func explorerCommand() *command {
-	return &command{name: "explorer", summary: "the swarm's history, from an indexer", sub: []*command{
-		explorerProvidersCommand(),
-		explorerJobsCommand(),
-		explorerPricesCommand(),
-	}}
+func explorerCommand(e *env) *cobra.Command {
+	return group("explorer", "the swarm's history, from an indexer",
+		"  cyxwiz explorer providers --indexer 203.0.113.5:5252 --gpu A100\n  cyxwiz explorer prices --since 168h --bucket 24h",
+		explorerProvidersCommand(e),
+		explorerJobsCommand(e),
+		explorerPricesCommand(e),
+	)
 }
 
-func explorerProvidersCommand() *command {
+func explorerProvidersCommand(e *env) *cobra.Command {
 	var addr, gpu, cursor string
 	var limit int
-	return &command{
-		name:    "providers",
-		args:    "[--indexer ADDR] [--gpu MODEL] [--limit N] [--cursor C]",
-		summary: "providers seen by an indexer: uptime, prices, GPUs and success rate from receipts",
-		flags: func(fs *flag.FlagSet) {
-			indexerFlag(fs, &addr)
-			fs.StringVar(&gpu, "gpu", "", "only providers with a GPU whose model contains this")
-			fs.IntVar(&limit, "limit", 0, "providers per page (default 50, at most 500)")
-			fs.StringVar(&cursor, "cursor", "", "the next page's cursor, as the last page printed it")
-		},
-		run: func(e *env, _ []string) error {
+	c := &cobra.Command{
+		Use:     "providers",
+		Short:   "providers seen by an indexer: uptime, prices, GPUs and success rate from receipts",
+		Example: "  cyxwiz explorer providers --indexer 203.0.113.5:5252 --gpu A100\n  cyxwiz explorer providers --limit 10 --json",
+		Args:    noArgs,
+		RunE: run(e, func([]string) error {
 			return showHistory(e, addr, func(ctx context.Context, h history) (indexdb.Page[indexdb.ProviderSummary], error) {
 				return h.Providers(ctx, indexdb.ProviderQuery{Limit: limit, Cursor: cursor, GPUModel: gpu})
 			}, func(p indexdb.Page[indexdb.ProviderSummary]) error {
@@ -126,26 +126,25 @@ func explorerProvidersCommand() *command {
 				}
 				return flushPage(e, tw.Flush(), p.Next)
 			})
-		},
+		}),
 	}
+	fs := c.Flags()
+	indexerFlag(fs, &addr)
+	fs.StringVar(&gpu, "gpu", "", "only providers with a GPU whose model contains this")
+	fs.IntVar(&limit, "limit", 0, "providers per page (default 50, at most 500)")
+	fs.StringVar(&cursor, "cursor", "", "the next page's cursor, as the last page printed it")
+	return c
 }
 
-func explorerJobsCommand() *command {
+func explorerJobsCommand(e *env) *cobra.Command {
 	var addr, provider, requester, outcome, cursor string
 	var limit int
-	return &command{
-		name:    "jobs",
-		args:    "[--indexer ADDR] [--provider PEER] [--requester PEER] [--outcome O] [--limit N] [--cursor C]",
-		summary: "jobs seen by an indexer, newest first, with their outcomes",
-		flags: func(fs *flag.FlagSet) {
-			indexerFlag(fs, &addr)
-			fs.StringVar(&provider, "provider", "", "only jobs this provider ran")
-			fs.StringVar(&requester, "requester", "", "only jobs of this requester")
-			fs.StringVar(&outcome, "outcome", "", "only jobs that ended so (succeeded, failed, cancelled)")
-			fs.IntVar(&limit, "limit", 0, "jobs per page (default 50, at most 500)")
-			fs.StringVar(&cursor, "cursor", "", "the next page's cursor, as the last page printed it")
-		},
-		run: func(e *env, _ []string) error {
+	c := &cobra.Command{
+		Use:     "jobs",
+		Short:   "jobs seen by an indexer, newest first, with their outcomes",
+		Example: "  cyxwiz explorer jobs --indexer 203.0.113.5:5252 --provider 12D3KooW...\n  cyxwiz explorer jobs --outcome failed --limit 20",
+		Args:    noArgs,
+		RunE: run(e, func([]string) error {
 			return showHistory(e, addr, func(ctx context.Context, h history) (indexdb.Page[indexdb.JobSummary], error) {
 				return h.Jobs(ctx, indexdb.JobQuery{Limit: limit, Cursor: cursor, Provider: provider, Requester: requester, Outcome: outcome})
 			}, func(p indexdb.Page[indexdb.JobSummary]) error {
@@ -156,24 +155,27 @@ func explorerJobsCommand() *command {
 				}
 				return flushPage(e, tw.Flush(), p.Next)
 			})
-		},
+		}),
 	}
+	fs := c.Flags()
+	indexerFlag(fs, &addr)
+	fs.StringVar(&provider, "provider", "", "only jobs this provider ran")
+	fs.StringVar(&requester, "requester", "", "only jobs of this requester")
+	fs.StringVar(&outcome, "outcome", "", "only jobs that ended so (succeeded, failed, cancelled)")
+	fs.IntVar(&limit, "limit", 0, "jobs per page (default 50, at most 500)")
+	fs.StringVar(&cursor, "cursor", "", "the next page's cursor, as the last page printed it")
+	return c
 }
 
-func explorerPricesCommand() *command {
+func explorerPricesCommand(e *env) *cobra.Command {
 	var addr, resource string
 	var since, bucket time.Duration
-	return &command{
-		name:    "prices",
-		args:    "[--indexer ADDR] [--since 24h] [--bucket 1h] [--resource cpu_second|minimum]",
-		summary: "providers' prices over time: the lowest, median and highest in each bucket",
-		flags: func(fs *flag.FlagSet) {
-			indexerFlag(fs, &addr)
-			fs.DurationVar(&since, "since", 24*time.Hour, "how far back")
-			fs.DurationVar(&bucket, "bucket", time.Hour, "the length of each point")
-			fs.StringVar(&resource, "resource", indexdb.ResourceCPUSecond, "the price: per CPU-second, or the minimum per job")
-		},
-		run: func(e *env, _ []string) error {
+	c := &cobra.Command{
+		Use:     "prices",
+		Short:   "providers' prices over time: the lowest, median and highest in each bucket",
+		Example: "  cyxwiz explorer prices --indexer 203.0.113.5:5252 --since 168h --bucket 24h\n  cyxwiz explorer prices --resource minimum --json",
+		Args:    noArgs,
+		RunE: run(e, func([]string) error {
 			now := time.Now().UTC()
 			return showHistory(e, addr, func(ctx context.Context, h history) ([]indexdb.PricePoint, error) {
 				return h.Prices(ctx, indexdb.SeriesQuery{From: now.Add(-since), To: now, Bucket: bucket, Resource: resource})
@@ -184,8 +186,14 @@ func explorerPricesCommand() *command {
 				}
 				return tw.Flush()
 			})
-		},
+		}),
 	}
+	fs := c.Flags()
+	indexerFlag(fs, &addr)
+	fs.DurationVar(&since, "since", 24*time.Hour, "how far back")
+	fs.DurationVar(&bucket, "bucket", time.Hour, "the length of each point")
+	fs.StringVar(&resource, "resource", indexdb.ResourceCPUSecond, "the price: per CPU-second ("+indexdb.ResourceCPUSecond+"), or the minimum per job ("+indexdb.ResourceMinimum+")")
+	return c
 }
 
 // flushPage reports a table's error, or says how to get the next page.

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -14,26 +13,29 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/ipfs/go-cid"
+	"github.com/spf13/cobra"
 )
 
-func jobCommand() *command {
-	return &command{name: "job", summary: "submit and follow compute jobs", sub: []*command{
-		jobSubmitCommand(), jobStatusCommand(), jobListCommand(), jobLogsCommand(), jobCancelCommand(), jobResultCommand(),
-		jobDisputeCommand(),
-	}}
+func jobCommand(e *env) *cobra.Command {
+	return group("job", "submit and follow compute jobs",
+		"  cyxwiz job submit job.json --wait\n  cyxwiz job list\n  cyxwiz job logs ID -f\n  cyxwiz job result ID -o ./out",
+		jobSubmitCommand(e), jobStatusCommand(e), jobListCommand(e), jobLogsCommand(e), jobCancelCommand(e), jobResultCommand(e),
+		jobDisputeCommand(e),
+	)
 }
 
-func jobSubmitCommand() *command {
+func jobSubmitCommand(e *env) *cobra.Command {
 	var wait bool
-	return &command{
-		name:    "submit",
-		args:    "SPEC [--wait]",
-		summary: "submit a job spec (local paths in place of CIDs are added first)",
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&wait, "wait", false, "follow the job and its output until it ends")
-		},
-		want: "one spec file",
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:   "submit SPEC",
+		Short: "submit a job spec (local paths in place of CIDs are added first)",
+		Long: `Submit a job spec (docs/jobs.md) and print the new job's ID. Local paths in place of
+CIDs (wasm.module, train.dataset.cid, inputs[].cid) are added to the content store first.
+With --wait, follow the job's events and output until it ends, then print its result;
+the exit code is 1 unless the job succeeded.`,
+		Example: "  cyxwiz job submit job.json\n  cyxwiz job submit examples/wordcount/spec.json --wait",
+		Args:    exactArgs(1, "one spec file"),
+		RunE: run(e, func(args []string) error {
 			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
 				spec, err := loadSpec(ctx, c, args[0])
 				if err != nil {
@@ -64,8 +66,10 @@ func jobSubmitCommand() *command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
+	c.Flags().BoolVar(&wait, "wait", false, "follow the job and its output until it ends")
+	return c
 }
 
 // loadSpec reads a spec file and replaces local paths in wasm.module,
@@ -229,13 +233,14 @@ func printResult(e *env, j api.JobInfo) {
 	}
 }
 
-func jobStatusCommand() *command {
-	return &command{
-		name:    "status",
-		args:    "ID",
-		summary: "a job's state, history and result",
-		want:    "one job ID",
-		run: func(e *env, args []string) error {
+func jobStatusCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "status ID",
+		Short:             "a job's state, history and result",
+		Example:           "  cyxwiz job status 06BKC7HY2359F08JS8DVVJQTR8\n  cyxwiz job status 06BKC7HY2359F08JS8DVVJQTR8 --json",
+		Args:              exactArgs(1, "one job ID"),
+		ValidArgsFunction: completeJobs(e),
+		RunE: run(e, func(args []string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.JobInfo, error) {
 				return c.JobStatus(ctx, args[0])
 			}, func(j api.JobInfo) error {
@@ -245,15 +250,17 @@ func jobStatusCommand() *command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
 }
 
-func jobListCommand() *command {
-	return &command{
-		name:    "list",
-		summary: "the jobs this node submitted, newest first",
-		run: func(e *env, args []string) error {
+func jobListCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "the jobs this node submitted, newest first",
+		Example: "  cyxwiz job list\n  cyxwiz job list --json",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.JobInfo, error) {
 				return c.JobList(ctx)
 			}, func(list []api.JobInfo) error {
@@ -263,22 +270,19 @@ func jobListCommand() *command {
 				}
 				return tw.Flush()
 			})
-		},
+		}),
 	}
 }
 
-func jobLogsCommand() *command {
+func jobLogsCommand(e *env) *cobra.Command {
 	var followFlag bool
-	return &command{
-		name:    "logs",
-		args:    "ID [-f]",
-		summary: "a job's output; -f follows it until the job ends",
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&followFlag, "f", false, "follow the output until the job ends")
-			fs.BoolVar(&followFlag, "follow", false, "the long form of -f")
-		},
-		want: "one job ID",
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:               "logs ID",
+		Short:             "a job's output; -f follows it until the job ends",
+		Example:           "  cyxwiz job logs 06BKC7HY2359F08JS8DVVJQTR8\n  cyxwiz job logs 06BKC7HY2359F08JS8DVVJQTR8 --follow",
+		Args:              exactArgs(1, "one job ID"),
+		ValidArgsFunction: completeJobs(e),
+		RunE: run(e, func(args []string) error {
 			timeout := callTimeout
 			if followFlag {
 				timeout = 0
@@ -301,17 +305,20 @@ func jobLogsCommand() *command {
 					offset = logs.Next
 				}
 			})
-		},
+		}),
 	}
+	c.Flags().BoolVarP(&followFlag, "follow", "f", false, "follow the output until the job ends")
+	return c
 }
 
-func jobCancelCommand() *command {
-	return &command{
-		name:    "cancel",
-		args:    "ID",
-		summary: "stop a job at whatever stage it is",
-		want:    "one job ID",
-		run: func(e *env, args []string) error {
+func jobCancelCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "cancel ID",
+		Short:             "stop a job at whatever stage it is",
+		Example:           "  cyxwiz job cancel 06BKC7HY2359F08JS8DVVJQTR8",
+		Args:              exactArgs(1, "one job ID"),
+		ValidArgsFunction: completeJobs(e),
+		RunE: run(e, func(args []string) error {
 			return withClient(e, callTimeout, func(ctx context.Context, c *api.Client) error {
 				if _, err := c.JobCancel(ctx, args[0]); err != nil {
 					return err
@@ -319,19 +326,19 @@ func jobCancelCommand() *command {
 				fmt.Fprintf(e.stdout, "cancelling %s\n", args[0])
 				return nil
 			})
-		},
+		}),
 	}
 }
 
-func jobResultCommand() *command {
+func jobResultCommand(e *env) *cobra.Command {
 	var out string
-	return &command{
-		name:    "result",
-		args:    "ID [-o DIR]",
-		summary: "a finished job's result; -o writes each output to DIR/<name>",
-		flags:   func(fs *flag.FlagSet) { fs.StringVar(&out, "o", "", "folder that receives the outputs") },
-		want:    "one job ID",
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:               "result ID",
+		Short:             "a finished job's result; -o writes each output to DIR/<name>",
+		Example:           "  cyxwiz job result 06BKC7HY2359F08JS8DVVJQTR8\n  cyxwiz job result 06BKC7HY2359F08JS8DVVJQTR8 -o ./out",
+		Args:              exactArgs(1, "one job ID"),
+		ValidArgsFunction: completeJobs(e),
+		RunE: run(e, func(args []string) error {
 			p := api.JobResultParams{ID: args[0]}
 			timeout := callTimeout
 			if out != "" {
@@ -355,6 +362,8 @@ func jobResultCommand() *command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
+	c.Flags().StringVarP(&out, "output", "o", "", "`DIR` that receives the outputs")
+	return c
 }

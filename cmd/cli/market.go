@@ -2,21 +2,21 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/spf13/cobra"
 )
 
-func providersCommand() *command {
+func providersCommand(e *env) *cobra.Command {
 	var gpu bool
-	return &command{
-		name:    "providers",
-		args:    "[--gpu]",
-		summary: "list the providers' capacity records found in the DHT",
-		flags:   func(fs *flag.FlagSet) { fs.BoolVar(&gpu, "gpu", false, "only providers that offer GPUs") },
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:     "providers",
+		Short:   "list the providers' capacity records found in the DHT",
+		Example: "  cyxwiz providers\n  cyxwiz providers --gpu --json",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.ProviderInfo, error) {
 				return c.MarketProviders(ctx, api.ProvidersParams{GPU: gpu})
 			}, func(providers []api.ProviderInfo) error {
@@ -32,6 +32,8 @@ func providersCommand() *command {
 				}
 				return tw.Flush()
 			})
-		},
+		}),
 	}
+	c.Flags().BoolVar(&gpu, "gpu", false, "only providers that offer GPUs")
+	return c
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -12,42 +11,38 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/indexer/indexdb"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/spf13/cobra"
 )
 
-func modelCommand() *command {
-	return &command{name: "model", summary: "the model registry: publish trained weights, find them", sub: []*command{
-		modelPublishCommand(),
-		modelListCommand(),
-		modelSearchCommand(),
-		modelShowCommand(),
-	}}
+func modelCommand(e *env) *cobra.Command {
+	return group("model", "the model registry: publish trained weights, find them",
+		"  cyxwiz model publish --job ID --name mnist-mlp --license MIT\n  cyxwiz model search digits\n  cyxwiz model show ID",
+		modelPublishCommand(e),
+		modelListCommand(e),
+		modelSearchCommand(e),
+		modelShowCommand(e),
+	)
 }
 
-func modelPublishCommand() *command {
+func modelPublishCommand(e *env) *cobra.Command {
 	var p api.ModelPublishParams
 	var specFile string
-	return &command{
-		name:     "publish",
-		args:     "[CID] --name NAME [--job ID] [--spec FILE] [--description TEXT] [--license SPDX]",
-		summary:  "sign a model record and publish it to the swarm's indexers (--job ID publishes a train job's result)",
-		want:     "the weights' CID",
-		optional: true,
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&p.Name, "name", "", "the model's name (required)")
-			fs.StringVar(&p.Job, "job", "", "a train job of this node: its weights, spec, metrics and receipt")
-			fs.StringVar(&specFile, "spec", "", "the train spec the weights came from (a job spec or its train section), without --job")
-			fs.StringVar(&p.Description, "description", "", "what the model does")
-			fs.StringVar(&p.License, "license", "", "the weights' license (an SPDX identifier, such as MIT)")
-		},
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:   "publish [CID] --name NAME",
+		Short: "sign a model record and publish it to the swarm's indexers (--job ID publishes a train job's result)",
+		Example: `  cyxwiz model publish --job 06H3SKZWJQW86Y1987YSNJDR9W --name mnist-mlp --license MIT
+  cyxwiz model publish bafkrei... --spec examples/mnist/spec.json --name mnist-mlp`,
+		Args:              optionalArg("the weights' CID"),
+		ValidArgsFunction: completePins(e),
+		RunE: run(e, func(args []string) error {
 			if len(args) == 1 {
 				p.CID = args[0]
 			}
 			if p.Name == "" {
-				return fmt.Errorf("%w: --name is required", errUsage)
+				return usagef("--name is required")
 			}
 			if p.Job == "" && (p.CID == "" || specFile == "") {
-				return fmt.Errorf("%w: give --job ID, or a CID and --spec FILE", errUsage)
+				return usagef("give --job ID, or a CID and --spec FILE")
 			}
 			if specFile != "" {
 				data, err := os.ReadFile(specFile)
@@ -68,15 +63,25 @@ func modelPublishCommand() *command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
+	fs := c.Flags()
+	fs.StringVar(&p.Name, "name", "", "the model's name (required)")
+	fs.StringVar(&p.Job, "job", "", "a train job of this node: its weights, spec, metrics and receipt")
+	fs.StringVar(&specFile, "spec", "", "the train spec the weights came from (a job spec or its train section), without --job")
+	fs.StringVar(&p.Description, "description", "", "what the model does")
+	fs.StringVar(&p.License, "license", "", "the weights' license (an SPDX identifier, such as MIT)")
+	_ = c.RegisterFlagCompletionFunc("job", completeJobs(e))
+	return c
 }
 
-func modelListCommand() *command {
-	return &command{
-		name:    "list",
-		summary: "the model records this node publishes",
-		run: func(e *env, _ []string) error {
+func modelListCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "the model records this node publishes",
+		Example: "  cyxwiz model list\n  cyxwiz model list --json",
+		Args:    noArgs,
+		RunE: run(e, func([]string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.ModelInfo, error) {
 				return c.ModelList(ctx)
 			}, func(ms []api.ModelInfo) error {
@@ -86,25 +91,20 @@ func modelListCommand() *command {
 				}
 				return tw.Flush()
 			})
-		},
+		}),
 	}
 }
 
-func modelSearchCommand() *command {
+func modelSearchCommand(e *env) *cobra.Command {
 	var addr, publisher, cursor string
 	var limit int
-	return &command{
-		name:    "search",
-		args:    "TEXT [--indexer ADDR] [--publisher PEER] [--limit N] [--cursor C]",
-		summary: "find model records by name or description, newest first",
-		want:    "the text to look for",
-		flags: func(fs *flag.FlagSet) {
-			indexerFlag(fs, &addr)
-			fs.StringVar(&publisher, "publisher", "", "only models this peer published")
-			fs.IntVar(&limit, "limit", 0, "models per page (default 50, at most 500)")
-			fs.StringVar(&cursor, "cursor", "", "the next page's cursor, as the last page printed it")
-		},
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:               "search TEXT",
+		Short:             "find model records by name or description, newest first",
+		Example:           "  cyxwiz model search digits --indexer 203.0.113.5:5252\n  cyxwiz model search mnist --limit 10 --json",
+		Args:              exactArgs(1, "the text to look for"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: run(e, func(args []string) error {
 			return showHistory(e, addr, func(ctx context.Context, h history) (indexdb.Page[indexdb.Model], error) {
 				return h.Models(ctx, indexdb.ModelQuery{Text: args[0], Publisher: publisher, Limit: limit, Cursor: cursor})
 			}, func(p indexdb.Page[indexdb.Model]) error {
@@ -115,19 +115,25 @@ func modelSearchCommand() *command {
 				}
 				return flushPage(e, tw.Flush(), p.Next)
 			})
-		},
+		}),
 	}
+	fs := c.Flags()
+	indexerFlag(fs, &addr)
+	fs.StringVar(&publisher, "publisher", "", "only models this peer published")
+	fs.IntVar(&limit, "limit", 0, "models per page (default 50, at most 500)")
+	fs.StringVar(&cursor, "cursor", "", "the next page's cursor, as the last page printed it")
+	return c
 }
 
-func modelShowCommand() *command {
+func modelShowCommand(e *env) *cobra.Command {
 	var addr string
-	return &command{
-		name:    "show",
-		args:    "ID [--indexer ADDR]",
-		summary: "a model record: weights, train spec, metrics, the job and receipt behind it",
-		want:    "a model ID",
-		flags:   func(fs *flag.FlagSet) { indexerFlag(fs, &addr) },
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:               "show ID",
+		Short:             "a model record: weights, train spec, metrics, the job and receipt behind it",
+		Example:           "  cyxwiz model show 5f3c... --indexer 203.0.113.5:5252\n  cyxwiz model show 5f3c... --json",
+		Args:              exactArgs(1, "a model ID"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: run(e, func(args []string) error {
 			return showHistory(e, addr, func(ctx context.Context, h history) (indexdb.Model, error) {
 				return h.Model(ctx, args[0])
 			}, func(m indexdb.Model) error {
@@ -142,8 +148,10 @@ func modelShowCommand() *command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
+	indexerFlag(c.Flags(), &addr)
+	return c
 }
 
 // shortID cuts a hex ID to a length that still tells records apart.

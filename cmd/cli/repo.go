@@ -1,36 +1,31 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
 
 	"github.com/cyxwiz/cyxwiz/node"
+	"github.com/spf13/cobra"
 )
 
-func initCommand() *command {
+func initCommand(e *env) *cobra.Command {
 	var (
 		apiAddr   string
-		listen    listFlag
-		bootstrap listFlag
+		listen    []string
+		bootstrap []string
 		swarmKey  string
 		profile   string
 		role      string
 	)
-	return &command{
-		name:    "init",
-		args:    "[--api-addr HOST:PORT] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--profile default|local] [--role peer|indexer]",
-		summary: "create a repo: peer key, config, wallet keypair, API token",
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&apiAddr, "api-addr", "", "API address (host:port, port 0 picks a free one)")
-			fs.Var(&listen, "listen", "swarm listen multiaddr (repeatable; port 0 picks a free one)")
-			fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr ending in /p2p/ID (repeatable)")
-			fs.StringVar(&swarmKey, "swarm-key", "", "swarm key file: join only the private swarm holding this key")
-			fs.StringVar(&profile, "profile", "default", "default (public node) or local (loopback only, free ports, no LAN or NAT traffic)")
-			fs.StringVar(&role, "role", node.RolePeer, "peer or indexer (an indexer also relays)")
-		},
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "create a repo: peer key, config, wallet keypair, API token",
+		Example: `  cyxwiz init
+  cyxwiz --repo /srv/node1 init --profile local --api-addr 127.0.0.1:0
+  cyxwiz init --swarm-key swarm.key --bootstrap /ip4/10.0.0.5/tcp/4250/p2p/12D3KooW...`,
+		Args: noArgs,
+		RunE: run(e, func(args []string) error {
 			var cfg node.Config
 			switch profile {
 			case "default":
@@ -38,7 +33,7 @@ func initCommand() *command {
 			case "local":
 				cfg = node.LocalConfig()
 			default:
-				return fmt.Errorf("%w: --profile %q is not one of default, local", errUsage, profile)
+				return usagef("--profile %q is not one of default, local", profile)
 			}
 			cfg.Role = role
 			if apiAddr != "" {
@@ -67,29 +62,42 @@ func initCommand() *command {
 			}
 			fmt.Fprintf(e.stdout, "initialized repo %s\npeer id: %s\n", e.repo, id)
 			return nil
-		},
+		}),
 	}
+	fs := c.Flags()
+	fs.StringVar(&apiAddr, "api-addr", "", "API address (host:port, port 0 picks a free one; default "+node.DefaultAPIAddr+")")
+	fs.StringArrayVar(&listen, "listen", nil, "swarm listen multiaddr (repeatable; port 0 picks a free one)")
+	fs.StringArrayVar(&bootstrap, "bootstrap", nil, "bootstrap peer multiaddr ending in /p2p/ID (repeatable)")
+	fs.StringVar(&swarmKey, "swarm-key", "", "swarm key file: join only the private swarm holding this key")
+	fs.StringVar(&profile, "profile", "default", "default (public node) or local (loopback only, free ports, no LAN or NAT traffic)")
+	fs.StringVar(&role, "role", node.RolePeer, "peer or indexer (an indexer also relays)")
+	return c
 }
 
-func configCommand() *command {
-	return &command{name: "config", summary: "the repo's configuration", sub: []*command{{
-		name:    "show",
-		summary: "print the repo's config file, every key included",
-		run: func(e *env, args []string) error {
+func configCommand(e *env) *cobra.Command {
+	return group("config", "the repo's configuration", "  cyxwiz config show", &cobra.Command{
+		Use:     "show",
+		Short:   "print the repo's config file, every key included",
+		Example: "  cyxwiz config show\n  cyxwiz --repo /srv/node1 config show",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			cfg, err := node.LoadConfig(e.repo + "/" + node.ConfigFile)
 			if err != nil {
 				return err
 			}
 			return e.printJSON(cfg)
-		},
-	}}}
+		}),
+	})
 }
 
-func versionCommand() *command {
-	return &command{
-		name:    "version",
-		summary: "print the version, the commit and the build tags",
-		run: func(e *env, _ []string) error {
+func versionCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "print the version, the commit and the build tags",
+		Example: "  cyxwiz version\n  cyxwiz --version\n  cyxwiz version --json",
+		Args:    noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			e.ran = true
 			printVersion(e)
 			return nil
 		},

@@ -3,20 +3,22 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/p2p"
+	"github.com/spf13/cobra"
 )
 
-func idCommand() *command {
-	return &command{
-		name:    "id",
-		summary: "peer ID, listen addresses, role and version of the running node",
-		run: func(e *env, args []string) error {
+func idCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "id",
+		Short:   "peer ID, listen addresses, role and version of the running node",
+		Example: "  cyxwiz id\n  cyxwiz --repo /srv/node1 id --json",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.NodeInfo, error) {
 				return c.NodeInfo(ctx)
 			}, func(info api.NodeInfo) error {
@@ -27,15 +29,28 @@ func idCommand() *command {
 				}
 				return nil
 			})
-		},
+		}),
 	}
 }
 
-func swarmPeersCommand() *command {
-	return &command{
-		name:    "peers",
-		summary: "list connected peers",
-		run: func(e *env, args []string) error {
+func swarmCommand(e *env) *cobra.Command {
+	return group("swarm", "peers of this node and private swarm keys",
+		"  cyxwiz swarm peers\n  cyxwiz swarm connect /ip4/10.0.0.5/tcp/4250/p2p/12D3KooW...\n  cyxwiz swarm key gen -o swarm.key",
+		swarmPeersCommand(e),
+		swarmConnectCommand(e),
+		swarmDisconnectCommand(e),
+		swarmEventsCommand(e),
+		group("key", "pre-shared keys for private swarms", "  cyxwiz swarm key gen -o swarm.key", swarmKeyGenCommand(e)),
+	)
+}
+
+func swarmPeersCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "peers",
+		Short:   "list connected peers",
+		Example: "  cyxwiz swarm peers\n  cyxwiz swarm peers --json",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.Peer, error) {
 				return c.SwarmPeers(ctx)
 			}, func(peers []api.Peer) error {
@@ -45,34 +60,36 @@ func swarmPeersCommand() *command {
 				}
 				return tw.Flush()
 			})
-		},
+		}),
 	}
 }
 
-func swarmConnectCommand() *command {
-	return &command{
-		name:    "connect",
-		args:    "MULTIADDR",
-		summary: "dial a peer (a multiaddr ending in /p2p/ID)",
-		want:    "one multiaddr",
-		run: func(e *env, args []string) error {
+func swarmConnectCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "connect MULTIADDR",
+		Short:             "dial a peer (a multiaddr ending in /p2p/ID)",
+		Example:           "  cyxwiz swarm connect /ip4/10.0.0.5/tcp/4250/p2p/12D3KooW...",
+		Args:              exactArgs(1, "one multiaddr"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: run(e, func(args []string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.SwarmConnectResult, error) {
 				return c.SwarmConnect(ctx, args[0])
 			}, func(res api.SwarmConnectResult) error {
 				fmt.Fprintf(e.stdout, "connected to %s\n", res.ID)
 				return nil
 			})
-		},
+		}),
 	}
 }
 
-func swarmDisconnectCommand() *command {
-	return &command{
-		name:    "disconnect",
-		args:    "PEER_ID",
-		summary: "close every connection to a peer",
-		want:    "one peer ID",
-		run: func(e *env, args []string) error {
+func swarmDisconnectCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "disconnect PEER_ID",
+		Short:             "close every connection to a peer",
+		Example:           "  cyxwiz swarm disconnect 12D3KooWPAegP3CjnFRJbeZvSoCeBbuzsP61P8YzUa4vFdRYa5vf",
+		Args:              exactArgs(1, "one peer ID"),
+		ValidArgsFunction: completePeers(e),
+		RunE: run(e, func(args []string) error {
 			return withClient(e, callTimeout, func(ctx context.Context, c *api.Client) error {
 				if err := c.SwarmDisconnect(ctx, args[0]); err != nil {
 					return err
@@ -80,15 +97,17 @@ func swarmDisconnectCommand() *command {
 				fmt.Fprintf(e.stdout, "disconnected from %s\n", args[0])
 				return nil
 			})
-		},
+		}),
 	}
 }
 
-func swarmEventsCommand() *command {
-	return &command{
-		name:    "events",
-		summary: "follow peers connecting and disconnecting until interrupted",
-		run: func(e *env, args []string) error {
+func swarmEventsCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "events",
+		Short:   "follow peers connecting and disconnecting until interrupted",
+		Example: "  cyxwiz swarm events\n  cyxwiz swarm events --json",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
 				sub, err := c.SubscribePeers(ctx)
 				if err != nil {
@@ -111,20 +130,18 @@ func swarmEventsCommand() *command {
 				}
 				return sub.Err()
 			})
-		},
+		}),
 	}
 }
 
-func swarmKeyGenCommand() *command {
+func swarmKeyGenCommand(e *env) *cobra.Command {
 	var out string
-	return &command{
-		name:    "gen",
-		args:    "[-o FILE]",
-		summary: "print a new pre-shared key for a private swarm",
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&out, "o", "", "write the key to FILE (mode 0600) instead of standard output")
-		},
-		run: func(e *env, args []string) error {
+	c := &cobra.Command{
+		Use:     "gen",
+		Short:   "print a new pre-shared key for a private swarm",
+		Example: "  cyxwiz swarm key gen -o swarm.key\n  cyxwiz swarm key gen > swarm.key",
+		Args:    noArgs,
+		RunE: run(e, func(args []string) error {
 			key, err := p2p.GenerateSwarmKey()
 			if err != nil {
 				return err
@@ -142,6 +159,8 @@ func swarmKeyGenCommand() *command {
 				return fmt.Errorf("write swarm key: %w", err)
 			}
 			return f.Close()
-		},
+		}),
 	}
+	c.Flags().StringVarP(&out, "output", "o", "", "write the key to FILE (mode 0600) instead of standard output")
+	return c
 }
