@@ -25,7 +25,7 @@ func addCommand(e *env) *cobra.Command {
 	var quiet bool
 	c := &cobra.Command{
 		Use:     "add PATH",
-		Short:   "add a file or directory as UnixFS, pin it and print its CID",
+		Short:   "add a file or directory as UnixFS, pin it and print its CID (the CLI reads PATH and streams it to the daemon)",
 		Example: "  cyxwiz add data.csv\n  cyxwiz add -q ./dataset/",
 		Args:    exactArgs(1, "one path"),
 		RunE: run(e, func(args []string) error {
@@ -38,10 +38,10 @@ func addCommand(e *env) *cobra.Command {
 				return err
 			}
 			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
-				params := api.ContentAddParams{Path: path}
+				var opts api.StreamOptions
 				var stopBar func()
-				params.Progress, stopBar = startProgress(ctx, c, e.stderr, !quiet && size >= progressFloor)
-				res, err := c.ContentAdd(ctx, params)
+				opts.Progress, stopBar = startProgress(ctx, c, e.stderr, !quiet && size >= progressFloor)
+				res, err := c.AddPath(ctx, path, opts)
 				stopBar()
 				if err != nil {
 					return err
@@ -80,14 +80,15 @@ func getCommand(e *env) *cobra.Command {
 				return err
 			}
 			return withClient(e, 0, func(ctx context.Context, c *api.Client) error {
-				params := api.ContentGetParams{CID: args[0], Output: output}
+				var opts api.StreamOptions
 				var stopBar func()
-				params.Progress, stopBar = startProgress(ctx, c, e.stderr, true)
-				res, err := c.ContentGet(ctx, params)
+				opts.Progress, stopBar = startProgress(ctx, c, e.stderr, true)
+				n, err := c.GetTo(ctx, args[0], output, opts)
 				stopBar()
 				if err != nil {
 					return err
 				}
+				res := api.ContentGetResult{CID: args[0], Output: output, Bytes: n}
 				if e.json {
 					return e.printJSON(res)
 				}
@@ -115,22 +116,10 @@ func catCommand(e *env) *cobra.Command {
 	}
 }
 
-// catTo copies a file to w in API-sized pieces.
+// catTo streams a file to w.
 func catTo(ctx context.Context, c *api.Client, cid string, w io.Writer) error {
-	var offset int64
-	for {
-		res, err := c.ContentCat(ctx, api.ContentCatParams{CID: cid, Offset: offset})
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(res.Data); err != nil {
-			return err
-		}
-		offset += int64(len(res.Data))
-		if res.EOF || len(res.Data) == 0 {
-			return nil
-		}
-	}
+	_, err := c.Cat(ctx, cid, 0, -1, w, api.StreamOptions{})
+	return err
 }
 
 func pinCommand(e *env) *cobra.Command {

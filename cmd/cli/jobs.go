@@ -104,7 +104,7 @@ func loadSpec(ctx context.Context, c *api.Client, file string) (json.RawMessage,
 		if _, err := os.Stat(abs); err != nil {
 			return nil, fmt.Errorf("%s: %q is neither a CID nor a local path (%w)", field, s, err)
 		}
-		res, err := c.ContentAdd(ctx, api.ContentAddParams{Path: abs})
+		res, err := c.AddPath(ctx, abs, api.StreamOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("%s: add %s: %w", field, abs, err)
 		}
@@ -339,25 +339,27 @@ func jobResultCommand(e *env) *cobra.Command {
 		Args:              exactArgs(1, "one job ID"),
 		ValidArgsFunction: completeJobs(e),
 		RunE: run(e, func(args []string) error {
-			p := api.JobResultParams{ID: args[0]}
 			timeout := callTimeout
+			var dir string
 			if out != "" {
 				abs, err := filepath.Abs(out)
 				if err != nil {
 					return err
 				}
-				p.Output = abs
-				timeout = 0 // the outputs are fetched into p.Output
+				dir = abs
+				timeout = 0 // the outputs are fetched and written here
 			}
+			var names []string
 			return show(e, timeout, func(ctx context.Context, c *api.Client) (api.JobInfo, error) {
-				return c.JobResult(ctx, p)
+				j, err := c.JobResult(ctx, api.JobResultParams{ID: args[0]})
+				if err != nil || dir == "" {
+					return j, err
+				}
+				names, err = writeOutputs(ctx, c, j, dir)
+				return j, err
 			}, func(j api.JobInfo) error {
 				printResult(e, j)
-				if p.Output != "" {
-					var names []string
-					for _, o := range j.Result.Outputs {
-						names = append(names, filepath.Join(p.Output, o.Name))
-					}
+				if dir != "" {
 					fmt.Fprintf(e.stdout, "wrote %s\n", strings.Join(names, ", "))
 				}
 				return nil
@@ -366,4 +368,27 @@ func jobResultCommand(e *env) *cobra.Command {
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "`DIR` that receives the outputs")
 	return c
+}
+
+// writeOutputs streams each output of a finished job to dir/<name>, on
+// this machine, and returns the paths written.
+func writeOutputs(ctx context.Context, c *api.Client, j api.JobInfo, dir string) ([]string, error) {
+	if j.Result == nil {
+		return nil, fmt.Errorf("job %s has no result", j.ID)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, o := range j.Result.Outputs {
+		if !filepath.IsLocal(o.Name) || strings.ContainsAny(o.Name, `/\`) {
+			return names, fmt.Errorf("output name %q is not a plain name", o.Name)
+		}
+		path := filepath.Join(dir, o.Name)
+		if _, err := c.GetTo(ctx, o.CID, path, api.StreamOptions{}); err != nil {
+			return names, fmt.Errorf("output %s: %w", o.Name, err)
+		}
+		names = append(names, path)
+	}
+	return names, nil
 }
