@@ -72,7 +72,6 @@ type Options struct {
 // a method that does not exist.
 const UnknownMethod = "unknown"
 
-
 // Server dispatches JSON-RPC requests to registered methods. Register every
 // method before serving; Close ends the WebSocket connections it holds.
 type Server struct {
