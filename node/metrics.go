@@ -15,8 +15,11 @@ import (
 )
 
 // metricsServer serves the node's metrics at /metrics on metrics.addr,
-// on a listener of its own, from the first service New starts to the
-// last Close stops: a scrape during start or shutdown sees what is there.
+// on a listener of its own. Like the API, two services share it:
+// metricsPort, among the first New starts, binds the port, so that a port
+// in use is reported before any swarm work; metricsServing, started by
+// Start just before the API, serves it and is closed just after the API,
+// before the subsystems whose counts it reads.
 type metricsServer struct {
 	cfg     MetricsConfig
 	metrics *metrics.Metrics
@@ -26,33 +29,52 @@ type metricsServer struct {
 	served  chan struct{}
 }
 
-// Start listens on metrics.addr and serves.
-func (s *metricsServer) Start(context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+// addr returns the address the metrics are served on.
+func (s *metricsServer) addr() string { return s.ln.Addr().String() }
+
+// metricsPort binds the metrics port.
+type metricsPort struct{ *metricsServer }
+
+// Start listens on metrics.addr.
+func (p metricsPort) Start(context.Context) error {
+	ln, err := net.Listen("tcp", p.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("metrics.addr %s: %w", s.cfg.Addr, err)
+		return fmt.Errorf("metrics.addr %s: %w", p.cfg.Addr, err)
 	}
-	loopback := metrics.Loopback(ln.Addr().String())
+	p.ln = ln
+	return nil
+}
+
+// Close releases the port of a server that never served; once served,
+// the server's shutdown has closed it already.
+func (p metricsPort) Close() error {
+	p.ln.Close()
+	return nil
+}
+
+// metricsServing serves the metrics.
+type metricsServing struct{ *metricsServer }
+
+// Start serves on the bound port.
+func (s metricsServing) Start(context.Context) error {
+	loopback := metrics.Loopback(s.addr())
 	if !loopback {
-		s.log.Warn("metrics served to other machines", "addr", ln.Addr().String())
+		s.log.Warn("metrics served to other machines", "addr", s.addr())
 	}
-	s.ln = ln
 	s.http = s.metrics.Server(s.log, loopback)
 	s.served = make(chan struct{})
+	ln := rpc.LimitListener(s.ln, metrics.MaxConnections)
 	go func() {
 		defer close(s.served)
-		if err := s.http.Serve(rpc.LimitListener(ln, metrics.MaxConnections)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("metrics server stopped", "error", err)
 		}
 	}()
 	return nil
 }
 
-// addr returns the address the metrics are served on.
-func (s *metricsServer) addr() string { return s.ln.Addr().String() }
-
 // Close stops the server.
-func (s *metricsServer) Close() error {
+func (s metricsServing) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var err error

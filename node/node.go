@@ -61,7 +61,8 @@ type Node struct {
 	closeErr  error
 }
 
-// New builds a node: it binds the API port, starts the host, opens the
+// New builds a node: it binds the metrics port (with metrics.addr) and
+// the API port, starts the host, opens the
 // content store, the ledger account and the job store, and registers the
 // API methods, but serves nothing until Start. ctx bounds the work of
 // New (GPU detection among it); what New starts runs until Close.
@@ -101,7 +102,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 	if cfg.Metrics.Addr != "" {
 		m = metrics.New(Version)
 		n.metrics = &metricsServer{cfg: cfg.Metrics, metrics: m, log: log.With("system", "metrics")}
-		first = append(first, n.metrics)
+		first = append(first, metricsPort{n.metrics})
 	}
 	n.api = newAPIServer(cfg.API, p.Repo, token, log, m)
 	hs := &hostService{params: p2p.Params{
@@ -201,7 +202,8 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 }
 
 // Start bootstraps the host, starts the capacity advertiser and the jobs
-// engine, then serves the API and writes the API address file. ctx
+// engine, serves the metrics (with metrics.addr), then serves the API and
+// writes the API address file. ctx
 // bounds the start only. When Start fails, what it started is closed
 // again; Close closes the rest.
 func (n *Node) Start(ctx context.Context) error {
@@ -213,6 +215,9 @@ func (n *Node) Start(ctx context.Context) error {
 	services = append(services, engineService{n.jobs}, n.models)
 	if n.index != nil {
 		services = append(services, indexerRunning{n.index})
+	}
+	if n.metrics != nil {
+		services = append(services, metricsServing{n.metrics})
 	}
 	services = append(services, apiServing{n.api})
 	if err := n.life.start(ctx, services...); err != nil {
@@ -238,9 +243,9 @@ func (n *Node) MetricsAddr() string {
 func (n *Node) Host() *p2p.Host { return n.host }
 
 // Close stops the node in reverse order of start: API (first DIR/api is
-// removed), jobs engine, capacity advertiser, executors and job store,
-// content store, peer event feed, host, API port. It is safe to call more
-// than once.
+// removed), metrics server, jobs engine, capacity advertiser, executors
+// and job store, content store, peer event feed, host, API port, metrics
+// port. It is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() { n.closeErr = n.life.close() })
 	return n.closeErr
