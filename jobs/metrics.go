@@ -36,7 +36,7 @@ type Metrics interface {
 
 // Causes of a re-auction, the values Metrics.Reauctioned receives.
 const (
-	// CauseNoBids: an auction closed without a bid that could be awarded.
+	// CauseNoBids: an auction closed without a valid bid.
 	CauseNoBids = "no_bids"
 	// CauseAwardRefused: the bidder refused the award or sent no ack.
 	CauseAwardRefused = "award_refused"
