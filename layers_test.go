@@ -44,6 +44,31 @@ var foreignRules = []struct {
 	{"indexer/indexdb/pgdb", false, []string{"github.com/jackc/pgx/v5"}, "the PostgreSQL database goes through pgx"},
 }
 
+// prometheusMay lists the packages that may import Prometheus: the
+// metrics package, and the host, which hands libp2p its registerer. The
+// others report through narrow hooks of their own (docs/metrics.md).
+var prometheusMay = []string{"node/metrics", "p2p"}
+
+// TestPrometheusImports guards that metrics stay behind prometheusMay.
+func TestPrometheusImports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, ok := strings.CutPrefix(fields[0], module)
+		if !ok || slices.Contains(prometheusMay, pkg) {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if strings.HasPrefix(imp, "github.com/prometheus/") {
+				t.Errorf("%s imports %s: only %v import Prometheus; the others report through hooks", pkg, imp, prometheusMay)
+			}
+		}
+	}
+}
+
 // TestForeignImports guards the imports from outside the module of the
 // packages foreignRules names.
 func TestForeignImports(t *testing.T) {

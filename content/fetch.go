@@ -81,7 +81,9 @@ func (s *Store) fetch(ctx context.Context, root cid.Cid, progress Progress) (int
 }
 
 // fetchWithin is fetch receiving at most limit bytes (0: no bound).
-func (s *Store) fetchWithin(ctx context.Context, root cid.Cid, progress Progress, limit int64) (int64, error) {
+func (s *Store) fetchWithin(ctx context.Context, root cid.Cid, progress Progress, limit int64) (n int64, err error) {
+	start := time.Now()
+	defer func() { s.observeFetch(start, err) }()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	t := &transfer{s: s, limit: limit, last: time.Now(), progress: progress}
@@ -108,6 +110,8 @@ func (s *Store) fetchWithin(ctx context.Context, root cid.Cid, progress Progress
 
 	if has, _ := s.bstore.Has(ctx, root); !has {
 		err := s.streamFetch(ctx, root, func(b blocks.Block) error {
+			s.counts.streamBlocksIn.Add(1)
+			s.counts.streamBytesIn.Add(uint64(len(b.RawData())))
 			return t.received(ctx, int64(len(b.RawData())))
 		})
 		if err != nil {

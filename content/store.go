@@ -56,6 +56,9 @@ type Params struct {
 	Config Config
 	// Logger receives the store's log lines.
 	Logger *slog.Logger
+	// ObserveFetch, when set, is told of every fetch of a DAG from peers
+	// (Fetch, Pin, Get, Read): how long it took and how it ended.
+	ObserveFetch func(d time.Duration, err error)
 }
 
 // Store is a node's content: blocks on disk, bitswap, pins.
@@ -67,6 +70,8 @@ type Store struct {
 	routing routing.Routing
 	// serving bounds the DAG streams served at once.
 	serving chan struct{}
+	counts  counters
+	onFetch func(time.Duration, error)
 
 	packs   *packstore.Store
 	bstore  blockstore.Blockstore
@@ -125,7 +130,7 @@ func Open(p Params) (*Store, error) {
 	bs := &verifyingBlockstore{Blockstore: packs, log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{dir: p.Dir, cfg: p.Config, log: log, host: p.Host, routing: p.Routing, serving: make(chan struct{}, maxServing),
-		packs: packs, bstore: bs, meta: meta, ctx: ctx, cancel: cancel}
+		packs: packs, bstore: bs, meta: meta, ctx: ctx, cancel: cancel, onFetch: p.ObserveFetch}
 
 	var finder routing.ContentDiscovery
 	if p.Routing != nil {

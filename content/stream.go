@@ -214,6 +214,8 @@ func (s *Store) serveDAG(st network.Stream) {
 		if err := writeBytes(w, data); err != nil {
 			return nil, err
 		}
+		s.counts.streamBlocksOut.Add(1)
+		s.counts.streamBytesOut.Add(uint64(len(data)))
 		if !deep || c.Prefix().Codec == cid.Raw {
 			return nil, nil
 		}

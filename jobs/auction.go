@@ -67,11 +67,14 @@ func (rq *requester) auction(ctx context.Context, j *Job) ([]market.Candidate, e
 		case c := <-bids:
 			if err := market.CheckBid(c.bid, c.signer, a, time.Now()); err != nil {
 				rq.log.Warn("bid rejected", "job", j.ID, "provider", c.signer, "error", err)
+				rq.p.Metrics.BidReceived(false)
 				continue
 			}
 			if excluded[c.bid.Provider] {
+				rq.p.Metrics.BidReceived(false)
 				continue
 			}
+			rq.p.Metrics.BidReceived(true)
 			out = append(out, rq.candidate(c))
 			if len(out) >= rq.cfg.EnoughBids {
 				return out, nil
@@ -192,6 +195,7 @@ func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate
 		}
 		rq.notify(j2, "to "+c.Bid.Provider)
 		ack, err := rq.sendAward(ctx, prov, w)
+		rq.p.Metrics.Awarded(err == nil && ack.Accepted)
 		if err == nil && ack.Accepted {
 			j3, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateRunning, "acked by "+c.Bid.Provider) })
 			if err == nil {
@@ -223,6 +227,7 @@ func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate
 		if err != nil {
 			return false
 		}
+		rq.p.Metrics.Reauctioned(CauseAwardRefused)
 		rq.notify(back, c.Bid.Provider+": "+reason)
 	}
 	return false

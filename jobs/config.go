@@ -102,7 +102,9 @@ type Params struct {
 	// Settlement pays priced jobs through escrows on a ledger; nil: no
 	// payments are settled.
 	Settlement *Settlement
-	Logger     *slog.Logger
+	// Metrics receives the engine's counts; nil counts nothing.
+	Metrics Metrics
+	Logger  *slog.Logger
 }
 
 // LogLine is a piece of a job's output, streamed as it is written.

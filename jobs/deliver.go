@@ -107,13 +107,16 @@ func (pv *provider) releaseContent(j *Job) {
 }
 
 func (pv *provider) moveProvided(j *Job, to market.State, detail string) {
+	from := j.State
 	if err := j.move(to, detail); err != nil {
 		pv.log.Warn("provider job state", "job", j.ID, "error", err)
 		return
 	}
 	if err := pv.store.put(j); err != nil {
 		pv.log.Error("store provider job", "job", j.ID, "error", err)
+		return
 	}
+	pv.moved(j, from)
 }
 
 // recoverProvided handles a job left unfinished by a restart: a job that

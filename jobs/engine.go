@@ -67,6 +67,9 @@ func New(p Params) (*Engine, error) {
 	if p.Notify == nil {
 		p.Notify = func(string, any) {}
 	}
+	if p.Metrics == nil {
+		p.Metrics = noMetrics{}
+	}
 	if p.Config.MaxLogBytes <= 0 {
 		p.Config.MaxLogBytes = DefaultConfig().MaxLogBytes
 	}
@@ -255,12 +258,15 @@ func (c *core) update(id string, fn func(*Job) error) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	from, escrows := j.State, escrowStates(j)
 	if err := fn(j); err != nil {
 		return j, err
 	}
 	if err := c.store.put(j); err != nil {
 		return j, err
 	}
+	c.moved(j, from)
+	c.escrowsMoved(j, escrows)
 	if c.afterUpdate != nil {
 		c.afterUpdate(j)
 	}

@@ -172,7 +172,9 @@ func (pv *provider) readAnnouncements() {
 			}
 		}
 		pv.spawn(func() {
-			if err := pv.sendBid(a, bid); err != nil {
+			err := pv.sendBid(a, bid)
+			pv.p.Metrics.BidSent(err == nil)
+			if err != nil {
 				pv.log.Debug("bid not delivered", "job", a.JobID, "error", err)
 			}
 		})
@@ -337,6 +339,7 @@ func (pv *provider) register(award market.Award, capacity market.Capacity, from 
 	if err := pv.store.put(j); err != nil {
 		return acceptedRun{}, fmt.Errorf("cannot record the job: %w", err)
 	}
+	pv.p.Metrics.JobMoved(RoleProvider, "", j.State, 0)
 	ctx, cancel := context.WithDeadline(pv.ctx, award.Deadline)
 	pv.running[key] = cancel
 	pv.load.Queued++

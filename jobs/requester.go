@@ -80,6 +80,7 @@ func (rq *requester) Submit(spec market.Spec) (*Job, error) {
 	if err := rq.store.put(j); err != nil {
 		return nil, fmt.Errorf("store job: %w", err)
 	}
+	rq.p.Metrics.JobMoved(RoleRequester, "", j.State, 0)
 	rq.notify(j, "")
 	rq.startRequester(j.ID)
 	return j, nil
@@ -201,12 +202,16 @@ func (rq *requester) runRequester(ctx context.Context, id string) {
 		case <-ctx.Done():
 			continue
 		}
+		rq.p.Metrics.AuctionOpened()
 		bids, err := rq.auction(ctx, j)
 		if err != nil && ctx.Err() == nil {
 			rq.log.Warn("auction failed", "job", id, "error", err)
 		}
 		awarded := len(bids) > 0 && rq.award(ctx, j, bids)
 		<-rq.slots
+		if len(bids) == 0 && ctx.Err() == nil {
+			rq.p.Metrics.Reauctioned(CauseNoBids)
+		}
 		if !awarded && ctx.Err() == nil {
 			select {
 			case <-ctx.Done():

@@ -38,7 +38,7 @@ func (rq *requester) awaitResult(ctx context.Context, j *Job) bool {
 			return true
 		case <-timer.C:
 			rq.sendCancel(cur, "result deadline passed")
-			rq.requeue(cur, "provider "+cur.Provider+" sent no result by the deadline")
+			rq.requeue(cur, CauseNoResult, "provider "+cur.Provider+" sent no result by the deadline")
 			return false
 		case <-arrived:
 		case <-check.C:
@@ -51,7 +51,7 @@ func (rq *requester) awaitResult(ctx context.Context, j *Job) bool {
 				lostSince = time.Now()
 			}
 			if time.Since(lostSince) >= rq.cfg.ProviderLost {
-				rq.requeue(cur, "provider "+cur.Provider+" unreachable for "+rq.cfg.ProviderLost.String())
+				rq.requeue(cur, CauseProviderLost, "provider "+cur.Provider+" unreachable for "+rq.cfg.ProviderLost.String())
 				return false
 			}
 		}
@@ -84,8 +84,9 @@ func (rq *requester) reachable(ctx context.Context, j *Job) bool {
 	return err == nil && h.Connect(ctx, found) == nil
 }
 
-// requeue excludes the job's provider and sends the job back to bidding.
-func (rq *requester) requeue(j *Job, reason string) {
+// requeue excludes the job's provider and sends the job back to bidding,
+// for cause (one of the Cause values).
+func (rq *requester) requeue(j *Job, cause, reason string) {
 	j, err := rq.update(j.ID, func(j *Job) error {
 		j.Excluded = append(j.Excluded, j.Provider)
 		j.WaitingSince = time.Now().UTC()
@@ -93,6 +94,7 @@ func (rq *requester) requeue(j *Job, reason string) {
 		return j.move(market.StateBidding, reason)
 	})
 	if err == nil {
+		rq.p.Metrics.Reauctioned(cause)
 		rq.count(j.Excluded[len(j.Excluded)-1], false)
 		rq.notify(j, reason)
 	}
@@ -110,7 +112,7 @@ func (rq *requester) takeResult(ctx context.Context, j *Job) bool {
 		return rq.fetchOutputs(ctx, j2)
 	}
 	if r.ExitCode == providerFault {
-		rq.requeue(j, "provider failed: "+r.Reason)
+		rq.requeue(j, CauseProviderFault, "provider failed: "+r.Reason)
 		return false
 	}
 	j2, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateFailed, r.Reason) })
@@ -147,7 +149,7 @@ func (rq *requester) fetchOutputs(ctx context.Context, j *Job) bool {
 			}
 			// The outputs are gone with their provider, or it sent more
 			// than the spec allows: run the job again elsewhere.
-			rq.requeue(j, fmt.Sprintf("fetch output %s from %s: %v", o.Name, j.Provider, err))
+			rq.requeue(j, CauseFetchFailed, fmt.Sprintf("fetch output %s from %s: %v", o.Name, j.Provider, err))
 			return false
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/internal/strictjson"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/node/metrics"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -47,6 +48,8 @@ type Config struct {
 	// Indexer configures the swarm's history kept by the indexer and
 	// arbiter roles.
 	Indexer IndexerConfig `json:"indexer"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics MetricsConfig `json:"metrics"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
 	// ShutdownTimeoutSeconds is how long a clean shutdown may take before the
@@ -71,6 +74,32 @@ const (
 	minAPIConnections = 8
 	maxAPIConnections = 4096
 )
+
+// MetricsConfig configures the Prometheus endpoint (docs/metrics.md).
+type MetricsConfig struct {
+	// Addr is the host:port where Prometheus text is served at /metrics;
+	// "" (the default) serves no metrics. It must be a loopback address
+	// unless Public is set.
+	Addr string `json:"addr"`
+	// Public allows an Addr that other machines can reach. The metrics
+	// carry no secret, but they tell anyone who reads them what the node
+	// does.
+	Public bool `json:"public"`
+}
+
+// Validate reports every setting that cannot work, each naming its key.
+func (c MetricsConfig) Validate() error {
+	if c.Addr == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("addr: %q: %w", c.Addr, err)
+	}
+	if !c.Public && !metrics.Loopback(c.Addr) {
+		return fmt.Errorf("addr: %q is not a loopback address (127.0.0.1, [::1], localhost); set metrics.public to serve metrics to other machines", c.Addr)
+	}
+	return nil
+}
 
 // LogConfig configures logging.
 type LogConfig struct {
@@ -148,6 +177,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Settlement.Validate(); err != nil {
 		errs = append(errs, prefixErrors("settlement.", err))
+	}
+	if err := c.Metrics.Validate(); err != nil {
+		errs = append(errs, prefixErrors("metrics.", err))
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))

@@ -10,6 +10,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/node/metrics"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
@@ -53,13 +54,15 @@ type Node struct {
 	models  *modelRegistry
 	api     *apiServer
 	rpc     *rpc.Server
+	metrics *metricsServer // nil unless metrics.addr
 	life    lifecycle
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New builds a node: it binds the API port, starts the host, opens the
+// New builds a node: it binds the metrics port (with metrics.addr) and
+// the API port, starts the host, opens the
 // content store, the ledger account and the job store, and registers the
 // API methods, but serves nothing until Start. ctx bounds the work of
 // New (GPU detection among it); what New starts runs until Close.
@@ -93,7 +96,15 @@ func New(ctx context.Context, p Params) (*Node, error) {
 // open starts the services of New in order.
 func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token string, swarmKey p2p.SwarmKey) error {
 	cfg, log := p.Config, n.log
-	n.api = newAPIServer(cfg.API, p.Repo, token, log)
+	// Without metrics.addr nothing is counted: m is nil and no hook is set.
+	var m *metrics.Metrics
+	first := []service{}
+	if cfg.Metrics.Addr != "" {
+		m = metrics.New(Version)
+		n.metrics = &metricsServer{cfg: cfg.Metrics, metrics: m, log: log.With("system", "metrics")}
+		first = append(first, metricsPort{n.metrics})
+	}
+	n.api = newAPIServer(cfg.API, p.Repo, token, log, m)
 	hs := &hostService{params: p2p.Params{
 		Key:          key,
 		Config:       cfg.Swarm,
@@ -104,10 +115,13 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		Validators:   map[string]record.Validator{wire.DHTNamespace: capacityValidator{}},
 		ScoredTopics: []string{wire.JobsTopic, wire.ReceiptsTopic, wire.ModelsTopic},
 	}}
+	if m != nil {
+		hs.params.Registerer = m.Registry()
+	}
 	if p.EditHost != nil {
 		p.EditHost(&hs.params)
 	}
-	if err := n.life.start(ctx, apiPort{n.api}, hs); err != nil {
+	if err := n.life.start(ctx, append(first, apiPort{n.api}, hs)...); err != nil {
 		return err
 	}
 	n.host = hs.host
@@ -120,6 +134,9 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		Config:  cfg.Content,
 		Logger:  log.With("system", "content"),
 	}}
+	if m != nil {
+		cs.params.ObserveFetch = m.ObserveFetch
+	}
 	if err := n.life.start(ctx, &peerFeed{host: n.host, events: events}, cs); err != nil {
 		return err
 	}
@@ -128,6 +145,10 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 	escrow, err := openEscrow(p.Repo, cfg.Settlement, log, p.Escrow)
 	if err != nil {
 		return err
+	}
+	if m != nil {
+		m.Content(store.Stats, store.DiskUsage)
+		escrow = m.Ledger(escrow)
 	}
 	js := &jobStore{repo: p.Repo, cfg: cfg, log: log, params: jobs.Params{Host: n.host, Key: key, Content: store,
 		WorkDir: p.Repo.Path(JobsDir), Notify: jobNotify(events), Logger: log.With("system", "jobs"),
@@ -141,10 +162,17 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		n.adv = &advertiser{host: n.host, key: key, cfg: cfg.Market, dir: p.Repo.Dir, gpus: gpus, log: log.With("system", "market")}
 		js.params.Capacity = n.adv.current
 	}
+	if m != nil {
+		js.params.Metrics = m.Jobs()
+	}
 	if err := n.life.start(ctx, js); err != nil {
 		return err
 	}
 	n.jobs = js.engine
+	if m != nil {
+		m.Executors(n.jobs.Load)
+		seedJobMetrics(m, n.jobs, log)
+	}
 	if cfg.Role == RoleIndexer || cfg.Role == RoleArbiter {
 		n.index = &indexerService{repo: p.Repo, cfg: cfg.Indexer, host: n.host, log: log.With("system", "indexer")}
 		if cfg.Indexer.CheckEscrows && escrow != nil {
@@ -174,7 +202,8 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 }
 
 // Start bootstraps the host, starts the capacity advertiser and the jobs
-// engine, then serves the API and writes the API address file. ctx
+// engine, serves the metrics (with metrics.addr), then serves the API and
+// writes the API address file. ctx
 // bounds the start only. When Start fails, what it started is closed
 // again; Close closes the rest.
 func (n *Node) Start(ctx context.Context) error {
@@ -187,24 +216,36 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.index != nil {
 		services = append(services, indexerRunning{n.index})
 	}
+	if n.metrics != nil {
+		services = append(services, metricsServing{n.metrics})
+	}
 	services = append(services, apiServing{n.api})
 	if err := n.life.start(ctx, services...); err != nil {
 		return fmt.Errorf("start node: %w", err)
 	}
-	n.log.Info("node ready", "peer", n.host.ID(), "api", n.APIAddr(), "addrs", n.host.Addrs(), "private_swarm", n.private)
+	n.log.Info("node ready", "peer", n.host.ID(), "api", n.APIAddr(), "addrs", n.host.Addrs(), "private_swarm", n.private, "metrics", n.MetricsAddr())
 	return nil
 }
 
 // APIAddr returns the address the API listens on.
 func (n *Node) APIAddr() string { return n.api.addr() }
 
+// MetricsAddr returns the address the metrics are served on, "" when
+// metrics.addr is not set.
+func (n *Node) MetricsAddr() string {
+	if n.metrics == nil {
+		return ""
+	}
+	return n.metrics.addr()
+}
+
 // Host returns the node's libp2p host.
 func (n *Node) Host() *p2p.Host { return n.host }
 
 // Close stops the node in reverse order of start: API (first DIR/api is
-// removed), jobs engine, capacity advertiser, executors and job store,
-// content store, peer event feed, host, API port. It is safe to call more
-// than once.
+// removed), metrics server, jobs engine, capacity advertiser, executors
+// and job store, content store, peer event feed, host, API port, metrics
+// port. It is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() { n.closeErr = n.life.close() })
 	return n.closeErr

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/node/metrics"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 )
 
@@ -27,13 +28,18 @@ type apiServer struct {
 	served chan struct{}
 }
 
-func newAPIServer(cfg APIConfig, repo *Repo, token string, log *slog.Logger) *apiServer {
-	return &apiServer{cfg: cfg, repo: repo, log: log, rpc: rpc.NewServer(rpc.Options{
+// newAPIServer builds the API; m, when not nil, counts its calls.
+func newAPIServer(cfg APIConfig, repo *Repo, token string, log *slog.Logger, m *metrics.Metrics) *apiServer {
+	opts := rpc.Options{
 		Token:           token,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		AllowedOrigins:  cfg.AllowedOrigins,
 		Logger:          log.With("system", "api"),
-	})}
+	}
+	if m != nil {
+		opts.Observe = m.ObserveCall
+	}
+	return &apiServer{cfg: cfg, repo: repo, log: log, rpc: rpc.NewServer(opts)}
 }
 
 // addr returns the address the API listens on.

@@ -211,6 +211,7 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	rcfg.Market.Provider = false
 	rcfg.Swarm.Bootstrap = info.Addresses
 	rcfg.Settlement.Arbiter = info.ID
+	metricsConfig(&rcfg)
 	req, reqAddr := startNodeOn(t, rcfg, ledger)
 	const funds = 100_000
 	ledger.fund(t, reqAddr, funds)
@@ -251,6 +252,14 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	}
 	paid := waitEscrow(t, req.client, job.ID, "released")
 	amount := paid.Escrows[0].Amount
+	// The requester's metrics count the escrow's states and its ledger
+	// calls.
+	m := scrape(t, req)
+	for _, series := range []string{`cyxwiz_settlement_escrows_total{state="locked"}`, `cyxwiz_settlement_escrows_total{state="released"}`,
+		`cyxwiz_settlement_ledger_calls_total{op="lock"}`} {
+		wantAtLeast(t, "requester", m, series, 1)
+	}
+	wantAtLeast(t, "requester", m, `cyxwiz_settlement_ledger_errors_total{op="lock"}`, 0)
 	if amount != 300 || paid.Escrows[0].Tx == "" {
 		t.Errorf("escrow %+v, want 300 (10 per CPU-second for 30 s) released", paid.Escrows[0])
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // maxPubSubMessage bounds every gossipsub message; market announcements are
@@ -65,6 +66,10 @@ type Params struct {
 	// filters of the Amino DHT, so that stub peers on loopback stand in for
 	// the public IPFS DHT. No config key sets it.
 	AminoAllowLoopback bool
+	// Registerer, when set, receives libp2p's own metrics (swarm,
+	// resource manager, identify, relay, hole punching, AutoNAT, event
+	// bus); nil turns them off. Not used by Attach.
+	Registerer prometheus.Registerer
 }
 
 // Host is a running libp2p host with its DHT, gossipsub router, optional
@@ -131,7 +136,17 @@ func New(p Params) (*Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	scaled := limits.Scale(cfg.MaxMemoryMiB<<20, cfg.MaxFileDescriptors)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaled))
+	var rmOpts []rcmgr.Option
+	if p.Registerer != nil {
+		// libp2p registers the resource manager's collectors with the
+		// registerer; the reporter feeds them.
+		str, err := rcmgr.NewStatsTraceReporter()
+		if err != nil {
+			return nil, fmt.Errorf("new host: resource manager metrics: %w", err)
+		}
+		rmOpts = append(rmOpts, rcmgr.WithTraceReporter(str))
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaled), rmOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("new host: resource manager: %w", err)
 	}
@@ -154,7 +169,11 @@ func New(p Params) (*Host, error) {
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent(wire.AgentName + "/" + p.Version),
 		libp2p.Ping(true),
-		libp2p.DisableMetrics(),
+	}
+	if p.Registerer != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(p.Registerer))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
 	}
 	if p.SwarmKey != nil {
 		opts = append(opts, libp2p.PrivateNetwork(p.SwarmKey))

@@ -60,7 +60,17 @@ type Options struct {
 	// PingInterval is how often a WebSocket peer is pinged; a peer that
 	// answers no ping for two and a half intervals is dropped.
 	PingInterval time.Duration
+
+	// Observe, when set, is told of every call made (over HTTP or
+	// WebSocket): its method, which is UnknownMethod for a name that is
+	// not registered, so that callers cannot grow the set of names; its
+	// error (nil on success); and how long it took.
+	Observe func(method string, err error, d time.Duration)
 }
+
+// UnknownMethod is the method name Options.Observe receives for a call of
+// a method that does not exist.
+const UnknownMethod = "unknown"
 
 // Server dispatches JSON-RPC requests to registered methods. Register every
 // method before serving; Close ends the WebSocket connections it holds.
@@ -130,6 +140,18 @@ func (s *Server) RegisterSubscription(name string, src Source) {
 		panic("rpc: duplicate subscription " + name)
 	}
 	s.sources[name] = src
+}
+
+// knownMethod returns name when it is a registered method or
+// subscription (or unsubscribe), else UnknownMethod.
+func (s *Server) knownMethod(name string) string {
+	if _, ok := s.methods[name]; ok {
+		return name
+	}
+	if _, ok := s.sources[name]; ok || name == api.MethodUnsubscribe {
+		return name
+	}
+	return UnknownMethod
 }
 
 // Methods lists the registered method and subscription names.
@@ -324,7 +346,11 @@ func (s *Server) serveOne(ctx context.Context, r request, ws *wsConn) *api.Respo
 	}
 	start := time.Now()
 	result, err := s.call(ctx, r.req, ws)
-	s.log.Debug("api call", "method", r.req.Method, "duration", time.Since(start), "error", err)
+	took := time.Since(start)
+	s.log.Debug("api call", "method", r.req.Method, "duration", took, "error", err)
+	if s.opts.Observe != nil {
+		s.opts.Observe(s.knownMethod(r.req.Method), err, took)
+	}
 	if r.id == nil {
 		return nil
 	}
