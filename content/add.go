@@ -47,17 +47,19 @@ var cidBuilder = merkledag.V1CidPrefix()
 // FIFOs and sockets are refused, at the top or anywhere in the tree; none
 // is followed or read.
 func (s *Store) Add(ctx context.Context, path string, progress Progress) (AddResult, error) {
-	return s.add(ctx, path, progress, true)
+	return s.add(ctx, path, progress, true, true)
 }
 
 // AddUnannounced is Add without announcing the root to the DHT now: for
 // content handed to a peer directly (job outputs); the reprovider
 // announces it with the other pins later.
 func (s *Store) AddUnannounced(ctx context.Context, path string) (AddResult, error) {
-	return s.add(ctx, path, nil, false)
+	return s.add(ctx, path, nil, false, true)
 }
 
-func (s *Store) add(ctx context.Context, path string, progress Progress, announce bool) (AddResult, error) {
+// add imports path; with quota, it first checks its size against the
+// quota (an upload has reserved its room already).
+func (s *Store) add(ctx context.Context, path string, progress Progress, announce, quota bool) (AddResult, error) {
 	info, err := os.Lstat(path)
 	if err != nil {
 		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
@@ -68,8 +70,10 @@ func (s *Store) add(ctx context.Context, path string, progress Progress, announc
 	}
 	s.gc.RLock()
 	defer s.gc.RUnlock()
-	if err := s.checkQuota(ctx, total); err != nil {
-		return AddResult{}, fmt.Errorf("add %s: %w", path, err)
+	if quota {
+		if err := s.checkQuota(ctx, total); err != nil {
+			return AddResult{}, fmt.Errorf("add %s: %w", path, err)
+		}
 	}
 	batch := ipld.NewBufferedDAG(ctx, s.local)
 	counted := &countingDAG{DAGService: batch}

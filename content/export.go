@@ -3,6 +3,7 @@ package content
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -54,8 +55,9 @@ func (e *Export) FileBytes() int64 { return e.tree.fileBytes }
 
 // WriteTo writes a file's bytes, or a folder as a tar archive of what it
 // holds (folders, regular files and symlinks, with paths relative to it,
-// each folder before what it holds). Blocks removed since Export are
-// fetched again. A file that holds other than its declared bytes fails.
+// each folder before what it holds). It reads this node's blocks only: a
+// block removed since Export (by garbage collection) fails it at once. A
+// file that holds other than its declared bytes fails.
 func (e *Export) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
 	if !e.IsDir() {
 		n, err := e.copyFile(ctx, w, e.tree.entries[0].cid, e.tree.fileBytes, -1)
@@ -102,11 +104,11 @@ func (e *Export) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
 // writer and the file is entry's, headed by its size. With size >= 0,
 // the file must hold exactly size bytes.
 func (e *Export) copyFile(ctx context.Context, w io.Writer, c cid.Cid, size, entry int64) (int64, error) {
-	nd, err := e.s.dag.Get(ctx, c)
+	nd, err := e.s.local.Get(ctx, c)
 	if err != nil {
 		return 0, err
 	}
-	r, err := uio.NewDagReader(ctx, nd, e.s.dag)
+	r, err := uio.NewDagReader(ctx, nd, e.s.local)
 	if err != nil {
 		return 0, err
 	}
@@ -122,9 +124,12 @@ func (e *Export) copyFile(ctx context.Context, w io.Writer, c cid.Cid, size, ent
 			return 0, err
 		}
 	}
-	n, err := copyN(w, r, size)
+	n, err := copyAll(w, r, size)
+	if errors.Is(err, io.EOF) {
+		return n, fmt.Errorf("%w: the file holds fewer bytes than the %d it declares", ErrUnsafe, size)
+	}
 	if err != nil {
-		return n, fmt.Errorf("the file holds fewer bytes than the %d it declares: %w", size, err)
+		return n, err
 	}
 	return n, nil
 }
@@ -142,11 +147,11 @@ func (e *Export) WriteRange(ctx context.Context, w io.Writer, offset, length int
 	if length < 0 || length > size-offset {
 		length = size - offset
 	}
-	nd, err := e.s.dag.Get(ctx, e.root)
+	nd, err := e.s.local.Get(ctx, e.root)
 	if err != nil {
 		return 0, fmt.Errorf("export %s: %w", e.root, err)
 	}
-	r, err := uio.NewDagReader(ctx, nd, e.s.dag)
+	r, err := uio.NewDagReader(ctx, nd, e.s.local)
 	if err != nil {
 		return 0, fmt.Errorf("export %s: %w", e.root, err)
 	}
@@ -173,4 +178,18 @@ func copyN(w io.Writer, r io.Reader, n int64) (int64, error) {
 		err = io.EOF
 	}
 	return written, err
+}
+
+// copyAll is copyN for a whole file: a byte past n means the file holds
+// more than it declares, an error too.
+func copyAll(w io.Writer, r io.Reader, n int64) (int64, error) {
+	written, err := copyN(w, r, n)
+	if err != nil {
+		return written, err
+	}
+	var one [1]byte
+	if k, _ := io.ReadFull(r, one[:]); k > 0 {
+		return written, fmt.Errorf("%w: the file holds more than the %d bytes it declares", ErrUnsafe, n)
+	}
+	return written, nil
 }

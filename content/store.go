@@ -80,6 +80,13 @@ type Store struct {
 	local   ipld.DAGService // offline: this node's blocks only
 	meta    *bolt.DB
 
+	// uploads bounds the uploads spooled at once.
+	uploads chan struct{}
+	// resMu guards reserved: bytes of uploads under way, counted against
+	// the quota until they end.
+	resMu    sync.Mutex
+	reserved int64
+
 	// gc is held for reading by every operation that adds blocks or pins,
 	// and for writing by garbage collection.
 	gc sync.RWMutex
@@ -130,7 +137,7 @@ func Open(p Params) (*Store, error) {
 	bs := &verifyingBlockstore{Blockstore: packs, log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{dir: p.Dir, cfg: p.Config, log: log, host: p.Host, routing: p.Routing, serving: make(chan struct{}, maxServing),
-		packs: packs, bstore: bs, meta: meta, ctx: ctx, cancel: cancel, onFetch: p.ObserveFetch}
+		packs: packs, bstore: bs, meta: meta, ctx: ctx, cancel: cancel, onFetch: p.ObserveFetch, uploads: make(chan struct{}, maxUploads)}
 
 	var finder routing.ContentDiscovery
 	if p.Routing != nil {
@@ -167,8 +174,15 @@ func (s *Store) DiskUsage(context.Context) (int64, error) {
 	return s.packs.DiskUsage()
 }
 
-// checkQuota fails with ErrQuota when adding more bytes would exceed the quota.
+// checkQuota fails with ErrQuota when adding more bytes would exceed the
+// quota, counting the room reserved by uploads under way.
 func (s *Store) checkQuota(ctx context.Context, more int64) error {
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	return s.checkQuotaLocked(ctx, more)
+}
+
+func (s *Store) checkQuotaLocked(ctx context.Context, more int64) error {
 	if s.cfg.QuotaMiB == 0 {
 		return nil
 	}
@@ -176,8 +190,8 @@ func (s *Store) checkQuota(ctx context.Context, more int64) error {
 	if err != nil {
 		return fmt.Errorf("disk usage: %w", err)
 	}
-	if limit := s.cfg.QuotaMiB << 20; used+more > limit {
-		return fmt.Errorf("%w: %d bytes used + %d new > quota %d", ErrQuota, used, more, limit)
+	if limit := s.cfg.QuotaMiB << 20; used+s.reserved+more > limit {
+		return fmt.Errorf("%w: %d bytes used + %d reserved by uploads + %d new > quota %d", ErrQuota, used, s.reserved, more, limit)
 	}
 	return nil
 }

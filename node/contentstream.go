@@ -1,6 +1,7 @@
 package node
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 
@@ -93,15 +94,36 @@ func (a contentAPI) download(w http.ResponseWriter, r *http.Request) {
 		}
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
 	}
+	cw := &countingWriter{w: w}
 	if cat {
-		_, err = exp.WriteRange(r.Context(), w, offset, length)
+		_, err = exp.WriteRange(r.Context(), cw, offset, length)
 	} else {
-		_, err = exp.WriteTo(r.Context(), w)
+		_, err = exp.WriteTo(r.Context(), cw)
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case cw.n == 0:
+		// Nothing is sent yet: the client gets the error itself.
+		for _, k := range []string{"Content-Length", api.ContentKindHeader, api.ContentSizeHeader} {
+			h.Del(k)
+		}
+		rpc.WriteStreamError(w, contentError(err))
+	default:
 		// The reply has begun: only a cut connection can tell the client.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // queryInt parses a query parameter, def when it is empty.

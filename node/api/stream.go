@@ -27,9 +27,15 @@ var ErrNotRegular = errors.New("only regular files and directories can be added"
 // symlink, or a symlink that leads out; or fewer bytes than announced.
 var ErrBadDownload = errors.New("bad download")
 
-// maxDownloadEntries bounds the entries of a folder written by GetTo, as
-// the daemon bounds what it writes.
-const maxDownloadEntries = 1 << 20
+// Bounds on a folder GetTo writes, as the daemon bounds what it writes.
+const (
+	maxDownloadEntries   = 1 << 20
+	maxDownloadNameBytes = 64 << 20
+	maxLinkTarget        = 4096
+)
+
+// errUploadEnded tells AddPath's archive writer that the upload is over.
+var errUploadEnded = errors.New("upload ended")
 
 // StreamOptions tune a content stream.
 type StreamOptions struct {
@@ -49,6 +55,10 @@ func (c *Client) AddReader(ctx context.Context, name string, r io.Reader, size i
 // and returns what the daemon added: the same CID as content.add of the
 // same path on the daemon's machine.
 func (c *Client) AddPath(ctx context.Context, p string, opts StreamOptions) (ContentAddResult, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return ContentAddResult{}, fmt.Errorf("add %s: %w", p, err)
+	}
 	info, err := os.Lstat(p)
 	if err != nil {
 		return ContentAddResult{}, fmt.Errorf("add %s: %w", p, err)
@@ -78,9 +88,11 @@ func (c *Client) AddPath(ctx context.Context, p string, opts StreamOptions) (Con
 		done <- err
 	}()
 	res, err := c.upload(ctx, name, pr, size, true, opts)
-	pr.CloseWithError(errors.New("upload ended"))
-	if terr := <-done; terr != nil && !errors.Is(terr, io.ErrClosedPipe) && err == nil {
-		err = fmt.Errorf("add %s: %w", p, terr)
+	pr.CloseWithError(errUploadEnded)
+	// The archive's own failure (a file that changed, one that cannot be
+	// read) says more than the daemon's view of a cut upload.
+	if terr := <-done; terr != nil && !errors.Is(terr, errUploadEnded) {
+		return ContentAddResult{}, fmt.Errorf("add %s: %w", p, terr)
 	}
 	return res, err
 }
@@ -224,7 +236,8 @@ func (c *Client) GetTo(ctx context.Context, id, out string, opts StreamOptions) 
 			return err
 		}
 		if resp.Header.Get(ContentKindHeader) == "folder" {
-			n, err = writeFolder(resp.Body, out)
+			size, _ := strconv.ParseInt(resp.Header.Get(ContentSizeHeader), 10, 64)
+			n, err = writeFolder(resp.Body, out, size)
 			return err
 		}
 		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o666)
@@ -297,12 +310,13 @@ func copyExact(w io.Writer, resp *http.Response) (int64, error) {
 }
 
 // writeFolder creates the folder out and unpacks the tar archive r into
-// it; on an error it removes out.
-func writeFolder(r io.Reader, out string) (int64, error) {
+// it, at most size bytes of file data when size > 0; on an error it
+// removes out.
+func writeFolder(r io.Reader, out string, size int64) (int64, error) {
 	if err := os.Mkdir(out, 0o777); err != nil {
 		return 0, err
 	}
-	n, err := untarInto(r, out)
+	n, err := untarInto(r, out, size)
 	if err != nil {
 		if rerr := os.RemoveAll(out); rerr != nil {
 			err = errors.Join(err, rerr)
@@ -311,7 +325,12 @@ func writeFolder(r io.Reader, out string) (int64, error) {
 	return n, err
 }
 
-func untarInto(r io.Reader, out string) (int64, error) {
+// badDownload marks err as ErrBadDownload.
+func badDownload(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrBadDownload}, args...)...)
+}
+
+func untarInto(r io.Reader, out string, size int64) (int64, error) {
 	root, err := os.OpenRoot(out)
 	if err != nil {
 		return 0, err
@@ -319,7 +338,9 @@ func untarInto(r io.Reader, out string) (int64, error) {
 	defer root.Close()
 	type link struct{ name, target string }
 	var links []link
+	isLink := map[string]bool{}
 	var written int64
+	nameBytes := 0
 	tr := tar.NewReader(r)
 	for entries := 0; ; entries++ {
 		h, err := tr.Next()
@@ -327,26 +348,33 @@ func untarInto(r io.Reader, out string) (int64, error) {
 			break
 		}
 		if err != nil {
-			return written, fmt.Errorf("%w: %w", ErrBadDownload, err)
+			return written, badDownload("%w", err)
 		}
 		if entries >= maxDownloadEntries {
-			return written, fmt.Errorf("%w: more than %d entries", ErrBadDownload, maxDownloadEntries)
+			return written, badDownload("more than %d entries", maxDownloadEntries)
+		}
+		if nameBytes += len(h.Name) + len(h.Linkname); nameBytes > maxDownloadNameBytes {
+			return written, badDownload("its names take more than %d bytes", maxDownloadNameBytes)
 		}
 		name := strings.TrimSuffix(h.Name, "/")
 		if name == "" || path.Clean(name) != name || !filepath.IsLocal(name) {
-			return written, fmt.Errorf("%w: entry %q is not a path inside the folder", ErrBadDownload, h.Name)
+			return written, badDownload("entry %q is not a path inside the folder", h.Name)
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := root.Mkdir(name, 0o777); err != nil {
-				return written, err
+				return written, badDownload("%w", err)
 			}
 		case tar.TypeReg:
 			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o666)
 			if err != nil {
-				return written, err
+				return written, badDownload("%w", err)
 			}
-			n, err := io.Copy(f, tr)
+			src := io.Reader(tr)
+			if size > 0 {
+				src = io.LimitReader(tr, size-written+1)
+			}
+			n, err := io.Copy(f, src)
 			written += n
 			if cerr := f.Close(); err == nil {
 				err = cerr
@@ -354,22 +382,68 @@ func untarInto(r io.Reader, out string) (int64, error) {
 			if err != nil {
 				return written, fmt.Errorf("%s: %w", name, err)
 			}
+			if size > 0 && written > size {
+				return written, badDownload("its files hold more than the %d bytes announced", size)
+			}
 		case tar.TypeSymlink:
-			// A relative target that stays inside the folder, judged from
-			// the link's own folder.
-			target := path.Join(path.Dir(name), h.Linkname)
-			if path.IsAbs(h.Linkname) || !filepath.IsLocal(target) {
-				return written, fmt.Errorf("%w: symlink %s leads out of the folder (to %q)", ErrBadDownload, name, h.Linkname)
+			if len(h.Linkname) > maxLinkTarget {
+				return written, badDownload("symlink %s: a target of more than %d bytes", name, maxLinkTarget)
 			}
 			links = append(links, link{name, h.Linkname})
+			isLink[name] = true
 		default:
-			return written, fmt.Errorf("%w: entry %q is neither folder, file nor symlink", ErrBadDownload, h.Name)
+			return written, badDownload("entry %q is neither folder, file nor symlink", h.Name)
+		}
+	}
+	// Symlinks are made last, so that nothing is written through one; and
+	// none may lead through another, so that each is judged on its own.
+	for _, l := range links {
+		if err := checkLink(l.name, l.target, isLink); err != nil {
+			return written, err
 		}
 	}
 	for _, l := range links {
 		if err := root.Symlink(l.target, l.name); err != nil {
-			return written, err
+			return written, badDownload("%w", err)
 		}
 	}
 	return written, nil
+}
+
+// checkLink refuses a symlink whose target is absolute or leads out of
+// the folder, or whose name or target passes through another symlink of
+// the folder (links).
+func checkLink(name, target string, links map[string]bool) error {
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		if links[dir] {
+			return badDownload("symlink %s lies below the symlink %s", name, dir)
+		}
+	}
+	if target == "" || path.IsAbs(target) {
+		return badDownload("symlink %s has the absolute or empty target %q", name, target)
+	}
+	cur := path.Dir(name)
+	if cur == "." {
+		cur = ""
+	}
+	for _, part := range strings.Split(target, "/") {
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if cur == "" {
+				return badDownload("symlink %s leads out of the folder (to %q)", name, target)
+			}
+			cur = path.Dir(cur)
+			if cur == "." {
+				cur = ""
+			}
+		default:
+			cur = path.Join(cur, part)
+			if links[cur] {
+				return badDownload("symlink %s leads through the symlink %s", name, cur)
+			}
+		}
+	}
+	return nil
 }

@@ -50,12 +50,21 @@ func TestGetToRefusesHostileArchives(t *testing.T) {
 		"device":          {{Typeflag: tar.TypeChar, Name: "tty"}},
 		"hard link":       {{Typeflag: tar.TypeLink, Name: "h", Linkname: "/etc/passwd"}},
 		"duplicate files": {{Typeflag: tar.TypeReg, Name: "a", Size: 1}, {Typeflag: tar.TypeReg, Name: "a", Size: 1}},
+		// Each target alone stays inside; through the other link it does not.
+		"chained links": {{Typeflag: tar.TypeDir, Name: "d/"}, {Typeflag: tar.TypeSymlink, Name: "d/l", Linkname: ".."},
+			{Typeflag: tar.TypeSymlink, Name: "e", Linkname: "d/l/.."}},
+		"link below a link": {{Typeflag: tar.TypeDir, Name: "x/"}, {Typeflag: tar.TypeSymlink, Name: "x/up", Linkname: ".."},
+			{Typeflag: tar.TypeSymlink, Name: "x/up/s", Linkname: "../victim"}},
+		"looping link": {{Typeflag: tar.TypeSymlink, Name: "a", Linkname: "a"}},
+		"long target":  {{Typeflag: tar.TypeSymlink, Name: "a", Linkname: strings.Repeat("b/", 3000)}},
 	}
 	for name, entries := range cases {
 		c := hostileDaemon(t, entries...)
 		out := filepath.Join(base, "out")
 		if _, err := c.GetTo(context.Background(), "bafyany", out, api.StreamOptions{}); err == nil {
 			t.Errorf("%s: GetTo succeeded", name)
+		} else if !errors.Is(err, api.ErrBadDownload) {
+			t.Errorf("%s: %v, want ErrBadDownload", name, err)
 		}
 		if _, err := os.Lstat(out); err == nil {
 			t.Errorf("%s: GetTo left %s", name, out)
