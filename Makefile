@@ -4,9 +4,11 @@ GO        ?= go
 BIN       := bin/cyxwiz
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
-# The fast GEMM path (OpenBLAS through cgo) where the library is installed;
-# without it the same code builds on gonum's pure-Go GEMM.
-GOTAGS    ?= $(shell scripts/have-openblas.sh)
+# nvml: GPU detection through the driver's library (go-nvml, cgo) rather
+# than nvidia-smi. openblas: the fast GEMM path (OpenBLAS through cgo) where
+# the library is installed; without it the same code builds on gonum's
+# pure-Go GEMM.
+GOTAGS    ?= nvml $(shell scripts/have-openblas.sh)
 CUDA_SDK  ?= .cache/cuda-sdk
 FUZZTIME  ?= 30s
 # NVML's header marks many functions deprecated; those warnings are noise.
@@ -20,7 +22,7 @@ help: ## print this help
 	@echo "CyxWiz make targets:"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/cyxwiz (with OpenBLAS when it is installed)
+build: ## build bin/cyxwiz (GPU detection through NVML; OpenBLAS when it is installed)
 	$(GO) build -buildvcs=auto -tags "$(GOTAGS)" -o $(BIN) ./cmd/cyxwiz
 
 cuda-worker: ## build bin/cyxwiz-cuda-worker, the GPU trainer (fetches CUDA headers and makes link stubs first)
@@ -39,6 +41,7 @@ ledger: ## install the local Solana ledger (tools/ledger: LiteSVM behind a JSON-
 test: kubo ledger ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
 	$(GO) test -tags "$(GOTAGS)" $(TESTFLAGS) $(PKGS)
 	$(GO) test -count=1 ./compute/train   # the pure-Go GEMM path too
+	$(GO) test -count=1 ./compute/gpu     # GPU detection through nvidia-smi too
 	npm test --prefix tools/ledger --silent
 
 test-short: ## run the fast tests only: no Kubo, no ledger, no end-to-end daemons
