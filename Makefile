@@ -13,10 +13,17 @@ CUDA_SDK  ?= .cache/cuda-sdk
 FUZZTIME  ?= 30s
 # NVML's header marks many functions deprecated; those warnings are noise.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
+# make release: the platforms, the folder, and the version stamped into the
+# binaries (the nearest vX.Y.Z tag, else node.Version's default); the commit
+# is stamped from git, as in make build.
+RELEASE_PLATFORMS ?= linux-amd64 linux-arm64
+DIST      ?= dist
+VERSION   ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//')
+RELEASE_LDFLAGS = -s -w $(if $(VERSION),-X github.com/cyxwiz/cyxwiz/node.Version=$(VERSION))
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt clean
+.PHONY: help build release cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
@@ -24,6 +31,17 @@ help: ## print this help
 
 build: ## build bin/cyxwiz (GPU detection through NVML; OpenBLAS when it is installed)
 	$(GO) build -buildvcs=auto -tags "$(GOTAGS)" -o $(BIN) ./cmd/cyxwiz
+
+release: $(RELEASE_PLATFORMS:%=$(DIST)/cyxwiz-%) ## build static binaries for RELEASE_PLATFORMS into dist/, with SHA256SUMS
+	cd $(DIST) && sha256sum $(RELEASE_PLATFORMS:%=cyxwiz-%) > SHA256SUMS
+
+# One static release binary, dist/cyxwiz-OS-ARCH; the Dockerfile builds
+# its own this way. Without cgo it detects GPUs through nvidia-smi.
+$(DIST)/cyxwiz-%: FORCE
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
+		$(GO) build -trimpath -buildvcs=auto -ldflags "$(RELEASE_LDFLAGS)" -o $@ ./cmd/cyxwiz
+
+FORCE: # go build decides what is out of date
 
 cuda-worker: ## build bin/cyxwiz-cuda-worker, the GPU trainer (fetches CUDA headers and makes link stubs first)
 	./scripts/cuda-sdk.sh $(CUDA_SDK)
@@ -73,4 +91,4 @@ fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
 clean: ## remove build outputs
-	rm -rf bin
+	rm -rf bin $(DIST)
