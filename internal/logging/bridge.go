@@ -80,7 +80,37 @@ func (s *switchHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (s *switchHandler) Handle(ctx context.Context, r slog.Record) error {
+	own := false
+	r.Attrs(func(a slog.Attr) bool {
+		own = a.Key == "system"
+		return !own
+	})
+	if own {
+		renamed := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+		r.Attrs(func(a slog.Attr) bool {
+			renamed.AddAttrs(renameSystem([]slog.Attr{a})...)
+			return true
+		})
+		r = renamed
+	}
 	return s.current().Handle(ctx, r)
+}
+
+// renameSystem renames the attributes keyed system, which the target's
+// system=libp2p already uses, to subsystem: a JSON object has each key
+// once.
+func renameSystem(attrs []slog.Attr) []slog.Attr {
+	out, copied := attrs, false
+	for i, a := range attrs {
+		if a.Key != "system" {
+			continue
+		}
+		if !copied { // the caller's slice stays as it is
+			out, copied = append([]slog.Attr(nil), attrs...), true
+		}
+		out[i].Key = "subsystem"
+	}
+	return out
 }
 
 func (s *switchHandler) with(op func(slog.Handler) slog.Handler) *switchHandler {
@@ -91,6 +121,7 @@ func (s *switchHandler) WithAttrs(a []slog.Attr) slog.Handler {
 	if len(a) == 0 {
 		return s
 	}
+	a = renameSystem(a)
 	return s.with(func(h slog.Handler) slog.Handler { return h.WithAttrs(a) })
 }
 

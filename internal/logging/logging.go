@@ -14,8 +14,10 @@
 //     turned into records at warn, system=stderr. The Go runtime's own
 //     crash reports still go to file descriptor 2 as they are.
 //
-// The bridges are process-wide and installed once; each call to New points
-// them at its handler.
+// Library records are tagged system=libp2p; a library's own system field
+// becomes subsystem, so that a JSON object has each key once. The bridges
+// are process-wide and installed once; each call to New points them at its
+// handler.
 package logging
 
 import (

@@ -44,10 +44,11 @@ var shimLog = gologshim.Logger("shimsub")
 // logFromEverywhere writes one line through each logger the package
 // bridges, tagged with tag.
 func logFromEverywhere(tag string) {
-	golog.Logger("testsub").Warnw("golog warning "+tag, "peer", "QmPeer", "n", 3)
+	golog.Logger("testsub").Warnw("golog warning "+tag, "peer", "QmPeer", "n", 3, "system", "fx")
 	golog.Logger("testsub").Info("golog info below the library level " + tag)
 	shimLog.Warn("gologshim warning "+tag, "k", "v")
 	Library("pubsub").Warn("library warning " + tag)
+	slog.New(Library("pubsub").Handler().WithAttrs([]slog.Attr{slog.String("system", "pubsub/rpc")})).Warn("rpc warning " + tag)
 	log.Printf("stdlog line %s\nsecond stdlog line %s", tag, tag)
 	otel.Handle(errors.New("otel error " + tag))
 	fmt.Fprintf(os.Stderr, "caught panic: stderr line %s\n\tstack frame\n", tag)
@@ -94,6 +95,9 @@ func TestLibraryLogsFollowTheFormat(t *testing.T) {
 			t.Errorf("line is not JSON: %q", line)
 			continue
 		}
+		if strings.Count(line, `"system":`) > 1 || strings.Count(line, `"subsystem":`) > 1 {
+			t.Errorf("line has a key twice: %s", line)
+		}
 		for _, k := range []string{"time", "level", "msg"} {
 			if _, ok := rec[k]; !ok {
 				t.Errorf("JSON line lacks %q: %s", k, line)
@@ -114,6 +118,9 @@ func TestLibraryLogsFollowTheFormat(t *testing.T) {
 		{"golog warning J", "system", "libp2p"},
 		{"golog warning J", "logger", "testsub"},
 		{"golog warning J", "peer", "QmPeer"},
+		{"golog warning J", "subsystem", "fx"},
+		{"rpc warning J", "system", "libp2p"},
+		{"rpc warning J", "subsystem", "pubsub/rpc"},
 		{"gologshim warning J", "logger", "shimsub"},
 		{"gologshim warning J", "k", "v"},
 		{"stdlog line J", "system", "log"},

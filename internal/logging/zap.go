@@ -77,5 +77,5 @@ func fieldAttrs(fields []zapcore.Field) []slog.Attr {
 	for k, v := range enc.Fields {
 		out = append(out, slog.Any(k, v))
 	}
-	return out
+	return renameSystem(out)
 }

@@ -47,6 +47,9 @@ func TestJSONLogsFromEveryLibrary(t *testing.T) {
 				t.Errorf("daemon %s: line is not JSON: %q", name, line)
 				continue
 			}
+			if strings.Count(line, `"system":`) > 1 {
+				t.Errorf("daemon %s: record has the key system twice: %s", name, line)
+			}
 			for _, k := range []string{"time", "level", "msg"} {
 				if _, ok := rec[k]; !ok {
 					t.Errorf("daemon %s: record lacks %q: %s", name, k, line)
