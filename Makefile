@@ -4,24 +4,44 @@ GO        ?= go
 BIN       := bin/cyxwiz
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
-# The fast GEMM path (OpenBLAS through cgo) where the library is installed;
-# without it the same code builds on gonum's pure-Go GEMM.
-GOTAGS    ?= $(shell scripts/have-openblas.sh)
+# nvml: GPU detection through the driver's library (go-nvml, cgo) rather
+# than nvidia-smi. openblas: the fast GEMM path (OpenBLAS through cgo) where
+# the library is installed; without it the same code builds on gonum's
+# pure-Go GEMM.
+GOTAGS    ?= nvml $(shell scripts/have-openblas.sh)
 CUDA_SDK  ?= .cache/cuda-sdk
 FUZZTIME  ?= 30s
 # NVML's header marks many functions deprecated; those warnings are noise.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
+# make release: the platforms, the folder, and the version stamped into the
+# binaries (the nearest vX.Y.Z tag, else node.Version's default); the commit
+# is stamped from git, as in make build.
+RELEASE_PLATFORMS ?= linux-amd64 linux-arm64
+DIST      ?= dist
+VERSION   ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//')
+RELEASE_LDFLAGS = -s -w $(if $(VERSION),-X github.com/cyxwiz/cyxwiz/node.Version=$(VERSION))
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt docs clean
+.PHONY: help build release cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt docs clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/cyxwiz (with OpenBLAS when it is installed)
+build: ## build bin/cyxwiz (GPU detection through NVML; OpenBLAS when it is installed)
 	$(GO) build -buildvcs=auto -tags "$(GOTAGS)" -o $(BIN) ./cmd/cyxwiz
+
+release: $(RELEASE_PLATFORMS:%=$(DIST)/cyxwiz-%) ## build static binaries for RELEASE_PLATFORMS into dist/, with SHA256SUMS
+	cd $(DIST) && sha256sum $(RELEASE_PLATFORMS:%=cyxwiz-%) > SHA256SUMS
+
+# One static release binary, dist/cyxwiz-OS-ARCH; the Dockerfile builds
+# its own this way. Without cgo it detects GPUs through nvidia-smi.
+$(DIST)/cyxwiz-%: FORCE
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
+		$(GO) build -trimpath -buildvcs=auto -ldflags "$(RELEASE_LDFLAGS)" -o $@ ./cmd/cyxwiz
+
+FORCE: # go build decides what is out of date
 
 cuda-worker: ## build bin/cyxwiz-cuda-worker, the GPU trainer (fetches CUDA headers and makes link stubs first)
 	./scripts/cuda-sdk.sh $(CUDA_SDK)
@@ -39,6 +59,7 @@ ledger: ## install the local Solana ledger (tools/ledger: LiteSVM behind a JSON-
 test: kubo ledger ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
 	$(GO) test -tags "$(GOTAGS)" $(TESTFLAGS) $(PKGS)
 	$(GO) test -count=1 ./compute/train   # the pure-Go GEMM path too
+	$(GO) test -count=1 ./compute/gpu     # GPU detection through nvidia-smi too
 	npm test --prefix tools/ledger --silent
 
 test-short: ## run the fast tests only: no Kubo, no ledger, no end-to-end daemons
@@ -73,4 +94,4 @@ fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
 clean: ## remove build outputs
-	rm -rf bin
+	rm -rf bin $(DIST)

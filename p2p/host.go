@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/internal/logging"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
 
 	"github.com/libp2p/go-libp2p"
@@ -272,6 +273,9 @@ func attach(h host.Host, p Params, log *slog.Logger) (*Host, error) {
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(contentMessageID),
 		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(kad)),
+		// Gossipsub's default logger writes to stderr itself, in its own
+		// format; this one follows the daemon's (package logging).
+		pubsub.WithLogger(logging.Library("pubsub").With("id", h.ID().String())),
 	}
 	if len(p.ScoredTopics) > 0 {
 		psOpts = append(psOpts, pubsub.WithPeerScore(scoreParams(p.ScoredTopics)))

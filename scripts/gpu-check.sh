@@ -3,9 +3,9 @@
 # CUDA driver, from binaries built elsewhere (it builds nothing):
 #
 #   DIR/cuda-backend.test     go test -c -tags cuda ./compute/train/cuda
-#   DIR/gpu-nvml.test         go test -c ./compute/gpu
-#   DIR/gpu-smi.test          CGO_ENABLED=0 go test -c ./compute/gpu
-#   DIR/cyxwiz                the daemon (without the openblas tag)
+#   DIR/gpu-nvml.test         go test -c -tags nvml ./compute/gpu
+#   DIR/gpu-smi.test          go test -c ./compute/gpu
+#   DIR/cyxwiz                the daemon (make build GOTAGS=nvml: no openblas tag)
 #   DIR/cyxwiz-cuda-worker    make cuda-worker
 #   DIR/mnist/                scripts/mnist-data.sh
 #

@@ -1,10 +1,13 @@
 // Package gpu finds the NVIDIA GPUs of a machine for its capacity record.
 //
-// Detect asks the driver through NVML (github.com/NVIDIA/go-nvml, loaded at
-// run time) in cgo builds on Linux, and nvidia-smi otherwise. A machine
-// without a GPU, driver or driver library has no GPUs: Detect returns nil and
-// no error. A driver that is present but fails gives an error that says what
-// failed.
+// Detect runs nvidia-smi, which comes with every NVIDIA driver. Builds with
+// the nvml tag and cgo on Linux (what `make build` produces) ask the driver
+// through NVML instead (github.com/NVIDIA/go-nvml, loaded at run time); the
+// tag keeps go-nvml's cgo, whose NVML header makes the C compiler print
+// hundreds of deprecation warnings, out of a plain `go build`. A machine
+// without a GPU, driver or driver library has no GPUs: Detect returns nil
+// and no error. A driver that is present but fails gives an error that says
+// what failed.
 package gpu
 
 import (

@@ -1,21 +1,41 @@
-// Package logging sets up the daemon's slog logger and bridges the logs of
-// libp2p and the IPFS libraries into it.
+// Package logging sets up the daemon's slog logger and bridges into it
+// every other logger that the daemon's libraries write to, so that each
+// line follows the chosen format (text or JSON):
+//
+//   - go-log (the IPFS libraries, boxo, the DHT, fx inside libp2p): its
+//     primary zap core is replaced by one that writes to our handler;
+//   - libp2p's slog loggers (gologshim), and gossipsub's through the
+//     logger that package p2p hands it (see Library);
+//   - the standard library's log package (quic-go, net/http, multiaddr):
+//     its output is parsed into records at warn, system=log;
+//   - OpenTelemetry's internal logger;
+//   - under JSON, whatever writes to os.Stderr itself (recovered panics'
+//     stacks in libp2p and yamux): os.Stderr becomes a pipe whose lines are
+//     turned into records at warn, system=stderr. The Go runtime's own
+//     crash reports still go to file descriptor 2 as they are.
+//
+// Library records are tagged system=libp2p; a library's own system field
+// becomes subsystem, so that a JSON object has each key once. The bridges
+// are process-wide and installed once; each call to New points them at its
+// handler.
 package logging
 
 import (
 	"context"
 	"io"
 	"log/slog"
-
-	golog "github.com/ipfs/go-log/v2"
-	"github.com/libp2p/go-libp2p/gologshim"
-	"go.uber.org/zap/zapcore"
+	"os"
 )
 
 // New returns a logger writing text or JSON lines to w at level, and routes
-// the logs of libp2p and the IPFS libraries (go-log) into the same output
-// at libLevel, tagged system=libp2p. It also becomes slog's default.
+// the libraries' logs into the same output: go-log's and libp2p's at
+// libLevel, tagged system=libp2p, and those of the log package and of
+// os.Stderr at level (see the package comment). It also becomes slog's
+// default.
 func New(w io.Writer, format string, level, libLevel slog.Level) *slog.Logger {
+	if w == os.Stderr {
+		w = realStderr() // never write into our own pipe
+	}
 	opts := &slog.HandlerOptions{Level: min(level, libLevel)}
 	var h slog.Handler
 	if format == "json" {
@@ -23,14 +43,11 @@ func New(w io.Writer, format string, level, libLevel slog.Level) *slog.Logger {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	lib := MinLevel(h.WithAttrs([]slog.Attr{slog.String("system", "libp2p")}), libLevel)
-	gologshim.SetDefaultHandler(lib)
-	// SetupLogging sets the level of loggers created later too; the primary
-	// core it opens on stderr is then replaced by ours.
-	golog.SetupLogging(golog.Config{Format: golog.PlaintextOutput, Stderr: true, Level: zapLevel(libLevel)})
-	golog.SetPrimaryCore(&zapSlogCore{h: lib})
 	log := slog.New(MinLevel(h, level))
-	slog.SetDefault(log)
+	bridge(h, level, libLevel)
+	if format == "json" {
+		captureStderr()
+	}
 	return log
 }
 
@@ -54,76 +71,4 @@ func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (f levelFilter) WithGroup(name string) slog.Handler {
 	return levelFilter{Handler: f.Handler.WithGroup(name), min: f.min}
-}
-
-func zapLevel(l slog.Level) golog.LogLevel {
-	switch {
-	case l <= slog.LevelDebug:
-		return golog.LevelDebug
-	case l <= slog.LevelInfo:
-		return golog.LevelInfo
-	case l <= slog.LevelWarn:
-		return golog.LevelWarn
-	default:
-		return golog.LevelError
-	}
-}
-
-// zapSlogCore is a zapcore.Core that writes every entry to a slog handler.
-type zapSlogCore struct {
-	h     slog.Handler
-	attrs []slog.Attr
-}
-
-func (c *zapSlogCore) Enabled(l zapcore.Level) bool {
-	return c.h.Enabled(context.Background(), slogLevel(l))
-}
-
-func (c *zapSlogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &zapSlogCore{h: c.h, attrs: append(append([]slog.Attr{}, c.attrs...), fieldAttrs(fields)...)}
-}
-
-func (c *zapSlogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if c.Enabled(e.Level) {
-		return ce.AddCore(e, c)
-	}
-	return ce
-}
-
-func (c *zapSlogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
-	r.AddAttrs(slog.String("logger", e.LoggerName))
-	r.AddAttrs(c.attrs...)
-	r.AddAttrs(fieldAttrs(fields)...)
-	return c.h.Handle(context.Background(), r)
-}
-
-func (c *zapSlogCore) Sync() error { return nil }
-
-func slogLevel(l zapcore.Level) slog.Level {
-	switch {
-	case l <= zapcore.DebugLevel:
-		return slog.LevelDebug
-	case l == zapcore.InfoLevel:
-		return slog.LevelInfo
-	case l == zapcore.WarnLevel:
-		return slog.LevelWarn
-	default:
-		return slog.LevelError
-	}
-}
-
-func fieldAttrs(fields []zapcore.Field) []slog.Attr {
-	if len(fields) == 0 {
-		return nil
-	}
-	enc := zapcore.NewMapObjectEncoder()
-	for _, f := range fields {
-		f.AddTo(enc)
-	}
-	out := make([]slog.Attr, 0, len(enc.Fields))
-	for k, v := range enc.Fields {
-		out = append(out, slog.Any(k, v))
-	}
-	return out
 }
