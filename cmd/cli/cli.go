@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -32,6 +34,10 @@ type env struct {
 	// ran is set once a command's own code starts: an error before it is
 	// one of usage (an unknown command or flag, a bad argument count).
 	ran bool
+	// records, when set, receives the command's own messages as log
+	// records: a daemon logging JSON keeps every line of standard error
+	// JSON, its last error and a second signal's notice included.
+	records atomic.Pointer[slog.Logger]
 }
 
 // Main runs the command line and returns the process exit code.
@@ -186,6 +192,10 @@ func (e *env) repoDir() (string, error) {
 func (e *env) printError(cmd *cobra.Command, err error, usage bool) {
 	var rpcErr *api.Error
 	isRPC := errors.As(err, &rpcErr)
+	if log := e.records.Load(); log != nil {
+		log.Error(cmd.CommandPath()+" failed", "error", err.Error())
+		return
+	}
 	if e.json {
 		out := struct {
 			Command string `json:"command"`
@@ -223,7 +233,7 @@ func withClient(e *env, timeout time.Duration, fn func(context.Context, *api.Cli
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext(e.stderr)
+	ctx, stop := signalContext(e)
 	defer stop()
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -269,7 +279,7 @@ func cyxwizRepo(repo string) string {
 
 // signalContext returns a context cancelled by the first SIGINT or SIGTERM.
 // A second signal exits the process at once.
-func signalContext(stderr io.Writer) (context.Context, func()) {
+func signalContext(e *env) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -283,7 +293,11 @@ func signalContext(stderr io.Writer) (context.Context, func()) {
 		}
 		select {
 		case <-sigs:
-			fmt.Fprintln(stderr, "second signal: exiting now")
+			if log := e.records.Load(); log != nil {
+				log.Warn("second signal: exiting now")
+			} else {
+				fmt.Fprintln(e.stderr, "second signal: exiting now")
+			}
 			os.Exit(exitFailure)
 		case <-done:
 		}

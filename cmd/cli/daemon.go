@@ -33,7 +33,7 @@ the configured list, repeat it for several values (docs/config.md).`,
 			if logLevel != "" {
 				overrides.Set("log.level", logLevel)
 			}
-			ctx, stop := signalContext(e.stderr)
+			ctx, stop := signalContext(e)
 			defer stop()
 			return runDaemon(ctx, e, overrides)
 		}),
@@ -59,6 +59,9 @@ func runDaemon(ctx context.Context, e *env, overrides *node.Overrides) error {
 	log, err := newLogger(e.stderr, cfg.Log)
 	if err != nil {
 		return err
+	}
+	if cfg.Log.Format == "json" {
+		e.records.Store(log)
 	}
 	n, err := node.New(ctx, node.Params{Repo: repo, Config: cfg, Logger: log})
 	if err != nil {

@@ -41,7 +41,7 @@ func devnetCommand(e *env) *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			log := logging.New(e.stderr, "text", level, max(level, slog.LevelError))
-			ctx, stop := signalContext(e.stderr)
+			ctx, stop := signalContext(e)
 			defer stop()
 			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()

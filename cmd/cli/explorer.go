@@ -73,7 +73,7 @@ func withHistory(e *env, addr string, fn func(context.Context, history) error) e
 	if err != nil {
 		return usagef("--indexer: %v", err)
 	}
-	ctx, stop := signalContext(e.stderr)
+	ctx, stop := signalContext(e)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()

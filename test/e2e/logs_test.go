@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,6 +66,34 @@ func TestJSONLogsFromEveryLibrary(t *testing.T) {
 				t.Errorf("daemon %s: no record from logger %q (records by logger: %v)", name, want, systems)
 			}
 		}
+	}
+
+	// A JSON daemon that fails once it has its logger (its API port is
+	// taken) reports the failure as a record too.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	repoD := filepath.Join(dir, "d")
+	cli(t, "--repo", repoD, "init", "--profile", "local")
+	_, errOut, err := run(append([]string{"--repo", repoD, "daemon", "--api.addr=" + busy.Addr().String()}, flags...)...)
+	if err == nil {
+		t.Fatal("a daemon on a taken port started")
+	}
+	failed := false
+	for _, line := range logLines(errOut) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("failing daemon: line is not JSON: %q", line)
+			continue
+		}
+		if rec["level"] == "ERROR" && strings.Contains(fmt.Sprint(rec["error"]), "api.addr") {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Errorf("failing daemon: no error record naming api.addr in:\n%s", errOut)
 	}
 
 	c := startDaemon(t, repoC, "--log.level=debug", "--log.libp2p_level=debug")
