@@ -81,6 +81,11 @@ const (
 	ArbiterProtocol protocol.ID = "/cyxwiz/arbiter/2.0.0"
 )
 
+// InferProtocol: a caller to a provider serving a model: one JSON request
+// (the service and the examples), answered by one JSON frame that carries
+// a Reply and, on success, the provider's signed outputs.
+const InferProtocol protocol.ID = "/cyxwiz/infer/1.0.0"
+
 // DAGProtocol streams whole DAGs between CyxWiz nodes: one request names
 // the roots, and the provider answers with every block under them in one
 // stream, then an end marker with a status. It moves large content several

@@ -1,0 +1,253 @@
+package serving
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cyxwiz/cyxwiz/compute/train"
+	"github.com/cyxwiz/cyxwiz/internal/strictjson"
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
+)
+
+// Defaults of Params.
+const (
+	DefaultWindow          = 2 * time.Millisecond
+	DefaultMaxQueue        = 256
+	DefaultMaxPerCaller    = 8
+	DefaultMaxRequestBytes = 1 << 20
+	// callTimeout bounds one call on the provider, from its first byte to
+	// its answer.
+	callTimeout = 30 * time.Second
+)
+
+// Params configure a Server.
+type Params struct {
+	// Host carries the protocol; Key is its private key, which signs the
+	// answers.
+	Host host.Host
+	Key  crypto.PrivKey
+	// Logger receives the server's log lines.
+	Logger *slog.Logger
+	// Window is how long a batch waits for more calls once its first has
+	// come (default DefaultWindow); 0 keeps the default, a negative value
+	// runs every call alone.
+	Window time.Duration
+	// MaxQueue bounds the calls waiting for a batch, per service (default
+	// DefaultMaxQueue); a call past it is refused.
+	MaxQueue int
+	// MaxPerCaller bounds the calls one caller has open at once (default
+	// DefaultMaxPerCaller).
+	MaxPerCaller int
+	// MaxRequestBytes bounds one request (default DefaultMaxRequestBytes).
+	MaxRequestBytes int
+}
+
+// Stats count what a service has answered.
+type Stats struct {
+	// Calls and Examples answered, and the forward passes (batches) that
+	// answered them.
+	Calls, Examples, Batches int64
+}
+
+// Server serves models on InferProtocol. Close stops it.
+type Server struct {
+	p   Params
+	log *slog.Logger
+
+	mu       sync.Mutex
+	services map[string]*service
+	callers  map[peer.ID]int
+	closed   bool
+}
+
+// NewServer registers the protocol on p.Host and returns a server that
+// serves no model yet.
+func NewServer(p Params) *Server {
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.Window == 0 {
+		p.Window = DefaultWindow
+	}
+	if p.MaxQueue <= 0 {
+		p.MaxQueue = DefaultMaxQueue
+	}
+	if p.MaxPerCaller <= 0 {
+		p.MaxPerCaller = DefaultMaxPerCaller
+	}
+	if p.MaxRequestBytes <= 0 {
+		p.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	s := &Server{p: p, log: p.Logger, services: map[string]*service{}, callers: map[peer.ID]int{}}
+	p.Host.SetStreamHandler(wire.InferProtocol, s.handle)
+	return s
+}
+
+// Errors of Serve.
+var (
+	ErrClosed    = errors.New("serving: closed")
+	ErrDuplicate = errors.New("serving: the service is served already")
+)
+
+// Serve starts answering calls to the service name with m.
+func (s *Server) Serve(name string, m *train.Model) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, dup := s.services[name]; dup {
+		return fmt.Errorf("%w: %s", ErrDuplicate, name)
+	}
+	svc := newService(name, m, s.p.Window, s.p.MaxQueue)
+	s.services[name] = svc
+	go svc.run()
+	return nil
+}
+
+// Stop stops serving name: calls waiting for it fail, and later ones are
+// refused. It reports whether name was served.
+func (s *Server) Stop(name string) bool {
+	s.mu.Lock()
+	svc, ok := s.services[name]
+	delete(s.services, name)
+	s.mu.Unlock()
+	if ok {
+		svc.stop()
+	}
+	return ok
+}
+
+// Stats returns what the service name has answered so far.
+func (s *Server) Stats(name string) (Stats, bool) {
+	s.mu.Lock()
+	svc, ok := s.services[name]
+	s.mu.Unlock()
+	if !ok {
+		return Stats{}, false
+	}
+	return svc.stats(), true
+}
+
+// Close stops every service and the protocol. It is safe to call more than
+// once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	svcs := s.services
+	s.services = map[string]*service{}
+	s.mu.Unlock()
+	s.p.Host.RemoveStreamHandler(wire.InferProtocol)
+	for _, svc := range svcs {
+		svc.stop()
+	}
+	return nil
+}
+
+// acquire takes one of the caller's call slots.
+func (s *Server) acquire(caller peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.callers[caller] >= s.p.MaxPerCaller {
+		return false
+	}
+	s.callers[caller]++
+	return true
+}
+
+func (s *Server) release(caller peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.callers[caller]--; s.callers[caller] <= 0 {
+		delete(s.callers, caller)
+	}
+}
+
+func (s *Server) service(name string) *service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.services[name]
+}
+
+// Answer is the one frame that answers a request: a Reply and, when it is
+// CodeOK, the signed InferResult.
+type Answer struct {
+	Reply  wire.Reply       `json:"reply"`
+	Result *market.Envelope `json:"result,omitempty"`
+}
+
+// maxAnswerBytes bounds an answer: a reply and a signed result.
+const maxAnswerBytes = market.MaxEnvelopeBytes + wire.MaxReplyBytes
+
+func (s *Server) handle(st network.Stream) {
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(callTimeout))
+	w := bufio.NewWriter(st)
+	refuse := func(code wire.Code, format string, args ...any) {
+		_ = wire.WriteJSON(w, Answer{Reply: wire.Reply{Code: code, Reason: fmt.Sprintf(format, args...)}})
+	}
+	caller := st.Conn().RemotePeer()
+	if !s.acquire(caller) {
+		refuse(wire.CodeFull, "too many calls at once from this caller (at most %d)", s.p.MaxPerCaller)
+		return
+	}
+	defer s.release(caller)
+	data, err := wire.ReadFrame(bufio.NewReader(st), s.p.MaxRequestBytes)
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		refuse(wire.CodeRejected, "the request is larger than %d bytes", s.p.MaxRequestBytes)
+		return
+	}
+	if err != nil {
+		_ = st.Reset()
+		return
+	}
+	var req market.InferRequest
+	if err := strictjson.Decode(data, &req); err != nil {
+		refuse(wire.CodeRejected, "bad request: %v", err)
+		return
+	}
+	svc := s.service(req.Service)
+	if svc == nil {
+		refuse(wire.CodeRejected, "no service %q here", req.Service)
+		return
+	}
+	if err := svc.fits(req.Examples); err != nil {
+		refuse(wire.CodeRejected, "%v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	outputs, err := svc.call(ctx, req.Examples)
+	switch {
+	case errors.Is(err, errQueueFull):
+		refuse(wire.CodeFull, "%v", err)
+		return
+	case err != nil:
+		refuse(wire.CodeFailed, "%v", err)
+		return
+	}
+	env, err := market.Seal(s.p.Key, market.TypeInferResult, market.InferResult{
+		Service: req.Service, Request: market.RequestHash(data), Outputs: outputs, IssuedAt: time.Now().UTC()})
+	if err != nil {
+		refuse(wire.CodeFailed, "sign the answer: %v", err)
+		return
+	}
+	if err := wire.WriteJSON(w, Answer{Reply: wire.OK, Result: &env}); err != nil {
+		s.log.Debug("infer answer not sent", "caller", caller, "error", err)
+	}
+}
