@@ -54,7 +54,9 @@ kubo: ## build the stock IPFS Kubo binary (bin/ipfs) that the interop tests run 
 	./scripts/build-kubo.sh bin/ipfs
 
 ledger: ## install the local Solana ledger (tools/ledger: LiteSVM behind a JSON-RPC server) that settlement tests and devnets run
-	@[ -d tools/ledger/node_modules/litesvm ] || npm ci --prefix tools/ledger --no-audit --no-fund
+	@# --loglevel=error: npm warns (EBADENGINE) that commander 15, which only the
+	@# CLI of @solana/errors uses and the ledger never runs, wants Node.js 22.
+	@[ -d tools/ledger/node_modules/litesvm ] || npm ci --prefix tools/ledger --no-audit --no-fund --loglevel=error
 
 test: kubo ledger ## run every test (unit, many-node, end-to-end, Kubo interop) with the race detector
 	$(GO) test -tags "$(GOTAGS)" $(TESTFLAGS) $(PKGS)
