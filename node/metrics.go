@@ -2,16 +2,10 @@ package node
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/node/metrics"
-	"github.com/cyxwiz/cyxwiz/node/rpc"
 )
 
 // metricsServer serves the node's metrics at /metrics on metrics.addr,
@@ -21,34 +15,27 @@ import (
 // Start just before the API, serves it and is closed just after the API,
 // before the subsystems whose counts it reads.
 type metricsServer struct {
-	cfg     MetricsConfig
+	boundHTTP
 	metrics *metrics.Metrics
-	log     *slog.Logger
-	ln      net.Listener
-	http    *http.Server
-	served  chan struct{}
 }
 
-// addr returns the address the metrics are served on.
-func (s *metricsServer) addr() string { return s.ln.Addr().String() }
+// newMetricsServer builds the metrics server of cfg, serving m.
+func newMetricsServer(cfg MetricsConfig, m *metrics.Metrics, log *slog.Logger) *metricsServer {
+	return &metricsServer{
+		boundHTTP: boundHTTP{key: "metrics.addr", what: "metrics", address: cfg.Addr, maxConns: metrics.MaxConnections, log: log},
+		metrics:   m,
+	}
+}
 
 // metricsPort binds the metrics port.
 type metricsPort struct{ *metricsServer }
 
 // Start listens on metrics.addr.
-func (p metricsPort) Start(context.Context) error {
-	ln, err := net.Listen("tcp", p.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("metrics.addr %s: %w", p.cfg.Addr, err)
-	}
-	p.ln = ln
-	return nil
-}
+func (p metricsPort) Start(context.Context) error { return p.bind() }
 
-// Close releases the port of a server that never served; once served,
-// the server's shutdown has closed it already.
+// Close releases the port of a server that never served.
 func (p metricsPort) Close() error {
-	p.ln.Close()
+	p.release()
 	return nil
 }
 
@@ -61,30 +48,12 @@ func (s metricsServing) Start(context.Context) error {
 	if !loopback {
 		s.log.Warn("metrics served to other machines", "addr", s.addr())
 	}
-	s.http = s.metrics.Server(s.log, loopback)
-	s.served = make(chan struct{})
-	ln := rpc.LimitListener(s.ln, metrics.MaxConnections)
-	go func() {
-		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("metrics server stopped", "error", err)
-		}
-	}()
+	s.serve(s.metrics.Server(s.log, loopback))
 	return nil
 }
 
 // Close stops the server.
-func (s metricsServing) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var err error
-	if e := s.http.Shutdown(ctx); e != nil {
-		err = fmt.Errorf("stop metrics: %w", e)
-		s.http.Close()
-	}
-	<-s.served
-	return err
-}
+func (s metricsServing) Close() error { return s.shutdown() }
 
 // jobLister is the part of the jobs engine seedJobMetrics reads.
 type jobLister interface {

@@ -101,7 +101,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 	first := []service{}
 	if cfg.Metrics.Addr != "" {
 		m = metrics.New(Version)
-		n.metrics = &metricsServer{cfg: cfg.Metrics, metrics: m, log: log.With("system", "metrics")}
+		n.metrics = newMetricsServer(cfg.Metrics, m, log.With("system", "metrics"))
 		first = append(first, metricsPort{n.metrics})
 	}
 	n.api = newAPIServer(cfg.API, p.Repo, token, log, m)

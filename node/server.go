@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/cyxwiz/cyxwiz/node/metrics"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
@@ -19,13 +16,10 @@ import (
 // writes DIR/api, so that a client that finds the file finds every
 // subsystem started, and is the first closed.
 type apiServer struct {
-	cfg    APIConfig
-	repo   *Repo
-	log    *slog.Logger
-	rpc    *rpc.Server
-	ln     net.Listener
-	http   *http.Server
-	served chan struct{}
+	boundHTTP
+	cfg  APIConfig
+	repo *Repo
+	rpc  *rpc.Server
 }
 
 // newAPIServer builds the API; m, when not nil, counts its calls.
@@ -39,30 +33,21 @@ func newAPIServer(cfg APIConfig, repo *Repo, token string, log *slog.Logger, m *
 	if m != nil {
 		opts.Observe = m.ObserveCall
 	}
-	return &apiServer{cfg: cfg, repo: repo, log: log, rpc: rpc.NewServer(opts)}
+	return &apiServer{
+		boundHTTP: boundHTTP{key: "api.addr", what: "api", address: cfg.Addr, maxConns: cfg.MaxConnections, log: log},
+		cfg:       cfg, repo: repo, rpc: rpc.NewServer(opts),
+	}
 }
-
-// addr returns the address the API listens on.
-func (a *apiServer) addr() string { return a.ln.Addr().String() }
 
 // apiPort binds the API's port.
 type apiPort struct{ *apiServer }
 
 // Start listens on api.addr.
-func (p apiPort) Start(context.Context) error {
-	ln, err := net.Listen("tcp", p.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("api.addr %s: %w", p.cfg.Addr, err)
-	}
-	p.ln = ln
-	return nil
-}
+func (p apiPort) Start(context.Context) error { return p.bind() }
 
-// Close releases the port of an API that never served; once served, the
-// HTTP server's shutdown has closed it already, and the second close
-// only reports that.
+// Close releases the port of an API that never served.
 func (p apiPort) Close() error {
-	p.ln.Close()
+	p.release()
 	return nil
 }
 
@@ -71,15 +56,7 @@ type apiServing struct{ *apiServer }
 
 // Start serves the API, then writes DIR/api.
 func (s apiServing) Start(context.Context) error {
-	s.http = s.rpc.HTTPServer()
-	s.served = make(chan struct{})
-	ln := rpc.LimitListener(s.ln, s.cfg.MaxConnections)
-	go func() {
-		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("api server stopped", "error", err)
-		}
-	}()
+	s.serve(s.rpc.HTTPServer())
 	if err := s.repo.WriteAPIAddr(s.addr()); err != nil {
 		return errors.Join(err, s.stop())
 	}
@@ -96,13 +73,7 @@ func (s apiServing) Close() error {
 }
 
 func (s apiServing) stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var err error
-	if e := s.http.Shutdown(ctx); e != nil {
-		err = fmt.Errorf("stop api: %w", e)
-	}
+	err := s.shutdown()
 	s.rpc.Close()
-	<-s.served
 	return err
 }

@@ -17,16 +17,8 @@ import (
 // completion offers the job submitted and the content pinned; a daemon's
 // error reads without its JSON-RPC code, which --json keeps.
 func TestAgainstNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: starts a node")
-	}
-	dir := t.TempDir()
-	d, err := devnet.Start(t.Context(), devnet.Params{Dir: dir, Nodes: 1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	repo := filepath.Join(dir, "node0")
+	repo := startOneNode(t)
+	dir := filepath.Dir(repo)
 
 	if err := os.WriteFile(filepath.Join(dir, "mod.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
 		t.Fatal(err)
@@ -75,6 +67,22 @@ func TestAgainstNode(t *testing.T) {
 	if err := json.Unmarshal([]byte(errOut), &jerr); code != 1 || err != nil || jerr.Code == 0 || jerr.Command != "cyxwiz job status" {
 		t.Errorf("--json job status of no job: exit %d, stderr %q (%v); want a JSON error with the code", code, errOut, err)
 	}
+}
+
+// startOneNode starts a devnet of one node in this process and returns
+// its repo; it skips the test under -short.
+func startOneNode(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts a node")
+	}
+	dir := t.TempDir()
+	d, err := devnet.Start(t.Context(), devnet.Params{Dir: dir, Nodes: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return filepath.Join(dir, "node0")
 }
 
 // TestNoDaemon: without a daemon, or with an api file that a daemon left

@@ -3,13 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/cyxwiz/cyxwiz/node/devnet"
 )
 
 // TestContentCommandsStream: add reads the CLI's own paths, and get and
@@ -17,16 +14,8 @@ import (
 // back as it went in, and a file holding a symlink is refused before
 // anything is sent.
 func TestContentCommandsStream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: starts a node")
-	}
+	repo := startOneNode(t)
 	dir := t.TempDir()
-	d, err := devnet.Start(t.Context(), devnet.Params{Dir: filepath.Join(dir, "devnet"), Nodes: 1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	repo := filepath.Join(dir, "devnet", "node0")
 
 	tree := filepath.Join(dir, "tree")
 	files := map[string]string{"a.txt": "alpha\n", "sub/b.txt": strings.Repeat("beta ", 10000)}

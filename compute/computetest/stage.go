@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/internal/syncbuf"
 )
 
 // Staged is a job as the provider gets it: its section of the job spec,
@@ -28,7 +29,7 @@ func runStage(t *testing.T, exec compute.Executor, s Staged, greeting string) {
 	ctx := context.Background()
 
 	t.Run("stage and run", func(t *testing.T) {
-		var out syncBuffer
+		var out syncbuf.Buffer
 		j := job(t, Program{})
 		j.Spec, j.Stdout = s.Spec, &out
 		src := &source{content: s.Content}

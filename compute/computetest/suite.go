@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/internal/syncbuf"
 )
 
 // Program is a runnable program, the arguments that select a behaviour,
@@ -81,7 +82,7 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 	ctx := context.Background()
 
 	t.Run("hello", func(t *testing.T) {
-		var out syncBuffer
+		var out syncbuf.Buffer
 		j := job(t, p.Hello)
 		j.Stdout = &out
 		o, err := exec.Run(ctx, j)
@@ -156,7 +157,7 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 	})
 
 	t.Run("output streams while running", func(t *testing.T) {
-		var out syncBuffer
+		var out syncbuf.Buffer
 		j := job(t, p.Lines)
 		j.Stdout = &out
 		if o, err := exec.Run(ctx, j); err != nil || !o.OK() {
@@ -182,7 +183,7 @@ func Run(t *testing.T, exec compute.Executor, p Programs) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var out syncBuffer
+				var out syncbuf.Buffer
 				j.Stdout = &out
 				o, err := exec.Run(ctx, j)
 				if err != nil || !o.OK() || !strings.Contains(out.String(), p.Greeting) {
@@ -227,7 +228,7 @@ func runSandbox(t *testing.T, exec compute.Executor, p Sandbox) {
 	})
 
 	t.Run("environment", func(t *testing.T) {
-		var out syncBuffer
+		var out syncbuf.Buffer
 		j := job(t, p.Env)
 		j.Env = map[string]string{"CYXWIZ_TEST": "value-42"}
 		j.Stdout = &out
@@ -270,22 +271,4 @@ func countLines(s, sub string) int {
 		}
 	}
 	return n
-}
-
-// syncBuffer is a buffer an executor may write to from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

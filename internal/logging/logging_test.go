@@ -1,7 +1,6 @@
 package logging
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,33 +8,15 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"go.opentelemetry.io/otel"
+
+	"github.com/cyxwiz/cyxwiz/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the stderr pipe's reader and the
-// test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // Package-level, as in the libraries: created before any New, resolved at
 // its first use.
@@ -55,7 +36,7 @@ func logFromEverywhere(tag string) {
 }
 
 func TestLibraryLogsFollowTheFormat(t *testing.T) {
-	var text syncBuffer
+	var text syncbuf.Buffer
 	own := New(&text, "text", slog.LevelInfo, slog.LevelWarn)
 	own.Debug("hidden own debug")
 	own.Info("own info")
@@ -79,7 +60,7 @@ func TestLibraryLogsFollowTheFormat(t *testing.T) {
 
 	// A second New re-points the bridges, the loggers that libraries
 	// resolved already among them; under JSON os.Stderr is captured too.
-	var js syncBuffer
+	var js syncbuf.Buffer
 	own = New(&js, "json", slog.LevelInfo, slog.LevelWarn)
 	own.Info("own info")
 	logFromEverywhere("J")

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -17,6 +16,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
+	"github.com/cyxwiz/cyxwiz/internal/syncbuf"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/node/devnet"
 )
@@ -40,24 +40,6 @@ func xorCSV(n int) []byte {
 		fmt.Fprintf(&buf, "%.4f,%.4f,%d\n", x, y, label)
 	}
 	return buf.Bytes()
-}
-
-// safeBuffer collects what the terminal shows.
-type safeBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestTopOnADevnet runs the monitor in an 80×24 pseudo-terminal against a
@@ -107,7 +89,7 @@ func TestTopOnADevnet(t *testing.T) {
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
 		t.Fatal(err)
 	}
-	var screen safeBuffer
+	var screen syncbuf.Buffer
 	go func() { _, _ = io.Copy(&screen, ptmx) }()
 	done := make(chan error, 1)
 	go func() {
