@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -306,29 +305,5 @@ func TestMetricsHostile(t *testing.T) {
 	}
 	if s := scrape(t, n); len(s) == 0 {
 		t.Fatal("no metrics after the burst")
-	}
-}
-
-// A metrics port in use fails New, naming the key, before any swarm work.
-func TestMetricsPortInUse(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cfg := testConfig()
-	cfg.Metrics.Addr = l.Addr().String()
-	dir := t.TempDir()
-	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := OpenRepo(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
-	_, err = New(t.Context(), Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
-	if err == nil || !strings.Contains(err.Error(), "metrics.addr") || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("New with a used metrics port = %v, want an error naming metrics.addr and the cause", err)
 	}
 }

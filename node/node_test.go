@@ -218,26 +218,33 @@ func wantEvent(t *testing.T, sub *api.Subscription, id, state string) {
 	}
 }
 
-func TestAPIPortInUse(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cfg := testConfig()
-	cfg.API.Addr = l.Addr().String()
-	dir := t.TempDir()
-	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := OpenRepo(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
-	_, err = New(t.Context(), Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
-	if err == nil || !strings.Contains(err.Error(), "api.addr") || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("New with a used API port = %v, want an error naming api.addr and the cause", err)
+// TestPortInUse: a port of the API or of the metrics in use fails New,
+// naming its key and the cause, before any swarm work.
+func TestPortInUse(t *testing.T) {
+	for key, set := range map[string]func(*Config, string){
+		"api.addr":     func(c *Config, a string) { c.API.Addr = a },
+		"metrics.addr": func(c *Config, a string) { c.Metrics.Addr = a },
+	} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		cfg := testConfig()
+		set(&cfg, l.Addr().String())
+		dir := t.TempDir()
+		if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
+			t.Fatal(err)
+		}
+		repo, err := OpenRepo(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer repo.Close()
+		_, err = New(t.Context(), Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("New with %s in use = %v, want an error naming %s and the cause", key, err, key)
+		}
 	}
 }
 
