@@ -19,6 +19,10 @@ import (
 const (
 	KindWASM  = "wasm"
 	KindTrain = trainspec.Kind
+	// KindServe serves a trained model: the provider answers calls to it
+	// (see package serving) until the job's wall time ends or it is
+	// cancelled.
+	KindServe = "serve"
 )
 
 // Verification modes.
@@ -46,6 +50,7 @@ type Spec struct {
 	Kind         string          `json:"kind"`
 	WASM         *WASMSpec       `json:"wasm,omitempty"`
 	Train        *trainspec.Spec `json:"train,omitempty"`
+	Serve        *ServeSpec      `json:"serve,omitempty"`
 	Inputs       []Input         `json:"inputs,omitempty"`
 	Outputs      []Output        `json:"outputs,omitempty"`
 	Resources    Resources       `json:"resources"`
@@ -61,6 +66,20 @@ type WASMSpec struct {
 	Args   []string          `json:"args,omitempty"`
 	Env    map[string]string `json:"env,omitempty"`
 }
+
+// ServeSpec is the serve section: the trained weights to serve, by CID
+// (the model output of a train job), and the most examples one forward
+// pass takes.
+type ServeSpec struct {
+	Model    string `json:"model"`
+	MaxBatch int    `json:"max_batch,omitempty"`
+}
+
+// Bounds of the serve section.
+const (
+	DefaultServeBatch = 64
+	maxServeBatch     = 1024
+)
 
 // Input is a dataset mounted read-only at /in/<name>.
 type Input struct {
@@ -159,6 +178,9 @@ func (s *Spec) Normalize() {
 	if s.Verification == nil {
 		s.Verification = &Verification{Mode: VerifyNone}
 	}
+	if s.Serve != nil && s.Serve.MaxBatch == 0 {
+		s.Serve.MaxBatch = DefaultServeBatch
+	}
 	if s.Train != nil {
 		s.Train.Normalize()
 		if s.Kind == KindTrain {
@@ -217,10 +239,28 @@ func (s Spec) Validate() error {
 				errs = append(errs, err)
 			}
 		}
+	case KindServe:
+		if s.Serve == nil {
+			bad("serve", "required for kind serve")
+		}
+		if len(s.Outputs) > 0 {
+			bad("outputs", "a serve job has none")
+		}
 	case "":
-		bad("kind", "required (wasm, train)")
+		bad("kind", "required (wasm, train, serve)")
 	default:
-		bad("kind", "%q is not a job kind (wasm, train)", s.Kind)
+		bad("kind", "%q is not a job kind (wasm, train, serve)", s.Kind)
+	}
+	if v := s.Serve; v != nil {
+		if s.Kind != KindServe {
+			bad("serve", "only for kind serve")
+		}
+		if err := checkCID(v.Model); err != nil {
+			bad("serve.model", "%v", err)
+		}
+		if v.MaxBatch < 1 || v.MaxBatch > maxServeBatch {
+			bad("serve.max_batch", "%d is outside 1..%d", v.MaxBatch, maxServeBatch)
+		}
 	}
 	if s.Train != nil && s.Kind != KindTrain {
 		bad("train", "only for kind train")
@@ -316,8 +356,8 @@ func (s Spec) Validate() error {
 		if g.MinComputeCapability != "" && !capabilityRE.MatchString(g.MinComputeCapability) {
 			bad("resources.gpu.min_compute_capability", "%q is not of the form 8.0", g.MinComputeCapability)
 		}
-		if s.Kind == KindWASM {
-			bad("resources.gpu", "wasm jobs cannot use GPUs")
+		if s.Kind == KindWASM || s.Kind == KindServe {
+			bad("resources.gpu", "%s jobs cannot use GPUs", s.Kind)
 		}
 	}
 	if w := s.Limits.WallSeconds; w < 1 || w > maxWallSeconds {
@@ -363,20 +403,25 @@ func (s Spec) Contents() []Content {
 	if s.Train != nil {
 		out = append(out, Content{"train.dataset", s.Train.Dataset.CID})
 	}
+	if s.Serve != nil {
+		out = append(out, Content{"serve.model", s.Serve.Model})
+	}
 	for _, in := range s.Inputs {
 		out = append(out, Content{"input " + in.Name, in.CID})
 	}
 	return out
 }
 
-// Section returns the settings of the job's kind, its wasm or train
-// section, as JSON: what its executor reads.
+// Section returns the settings of the job's kind, its wasm, train or
+// serve section, as JSON: what its executor reads.
 func (s Spec) Section() (json.RawMessage, error) {
 	switch {
 	case s.Kind == KindWASM && s.WASM != nil:
 		return json.Marshal(s.WASM)
 	case s.Kind == KindTrain && s.Train != nil:
 		return json.Marshal(s.Train)
+	case s.Kind == KindServe && s.Serve != nil:
+		return json.Marshal(s.Serve)
 	}
 	return nil, fmt.Errorf("a %q job has no section of its kind", s.Kind)
 }

@@ -427,7 +427,7 @@ type MarketConfig struct {
 // DefaultMarketConfig returns the market settings of a new node: a
 // requester only.
 func DefaultMarketConfig() MarketConfig {
-	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain}, AdvertiseSeconds: 60, MaxConcurrent: 4, MaxLogMiB: 16,
+	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain, market.KindServe}, AdvertiseSeconds: 60, MaxConcurrent: 4, MaxLogMiB: 16,
 		Allow: []string{}, Deny: []string{}, DetectGPUs: true, PublishReceipts: true, AloneSeconds: 30}
 }
 
@@ -435,8 +435,8 @@ func DefaultMarketConfig() MarketConfig {
 func (c MarketConfig) Validate() error {
 	var errs []error
 	for _, e := range c.Executors {
-		if e != market.KindWASM && e != market.KindTrain {
-			errs = append(errs, fmt.Errorf("executors: %q is not an executor of this version (wasm, train)", e))
+		if e != market.KindWASM && e != market.KindTrain && e != market.KindServe {
+			errs = append(errs, fmt.Errorf("executors: %q is not an executor of this version (wasm, train, serve)", e))
 		}
 	}
 	if c.Provider && len(c.Executors) == 0 {

@@ -193,6 +193,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		disputeAPI{jobs: n.jobs, settles: escrow != nil, role: cfg.Role},
 		walletAPI{repo: p.Repo, escrow: escrow, ledger: cfg.Settlement, mint: cfg.Market.Mint},
 		marketAPI{host: n.host, adv: n.adv},
+		inferAPI{host: n.host, jobs: n.jobs},
 		indexerAPI{svc: n.index},
 		n.models,
 	} {

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/serve"
 	"github.com/cyxwiz/cyxwiz/compute/train"
 	"github.com/cyxwiz/cyxwiz/compute/wasm"
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/p2p"
+	"github.com/cyxwiz/cyxwiz/serving"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -77,9 +79,10 @@ type jobStore struct {
 	gpus   int
 	params jobs.Params // all but DB, Executors and Config
 
-	db     *bolt.DB
-	execs  map[string]compute.Executor
-	engine *jobs.Engine
+	db      *bolt.DB
+	execs   map[string]compute.Executor
+	serving *serving.Server // nil unless the node runs serve jobs
+	engine  *jobs.Engine
 }
 
 // Start opens the job store, the executors when the node is a provider,
@@ -113,6 +116,10 @@ func (s *jobStore) build() error {
 			}
 			s.execs[market.KindTrain] = t
 		}
+		if slices.Contains(s.cfg.Market.Executors, market.KindServe) {
+			s.serving = serving.NewServer(serving.Params{Host: s.params.Host, Key: s.params.Key, Logger: s.log.With("system", "serving")})
+			s.execs[market.KindServe] = serve.New(s.serving)
+		}
 	}
 	cfg := jobs.DefaultConfig()
 	cfg.MaxConcurrent = s.cfg.Market.MaxConcurrent
@@ -135,6 +142,9 @@ func (s *jobStore) Close() error {
 	var errs []error
 	for _, e := range s.execs {
 		errs = append(errs, e.Close(context.Background()))
+	}
+	if s.serving != nil {
+		errs = append(errs, s.serving.Close())
 	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close job store: %w", err))

@@ -101,7 +101,7 @@ func newRoot(e *env) *cobra.Command {
 	add(groupNode, initCommand(e), daemonCommand(e), idCommand(e), configCommand(e), devnetCommand(e), topCommand(e), versionCommand(e))
 	add(groupSwarm, swarmCommand(e), providersCommand(e), explorerCommand(e))
 	add(groupContent, addCommand(e), getCommand(e), catCommand(e), pinCommand(e), repoCommand(e))
-	add(groupCompute, jobCommand(e), modelCommand(e), walletCommand(e), arbiterCommand(e))
+	add(groupCompute, jobCommand(e), modelCommand(e), inferCommand(e), walletCommand(e), arbiterCommand(e))
 	root.SetHelpCommand(helpCommand())
 	root.SetHelpCommandGroupID(groupOther)
 	root.SetCompletionCommandGroupID(groupOther)

@@ -15,12 +15,15 @@ import (
 )
 
 func modelCommand(e *env) *cobra.Command {
-	return group("model", "the model registry: publish trained weights, find them",
+	return group("model", "the model registry: publish trained weights, find them, deploy them as a service",
 		"  cyxwiz model publish --job ID --name mnist-mlp --license MIT\n  cyxwiz model search digits\n  cyxwiz model show ID",
 		modelPublishCommand(e),
 		modelListCommand(e),
 		modelSearchCommand(e),
 		modelShowCommand(e),
+		modelDeployCommand(e),
+		modelDeploymentsCommand(e),
+		modelUndeployCommand(e),
 	)
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/internal/syncbuf"
@@ -21,6 +22,17 @@ type Staged struct {
 	// Content is what the source holds, by content ID: each a folder of
 	// files by slash-separated path, or a single file under the path "".
 	Content map[string]map[string][]byte
+	// Wall, when set, is the staged job's wall time, for an executor
+	// whose jobs run until it ends (a deployment).
+	Wall time.Duration
+}
+
+// RunStaging runs the staging part of the suite against exec, for an
+// executor whose jobs are not programs the rest of the suite can express
+// (it serves a model): staged from s, a job runs to success and prints
+// greeting; a failing source and bad sections fail the staging.
+func RunStaging(t *testing.T, exec compute.Executor, s Staged, greeting string) {
+	runStage(t, exec, s, greeting)
 }
 
 // runStage stages jobs from their spec sections, with a source that
@@ -32,6 +44,9 @@ func runStage(t *testing.T, exec compute.Executor, s Staged, greeting string) {
 		var out syncbuf.Buffer
 		j := job(t, Program{})
 		j.Spec, j.Stdout = s.Spec, &out
+		if s.Wall > 0 {
+			j.Wall = s.Wall
+		}
 		src := &source{content: s.Content}
 		if err := exec.Stage(ctx, &j, src); err != nil {
 			t.Fatalf("stage: %v", err)

@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/spf13/cobra"
+)
+
+func modelDeployCommand(e *env) *cobra.Command {
+	var (
+		hours      float64
+		maxBatch   int
+		price, mnt string
+		memory     int
+	)
+	c := &cobra.Command{
+		Use:   "deploy CID",
+		Short: "deploy trained weights (a train job's model output) as a serve job that answers calls",
+		Long: "deploy submits a serve job for the weights CID: a provider loads them and answers calls to them " +
+			"(cyxwiz infer) until --max-hours pass or the deployment is undeployed. It prints the deployment's ID, " +
+			"which is the serve job's.",
+		Example:           "  cyxwiz model deploy bafkrei... --max-hours 2\n  cyxwiz model deploy bafkrei... --price 100000 --mint MINT",
+		Args:              exactArgs(1, "the weights' CID"),
+		ValidArgsFunction: completePins(e),
+		RunE: run(e, func(args []string) error {
+			if hours <= 0 || hours > 7*24 {
+				return usagef("--max-hours %g is outside (0, 168]", hours)
+			}
+			spec := map[string]any{
+				"kind":   "serve",
+				"serve":  map[string]any{"model": args[0], "max_batch": maxBatch},
+				"limits": map[string]any{"wall_seconds": int(hours * 3600)},
+			}
+			if memory > 0 {
+				spec["resources"] = map[string]any{"memory_mib": memory}
+			}
+			if price != "" {
+				spec["price"] = map[string]any{"max": price, "mint": mnt}
+			}
+			raw, err := json.Marshal(spec)
+			if err != nil {
+				return err
+			}
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.JobInfo, error) {
+				return c.JobSubmit(ctx, raw)
+			}, func(j api.JobInfo) error {
+				fmt.Fprintln(e.stdout, j.ID)
+				return nil
+			})
+		}),
+	}
+	fs := c.Flags()
+	fs.Float64Var(&hours, "max-hours", 1, "how long the deployment lasts")
+	fs.IntVar(&maxBatch, "max-batch", 64, "the most examples one forward pass takes")
+	fs.IntVar(&memory, "memory-mib", 0, "the memory the provider sets aside (default the job spec's)")
+	fs.StringVar(&price, "price", "", "the most to pay for the whole deployment, in base units of --mint")
+	fs.StringVar(&mnt, "mint", "", "the token the price is in")
+	return c
+}
+
+func modelDeploymentsCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "deployments",
+		Short:   "the serve jobs this node submitted, newest first",
+		Example: "  cyxwiz model deployments\n  cyxwiz model deployments --json",
+		Args:    noArgs,
+		RunE: run(e, func([]string) error {
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.JobInfo, error) {
+				all, err := c.JobList(ctx)
+				return slices.DeleteFunc(all, func(j api.JobInfo) bool { return j.Kind != "serve" }), err
+			}, func(list []api.JobInfo) error {
+				tw := e.table("ID\tSTATE\tPROVIDER\tCREATED")
+				for _, j := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.ID, j.State, orDash(j.Provider), j.CreatedAt.Local().Format(time.DateTime))
+				}
+				return tw.Flush()
+			})
+		}),
+	}
+}
+
+func modelUndeployCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "undeploy ID",
+		Short:             "end a deployment: its provider stops answering calls",
+		Example:           "  cyxwiz model undeploy 06BKC7HY2359F08JS8DVVJQTR8",
+		Args:              exactArgs(1, "a deployment ID"),
+		ValidArgsFunction: completeJobs(e),
+		RunE: run(e, func(args []string) error {
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.JobInfo, error) {
+				j, err := c.JobStatus(ctx, args[0])
+				if err != nil {
+					return j, err
+				}
+				if j.Kind != "serve" {
+					return j, fmt.Errorf("job %s is a %s job, not a deployment", j.ID, j.Kind)
+				}
+				return c.JobCancel(ctx, args[0])
+			}, func(j api.JobInfo) error {
+				fmt.Fprintf(e.stdout, "%s: %s\n", j.ID, j.State)
+				return nil
+			})
+		}),
+	}
+}
+
+func inferCommand(e *env) *cobra.Command {
+	var provider string
+	c := &cobra.Command{
+		Use:   "infer SERVICE INPUT",
+		Short: "call a deployed model with the examples in INPUT (a JSON array of rows, or {\"examples\": [...]}; - for stdin)",
+		Long: "infer sends the examples in the file INPUT to the model deployed as SERVICE (a serve job's ID) and prints " +
+			"each example's outputs: for a classifier, its most likely class and the probabilities. The answer is checked " +
+			"to be signed by the provider for this call. A deployment this node made needs no --provider.",
+		Example:           "  cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 digits.json\n  echo '[[0.5, -0.5]]' | cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 -",
+		Args:              exactArgs(2, "a service and an input file"),
+		ValidArgsFunction: completeJobs(e),
+		RunE: run(e, func(args []string) error {
+			examples, err := readExamples(args[1])
+			if err != nil {
+				return err
+			}
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.InferCallResult, error) {
+				return c.InferCall(ctx, api.InferCallParams{Service: args[0], Provider: provider, Examples: examples})
+			}, func(r api.InferCallResult) error {
+				for i, row := range r.Outputs {
+					best := 0
+					for j := range row {
+						if row[j] > row[best] {
+							best = j
+						}
+					}
+					vals := make([]string, len(row))
+					for j, v := range row {
+						vals[j] = fmt.Sprintf("%.4f", v)
+					}
+					fmt.Fprintf(e.stdout, "example %d: class %d  [%s]\n", i, best, strings.Join(vals, " "))
+				}
+				return nil
+			})
+		}),
+	}
+	c.Flags().StringVar(&provider, "provider", "", "the peer serving SERVICE (default: the provider of this node's serve job)")
+	return c
+}
+
+// maxInputBytes bounds an infer input file.
+const maxInputBytes = 16 << 20
+
+// readExamples reads a JSON array of rows, or an object with "examples",
+// from path (- for standard input).
+func readExamples(path string) ([][]float32, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = readAllLimit(os.Stdin, maxInputBytes)
+	} else {
+		var f *os.File
+		if f, err = os.Open(path); err == nil {
+			data, err = readAllLimit(f, maxInputBytes)
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var rows [][]float32
+	if err := json.Unmarshal(data, &rows); err == nil {
+		return rows, nil
+	}
+	var obj struct {
+		Examples [][]float32 `json:"examples"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil || obj.Examples == nil {
+		return nil, errors.New(path + ": want a JSON array of rows of numbers, or {\"examples\": [...]}")
+	}
+	return obj.Examples, nil
+}
+
+// readAllLimit reads r to its end, failing past limit bytes.
+func readAllLimit(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("more than %d bytes", limit)
+	}
+	return data, err
+}

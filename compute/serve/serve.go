@@ -1,0 +1,114 @@
+// Package serve is the executor of serve jobs: it loads the trained
+// weights a job names into the trainer's inference path and hands them to
+// a Registry, which answers calls to them (package serving on a node), for
+// as long as the job runs: until its wall time ends, when the deployment
+// is over and the job succeeds, or until it is cancelled.
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/train"
+	"github.com/cyxwiz/cyxwiz/trainspec"
+)
+
+// Kind is the job kind the executor runs.
+const Kind = "serve"
+
+// Registry answers calls to the models it is given, by name.
+type Registry interface {
+	// Serve starts answering calls to name with m.
+	Serve(name string, m *train.Model) error
+	// Stop stops answering calls to name.
+	Stop(name string) bool
+}
+
+// Section is the serve section of a job spec.
+type Section struct {
+	// Model is the CID of the weights (a train job's model output).
+	Model string `json:"model"`
+	// MaxBatch is the most examples one forward pass takes.
+	MaxBatch int `json:"max_batch,omitempty"`
+}
+
+// Executor runs serve jobs.
+type Executor struct {
+	reg Registry
+}
+
+// New returns an executor that serves through reg.
+func New(reg Registry) *Executor { return &Executor{reg: reg} }
+
+// Kind implements compute.Executor.
+func (e *Executor) Kind() string { return Kind }
+
+// Close implements compute.Executor; it holds nothing of its own.
+func (e *Executor) Close(context.Context) error { return nil }
+
+// Stage implements compute.Executor: it reads the weights the serve
+// section names, within the job's memory.
+func (e *Executor) Stage(ctx context.Context, job *compute.Job, src compute.Source) error {
+	var s Section
+	if err := job.DecodeSpec(Kind, &s); err != nil {
+		return err
+	}
+	if s.Model == "" {
+		return fmt.Errorf("%w: serve section names no model", compute.ErrBadSpec)
+	}
+	limit := int64(train.DefaultMaxModelBytes)
+	if job.MemoryMiB > 0 {
+		limit = min(limit, int64(job.MemoryMiB)<<20)
+	}
+	w, err := src.Read(ctx, "model", s.Model, limit)
+	if err != nil {
+		return err
+	}
+	job.Program = w
+	return nil
+}
+
+// Run implements compute.Executor: it loads the model, serves it under the
+// job's ID until the wall time ends (success: the deployment is over) or
+// ctx ends (cancelled), then stops serving it.
+func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, error) {
+	var s Section
+	if err := job.DecodeSpec(Kind, &s); err != nil {
+		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonBadProgram, Detail: err.Error()}, nil
+	}
+	if s.MaxBatch <= 0 {
+		s.MaxBatch = 64
+	}
+	m, err := train.LoadModel(bytes.NewReader(job.Program), train.LoadOptions{MaxBatch: s.MaxBatch, MaxBytes: int64(len(job.Program))})
+	if err != nil {
+		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonBadProgram, Detail: err.Error()}, nil
+	}
+	if err := e.reg.Serve(job.ID, m); err != nil {
+		return compute.Outcome{}, fmt.Errorf("serve %s: %w", job.ID, err)
+	}
+	defer e.reg.Stop(job.ID)
+	started := time.Now()
+	if job.Stdout != nil {
+		fmt.Fprintf(job.Stdout, "serving %s: input %s, %d outputs, batches of up to %d, for up to %s\n",
+			job.ID, trainspec.ShapeString(m.InputShape()), m.OutputSize(), m.MaxBatch(), job.Wall)
+	}
+	wall := time.NewTimer(job.Wall)
+	defer wall.Stop()
+	select {
+	case <-wall.C:
+		if job.Stdout != nil {
+			fmt.Fprintf(job.Stdout, "deployment over after %s\n", time.Since(started).Round(time.Second))
+		}
+		return compute.Outcome{Wall: time.Since(started), StartedAt: started}, nil
+	case <-ctx.Done():
+		reason := compute.ReasonCancelled
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			reason = compute.ReasonWallTime
+		}
+		return compute.Outcome{ExitCode: -1, Reason: reason, Detail: "stopped: " + ctx.Err().Error(), Wall: time.Since(started), StartedAt: started}, nil
+	}
+}

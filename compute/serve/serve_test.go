@@ -1,0 +1,87 @@
+package serve_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/compute"
+	"github.com/cyxwiz/cyxwiz/compute/computetest"
+	"github.com/cyxwiz/cyxwiz/compute/serve"
+	"github.com/cyxwiz/cyxwiz/compute/train"
+	"github.com/cyxwiz/cyxwiz/p2p/p2ptest"
+	"github.com/cyxwiz/cyxwiz/serving"
+)
+
+func weights(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := train.WriteSafetensors(&buf, []train.NamedTensor{
+		{Name: "layers.0.bias", Shape: []int{2}, Data: []float32{0, 0}},
+		{Name: "layers.0.weight", Shape: []int{2, 2}, Data: []float32{-4, 4, 4, -4}},
+	}, map[string]string{"format": train.ModelFormat, "loss_function": "cross_entropy",
+		"model": `{"input":[2],"layers":[{"type":"dense","units":2},{"type":"softmax"}]}`}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func registry(t *testing.T) *serving.Server {
+	t.Helper()
+	h := p2ptest.MockNet(t, 1, 0)[0]
+	srv := serving.NewServer(serving.Params{Host: h, Key: h.Peerstore().PrivKey(h.ID())})
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// TestConformance: the serve executor stages its weights as every
+// executor stages its content, and fails a bad section or source.
+func TestConformance(t *testing.T) {
+	const cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+	computetest.RunStaging(t, serve.New(registry(t)), computetest.Staged{
+		Spec:    json.RawMessage(`{"model":"` + cid + `","max_batch":8}`),
+		Content: map[string]map[string][]byte{cid: {"": weights(t)}},
+		Wall:    200 * time.Millisecond,
+	}, "serving")
+}
+
+// TestServesUntilCancelled: while the job runs its model answers calls
+// under the job's ID; a cancel stops it, and weights that are not a
+// model fail the job as a bad program.
+func TestServesUntilCancelled(t *testing.T) {
+	reg := registry(t)
+	exec := serve.New(reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan compute.Outcome, 1)
+	job := compute.Job{ID: "dep1", Spec: json.RawMessage(`{"model":"x","max_batch":4}`), Program: weights(t), Wall: time.Hour}
+	go func() {
+		o, err := exec.Run(ctx, job)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- o
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := reg.Stats("dep1"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the model was never served")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if o := <-done; o.OK() || o.Reason != compute.ReasonCancelled {
+		t.Errorf("a cancelled deployment: %+v", o)
+	}
+	if _, ok := reg.Stats("dep1"); ok {
+		t.Error("still served after the job ended")
+	}
+	job.Program = []byte("not weights")
+	if o, err := exec.Run(context.Background(), job); err != nil || o.Reason != compute.ReasonBadProgram {
+		t.Errorf("garbage weights: %+v, %v", o, err)
+	}
+}

@@ -1,0 +1,114 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/compute/train"
+	"github.com/cyxwiz/cyxwiz/node/api"
+)
+
+// TestServeJob trains a model on a swarm, deploys it as a serve job and
+// calls it from the requester: the answers are those of the same weights
+// run in this process; a call of the wrong shape is refused naming the
+// shape; once the job is cancelled, nothing answers.
+func TestServeJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes")
+	}
+	nodes := swarm(t, 3)
+	req := nodes[0].client
+	ctx := context.Background()
+	data := addFile(t, req, "xor.csv", xorCSV(800))
+	waitProviders(t, req, 2)
+	trained, err := req.JobSubmit(ctx, trainSpec(data, `[{"type":"dense","units":16},{"type":"tanh"},{"type":"dense","units":2},{"type":"softmax"}]`, 0.02))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitJob(t, req, trained.ID, 2*time.Minute)
+	if done.State != "succeeded" || done.Result == nil || done.Result.ModelCID == "" {
+		t.Fatalf("train job: %+v", done)
+	}
+	var weights bytes.Buffer
+	if _, err := req.Cat(ctx, done.Result.ModelCID, 0, -1, &weights, api.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	local, err := train.LoadModel(&weights, train.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	deploy, err := req.JobSubmit(ctx, []byte(fmt.Sprintf(`{"kind":"serve","serve":{"model":%q},"limits":{"wall_seconds":300}}`, done.Result.ModelCID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := func(i int) []float32 { return []float32{float32(i%9)/4 - 1, float32(i%7)/3 - 1} }
+	// The provider serves once it has the weights.
+	var first api.InferCallResult
+	deadline := time.Now().Add(time.Minute)
+	for {
+		first, err = req.InferCall(ctx, api.InferCallParams{Service: deploy.ID, Examples: [][]float32{example(0)}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := req.JobStatus(ctx, deploy.ID)
+			t.Fatalf("the deployment never answered: %v (job %+v)", err, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, err := req.JobStatus(ctx, deploy.ID)
+	if err != nil || st.State != "running" || first.Provider != st.Provider {
+		t.Fatalf("deployment %+v, %v; answered by %s", st, err, first.Provider)
+	}
+	for i := range 200 {
+		xs := [][]float32{example(i), example(i + 3)}
+		got, err := req.InferCall(ctx, api.InferCallParams{Service: deploy.ID, Examples: xs})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		want, err := local.Predict(xs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range want {
+			for c := range want[r] {
+				if math.Abs(float64(got.Outputs[r][c]-want[r][c])) > 1e-5 {
+					t.Fatalf("call %d row %d: served %v, in process %v", i, r, got.Outputs[r], want[r])
+				}
+			}
+		}
+	}
+	var ae *api.Error
+	if _, err := req.InferCall(ctx, api.InferCallParams{Service: deploy.ID, Examples: [][]float32{{1, 2, 3}}}); !errors.As(err, &ae) ||
+		ae.Code != api.CodeInvalidParams || !strings.Contains(ae.Message, "the model takes 2 = 2") {
+		t.Errorf("a call of 3 values to a 2-input model: %v", err)
+	}
+	if _, err := req.InferCall(ctx, api.InferCallParams{Service: trained.ID, Examples: [][]float32{example(1)}}); !errors.As(err, &ae) ||
+		!strings.Contains(ae.Message, "not a serve job") {
+		t.Errorf("a call to a train job: %v", err)
+	}
+
+	if _, err := req.JobCancel(ctx, deploy.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, req, deploy.ID, time.Minute)
+	provider := first.Provider
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		_, err := req.InferCall(ctx, api.InferCallParams{Service: deploy.ID, Provider: provider, Examples: [][]float32{example(1)}})
+		if err != nil && strings.Contains(err.Error(), "no service") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider still answers a cancelled deployment: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
