@@ -196,8 +196,9 @@ func TestCallerLimitAndQueue(t *testing.T) {
 	hosts := p2ptest.MockNet(t, 1, 0)
 	srv := NewServer(Params{Host: hosts[0], Key: key(t, hosts[0]), MaxPerCaller: 2})
 	defer srv.Close()
-	if !srv.acquire("x") || !srv.acquire("x") || srv.acquire("x") {
-		t.Error("a caller got more than its 2 slots")
+	got := []bool{srv.acquire("x"), srv.acquire("x"), srv.acquire("x")}
+	if !got[0] || !got[1] || got[2] {
+		t.Errorf("three calls of one caller with 2 slots: %v, want true true false", got)
 	}
 	srv.release("x")
 	if !srv.acquire("x") {
