@@ -3,6 +3,7 @@ package market
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -26,6 +27,10 @@ type InferResult struct {
 	IssuedAt time.Time   `json:"issued_at"`
 }
 
+// ErrBadAnswer: an answer to a call that is not for that call, or not of
+// its shape.
+var ErrBadAnswer = errors.New("bad answer")
+
 // RequestHash is the hex SHA-256 of a request's encoding, as InferResult
 // names it.
 func RequestHash(encoded []byte) string {
@@ -38,15 +43,15 @@ func RequestHash(encoded []byte) string {
 func (r InferResult) Check(service string, req []byte, n, width int) error {
 	switch {
 	case r.Service != service:
-		return fmt.Errorf("the answer is for service %q, not %q", r.Service, service)
+		return fmt.Errorf("%w: it is for service %q, not %q", ErrBadAnswer, r.Service, service)
 	case r.Request != RequestHash(req):
-		return fmt.Errorf("the answer is for another request")
+		return fmt.Errorf("%w: it is for another request", ErrBadAnswer)
 	case len(r.Outputs) != n:
-		return fmt.Errorf("the answer has %d rows for %d examples", len(r.Outputs), n)
+		return fmt.Errorf("%w: it has %d rows for %d examples", ErrBadAnswer, len(r.Outputs), n)
 	}
 	for i, row := range r.Outputs {
 		if width > 0 && len(row) != width {
-			return fmt.Errorf("the answer's row %d has %d values, want %d", i, len(row), width)
+			return fmt.Errorf("%w: its row %d has %d values, want %d", ErrBadAnswer, i, len(row), width)
 		}
 	}
 	return nil

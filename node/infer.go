@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -54,7 +55,7 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 	}
 	out, err := serving.Call(ctx, a.host, pid, p.Service, p.Examples)
 	var re *wire.ReplyError
-	if errors.As(err, &re) && re.Reply.Code == wire.CodeRejected {
+	if errors.As(err, &re) && re.Reply.Code == wire.CodeRejected && !strings.HasPrefix(re.Reply.Reason, "no service") {
 		// The provider refused the call itself: its shape, its size.
 		return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: %s", re.Reply.Reason)
 	}

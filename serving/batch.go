@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
+	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
@@ -28,6 +29,8 @@ type service struct {
 	quit   chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	// maxRows is the most examples one call may hold.
+	maxRows int
 
 	mu sync.Mutex
 	st Stats
@@ -35,6 +38,7 @@ type service struct {
 
 // pending is one call waiting for its batch.
 type pending struct {
+	ctx      context.Context // the call's: a call given up is not computed
 	examples [][]float32
 	answer   chan result // buffered: the batcher never waits on a caller
 }
@@ -44,16 +48,23 @@ type result struct {
 	err     error
 }
 
+// answerBytesPerValue bounds what one output value takes in a signed
+// answer: up to 16 bytes of JSON, base64 in the envelope.
+const answerBytesPerValue = 24
+
 func newService(name string, m *train.Model, window time.Duration, maxQueue int) *service {
+	// A call may hold as many examples as one batch, and as its answer
+	// can carry.
+	rows := (market.MaxEnvelopeBytes - 4096) / max(1, m.OutputSize()*answerBytesPerValue)
 	return &service{name: name, model: m, window: window, queue: make(chan *pending, maxQueue),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}), maxRows: max(1, min(m.MaxBatch(), rows))}
 }
 
-// fits checks a call's examples against the model: between 1 and a batch
+// fits checks a call's examples against the model: between 1 and maxRows
 // of them, each of the input's size.
 func (v *service) fits(examples [][]float32) error {
-	if n, max := len(examples), v.model.MaxBatch(); n == 0 || n > max {
-		return fmt.Errorf("%d examples in one call; send 1 to %d", n, max)
+	if n := len(examples); n == 0 || n > v.maxRows {
+		return fmt.Errorf("%d examples in one call; send 1 to %d", n, v.maxRows)
 	}
 	in := v.model.InputShape()
 	for i, x := range examples {
@@ -66,7 +77,7 @@ func (v *service) fits(examples [][]float32) error {
 
 // call queues the examples and waits for their outputs.
 func (v *service) call(ctx context.Context, examples [][]float32) ([][]float32, error) {
-	p := &pending{examples: examples, answer: make(chan result, 1)}
+	p := &pending{ctx: ctx, examples: examples, answer: make(chan result, 1)}
 	select {
 	case v.queue <- p:
 	case <-v.quit:
@@ -143,17 +154,33 @@ func (v *service) run() {
 // runBatch runs one forward pass over the calls' examples and answers each
 // call with its rows.
 func (v *service) runBatch(batch []*pending, n int) {
+	// Calls whose callers gave up are answered without being computed.
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.answer <- result{err: err}
+			n -= len(p.examples)
+			continue
+		}
+		live = append(live, p)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
 	all := make([][]float32, 0, n)
 	for _, p := range batch {
 		all = append(all, p.examples...)
 	}
 	out, err := v.model.Predict(all)
+	if err != nil {
+		for _, p := range batch {
+			p.answer <- result{err: err}
+		}
+		return
+	}
 	at := 0
 	for _, p := range batch {
-		if err != nil {
-			p.answer <- result{err: err}
-			continue
-		}
 		p.answer <- result{outputs: out[at : at+len(p.examples)]}
 		at += len(p.examples)
 	}

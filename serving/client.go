@@ -28,6 +28,9 @@ func Call(ctx context.Context, h host.Host, provider peer.ID, service string, ex
 		return nil, fmt.Errorf("infer %s on %s: %w", service, provider, err)
 	}
 	defer st.Close()
+	// A cancel, not only a deadline, ends the call: the stream goes.
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
 	deadline := time.Now().Add(callTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -70,5 +73,19 @@ func Call(ctx context.Context, h host.Host, provider peer.ID, service string, ex
 	if err := res.Check(service, req, len(examples), 0); err != nil {
 		return nil, fmt.Errorf("infer %s on %s: %w", service, provider, err)
 	}
+	if err := sameWidth(res.Outputs); err != nil {
+		return nil, fmt.Errorf("infer %s on %s: %w", service, provider, err)
+	}
 	return res.Outputs, nil
+}
+
+// sameWidth fails unless every row has the same number of values, at
+// least one.
+func sameWidth(rows [][]float32) error {
+	for i, row := range rows {
+		if len(row) == 0 || len(row) != len(rows[0]) {
+			return fmt.Errorf("%w: the answer's row %d has %d values, row 0 %d", market.ErrBadAnswer, i, len(row), len(rows[0]))
+		}
+	}
+	return nil
 }

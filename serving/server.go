@@ -3,9 +3,12 @@ package serving
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -25,10 +28,13 @@ const (
 	DefaultWindow          = 2 * time.Millisecond
 	DefaultMaxQueue        = 256
 	DefaultMaxPerCaller    = 8
+	DefaultMaxCalls        = 64
 	DefaultMaxRequestBytes = 1 << 20
 	// callTimeout bounds one call on the provider, from its first byte to
 	// its answer.
 	callTimeout = 30 * time.Second
+	// requestTimeout bounds the reading of a request.
+	requestTimeout = 10 * time.Second
 )
 
 // Params configure a Server.
@@ -49,6 +55,10 @@ type Params struct {
 	// MaxPerCaller bounds the calls one caller has open at once (default
 	// DefaultMaxPerCaller).
 	MaxPerCaller int
+	// MaxCalls bounds the calls open at once from all callers (default
+	// DefaultMaxCalls): peer IDs are cheap, so the per-caller bound alone
+	// does not bound the total.
+	MaxCalls int
 	// MaxRequestBytes bounds one request (default DefaultMaxRequestBytes).
 	MaxRequestBytes int
 }
@@ -68,6 +78,7 @@ type Server struct {
 	mu       sync.Mutex
 	services map[string]*service
 	callers  map[peer.ID]int
+	open     int // calls open from all callers
 	closed   bool
 }
 
@@ -85,6 +96,9 @@ func NewServer(p Params) *Server {
 	}
 	if p.MaxPerCaller <= 0 {
 		p.MaxPerCaller = DefaultMaxPerCaller
+	}
+	if p.MaxCalls <= 0 {
+		p.MaxCalls = DefaultMaxCalls
 	}
 	if p.MaxRequestBytes <= 0 {
 		p.MaxRequestBytes = DefaultMaxRequestBytes
@@ -159,20 +173,26 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// acquire takes one of the caller's call slots.
-func (s *Server) acquire(caller peer.ID) bool {
+// acquire takes one of the caller's call slots and one of all callers';
+// it says which bound refused it.
+func (s *Server) acquire(caller peer.ID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.callers[caller] >= s.p.MaxPerCaller {
-		return false
+	switch {
+	case s.callers[caller] >= s.p.MaxPerCaller:
+		return fmt.Errorf("too many calls at once from this caller (at most %d)", s.p.MaxPerCaller)
+	case s.open >= s.p.MaxCalls:
+		return fmt.Errorf("too many calls at once (at most %d)", s.p.MaxCalls)
 	}
 	s.callers[caller]++
-	return true
+	s.open++
+	return nil
 }
 
 func (s *Server) release(caller peer.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.open--
 	if s.callers[caller]--; s.callers[caller] <= 0 {
 		delete(s.callers, caller)
 	}
@@ -196,18 +216,20 @@ const maxAnswerBytes = market.MaxEnvelopeBytes + wire.MaxReplyBytes
 
 func (s *Server) handle(st network.Stream) {
 	defer st.Close()
-	_ = st.SetDeadline(time.Now().Add(callTimeout))
+	deadline := time.Now().Add(callTimeout)
+	_ = st.SetWriteDeadline(deadline)
+	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
 	w := bufio.NewWriter(st)
 	refuse := func(code wire.Code, format string, args ...any) {
 		_ = wire.WriteJSON(w, Answer{Reply: wire.Reply{Code: code, Reason: fmt.Sprintf(format, args...)}})
 	}
 	caller := st.Conn().RemotePeer()
-	if !s.acquire(caller) {
-		refuse(wire.CodeFull, "too many calls at once from this caller (at most %d)", s.p.MaxPerCaller)
+	if err := s.acquire(caller); err != nil {
+		refuse(wire.CodeFull, "%v", err)
 		return
 	}
 	defer s.release(caller)
-	data, err := wire.ReadFrame(bufio.NewReader(st), s.p.MaxRequestBytes)
+	data, err := readRequest(bufio.NewReader(st), s.p.MaxRequestBytes)
 	if errors.Is(err, wire.ErrFrameTooLarge) {
 		refuse(wire.CodeRejected, "the request is larger than %d bytes", s.p.MaxRequestBytes)
 		return
@@ -230,7 +252,7 @@ func (s *Server) handle(st network.Stream) {
 		refuse(wire.CodeRejected, "%v", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	outputs, err := svc.call(ctx, req.Examples)
 	switch {
@@ -241,6 +263,14 @@ func (s *Server) handle(st network.Stream) {
 		refuse(wire.CodeFailed, "%v", err)
 		return
 	}
+	for i, row := range outputs {
+		for _, v := range row {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				refuse(wire.CodeRejected, "the model's outputs for example %d are not finite numbers (inputs out of its range?)", i)
+				return
+			}
+		}
+	}
 	env, err := market.Seal(s.p.Key, market.TypeInferResult, market.InferResult{
 		Service: req.Service, Request: market.RequestHash(data), Outputs: outputs, IssuedAt: time.Now().UTC()})
 	if err != nil {
@@ -250,4 +280,21 @@ func (s *Server) handle(st network.Stream) {
 	if err := wire.WriteJSON(w, Answer{Reply: wire.OK, Result: &env}); err != nil {
 		s.log.Debug("infer answer not sent", "caller", caller, "error", err)
 	}
+}
+
+// readRequest reads one frame of at most limit bytes, taking memory as
+// the bytes come rather than for the length announced.
+func readRequest(r *bufio.Reader, limit int) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", wire.ErrFrameTooLarge, n, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err == nil && uint64(len(data)) != n {
+		err = io.ErrUnexpectedEOF
+	}
+	return data, err
 }

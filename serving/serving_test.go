@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
 	"github.com/cyxwiz/cyxwiz/market"
@@ -196,12 +197,12 @@ func TestCallerLimitAndQueue(t *testing.T) {
 	hosts := p2ptest.MockNet(t, 1, 0)
 	srv := NewServer(Params{Host: hosts[0], Key: key(t, hosts[0]), MaxPerCaller: 2})
 	defer srv.Close()
-	got := []bool{srv.acquire("x"), srv.acquire("x"), srv.acquire("x")}
+	got := []bool{srv.acquire("x") == nil, srv.acquire("x") == nil, srv.acquire("x") == nil}
 	if !got[0] || !got[1] || got[2] {
 		t.Errorf("three calls of one caller with 2 slots: %v, want true true false", got)
 	}
 	srv.release("x")
-	if !srv.acquire("x") {
+	if srv.acquire("x") != nil {
 		t.Error("a released slot was not given back")
 	}
 }
@@ -267,5 +268,63 @@ func TestOversizedCallOverTCP(t *testing.T) {
 	}
 	if out, err := Call(ctx, caller, prov.ID(), "digits", [][]float32{example(1)}); err != nil || len(out) != 1 {
 		t.Errorf("a good call after it: %v, %v", out, err)
+	}
+}
+
+// TestServingBounds: calls past all callers' bound are refused; a call
+// whose answer could not fit its frame is refused for its size; calls
+// given up are not computed; an answer of ragged rows is not believed.
+func TestServingBounds(t *testing.T) {
+	hosts := p2ptest.MockNet(t, 1, 0)
+	srv := NewServer(Params{Host: hosts[0], Key: key(t, hosts[0]), MaxPerCaller: 2, MaxCalls: 3})
+	defer srv.Close()
+	var errs []error
+	for _, caller := range []peer.ID{"a", "b", "c", "d"} {
+		errs = append(errs, srv.acquire(caller))
+	}
+	if errs[0] != nil || errs[1] != nil || errs[2] != nil || errs[3] == nil || !strings.Contains(errs[3].Error(), "at most 3") {
+		t.Errorf("four callers with 3 calls in all: %v", errs)
+	}
+
+	// A 1000-class model: an answer of 8 rows would not fit its frame.
+	wide := make([]float32, 3*1000)
+	var buf bytes.Buffer
+	if err := train.WriteSafetensors(&buf, []train.NamedTensor{
+		{Name: "layers.0.bias", Shape: []int{1000}, Data: make([]float32, 1000)},
+		{Name: "layers.0.weight", Shape: []int{3, 1000}, Data: wide},
+	}, map[string]string{"format": train.ModelFormat, "loss_function": "cross_entropy",
+		"model": `{"input":[3],"layers":[{"type":"dense","units":1000},{"type":"softmax"}]}`}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := train.LoadModel(&buf, train.LoadOptions{MaxBatch: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newService("wide", m, time.Millisecond, 8)
+	xs := make([][]float32, 8)
+	for i := range xs {
+		xs[i] = example(i)
+	}
+	if err := v.fits(xs); err == nil || !strings.Contains(err.Error(), "send 1 to 5") {
+		t.Errorf("8 rows of 1000 outputs: %v, want a refusal naming 5", err)
+	}
+
+	// A call given up before its batch runs is answered, not computed.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := &pending{ctx: gone, examples: [][]float32{example(1)}, answer: make(chan result, 1)}
+	v.runBatch([]*pending{p}, 1)
+	if r := <-p.answer; !errors.Is(r.err, context.Canceled) {
+		t.Errorf("a call given up: %v", r.err)
+	}
+	if st := v.stats(); st.Batches != 0 || st.Examples != 0 {
+		t.Errorf("a call given up was computed: %+v", st)
+	}
+
+	if err := sameWidth([][]float32{{}, {1, 2}}); !errors.Is(err, market.ErrBadAnswer) {
+		t.Errorf("ragged rows: %v", err)
+	}
+	if err := sameWidth([][]float32{{1, 2}, {3, 4}}); err != nil {
+		t.Errorf("even rows: %v", err)
 	}
 }

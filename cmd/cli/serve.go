@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -38,7 +39,7 @@ func modelDeployCommand(e *env) *cobra.Command {
 			spec := map[string]any{
 				"kind":   "serve",
 				"serve":  map[string]any{"model": args[0], "max_batch": maxBatch},
-				"limits": map[string]any{"wall_seconds": int(hours * 3600)},
+				"limits": map[string]any{"wall_seconds": int(math.Ceil(hours * 3600))},
 			}
 			if memory > 0 {
 				spec["resources"] = map[string]any{"memory_mib": memory}

@@ -72,10 +72,20 @@ func (e *Executor) Stage(ctx context.Context, job *compute.Job, src compute.Sour
 	return nil
 }
 
-// Run implements compute.Executor: it loads the model, serves it under the
-// job's ID until the wall time ends (success: the deployment is over) or
-// ctx ends (cancelled), then stops serving it.
+// resultMargin is how long before its context's deadline a deployment
+// ends, so that its result still reaches the requester in time.
+const resultMargin = 5 * time.Second
+
+// Run implements compute.Executor: it loads the model, within the job's
+// memory, and serves it under the job's ID until its wall time ends, or
+// shortly before ctx's deadline (the award's), when the deployment is
+// over and the job succeeds; or until ctx is cancelled.
 func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, error) {
+	started := time.Now()
+	end := started.Add(job.Wall)
+	if d, ok := ctx.Deadline(); ok && d.Add(-resultMargin).Before(end) {
+		end = d.Add(-resultMargin)
+	}
 	var s Section
 	if err := job.DecodeSpec(Kind, &s); err != nil {
 		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonBadProgram, Detail: err.Error()}, nil
@@ -83,32 +93,38 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	if s.MaxBatch <= 0 {
 		s.MaxBatch = 64
 	}
-	m, err := train.LoadModel(bytes.NewReader(job.Program), train.LoadOptions{MaxBatch: s.MaxBatch, MaxBytes: int64(len(job.Program))})
-	if err != nil {
+	opts := train.LoadOptions{MaxBatch: s.MaxBatch, MaxBytes: int64(len(job.Program))}
+	if job.MemoryMiB > 0 {
+		opts.MaxMemoryBytes = int64(job.MemoryMiB) << 20
+	}
+	m, err := train.LoadModel(bytes.NewReader(job.Program), opts)
+	switch {
+	case errors.Is(err, train.ErrModelMemory):
+		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonMemory, Detail: err.Error()}, nil
+	case err != nil:
 		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonBadProgram, Detail: err.Error()}, nil
 	}
 	if err := e.reg.Serve(job.ID, m); err != nil {
-		return compute.Outcome{}, fmt.Errorf("serve %s: %w", job.ID, err)
+		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonExit,
+			Detail: "an earlier attempt of this deployment is still served here: " + err.Error()}, nil
 	}
 	defer e.reg.Stop(job.ID)
-	started := time.Now()
 	if job.Stdout != nil {
-		fmt.Fprintf(job.Stdout, "serving %s: input %s, %d outputs, batches of up to %d, for up to %s\n",
-			job.ID, trainspec.ShapeString(m.InputShape()), m.OutputSize(), m.MaxBatch(), job.Wall)
+		fmt.Fprintf(job.Stdout, "serving %s: input %s, %d outputs, batches of up to %d, until %s\n",
+			job.ID, trainspec.ShapeString(m.InputShape()), m.OutputSize(), m.MaxBatch(), end.UTC().Format(time.RFC3339))
 	}
-	wall := time.NewTimer(job.Wall)
-	defer wall.Stop()
+	over := time.NewTimer(time.Until(end))
+	defer over.Stop()
 	select {
-	case <-wall.C:
-		if job.Stdout != nil {
-			fmt.Fprintf(job.Stdout, "deployment over after %s\n", time.Since(started).Round(time.Second))
-		}
-		return compute.Outcome{Wall: time.Since(started), StartedAt: started}, nil
+	case <-over.C:
 	case <-ctx.Done():
-		reason := compute.ReasonCancelled
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			reason = compute.ReasonWallTime
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return compute.Outcome{ExitCode: -1, Reason: compute.ReasonCancelled, Detail: "stopped: " + ctx.Err().Error(),
+				Wall: time.Since(started), StartedAt: started}, nil
 		}
-		return compute.Outcome{ExitCode: -1, Reason: reason, Detail: "stopped: " + ctx.Err().Error(), Wall: time.Since(started), StartedAt: started}, nil
 	}
+	if job.Stdout != nil {
+		fmt.Fprintf(job.Stdout, "deployment over after %s\n", time.Since(started).Round(time.Second))
+	}
+	return compute.Outcome{Wall: time.Since(started), StartedAt: started}, nil
 }

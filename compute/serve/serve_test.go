@@ -85,3 +85,51 @@ func TestServesUntilCancelled(t *testing.T) {
 		t.Errorf("garbage weights: %+v, %v", o, err)
 	}
 }
+
+// TestServeBounds: a model past the job's memory fails as memory before
+// anything is built; a deployment whose award ends before its wall time
+// ends successfully just before the award does; a second attempt of a
+// deployment still served here fails without an engine error.
+func TestServeBounds(t *testing.T) {
+	reg := registry(t)
+	exec := serve.New(reg)
+	huge := compute.Job{ID: "huge", Spec: json.RawMessage(`{"model":"x","max_batch":1024}`), MemoryMiB: 1, Wall: time.Hour}
+	var buf bytes.Buffer
+	if err := train.WriteSafetensors(&buf, nil, map[string]string{"format": train.ModelFormat,
+		"model": `{"input":[256,256,64],"layers":[{"type":"conv2d","filters":64,"kernel":3,"padding":1},{"type":"flatten"},{"type":"dense","units":2}]}`}); err != nil {
+		t.Fatal(err)
+	}
+	huge.Program = buf.Bytes()
+	if o, err := exec.Run(context.Background(), huge); err != nil || o.OK() {
+		t.Errorf("a graph far past its memory with no weights: %+v, %v", o, err)
+	}
+	huge.Program = weights(t)
+	huge.Spec = json.RawMessage(`{"model":"x","max_batch":1024}`)
+	huge.MemoryMiB = 1
+	// The 2-input model fits 1 MiB even in batches of 1024: it runs.
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(5*time.Second+300*time.Millisecond))
+	defer cancel()
+	if o, err := exec.Run(ctx, huge); err != nil || !o.OK() {
+		t.Errorf("a deployment whose award ends first: %+v, %v; want success before the deadline", o, err)
+	}
+
+	started := make(chan struct{})
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	first := compute.Job{ID: "dep", Spec: json.RawMessage(`{"model":"x"}`), Program: weights(t), Wall: time.Hour}
+	go func() {
+		close(started)
+		exec.Run(ctx2, first)
+	}()
+	<-started
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := reg.Stats("dep"); ok || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if o, err := exec.Run(context.Background(), first); err != nil || o.OK() || o.ExitCode != 1 {
+		t.Errorf("a second attempt while the first is served: %+v, %v", o, err)
+	}
+}

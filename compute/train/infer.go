@@ -21,6 +21,9 @@ var ErrBadModel = errors.New("bad model")
 // ErrBadInput: inputs that do not fit the model's input shape.
 var ErrBadInput = errors.New("bad input")
 
+// ErrModelMemory: a model that needs more memory than it is given.
+var ErrModelMemory = errors.New("model needs more memory than its limit")
+
 // ModelFormat is the format a train job's weights name in their metadata.
 const ModelFormat = "cyxwiz-train/1"
 
@@ -39,6 +42,10 @@ type LoadOptions struct {
 	// Model, when set, is the graph the weights must be of: a deployment
 	// names its train spec, and weights of another graph are refused.
 	Model *trainspec.Model
+	// MaxMemoryBytes, when set, bounds the memory the built network may
+	// take for batches of MaxBatch, as the trainer estimates it; a model
+	// past it is ErrModelMemory, found before anything is allocated.
+	MaxMemoryBytes int64
 }
 
 // Model is a trained network loaded for inference. Its methods are safe
@@ -90,6 +97,23 @@ func LoadModel(r io.Reader, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
 	}
+	// The graph is checked against the file and the memory before any
+	// buffer of it is allocated: a small file may describe a huge graph.
+	est, err := trainspec.Spec{Model: graph, BatchSize: opts.MaxBatch}.EstimateMemory(trainspec.DatasetSize{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
+	}
+	var values int64
+	for _, t := range tensors {
+		values += int64(len(t.Data))
+	}
+	if want := est.Parameters / 8; values != want {
+		return nil, fmt.Errorf("%w: the tensors hold %d values, the graph has %d parameters", ErrBadModel, values, want)
+	}
+	if opts.MaxMemoryBytes > 0 && est.Total() > opts.MaxMemoryBytes {
+		return nil, fmt.Errorf("%w: needs an estimated %s for batches of %d, more than its %s",
+			ErrModelMemory, trainspec.FormatBytes(est.Total()), opts.MaxBatch, trainspec.FormatBytes(opts.MaxMemoryBytes))
+	}
 	net, err := buildNetwork(opts.Backend, graph, opts.MaxBatch, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
@@ -100,7 +124,7 @@ func LoadModel(r io.Reader, opts LoadOptions) (*Model, error) {
 	}
 	params := net.params()
 	if len(params) != len(tensors) {
-		return nil, fmt.Errorf("%w: %d tensors, the graph has %d parameters", ErrBadModel, len(tensors), len(params))
+		return nil, fmt.Errorf("%w: %d tensors, the graph has %d parameter tensors", ErrBadModel, len(tensors), len(params))
 	}
 	for _, p := range params {
 		t, ok := byName[p.name]

@@ -159,7 +159,13 @@ func TestLoadModelRefusesBadWeights(t *testing.T) {
 			ts[0].Data[0] = float32(math.NaN())
 			return ts
 		}), want: "NaN"},
-		"too large":     {data: weights, opts: LoadOptions{MaxBytes: 100}, want: "larger than 100 bytes"},
+		"too large": {data: weights, opts: LoadOptions{MaxBytes: 100}, want: "larger than 100 bytes"},
+		// A few bytes that describe 67 million parameters are refused
+		// before the network is built.
+		"huge graph, no weights": {data: rewrite(func(_ []NamedTensor, m map[string]string) []NamedTensor {
+			m["model"] = `{"input":[8192],"layers":[{"type":"dense","units":8192}]}`
+			return nil
+		}), want: "hold 0 values, the graph has 67117056 parameters"},
 		"another graph": {data: weights, opts: LoadOptions{Model: &other}, want: "another model graph"},
 	}
 	for name, c := range cases {
@@ -167,5 +173,13 @@ func TestLoadModelRefusesBadWeights(t *testing.T) {
 		if !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want ErrBadModel mentioning %q", name, err, c.want)
 		}
+	}
+	// The memory a batch of the model needs is checked against a limit.
+	if _, err := LoadModel(bytes.NewReader(weights), LoadOptions{MaxBatch: 1024, MaxMemoryBytes: 64 << 10}); !errors.Is(err, ErrModelMemory) ||
+		!strings.Contains(err.Error(), "for batches of 1024") {
+		t.Errorf("a model over its memory: %v; want ErrModelMemory", err)
+	}
+	if _, err := LoadModel(bytes.NewReader(weights), LoadOptions{MaxBatch: 16, MaxMemoryBytes: 64 << 20}); err != nil {
+		t.Errorf("a model within its memory: %v", err)
 	}
 }
