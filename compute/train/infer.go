@@ -30,6 +30,11 @@ const ModelFormat = "cyxwiz-train/1"
 // DefaultMaxModelBytes bounds a weights file LoadModel reads.
 const DefaultMaxModelBytes = 512 << 20
 
+// MaxBatchFLOPs bounds the multiply-adds of one forward pass of a batch,
+// so that a batch ends within seconds on a CPU core and a deployment can
+// be stopped promptly.
+const MaxBatchFLOPs = 20e9
+
 // LoadOptions tune LoadModel.
 type LoadOptions struct {
 	// Backend runs the model (default: the CPU).
@@ -103,6 +108,10 @@ func LoadModel(r io.Reader, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
 	}
+	if f := forwardFLOPs(graph, shapes) * float64(opts.MaxBatch); f > MaxBatchFLOPs {
+		return nil, fmt.Errorf("%w: a batch of %d takes %.3g multiply-adds, more than %.3g: serve it in smaller batches",
+			ErrBadModel, opts.MaxBatch, f, float64(MaxBatchFLOPs))
+	}
 	var values int64
 	for _, t := range tensors {
 		values += int64(len(t.Data))
@@ -144,6 +153,22 @@ func LoadModel(r io.Reader, opts LoadOptions) (*Model, error) {
 	return &Model{graph: graph, shapes: shapes, net: net, maxBatch: opts.MaxBatch,
 		probabilities: net.softmax || meta["loss_function"] == trainspec.LossCrossEntropy,
 		x:             opts.Backend.New(opts.MaxBatch * net.in), xb: make([]float32, opts.MaxBatch*net.in), out: make([]float32, opts.MaxBatch*net.out)}, nil
+}
+
+// forwardFLOPs counts the multiply-adds of one example's forward pass
+// through the dense and convolution layers, which dominate it.
+func forwardFLOPs(m trainspec.Model, shapes []trainspec.Shape) float64 {
+	var f float64
+	for i, l := range m.Layers {
+		in, out := shapes[i], shapes[i+1]
+		switch l.Type {
+		case trainspec.LayerDense:
+			f += float64(in.Size()) * float64(out.Size())
+		case trainspec.LayerConv2D:
+			f += float64(out[0]*out[1]) * float64(l.Kernel*l.Kernel*in[2]) * float64(l.Filters)
+		}
+	}
+	return f
 }
 
 // Graph is the model's graph.

@@ -182,4 +182,12 @@ func TestLoadModelRefusesBadWeights(t *testing.T) {
 	if _, err := LoadModel(bytes.NewReader(weights), LoadOptions{MaxBatch: 16, MaxMemoryBytes: 64 << 20}); err != nil {
 		t.Errorf("a model within its memory: %v", err)
 	}
+	// A graph whose batch would take minutes is refused before it is built.
+	slow := rewrite(func(_ []NamedTensor, m map[string]string) []NamedTensor {
+		m["model"] = `{"input":[128,128,64],"layers":[{"type":"conv2d","filters":64,"kernel":5,"stride":1,"padding":2},{"type":"conv2d","filters":64,"kernel":5,"stride":1,"padding":2},{"type":"flatten"},{"type":"dense","units":2}]}`
+		return nil
+	})
+	if _, err := LoadModel(bytes.NewReader(slow), LoadOptions{MaxBatch: 64}); !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), "multiply-adds") {
+		t.Errorf("a batch of minutes: %v", err)
+	}
 }
