@@ -64,13 +64,19 @@ func (b *boundHTTP) serve(h *http.Server) {
 	}()
 }
 
-// shutdown stops the server gracefully, closing what is left after
-// httpShutdownTimeout, and waits for it.
+// shutdown stops the server gracefully and waits for it. Connections
+// still busy after httpShutdownTimeout (a client that sends its request
+// slowly, or never) are closed: a client must not hold up the daemon's
+// stop, nor make it fail.
 func (b *boundHTTP) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 	defer cancel()
 	var err error
-	if e := b.http.Shutdown(ctx); e != nil {
+	switch e := b.http.Shutdown(ctx); {
+	case errors.Is(e, context.DeadlineExceeded):
+		b.log.Warn(b.what+" server: closed connections still busy at shutdown", "after", httpShutdownTimeout)
+		b.http.Close()
+	case e != nil:
 		err = fmt.Errorf("stop %s: %w", b.what, e)
 		b.http.Close()
 	}

@@ -304,3 +304,36 @@ func rawCall(t *testing.T, n *testNode, body string) string {
 	data, _ := io.ReadAll(resp.Body)
 	return strings.TrimSpace(string(data))
 }
+
+// TestCloseWithAStalledClient: a client that opened a connection to the
+// API and sends its request slowly does not make the node's Close fail.
+func TestCloseWithAStalledClient(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	if _, err := InitRepo(dir, InitOptions{Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := OpenRepo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	n, err := New(t.Context(), Params{Repo: repo, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", n.APIAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v1/rpc HTTP/1.1\r\nHost: 127.0.0.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Errorf("close with a stalled client: %v", err)
+	}
+}
