@@ -187,7 +187,8 @@ func (pv *provider) readAnnouncements() {
 // say how deep the queue is.
 func (pv *provider) strategy() market.BidStrategy {
 	return market.All(market.ExecutorSupported(), market.Fits(), market.MinPrice(),
-		market.AllowDeny(pv.cfg.Allow, pv.cfg.Deny), market.QueueRoom(pv.cfg.MaxConcurrent, pv.cfg.MaxConcurrent*queueFactor))
+		market.AllowDeny(pv.cfg.Allow, pv.cfg.Deny), market.QueueRoom(pv.cfg.MaxConcurrent, pv.cfg.MaxConcurrent*queueFactor),
+		market.ServeStartsNow(pv.cfg.MaxConcurrent))
 }
 
 // queueFactor sizes the provider's queue relative to MaxConcurrent.

@@ -289,6 +289,19 @@ func TestStrategies(t *testing.T) {
 	if d := queueing.ShouldBid(BidRequest{Announcement: a, Capacity: capacity, Load: Load{Running: 2, Queued: 2}}); d.Bid {
 		t.Error("a provider with a full queue bid")
 	}
+	// A serve job is not queued behind others: it bids only with a slot free.
+	serve := a
+	serve.Spec.Kind = KindServe
+	startsNow := ServeStartsNow(2)
+	if d := startsNow.ShouldBid(BidRequest{Announcement: serve, Load: Load{Running: 1, Queued: 1}}); d.Bid || !strings.Contains(d.Reason, "starts at once") {
+		t.Errorf("a serve job with both slots taken: %+v", d)
+	}
+	if d := startsNow.ShouldBid(BidRequest{Announcement: serve, Load: Load{Running: 1}}); !d.Bid {
+		t.Errorf("a serve job with a slot free refused: %s", d.Reason)
+	}
+	if d := startsNow.ShouldBid(BidRequest{Announcement: a, Load: Load{Running: 2, Queued: 1}}); !d.Bid {
+		t.Errorf("a wasm job refused by the serve rule: %s", d.Reason)
+	}
 	if d := AllowDeny([]string{"friend"}, nil).ShouldBid(BidRequest{Announcement: a}); d.Bid {
 		t.Error("requester not on the allow list got a bid")
 	}

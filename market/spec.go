@@ -73,7 +73,13 @@ type WASMSpec struct {
 type ServeSpec struct {
 	Model    string `json:"model"`
 	MaxBatch int    `json:"max_batch,omitempty"`
+	// Service names the deployment that callers call; replicas share it.
+	// Empty: the job's ID.
+	Service string `json:"service,omitempty"`
 }
+
+// serviceName is what a serve job's service may be called.
+var serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Bounds of the serve section.
 const (
@@ -260,6 +266,9 @@ func (s Spec) Validate() error {
 		}
 		if v.MaxBatch < 1 || v.MaxBatch > maxServeBatch {
 			bad("serve.max_batch", "%d is outside 1..%d", v.MaxBatch, maxServeBatch)
+		}
+		if v.Service != "" && !serviceName.MatchString(v.Service) {
+			bad("serve.service", "%q is not 1 to 64 letters, digits, dots, dashes and underscores, starting with a letter or digit", v.Service)
 		}
 	}
 	if s.Train != nil && s.Kind != KindTrain {

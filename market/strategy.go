@@ -85,6 +85,18 @@ func QueueRoom(running, queued int) BidStrategy {
 	})
 }
 
+// ServeStartsNow refuses a serve job unless one of the running slots is
+// free now: a deployment holds its slot for its whole life, so one queued
+// behind another would wait that long.
+func ServeStartsNow(running int) BidStrategy {
+	return StrategyFunc(func(r BidRequest) Decision {
+		if r.Announcement.Spec.Kind == KindServe && r.Load.Running+r.Load.Queued >= running {
+			return no("a serve job starts at once: all %d slots are taken", running)
+		}
+		return yes()
+	})
+}
+
 func fits(res Resources, c Capacity, l Load) Decision {
 	switch {
 	case res.CPU > c.CPUCores-l.CPUInUse:

@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -26,6 +29,10 @@ func (a inferAPI) register(srv *rpc.Server) {
 	srv.Register(api.MethodInferCall, rpc.Method(a.call))
 }
 
+// maxServiceProviders bounds the providers of a service looked up in the
+// DHT for one call.
+const maxServiceProviders = 16
+
 func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCallResult, error) {
 	if p.Service == "" {
 		return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: service is required")
@@ -33,34 +40,81 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 	if len(p.Examples) == 0 {
 		return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: examples is required")
 	}
-	provider := p.Provider
-	if provider == "" {
-		j, err := a.jobs.Get(p.Service)
-		switch {
-		case errors.Is(err, jobs.ErrNotFound):
-			return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams,
-				"invalid params: %s is not a serve job of this node: name its provider", p.Service)
-		case err != nil:
-			return api.InferCallResult{}, err
-		case j.Spec.Kind != market.KindServe:
-			return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: job %s is a %s job, not a serve job", p.Service, j.Spec.Kind)
-		case j.State != market.StateRunning || j.Provider == "":
-			return api.InferCallResult{}, api.Errorf(api.CodeFailed, "job %s is %s: nothing serves it now", p.Service, j.State)
-		}
-		provider = j.Provider
-	}
-	pid, err := peer.Decode(provider)
-	if err != nil {
-		return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: provider: %v", err)
-	}
-	out, err := serving.Call(ctx, a.host, pid, p.Service, p.Examples)
-	var re *wire.ReplyError
-	if errors.As(err, &re) && re.Reply.Code == wire.CodeRejected && !strings.HasPrefix(re.Reply.Reason, "no service") {
-		// The provider refused the call itself: its shape, its size.
-		return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: %s", re.Reply.Reason)
-	}
+	providers, err := a.providers(ctx, p)
 	if err != nil {
 		return api.InferCallResult{}, err
 	}
-	return api.InferCallResult{Outputs: out, Provider: provider}, nil
+	if len(providers) == 0 {
+		return api.InferCallResult{}, api.Errorf(api.CodeNotFound, "no provider serves %s", p.Service)
+	}
+	// Calls take turns among the replicas, and go to the next one when a
+	// provider fails, has gone or no longer serves the service.
+	rand.Shuffle(len(providers), func(i, j int) { providers[i], providers[j] = providers[j], providers[i] })
+	var errs []error
+	for _, pid := range providers {
+		out, err := serving.Call(ctx, a.host, pid, p.Service, p.Examples)
+		if err == nil {
+			return api.InferCallResult{Outputs: out, Provider: pid.String()}, nil
+		}
+		var re *wire.ReplyError
+		if errors.As(err, &re) && re.Reply.Code == wire.CodeRejected && !strings.HasPrefix(re.Reply.Reason, "no service") {
+			// The provider refused the call itself: its shape, its size.
+			return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: %s", re.Reply.Reason)
+		}
+		if ctx.Err() != nil {
+			return api.InferCallResult{}, err
+		}
+		errs = append(errs, err)
+	}
+	return api.InferCallResult{}, fmt.Errorf("no provider of %s answered: %w", p.Service, errors.Join(errs...))
+}
+
+// providers lists the peers to call for p: the one it names; else the
+// providers of this node's running serve jobs of the service, and those
+// the DHT knows to serve it.
+func (a inferAPI) providers(ctx context.Context, p api.InferCallParams) ([]peer.ID, error) {
+	if p.Provider != "" {
+		pid, err := peer.Decode(p.Provider)
+		if err != nil {
+			return nil, api.Errorf(api.CodeInvalidParams, "invalid params: provider: %v", err)
+		}
+		return []peer.ID{pid}, nil
+	}
+	if j, err := a.jobs.Get(p.Service); err == nil && j.Spec.Kind != market.KindServe {
+		return nil, api.Errorf(api.CodeInvalidParams, "invalid params: job %s is a %s job, not a serve job", p.Service, j.Spec.Kind)
+	}
+	seen := map[peer.ID]bool{a.host.ID(): true}
+	var out []peer.ID
+	add := func(id peer.ID) {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	all, err := a.jobs.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range all {
+		if j.Spec.Kind != market.KindServe || j.State != market.StateRunning || j.Provider == "" || serviceOf(j) != p.Service {
+			continue
+		}
+		if id, err := peer.Decode(j.Provider); err == nil {
+			add(id)
+		}
+	}
+	lookup, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for info := range a.host.DHT.FindProvidersAsync(lookup, serving.ServiceKey(p.Service), maxServiceProviders) {
+		add(info.ID)
+	}
+	return out, nil
+}
+
+// serviceOf is the service a serve job deploys.
+func serviceOf(j *jobs.Job) string {
+	if j.Spec.Serve != nil && j.Spec.Serve.Service != "" {
+		return j.Spec.Serve.Service
+	}
+	return j.ID
 }

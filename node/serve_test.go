@@ -112,3 +112,94 @@ func TestServeJob(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// classifierWeights is a 2-input classifier written as a train job
+// writes its weights: class 1 when x > y.
+func classifierWeights(t *testing.T) []byte {
+	t.Helper()
+	var w bytes.Buffer
+	if err := train.WriteSafetensors(&w, []train.NamedTensor{
+		{Name: "layers.0.bias", Shape: []int{2}, Data: []float32{0, 0}},
+		{Name: "layers.0.weight", Shape: []int{2, 2}, Data: []float32{-4, 4, 4, -4}},
+	}, map[string]string{"format": train.ModelFormat, "loss_function": "cross_entropy",
+		"model": `{"input":[2],"layers":[{"type":"dense","units":2},{"type":"softmax"}]}`}); err != nil {
+		t.Fatal(err)
+	}
+	return w.Bytes()
+}
+
+// TestServeReplicasFailover deploys one service on two providers: calls
+// by the service's name take turns among them, and when one provider
+// goes, every call goes to the other.
+func TestServeReplicasFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes")
+	}
+	// One slot each: a provider serving a replica does not bid for the next.
+	nodes := swarmWith(t, 3, func(c *Config) { c.Market.MaxConcurrent = 1 })
+	req := nodes[0].client
+	ctx := context.Background()
+	w := classifierWeights(t)
+	model, err := req.AddReader(ctx, "model.safetensors", bytes.NewReader(w), int64(len(w)), api.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitProviders(t, req, 2)
+	spec := []byte(fmt.Sprintf(`{"kind":"serve","serve":{"model":%q,"service":"digits"},"limits":{"wall_seconds":300}}`, model.CID))
+	providers := map[string]bool{}
+	for range 2 {
+		j, err := req.JobSubmit(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			st, err := req.JobStatus(ctx, j.ID)
+			if err == nil && st.State == "running" && st.Provider != "" {
+				providers[st.Provider] = true
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s never ran: %+v, %v", j.ID, st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if len(providers) != 2 {
+		t.Fatalf("two replicas on %d provider(s)", len(providers))
+	}
+	call := func() (api.InferCallResult, error) {
+		return req.InferCall(ctx, api.InferCallParams{Service: "digits", Examples: [][]float32{{1, -1}, {-1, 1}}})
+	}
+	answered := map[string]int{}
+	deadline := time.Now().Add(time.Minute)
+	for len(answered) < 2 {
+		r, err := call()
+		if err == nil {
+			if r.Outputs[0][1] < 0.9 || r.Outputs[1][0] < 0.9 {
+				t.Fatalf("outputs %v", r.Outputs)
+			}
+			answered[r.Provider]++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls reached %v of the two replicas (last error %v)", answered, err)
+		}
+	}
+	// The first provider goes away; the other answers every call.
+	var gone string
+	for _, n := range nodes[1:] {
+		if id := n.Host().ID().String(); providers[id] && gone == "" {
+			gone = id
+			n.Close()
+		}
+	}
+	for i := range 20 {
+		r, err := call()
+		if err != nil {
+			t.Fatalf("call %d after a replica's provider went: %v", i, err)
+		}
+		if r.Provider == gone {
+			t.Fatalf("call %d answered by the provider that went", i)
+		}
+	}
+}

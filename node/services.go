@@ -117,7 +117,11 @@ func (s *jobStore) build() error {
 			s.execs[market.KindTrain] = t
 		}
 		if slices.Contains(s.cfg.Market.Executors, market.KindServe) {
-			s.serving = serving.NewServer(serving.Params{Host: s.params.Host, Key: s.params.Key, Logger: s.log.With("system", "serving")})
+			h := s.params.Host
+			s.serving = serving.NewServer(serving.Params{Host: h, Key: s.params.Key, Logger: s.log.With("system", "serving"),
+				Announce: func(ctx context.Context, name string) error {
+					return h.DHT.Provide(ctx, serving.ServiceKey(name), true)
+				}})
 			s.execs[market.KindServe] = serve.New(s.serving)
 		}
 	}

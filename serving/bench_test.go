@@ -62,7 +62,7 @@ func tcpPair(b *testing.B, m *train.Model, window time.Duration) (prov, caller *
 	}
 	srv := NewServer(Params{Host: prov, Key: key(b, prov), Window: window, MaxPerCaller: 128, MaxQueue: 1024})
 	b.Cleanup(func() { srv.Close() })
-	if err := srv.Serve("mnist", m); err != nil {
+	if err := srv.Serve("mnist", "mnist", m); err != nil {
 		b.Fatal(err)
 	}
 	return prov, caller

@@ -9,13 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
 	"github.com/cyxwiz/cyxwiz/internal/strictjson"
@@ -61,6 +64,27 @@ type Params struct {
 	MaxCalls int
 	// MaxRequestBytes bounds one request (default DefaultMaxRequestBytes).
 	MaxRequestBytes int
+	// Announce, when set, tells the swarm that this node serves the
+	// service name (a DHT provider record of ServiceKey(name)): once a
+	// service starts, and every AnnounceEvery while it is served.
+	Announce func(ctx context.Context, name string) error
+	// AnnounceEvery is how often the services are announced again
+	// (default DefaultAnnounceEvery).
+	AnnounceEvery time.Duration
+}
+
+// DefaultAnnounceEvery is how often a server announces its services
+// again: well inside the DHT's provider record lifetime.
+const DefaultAnnounceEvery = time.Hour
+
+// ServiceKey is the CID under which the providers serving the service
+// name announce themselves in the DHT.
+func ServiceKey(name string) cid.Cid {
+	sum, err := mh.Sum([]byte(wire.ServicePrefix+name), mh.SHA2_256, -1)
+	if err != nil {
+		panic(err) // SHA-256 is always there
+	}
+	return cid.NewCidV1(cid.Raw, sum)
 }
 
 // Stats count what a service has answered.
@@ -76,10 +100,16 @@ type Server struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	services map[string]*service
+	services map[string]*service   // by instance
+	names    map[string][]*service // by service name, the instances serving it
+	next     int                   // turns among a name's instances
 	callers  map[peer.ID]int
 	open     int // calls open from all callers
 	closed   bool
+
+	announce chan string // names to announce now
+	quit     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // NewServer registers the protocol on p.Host and returns a server that
@@ -103,9 +133,53 @@ func NewServer(p Params) *Server {
 	if p.MaxRequestBytes <= 0 {
 		p.MaxRequestBytes = DefaultMaxRequestBytes
 	}
-	s := &Server{p: p, log: p.Logger, services: map[string]*service{}, callers: map[peer.ID]int{}}
+	if p.AnnounceEvery <= 0 {
+		p.AnnounceEvery = DefaultAnnounceEvery
+	}
+	s := &Server{p: p, log: p.Logger, services: map[string]*service{}, names: map[string][]*service{},
+		callers: map[peer.ID]int{}, announce: make(chan string, 64), quit: make(chan struct{})}
 	p.Host.SetStreamHandler(wire.InferProtocol, s.handle)
+	if p.Announce != nil {
+		s.wg.Add(1)
+		go s.announceLoop()
+	}
 	return s
+}
+
+// announceLoop announces each service as it starts, and all of them
+// every AnnounceEvery, until Close.
+func (s *Server) announceLoop() {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.quit
+		cancel()
+	}()
+	tick := time.NewTicker(s.p.AnnounceEvery)
+	defer tick.Stop()
+	for {
+		var names []string
+		select {
+		case name := <-s.announce:
+			names = []string{name}
+		case <-tick.C:
+			s.mu.Lock()
+			for name := range s.names {
+				names = append(names, name)
+			}
+			s.mu.Unlock()
+		case <-s.quit:
+			return
+		}
+		for _, name := range names {
+			actx, acancel := context.WithTimeout(ctx, time.Minute)
+			if err := s.p.Announce(actx, name); err != nil && ctx.Err() == nil {
+				s.log.Warn("announce service", "service", name, "error", err)
+			}
+			acancel()
+		}
+	}
 }
 
 // Errors of Serve.
@@ -114,28 +188,46 @@ var (
 	ErrDuplicate = errors.New("serving: the service is served already")
 )
 
-// Serve starts answering calls to the service name with m.
-func (s *Server) Serve(name string, m *train.Model) error {
+// Serve starts answering calls to the service name with m, as the
+// instance id (a serve job); replicas on one node share the name, and
+// calls take turns among them.
+func (s *Server) Serve(id, name string, m *train.Model) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	if _, dup := s.services[name]; dup {
-		return fmt.Errorf("%w: %s", ErrDuplicate, name)
+	if _, dup := s.services[id]; dup {
+		return fmt.Errorf("%w: %s", ErrDuplicate, id)
 	}
 	svc := newService(name, m, s.p.Window, s.p.MaxQueue)
-	s.services[name] = svc
+	s.services[id] = svc
+	s.names[name] = append(s.names[name], svc)
 	go svc.run()
+	if s.p.Announce != nil {
+		select {
+		case s.announce <- name:
+		default: // the next round announces it
+		}
+	}
 	return nil
 }
 
-// Stop stops serving name: calls waiting for it fail, and later ones are
-// refused. It reports whether name was served.
-func (s *Server) Stop(name string) bool {
+// Stop stops the instance id: calls waiting for it fail, and later ones
+// go to another instance of its service, or are refused. It reports
+// whether id was served.
+func (s *Server) Stop(id string) bool {
 	s.mu.Lock()
-	svc, ok := s.services[name]
-	delete(s.services, name)
+	svc, ok := s.services[id]
+	if ok {
+		delete(s.services, id)
+		rest := slices.DeleteFunc(s.names[svc.name], func(v *service) bool { return v == svc })
+		if len(rest) == 0 {
+			delete(s.names, svc.name)
+		} else {
+			s.names[svc.name] = rest
+		}
+	}
 	s.mu.Unlock()
 	if ok {
 		svc.stop()
@@ -143,10 +235,10 @@ func (s *Server) Stop(name string) bool {
 	return ok
 }
 
-// Stats returns what the service name has answered so far.
-func (s *Server) Stats(name string) (Stats, bool) {
+// Stats returns what the instance id has answered so far.
+func (s *Server) Stats(id string) (Stats, bool) {
 	s.mu.Lock()
-	svc, ok := s.services[name]
+	svc, ok := s.services[id]
 	s.mu.Unlock()
 	if !ok {
 		return Stats{}, false
@@ -164,9 +256,11 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	svcs := s.services
-	s.services = map[string]*service{}
+	s.services, s.names = map[string]*service{}, map[string][]*service{}
 	s.mu.Unlock()
 	s.p.Host.RemoveStreamHandler(wire.InferProtocol)
+	close(s.quit)
+	s.wg.Wait()
 	for _, svc := range svcs {
 		svc.stop()
 	}
@@ -198,10 +292,16 @@ func (s *Server) release(caller peer.ID) {
 	}
 }
 
+// service picks an instance of the service name, in turns.
 func (s *Server) service(name string) *service {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.services[name]
+	all := s.names[name]
+	if len(all) == 0 {
+		return nil
+	}
+	s.next++
+	return all[s.next%len(all)]
 }
 
 // Answer is the one frame that answers a request: a Reply and, when it is

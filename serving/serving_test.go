@@ -81,7 +81,7 @@ func TestCallsAreBatchedAndRight(t *testing.T) {
 	prov := hosts[0]
 	srv := NewServer(Params{Host: prov, Key: key(t, prov), Window: 5 * time.Millisecond, MaxPerCaller: 64})
 	t.Cleanup(func() { srv.Close() })
-	if err := srv.Serve("digits", testModel(t, 64)); err != nil {
+	if err := srv.Serve("digits", "digits", testModel(t, 64)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -132,7 +132,7 @@ func TestBadCalls(t *testing.T) {
 	prov, caller := hosts[0], hosts[1]
 	srv := NewServer(Params{Host: prov, Key: key(t, prov), MaxRequestBytes: 4096, MaxPerCaller: 1})
 	t.Cleanup(func() { srv.Close() })
-	if err := srv.Serve("digits", testModel(t, 4)); err != nil {
+	if err := srv.Serve("digits", "digits", testModel(t, 4)); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -229,7 +229,7 @@ func TestForgedAnswers(t *testing.T) {
 	hosts := p2ptest.MockNet(t, 2, 0)
 	srv := NewServer(Params{Host: hosts[0], Key: other})
 	defer srv.Close()
-	if err := srv.Serve("s", testModel(t, 4)); err != nil {
+	if err := srv.Serve("s", "s", testModel(t, 4)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Call(context.Background(), hosts[1], hosts[0].ID(), "s", [][]float32{example(1)}); !errors.Is(err, market.ErrBadSignature) {
@@ -248,7 +248,7 @@ func TestOversizedCallOverTCP(t *testing.T) {
 	}
 	srv := NewServer(Params{Host: prov, Key: key(t, prov), MaxRequestBytes: 4096})
 	defer srv.Close()
-	if err := srv.Serve("digits", testModel(t, 64)); err != nil {
+	if err := srv.Serve("digits", "digits", testModel(t, 64)); err != nil {
 		t.Fatal(err)
 	}
 	big := make([][]float32, 64)
@@ -326,5 +326,49 @@ func TestServingBounds(t *testing.T) {
 	}
 	if err := sameWidth([][]float32{{1, 2}, {3, 4}}); err != nil {
 		t.Errorf("even rows: %v", err)
+	}
+}
+
+// TestReplicasOnOneServer: two instances of one service take turns and
+// survive each other's stop; each service is announced when it starts.
+func TestReplicasOnOneServer(t *testing.T) {
+	hosts := p2ptest.MockNet(t, 2, 0)
+	announced := make(chan string, 4)
+	srv := NewServer(Params{Host: hosts[0], Key: key(t, hosts[0]),
+		Announce: func(_ context.Context, name string) error { announced <- name; return nil }})
+	defer srv.Close()
+	for _, id := range []string{"job-a", "job-b"} {
+		if err := srv.Serve(id, "digits", testModel(t, 4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		select {
+		case name := <-announced:
+			if name != "digits" {
+				t.Errorf("announced %q", name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a service was not announced")
+		}
+	}
+	ctx := context.Background()
+	for range 4 {
+		if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := srv.Stats("job-a")
+	b, _ := srv.Stats("job-b")
+	if a.Calls != 2 || b.Calls != 2 {
+		t.Errorf("4 calls went %d and %d to the two instances, want turns", a.Calls, b.Calls)
+	}
+	srv.Stop("job-a")
+	if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
+		t.Errorf("a call after one instance stopped: %v", err)
+	}
+	srv.Stop("job-b")
+	if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err == nil || !strings.Contains(err.Error(), "no service") {
+		t.Errorf("a call after both stopped: %v", err)
 	}
 }

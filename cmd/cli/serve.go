@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,25 +22,35 @@ func modelDeployCommand(e *env) *cobra.Command {
 	var (
 		hours      float64
 		maxBatch   int
+		replicas   int
+		service    string
 		price, mnt string
 		memory     int
 	)
 	c := &cobra.Command{
 		Use:   "deploy CID",
 		Short: "deploy trained weights (a train job's model output) as a serve job that answers calls",
-		Long: "deploy submits a serve job for the weights CID: a provider loads them and answers calls to them " +
-			"(cyxwiz infer) until --max-hours pass or the deployment is undeployed. It prints the deployment's ID, " +
-			"which is the serve job's.",
-		Example:           "  cyxwiz model deploy bafkrei... --max-hours 2\n  cyxwiz model deploy bafkrei... --price 100000 --mint MINT",
+		Long: "deploy submits --replicas serve jobs for the weights CID, one per provider: each loads them and answers " +
+			"calls to the service (cyxwiz infer SERVICE) until --max-hours pass or it is undeployed. It prints the " +
+			"service's name, then the serve jobs' IDs. Calls take turns among the replicas and go to another when one fails.",
+		Example:           "  cyxwiz model deploy bafkrei... --max-hours 2 --replicas 2\n  cyxwiz model deploy bafkrei... --service digits --price 100000 --mint MINT",
 		Args:              exactArgs(1, "the weights' CID"),
 		ValidArgsFunction: completePins(e),
 		RunE: run(e, func(args []string) error {
 			if hours <= 0 || hours > 7*24 {
 				return usagef("--max-hours %g is outside (0, 168]", hours)
 			}
+			if replicas < 1 || replicas > 16 {
+				return usagef("--replicas %d is outside 1..16", replicas)
+			}
+			if service == "" {
+				var b [6]byte
+				_, _ = rand.Read(b[:])
+				service = "svc-" + hex.EncodeToString(b[:])
+			}
 			spec := map[string]any{
 				"kind":   "serve",
-				"serve":  map[string]any{"model": args[0], "max_batch": maxBatch},
+				"serve":  map[string]any{"model": args[0], "max_batch": maxBatch, "service": service},
 				"limits": map[string]any{"wall_seconds": int(math.Ceil(hours * 3600))},
 			}
 			if memory > 0 {
@@ -51,10 +63,25 @@ func modelDeployCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.JobInfo, error) {
-				return c.JobSubmit(ctx, raw)
-			}, func(j api.JobInfo) error {
-				fmt.Fprintln(e.stdout, j.ID)
+			type deployment struct {
+				Service string   `json:"service"`
+				Jobs    []string `json:"jobs"`
+			}
+			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (deployment, error) {
+				d := deployment{Service: service}
+				for range replicas {
+					j, err := c.JobSubmit(ctx, raw)
+					if err != nil {
+						return d, err
+					}
+					d.Jobs = append(d.Jobs, j.ID)
+				}
+				return d, nil
+			}, func(d deployment) error {
+				fmt.Fprintln(e.stdout, d.Service)
+				for _, id := range d.Jobs {
+					fmt.Fprintln(e.stdout, id)
+				}
 				return nil
 			})
 		}),
@@ -62,6 +89,8 @@ func modelDeployCommand(e *env) *cobra.Command {
 	fs := c.Flags()
 	fs.Float64Var(&hours, "max-hours", 1, "how long the deployment lasts")
 	fs.IntVar(&maxBatch, "max-batch", 64, "the most examples one forward pass takes")
+	fs.IntVar(&replicas, "replicas", 1, "how many providers serve it")
+	fs.StringVar(&service, "service", "", "the service's name, which callers call (default: a new random one)")
 	fs.IntVar(&memory, "memory-mib", 0, "the memory the provider sets aside (default the job spec's)")
 	fs.StringVar(&price, "price", "", "the most to pay for the whole deployment, in base units of --mint")
 	fs.StringVar(&mnt, "mint", "", "the token the price is in")
@@ -77,11 +106,23 @@ func modelDeploymentsCommand(e *env) *cobra.Command {
 		RunE: run(e, func([]string) error {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.JobInfo, error) {
 				all, err := c.JobList(ctx)
-				return slices.DeleteFunc(all, func(j api.JobInfo) bool { return j.Kind != "serve" }), err
+				if err != nil {
+					return nil, err
+				}
+				var out []api.JobInfo
+				for _, j := range slices.DeleteFunc(all, func(j api.JobInfo) bool { return j.Kind != "serve" }) {
+					// The list leaves specs out; the service is in the spec.
+					full, err := c.JobStatus(ctx, j.ID)
+					if err != nil {
+						return nil, err
+					}
+					out = append(out, full)
+				}
+				return out, nil
 			}, func(list []api.JobInfo) error {
-				tw := e.table("ID\tSTATE\tPROVIDER\tCREATED")
+				tw := e.table("ID\tSERVICE\tSTATE\tPROVIDER\tCREATED")
 				for _, j := range list {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.ID, j.State, orDash(j.Provider), j.CreatedAt.Local().Format(time.DateTime))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.ID, serviceName(j), j.State, orDash(j.Provider), j.CreatedAt.Local().Format(time.DateTime))
 				}
 				return tw.Flush()
 			})
@@ -119,9 +160,10 @@ func inferCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "infer SERVICE INPUT",
 		Short: "call a deployed model with the examples in INPUT (a JSON array of rows, or {\"examples\": [...]}; - for stdin)",
-		Long: "infer sends the examples in the file INPUT to the model deployed as SERVICE (a serve job's ID) and prints " +
+		Long: "infer sends the examples in the file INPUT to the model deployed as SERVICE (its name, or a serve job's ID) and prints " +
 			"each example's outputs: for a classifier, its most likely class and the probabilities. The answer is checked " +
-			"to be signed by the provider for this call. A deployment this node made needs no --provider.",
+			"to be signed by the provider for this call. The providers are this node's serve jobs of SERVICE and those " +
+			"the DHT knows; calls take turns among them and go to the next when one fails.",
 		Example:           "  cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 digits.json\n  echo '[[0.5, -0.5]]' | cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 -",
 		Args:              exactArgs(2, "a service and an input file"),
 		ValidArgsFunction: completeJobs(e),
@@ -194,4 +236,17 @@ func readAllLimit(r io.Reader, limit int64) ([]byte, error) {
 		err = fmt.Errorf("more than %d bytes", limit)
 	}
 	return data, err
+}
+
+// serviceName is the service a serve job deploys, from its spec.
+func serviceName(j api.JobInfo) string {
+	var spec struct {
+		Serve struct {
+			Service string `json:"service"`
+		} `json:"serve"`
+	}
+	if json.Unmarshal(j.Spec, &spec) == nil && spec.Serve.Service != "" {
+		return spec.Serve.Service
+	}
+	return j.ID
 }

@@ -53,11 +53,15 @@ func TestDeployAndInfer(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	code, out, errOut = runCLI(t, "--repo", repo, "model", "deploy", cid, "--max-hours", "0.5")
+	code, out, errOut = runCLI(t, "--repo", repo, "model", "deploy", cid, "--max-hours", "0.5", "--service", "cmp")
 	if code != 0 {
 		t.Fatalf("model deploy: %s", errOut)
 	}
-	id := strings.TrimSpace(out)
+	if lines := strings.Fields(out); len(lines) != 2 || lines[0] != "cmp" {
+		t.Fatalf("model deploy printed %q, want the service and one job", out)
+	}
+	job := strings.Fields(out)[1]
+	id := "cmp"
 	input := filepath.Join(dir, "input.json")
 	os.WriteFile(input, []byte(`[[1, -1], [-1, 1]]`), 0o644)
 	deadline := time.Now().Add(time.Minute)
@@ -82,10 +86,13 @@ func TestDeployAndInfer(t *testing.T) {
 	if code, _, errOut := runCLI(t, "--repo", repo, "infer", id, input); code != 1 || !strings.Contains(errOut, "want a JSON array") {
 		t.Errorf("infer of a bad file: exit %d, %q", code, errOut)
 	}
-	if _, out, _ := runCLI(t, "--repo", repo, "model", "deployments"); !strings.Contains(out, id) || !strings.Contains(out, "running") {
+	if _, out, _ := runCLI(t, "--repo", repo, "model", "deployments"); !strings.Contains(out, job) || !strings.Contains(out, "cmp") || !strings.Contains(out, "running") {
 		t.Errorf("deployments:\n%s", out)
 	}
-	if code, _, errOut := runCLI(t, "--repo", repo, "model", "undeploy", id); code != 0 {
+	if code, _, errOut := runCLI(t, "--repo", repo, "model", "deploy", cid, "--replicas", "0"); code != 2 || !strings.Contains(errOut, "--replicas 0") {
+		t.Errorf("deploy of no replicas: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "--repo", repo, "model", "undeploy", job); code != 0 {
 		t.Fatalf("undeploy: %s", errOut)
 	}
 }

@@ -20,12 +20,13 @@ import (
 // Kind is the job kind the executor runs.
 const Kind = "serve"
 
-// Registry answers calls to the models it is given, by name.
+// Registry answers calls to the models it is given, by service name.
 type Registry interface {
-	// Serve starts answering calls to name with m.
-	Serve(name string, m *train.Model) error
-	// Stop stops answering calls to name.
-	Stop(name string) bool
+	// Serve starts answering calls to the service name with m, as the
+	// instance id (a job; replicas of one service share its name).
+	Serve(id, name string, m *train.Model) error
+	// Stop stops the instance id.
+	Stop(id string) bool
 }
 
 // Section is the serve section of a job spec.
@@ -34,6 +35,8 @@ type Section struct {
 	Model string `json:"model"`
 	// MaxBatch is the most examples one forward pass takes.
 	MaxBatch int `json:"max_batch,omitempty"`
+	// Service names the deployment; empty, the job's ID.
+	Service string `json:"service,omitempty"`
 }
 
 // Executor runs serve jobs.
@@ -104,14 +107,18 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	case err != nil:
 		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonBadProgram, Detail: err.Error()}, nil
 	}
-	if err := e.reg.Serve(job.ID, m); err != nil {
+	name := s.Service
+	if name == "" {
+		name = job.ID
+	}
+	if err := e.reg.Serve(job.ID, name, m); err != nil {
 		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonExit,
 			Detail: "an earlier attempt of this deployment is still served here: " + err.Error()}, nil
 	}
 	defer e.reg.Stop(job.ID)
 	if job.Stdout != nil {
 		fmt.Fprintf(job.Stdout, "serving %s: input %s, %d outputs, batches of up to %d, until %s\n",
-			job.ID, trainspec.ShapeString(m.InputShape()), m.OutputSize(), m.MaxBatch(), end.UTC().Format(time.RFC3339))
+			name, trainspec.ShapeString(m.InputShape()), m.OutputSize(), m.MaxBatch(), end.UTC().Format(time.RFC3339))
 	}
 	over := time.NewTimer(time.Until(end))
 	defer over.Stop()

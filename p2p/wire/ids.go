@@ -40,6 +40,9 @@ const (
 	// announces itself as a content provider, so that requesters can list
 	// them.
 	ProvidersName = "cyxwiz/providers/1"
+	// ServicePrefix, followed by a deployment's service name, is hashed
+	// into the CID under which every provider serving it announces itself.
+	ServicePrefix = "cyxwiz/service/1/"
 )
 
 // Gossipsub topics.
