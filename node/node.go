@@ -163,7 +163,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		js.params.Capacity = n.adv.current
 	}
 	if m != nil {
-		js.params.Metrics = m.Jobs()
+		js.params.Metrics, js.metrics = m.Jobs(), m
 	}
 	if err := n.life.start(ctx, js); err != nil {
 		return err

@@ -22,7 +22,7 @@ func TestServeJob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("many nodes")
 	}
-	nodes := swarm(t, 3)
+	nodes := swarmWith(t, 3, func(c *Config) { c.Metrics.Addr = "127.0.0.1:0" })
 	req := nodes[0].client
 	ctx := context.Background()
 	data := addFile(t, req, "xor.csv", xorCSV(800))
@@ -83,6 +83,16 @@ func TestServeJob(t *testing.T) {
 					t.Fatalf("call %d row %d: served %v, in process %v", i, r, got.Outputs[r], want[r])
 				}
 			}
+		}
+	}
+	// The provider counts what it answered.
+	for _, n := range nodes[1:] {
+		if n.Host().ID().String() != first.Provider {
+			continue
+		}
+		m := scrape(t, n)
+		if ok := m[`cyxwiz_serving_calls_total{result="ok"}`]; ok < 201 || m["cyxwiz_serving_examples_total"] < 401 || m["cyxwiz_serving_batches_total"] < 1 {
+			t.Errorf("the provider's serving metrics: calls %v, examples %v, batches %v", ok, m["cyxwiz_serving_examples_total"], m["cyxwiz_serving_batches_total"])
 		}
 	}
 	var ae *api.Error

@@ -15,6 +15,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/node/metrics"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/serving"
 	bolt "go.etcd.io/bbolt"
@@ -78,6 +79,8 @@ type jobStore struct {
 	worker string // the GPU worker; "" trains on the CPU
 	gpus   int
 	params jobs.Params // all but DB, Executors and Config
+	// metrics, when set, counts the calls to the models the node serves.
+	metrics *metrics.Metrics
 
 	db      *bolt.DB
 	execs   map[string]compute.Executor
@@ -118,10 +121,14 @@ func (s *jobStore) build() error {
 		}
 		if slices.Contains(s.cfg.Market.Executors, market.KindServe) {
 			h := s.params.Host
-			s.serving = serving.NewServer(serving.Params{Host: h, Key: s.params.Key, Logger: s.log.With("system", "serving"),
+			sp := serving.Params{Host: h, Key: s.params.Key, Logger: s.log.With("system", "serving"),
 				Announce: func(ctx context.Context, name string) error {
 					return h.DHT.Provide(ctx, serving.ServiceKey(name), true)
-				}})
+				}}
+			if s.metrics != nil {
+				sp.Observe, sp.ObserveBatch = s.metrics.ObserveInfer, s.metrics.ObserveBatch
+			}
+			s.serving = serving.NewServer(sp)
 			s.execs[market.KindServe] = serve.New(s.serving)
 		}
 	}

@@ -31,6 +31,8 @@ type service struct {
 	once   sync.Once
 	// maxRows is the most examples one call may hold.
 	maxRows int
+	// observe, when set, is told of each forward pass.
+	observe func(examples int)
 
 	mu sync.Mutex
 	st Stats
@@ -183,6 +185,9 @@ func (v *service) runBatch(batch []*pending, n int) {
 	for _, p := range batch {
 		p.answer <- result{outputs: out[at : at+len(p.examples)]}
 		at += len(p.examples)
+	}
+	if v.observe != nil {
+		v.observe(n)
 	}
 	v.mu.Lock()
 	v.st.Calls += int64(len(batch))

@@ -71,6 +71,12 @@ type Params struct {
 	// AnnounceEvery is how often the services are announced again
 	// (default DefaultAnnounceEvery).
 	AnnounceEvery time.Duration
+	// Observe, when set, is told of each call answered: its reply code
+	// (or "reset" when it was cut off), its examples and its duration.
+	Observe func(code string, examples int, d time.Duration)
+	// ObserveBatch, when set, is told of each forward pass and its
+	// examples.
+	ObserveBatch func(examples int)
 }
 
 // DefaultAnnounceEvery is how often a server announces its services
@@ -201,6 +207,7 @@ func (s *Server) Serve(id, name string, m *train.Model) error {
 		return fmt.Errorf("%w: %s", ErrDuplicate, id)
 	}
 	svc := newService(name, m, s.p.Window, s.p.MaxQueue)
+	svc.observe = s.p.ObserveBatch
 	s.services[id] = svc
 	s.names[name] = append(s.names[name], svc)
 	go svc.run()
@@ -316,12 +323,18 @@ const maxAnswerBytes = market.MaxEnvelopeBytes + wire.MaxReplyBytes
 
 func (s *Server) handle(st network.Stream) {
 	defer st.Close()
+	start := time.Now()
+	code, examples := "reset", 0
+	if s.p.Observe != nil {
+		defer func() { s.p.Observe(code, examples, time.Since(start)) }()
+	}
 	deadline := time.Now().Add(callTimeout)
 	_ = st.SetWriteDeadline(deadline)
 	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
 	w := bufio.NewWriter(st)
-	refuse := func(code wire.Code, format string, args ...any) {
-		_ = wire.WriteJSON(w, Answer{Reply: wire.Reply{Code: code, Reason: fmt.Sprintf(format, args...)}})
+	refuse := func(c wire.Code, format string, args ...any) {
+		code = string(c)
+		_ = wire.WriteJSON(w, Answer{Reply: wire.Reply{Code: c, Reason: fmt.Sprintf(format, args...)}})
 	}
 	caller := st.Conn().RemotePeer()
 	if err := s.acquire(caller); err != nil {
@@ -352,6 +365,7 @@ func (s *Server) handle(st network.Stream) {
 		refuse(wire.CodeRejected, "%v", err)
 		return
 	}
+	examples = len(req.Examples)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	outputs, err := svc.call(ctx, req.Examples)
@@ -379,7 +393,9 @@ func (s *Server) handle(st network.Stream) {
 	}
 	if err := wire.WriteJSON(w, Answer{Reply: wire.OK, Result: &env}); err != nil {
 		s.log.Debug("infer answer not sent", "caller", caller, "error", err)
+		return
 	}
+	code = string(wire.CodeOK)
 }
 
 // readRequest reads one frame of at most limit bytes, taking memory as

@@ -372,3 +372,46 @@ func TestReplicasOnOneServer(t *testing.T) {
 		t.Errorf("a call after both stopped: %v", err)
 	}
 }
+
+// TestObserve: the hooks see each call with its answer's code, and each
+// forward pass.
+func TestObserve(t *testing.T) {
+	hosts := p2ptest.MockNet(t, 2, 0)
+	var mu sync.Mutex
+	codes := map[string]int{}
+	batches := 0
+	srv := NewServer(Params{Host: hosts[0], Key: key(t, hosts[0]),
+		Observe: func(code string, _ int, _ time.Duration) {
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		},
+		ObserveBatch: func(int) {
+			mu.Lock()
+			batches++
+			mu.Unlock()
+		}})
+	defer srv.Close()
+	if err := srv.Serve("d", "digits", testModel(t, 4)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
+		t.Fatal(err)
+	}
+	Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{{1}})
+	// The hook runs as the handler returns, just after the answer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		ok, rejected, b := codes["ok"], codes["rejected"], batches
+		mu.Unlock()
+		if ok == 1 && rejected == 1 && b == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("observed %v and %d batches, want one ok, one rejected, one batch", codes, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

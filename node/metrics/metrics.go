@@ -48,6 +48,11 @@ type Metrics struct {
 	rpcCalls    *prometheus.CounterVec
 	rpcErrors   *prometheus.CounterVec
 	rpcDuration *prometheus.HistogramVec
+
+	inferCalls    *prometheus.CounterVec
+	inferExamples prometheus.Counter
+	inferDuration *prometheus.HistogramVec
+	inferBatches  prometheus.Counter
 }
 
 // New returns the collectors of a node of the given version, registered
@@ -92,11 +97,24 @@ func New(version string) *Metrics {
 		rpcDuration: f.histogramVec(prometheus.HistogramOpts{Subsystem: "rpc", Name: "call_duration_seconds",
 			Help:    "Time to serve one local API call, by method.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, "method"),
+		inferCalls: f.counterVec(prometheus.CounterOpts{Subsystem: "serving", Name: "calls_total",
+			Help: "Calls to the models this node serves, by result (ok, rejected, full, failed, reset)."}, "result"),
+		inferExamples: f.counter(prometheus.CounterOpts{Subsystem: "serving", Name: "examples_total",
+			Help: "Examples of the calls to the models this node serves that fit them."}),
+		inferDuration: f.histogramVec(prometheus.HistogramOpts{Subsystem: "serving", Name: "call_duration_seconds",
+			Help:    "Time from a call's stream to its answer, by result.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, "result"),
+		inferBatches: f.counter(prometheus.CounterOpts{Subsystem: "serving", Name: "batches_total",
+			Help: "Forward passes that answered calls: calls per batch is calls_total{result=\"ok\"} over this."}),
 	}
 	build := f.gaugeVec(prometheus.GaugeOpts{Name: "build_info", Help: "Always 1; the label is the daemon's version."}, "version")
 	build.WithLabelValues(version).Set(1)
 	for _, c := range jobs.Causes {
 		m.reauctions.WithLabelValues(c)
+	}
+	for _, r := range []string{"ok", "rejected", "full", "failed", "reset"} {
+		m.inferCalls.WithLabelValues(r)
+		m.inferDuration.WithLabelValues(r)
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -208,6 +226,18 @@ func (m *Metrics) ObserveCall(method string, err error, d time.Duration) {
 	}
 	m.rpcDuration.WithLabelValues(method).Observe(d.Seconds())
 }
+
+// ObserveInfer records one call to a served model
+// (serving.Params.Observe).
+func (m *Metrics) ObserveInfer(code string, examples int, d time.Duration) {
+	m.inferCalls.WithLabelValues(code).Inc()
+	m.inferExamples.Add(float64(examples))
+	m.inferDuration.WithLabelValues(code).Observe(d.Seconds())
+}
+
+// ObserveBatch records one forward pass of a served model
+// (serving.Params.ObserveBatch).
+func (m *Metrics) ObserveBatch(int) { m.inferBatches.Inc() }
 
 // Content registers the content store's transfer counts and size, read
 // when scraped.
