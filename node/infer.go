@@ -30,8 +30,11 @@ func (a inferAPI) register(srv *rpc.Server) {
 }
 
 // maxServiceProviders bounds the providers of a service looked up in the
-// DHT for one call.
-const maxServiceProviders = 16
+// DHT for one call; maxAttempts, those one call tries.
+const (
+	maxServiceProviders = 16
+	maxAttempts         = 4
+)
 
 func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCallResult, error) {
 	if p.Service == "" {
@@ -51,7 +54,7 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 	// provider fails, has gone or no longer serves the service.
 	rand.Shuffle(len(providers), func(i, j int) { providers[i], providers[j] = providers[j], providers[i] })
 	var errs []error
-	for _, pid := range providers {
+	for _, pid := range providers[:min(len(providers), maxAttempts)] {
 		out, err := serving.Call(ctx, a.host, pid, p.Service, p.Examples)
 		if err == nil {
 			return api.InferCallResult{Outputs: out, Provider: pid.String()}, nil
@@ -70,8 +73,8 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 }
 
 // providers lists the peers to call for p: the one it names; else the
-// providers of this node's running serve jobs of the service, and those
-// the DHT knows to serve it.
+// providers of this node's running serve jobs of the service; else, for a
+// service this node did not deploy, those the DHT knows to serve it.
 func (a inferAPI) providers(ctx context.Context, p api.InferCallParams) ([]peer.ID, error) {
 	if p.Provider != "" {
 		pid, err := peer.Decode(p.Provider)
@@ -102,6 +105,11 @@ func (a inferAPI) providers(ctx context.Context, p api.InferCallParams) ([]peer.
 		if id, err := peer.Decode(j.Provider); err == nil {
 			add(id)
 		}
+	}
+	// Anyone can announce any service name in the DHT: a deployment of
+	// this node is called on its own jobs' providers only.
+	if len(out) > 0 {
+		return out, nil
 	}
 	lookup, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/cyxwiz/cyxwiz/compute/train"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/cyxwiz/cyxwiz/p2p/p2ptest"
+	"github.com/cyxwiz/cyxwiz/serving"
 )
 
 // TestServeJob trains a model on a swarm, deploys it as a serve job and
@@ -162,18 +166,7 @@ func TestServeReplicasFailover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(time.Minute)
-		for {
-			st, err := req.JobStatus(ctx, j.ID)
-			if err == nil && st.State == "running" && st.Provider != "" {
-				providers[st.Provider] = true
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replica %s never ran: %+v, %v", j.ID, st, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		providers[waitRunning(t, req, j.ID).Provider] = true
 	}
 	if len(providers) != 2 {
 		t.Fatalf("two replicas on %d provider(s)", len(providers))
@@ -211,5 +204,106 @@ func TestServeReplicasFailover(t *testing.T) {
 		if r.Provider == gone {
 			t.Fatalf("call %d answered by the provider that went", i)
 		}
+	}
+}
+
+// TestServeImpostor: a peer that announces a deployment's service name in
+// the DHT and answers with a model of its own (anyone can announce any
+// name) never answers the calls of the node that deployed it: a node
+// calls its own serve jobs' providers only.
+func TestServeImpostor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many nodes")
+	}
+	nodes := swarm(t, 2)
+	req := nodes[0].client
+	ctx := context.Background()
+	w := classifierWeights(t)
+	model, err := req.AddReader(ctx, "model.safetensors", bytes.NewReader(w), int64(len(w)), api.StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitProviders(t, req, 1)
+	job, err := req.JobSubmit(ctx, []byte(fmt.Sprintf(`{"kind":"serve","serve":{"model":%q,"service":"digits"},"limits":{"wall_seconds":300}}`, model.CID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The impostor: a host of the swarm serving "digits" with weights that
+	// always answer class 0, announced under the name.
+	imp := p2ptest.NewHost(t, p2ptest.Config(), nil)
+	if err := imp.Connect(ctx, peer.AddrInfo{ID: nodes[0].Host().ID(), Addrs: nodes[0].Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	var bad bytes.Buffer
+	if err := train.WriteSafetensors(&bad, []train.NamedTensor{
+		{Name: "layers.0.bias", Shape: []int{2}, Data: []float32{9, -9}},
+		{Name: "layers.0.weight", Shape: []int{2, 2}, Data: []float32{0, 0, 0, 0}},
+	}, map[string]string{"format": train.ModelFormat, "loss_function": "cross_entropy",
+		"model": `{"input":[2],"layers":[{"type":"dense","units":2},{"type":"softmax"}]}`}); err != nil {
+		t.Fatal(err)
+	}
+	fake, err := train.LoadModel(&bad, train.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serving.NewServer(serving.Params{Host: imp, Key: imp.Peerstore().PrivKey(imp.ID()),
+		Announce: func(ctx context.Context, name string) error {
+			return imp.DHT.Provide(ctx, serving.ServiceKey(name), true)
+		}})
+	defer srv.Close()
+	if err := srv.Serve("fake", "digits", fake); err != nil {
+		t.Fatal(err)
+	}
+	// Once the requester's DHT names the impostor, calls go on to the
+	// deployment's provider only.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		found := false
+		lookup, cancel := context.WithTimeout(ctx, 2*time.Second)
+		for info := range nodes[0].Host().DHT.FindProvidersAsync(lookup, serving.ServiceKey("digits"), 16) {
+			found = found || info.ID == imp.ID()
+		}
+		cancel()
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the impostor's announcement never reached the requester's DHT")
+		}
+	}
+	st := waitRunning(t, req, job.ID)
+	answered := 0
+	for range 200 {
+		r, err := req.InferCall(ctx, api.InferCallParams{Service: "digits", Examples: [][]float32{{1, -1}}})
+		if err != nil {
+			time.Sleep(20 * time.Millisecond) // the provider may not serve yet
+			continue
+		}
+		if r.Provider != st.Provider || r.Outputs[0][1] < 0.9 {
+			t.Fatalf("a call answered by %s with %v; the deployment's provider is %s", r.Provider, r.Outputs, st.Provider)
+		}
+		if answered++; answered == 30 {
+			break
+		}
+	}
+	if answered < 30 {
+		t.Fatalf("only %d calls answered", answered)
+	}
+}
+
+// waitRunning waits for a job to run with a provider.
+func waitRunning(t *testing.T, c *api.Client, id string) api.JobInfo {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := c.JobStatus(context.Background(), id)
+		if err == nil && st.State == "running" && st.Provider != "" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s never ran: %+v, %v", id, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
