@@ -22,6 +22,9 @@ const (
 	TypeReceipt      = "cyxwiz/receipt/1"
 	TypeModel        = "cyxwiz/model/1"
 	TypeInferResult  = "cyxwiz/infer-result/1"
+	TypeService      = "cyxwiz/service/1"
+	TypeBudget       = "cyxwiz/budget/1"
+	TypeVoucher      = "cyxwiz/voucher/1"
 )
 
 // MaxEnvelopeBytes bounds an encoded envelope.

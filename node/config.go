@@ -393,6 +393,9 @@ type MarketConfig struct {
 	PricePerCPUSecond uint64 `json:"price_per_cpu_second"`
 	// MinPrice is the least the node takes for a job.
 	MinPrice uint64 `json:"min_price"`
+	// PricePerCall is what one call to a model the node serves costs, in
+	// base units of Mint; 0 serves calls for free.
+	PricePerCall uint64 `json:"price_per_call"`
 	// Mint is the token the node is paid in (base58 address); "" for none.
 	Mint string `json:"mint"`
 	// AdvertiseSeconds is how often the capacity record is refreshed; it

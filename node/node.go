@@ -112,7 +112,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		RelayService: cfg.Role == RoleIndexer || cfg.Role == RoleArbiter,
 		Version:      Version,
 		Logger:       log.With("system", "p2p"),
-		Validators:   map[string]record.Validator{wire.DHTNamespace: capacityValidator{}},
+		Validators:   map[string]record.Validator{wire.DHTNamespace: recordValidator{}},
 		ScoredTopics: []string{wire.JobsTopic, wire.ReceiptsTopic, wire.ModelsTopic},
 	}}
 	if m != nil {
@@ -155,6 +155,10 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		CheckInputs:    func(ctx context.Context, s market.Spec) error { return checkInputs(ctx, store, s, true) },
 		OtherProviders: func(ctx context.Context) (int, error) { return otherProviders(ctx, n.host) },
 		Settlement:     jobSettlement(escrow, p.Repo, cfg)}}
+	if escrow != nil && cfg.Market.Mint != "" && cfg.Settlement.Arbiter != "" && cfg.Market.PricePerCall > 0 {
+		js.offer = serviceOffer{PricePerCall: cfg.Market.PricePerCall, Mint: cfg.Market.Mint,
+			Payee: escrow.Address(), ArbiterPeer: cfg.Settlement.Arbiter}
+	}
 	if cfg.Market.Provider {
 		var gpus []market.GPU
 		js.worker, gpus = findGPUs(ctx, cfg.Market, log.With("system", "compute"))

@@ -13,7 +13,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
+	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/p2p/p2ptest"
 	"github.com/cyxwiz/cyxwiz/serving"
 )
@@ -70,6 +72,16 @@ func TestServeJob(t *testing.T) {
 	st, err := req.JobStatus(ctx, deploy.ID)
 	if err != nil || st.State != "running" || first.Provider != st.Provider {
 		t.Fatalf("deployment %+v, %v; answered by %s", st, err, first.Provider)
+	}
+	// The provider keeps a signed service record of the deployment in the
+	// DHT: its model and what a call may hold.
+	prov, err := peer.Decode(first.Provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := waitServiceRecord(t, nodes[0].Host(), prov, deploy.ID)
+	if rec.Model != done.Result.ModelCID || rec.InputSize != 2 || rec.OutputSize != 2 || rec.MaxExamples != 64 || rec.PricePerCall != 0 || len(rec.Addrs) == 0 {
+		t.Errorf("service record %+v", rec)
 	}
 	for i := range 200 {
 		xs := [][]float32{example(i), example(i + 3)}
@@ -293,6 +305,24 @@ func TestServeImpostor(t *testing.T) {
 }
 
 // waitRunning waits for a job to run with a provider.
+// waitServiceRecord waits for provider's service record of name in the DHT.
+func waitServiceRecord(t *testing.T, h *p2p.Host, provider peer.ID, name string) market.ServiceRecord {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		rec, err := findServiceRecord(ctx, h, provider, name)
+		cancel()
+		if err == nil {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no service record of %s on %s: %v", name, provider, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func waitRunning(t *testing.T, c *api.Client, id string) api.JobInfo {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)

@@ -82,10 +82,13 @@ type jobStore struct {
 	// metrics, when set, counts the calls to the models the node serves.
 	metrics *metrics.Metrics
 
-	db      *bolt.DB
-	execs   map[string]compute.Executor
-	serving *serving.Server // nil unless the node runs serve jobs
-	engine  *jobs.Engine
+	db    *bolt.DB
+	execs map[string]compute.Executor
+	// offer is what this provider charges for a call to a model it serves.
+	offer       serviceOffer
+	serving     *serving.Server // nil unless the node runs serve jobs
+	deployments *deployments    // the serve jobs running here
+	engine      *jobs.Engine
 }
 
 // Start opens the job store, the executors when the node is a provider,
@@ -120,16 +123,16 @@ func (s *jobStore) build() error {
 			s.execs[market.KindTrain] = t
 		}
 		if slices.Contains(s.cfg.Market.Executors, market.KindServe) {
-			h := s.params.Host
-			sp := serving.Params{Host: h, Key: s.params.Key, Logger: s.log.With("system", "serving"),
-				Announce: func(ctx context.Context, name string) error {
-					return h.DHT.Provide(ctx, serving.ServiceKey(name), true)
-				}}
+			s.deployments = &deployments{host: s.params.Host, key: s.params.Key, offer: s.offer,
+				ttl: 3 * serving.DefaultAnnounceEvery, byID: map[string]deployment{}}
+			sp := serving.Params{Host: s.params.Host, Key: s.params.Key, Logger: s.log.With("system", "serving"),
+				Announce: s.deployments.announce}
 			if s.metrics != nil {
 				sp.Observe, sp.ObserveBatch = s.metrics.ObserveInfer, s.metrics.ObserveBatch
 			}
 			s.serving = serving.NewServer(sp)
-			s.execs[market.KindServe] = serve.New(s.serving)
+			s.deployments.srv = s.serving
+			s.execs[market.KindServe] = serve.New(s.deployments)
 		}
 	}
 	cfg := jobs.DefaultConfig()

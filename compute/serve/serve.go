@@ -22,9 +22,10 @@ const Kind = "serve"
 
 // Registry answers calls to the models it is given, by service name.
 type Registry interface {
-	// Serve starts answering calls to the service name with m, as the
-	// instance id (a job; replicas of one service share its name).
-	Serve(id, name string, m *train.Model) error
+	// Serve starts answering calls to the service name with m, loaded
+	// from the weights whose CID is model, as the instance id (a job;
+	// replicas of one service share its name).
+	Serve(id, name, model string, m *train.Model) error
 	// Stop stops the instance id.
 	Stop(id string) bool
 }
@@ -111,7 +112,7 @@ func (e *Executor) Run(ctx context.Context, job compute.Job) (compute.Outcome, e
 	if name == "" {
 		name = job.ID
 	}
-	if err := e.reg.Serve(job.ID, name, m); err != nil {
+	if err := e.reg.Serve(job.ID, name, s.Model, m); err != nil {
 		return compute.Outcome{ExitCode: 1, Reason: compute.ReasonExit,
 			Detail: "an earlier attempt of this deployment is still served here: " + err.Error()}, nil
 	}

@@ -28,12 +28,17 @@ func weights(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
-func registry(t *testing.T) *serving.Server {
+// servingRegistry hands serve jobs to a serving server, as a node does.
+type servingRegistry struct{ *serving.Server }
+
+func (r servingRegistry) Serve(id, name, _ string, m *train.Model) error { return r.Server.Serve(id, name, m) }
+
+func registry(t *testing.T) servingRegistry {
 	t.Helper()
 	h := p2ptest.MockNet(t, 1, 0)[0]
 	srv := serving.NewServer(serving.Params{Host: h, Key: h.Peerstore().PrivKey(h.ID())})
 	t.Cleanup(func() { srv.Close() })
-	return srv
+	return servingRegistry{srv}
 }
 
 // TestConformance: the serve executor stages its weights as every

@@ -36,6 +36,10 @@ const (
 	// CapacityKeyPrefix is where a provider's signed capacity record lives:
 	// CapacityKeyPrefix + its peer ID.
 	CapacityKeyPrefix = "/" + DHTNamespace + "/cap/1/"
+	// ServiceKeyPrefix is where a provider keeps its signed service record
+	// of each service it serves: ServiceKeyPrefix + its peer ID + "/" +
+	// the service name.
+	ServiceKeyPrefix = "/" + DHTNamespace + "/svc/1/"
 	// ProvidersName is hashed into the CID under which every provider
 	// announces itself as a content provider, so that requesters can list
 	// them.
