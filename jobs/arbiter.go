@@ -36,6 +36,10 @@ type arbiterRequest struct {
 	Kind    string              `json:"kind,omitempty"`
 	Tx      []byte              `json:"tx,omitempty"`
 	Dispute *Dispute            `json:"dispute,omitempty"`
+	// Amount and Voucher: a split's amount, and the caller's voucher that
+	// covers it.
+	Amount  uint64           `json:"amount,omitempty"`
+	Voucher *market.Envelope `json:"voucher,omitempty"`
 }
 
 // arbiterResponse answers an arbiterRequest: a reply, and what the
@@ -115,6 +119,11 @@ func (pay *settler) handleArbiter(s network.Stream) {
 		res.Address = esc.Address()
 	case req.Op == opDispute && req.Dispute != nil:
 		if err := pay.openDispute(ctx, s.Conn().RemotePeer(), *req.Dispute); err != nil {
+			failed(err)
+		}
+	case req.Op == opSplit:
+		res.Tx, err = pay.coSignSplit(ctx, s.Conn().RemotePeer(), req)
+		if err != nil {
 			failed(err)
 		}
 	case req.Op == opRefund && req.Terms != nil:

@@ -93,6 +93,10 @@ const (
 // a Reply and, on success, the provider's signed outputs.
 const InferProtocol protocol.ID = "/cyxwiz/infer/1.0.0"
 
+// BudgetProtocol: a caller to a provider, one signed market.Budget (the
+// escrow it locked to pay for calls), answered by a Reply.
+const BudgetProtocol protocol.ID = "/cyxwiz/infer/budget/1.0.0"
+
 // DAGProtocol streams whole DAGs between CyxWiz nodes: one request names
 // the roots, and the provider answers with every block under them in one
 // stream, then an end marker with a status. It moves large content several

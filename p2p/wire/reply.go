@@ -28,6 +28,10 @@ const (
 	// (a ledger that failed, a node that is not an arbiter); Reason says
 	// why.
 	CodeFailed Code = "failed"
+	// CodePayment: a call refused for its payment (no voucher, no budget
+	// with room, a voucher refused); Reason says why, and the caller may
+	// open a new budget and call again.
+	CodePayment Code = "payment"
 )
 
 // MaxReasonBytes bounds a reply's reason; a longer one is cut.
