@@ -71,7 +71,23 @@ const (
 	// proposes, the winning party co-signs.
 	AwardProvider  PayoutKind = "dispute-provider"
 	AwardRequester PayoutKind = "dispute-requester"
+	// Split pays the provider an exact amount, Payout.Amount, and the rest
+	// of the vault back to the requester, in one transaction: the provider
+	// proposes, the requester co-signs. It pays a serve job's hosting for
+	// the time served.
+	Split PayoutKind = "split"
+	// ArbiterSplit is a Split that the arbiter co-signs instead of the
+	// requester. The arbiter co-signs one only for an amount that a
+	// voucher signed by the caller covers; that check is the arbiter's
+	// node's, above the ledger, which checks only what Split's co-signer
+	// checks.
+	ArbiterSplit PayoutKind = "split-arbiter"
 )
+
+// IsSplit reports whether payouts of this kind pay Payout.Amount to the
+// provider and the rest of the vault to the requester (Split and
+// ArbiterSplit), rather than the whole vault to one party.
+func (k PayoutKind) IsSplit() bool { return k == Split || k == ArbiterSplit }
 
 // Role is one of the three members of an escrow.
 type Role int
@@ -95,8 +111,9 @@ func (t Terms) Party(r Role) string {
 }
 
 // Roles returns who proposes a payout of this kind, who co-signs it, and
-// who it pays (always one of the two signers). Every implementation
-// follows this table.
+// who it pays (always one of the two signers; for the split kinds, the
+// provider, who is paid Payout.Amount while the rest of the vault goes
+// back to the requester). Every implementation follows this table.
 func (k PayoutKind) Roles() (proposer, cosigner, payee Role, err error) {
 	switch k {
 	case Release:
@@ -107,6 +124,10 @@ func (k PayoutKind) Roles() (proposer, cosigner, payee Role, err error) {
 		return RoleArbiter, RoleProvider, RoleProvider, nil
 	case AwardRequester:
 		return RoleArbiter, RoleRequester, RoleRequester, nil
+	case Split:
+		return RoleProvider, RoleRequester, RoleProvider, nil
+	case ArbiterSplit:
+		return RoleProvider, RoleArbiter, RoleProvider, nil
 	}
 	return 0, 0, 0, fmt.Errorf("unknown payout kind %q", k)
 }
@@ -126,8 +147,26 @@ func (k PayoutKind) Recipient(t Terms) (string, error) {
 type Payout struct {
 	Kind PayoutKind
 	Ref  Ref
+	// Amount is, for the split kinds, what the provider is paid, in base
+	// units of the terms' mint: more than 0 and at most the terms' amount.
+	// The rest of the vault goes back to the requester. Other kinds ignore
+	// it: they pay everything in the vault.
+	Amount uint64
 	// Tx is the implementation's encoded, partly signed transaction.
 	Tx []byte
+}
+
+// CheckSplit checks the amount of a split payout of an escrow on terms t:
+// more than 0 and at most t.Amount. It returns an error wrapping
+// ErrInvalidTerms otherwise.
+func CheckSplit(t Terms, amount uint64) error {
+	switch {
+	case amount == 0:
+		return fmt.Errorf("%w: a split of 0 (pay nothing with a refund)", ErrInvalidTerms)
+	case amount > t.Amount:
+		return fmt.Errorf("%w: a split of %d, more than the escrow's %d", ErrInvalidTerms, amount, t.Amount)
+	}
+	return nil
 }
 
 // State is where an escrow stands.
@@ -145,8 +184,13 @@ type Status struct {
 	State State
 	// Amount still in the vault.
 	Amount uint64
-	// PaidTo is the account paid when the escrow settled.
+	// PaidTo is the account paid when the escrow settled. A split
+	// settles Released, paid to the provider.
 	PaidTo string
+	// Returned is, for an escrow settled by a split, what the split paid
+	// back to the requester (the vault less what the provider got); 0
+	// for every other payout, and for a split of the whole vault.
+	Returned uint64
 }
 
 // Escrow is one party's view of the ledger: every method acts with that
@@ -160,10 +204,21 @@ type Escrow interface {
 	// Verify checks on the ledger that the vault holds the terms: members,
 	// threshold, mint, amount. A provider calls it before it starts.
 	Verify(ctx context.Context, ref Ref, t Terms) error
-	// Propose builds a payout of the vault and signs it with this party's key.
+	// Propose builds a payout of the whole vault and signs it with this
+	// party's key. The split kinds take an amount: ProposeSplit.
 	Propose(ctx context.Context, ref Ref, t Terms, kind PayoutKind) (Payout, error)
+	// ProposeSplit builds a payout of kind Split or ArbiterSplit that pays
+	// amount to the provider and the rest of the vault to the requester,
+	// then closes the vault, as one transaction, and signs it with this
+	// party's key (the provider's). The amount is more than 0 and at most
+	// the terms' amount (else ErrInvalidTerms).
+	ProposeSplit(ctx context.Context, ref Ref, t Terms, kind PayoutKind, amount uint64) (Payout, error)
 	// CoSign checks a proposed payout against the terms, refusing any
 	// difference, signs it and submits it. It returns the transaction ID.
+	// A split must pay exactly p.Amount to the provider and the rest of
+	// the vault to the requester: a transaction that pays otherwise is
+	// refused with ErrTampered, an amount of 0 or over the terms' amount
+	// with ErrInvalidTerms.
 	CoSign(ctx context.Context, p Payout, t Terms) (string, error)
 	// Status reads an escrow's state.
 	Status(ctx context.Context, ref Ref) (Status, error)

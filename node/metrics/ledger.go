@@ -80,6 +80,13 @@ func (l *countedLedger) Propose(ctx context.Context, ref settlement.Ref, t settl
 	return p, err
 }
 
+// ProposeSplit builds and signs a split payout, counted as a propose.
+func (l *countedLedger) ProposeSplit(ctx context.Context, ref settlement.Ref, t settlement.Terms, kind settlement.PayoutKind, amount uint64) (settlement.Payout, error) {
+	p, err := l.inner.ProposeSplit(ctx, ref, t, kind, amount)
+	l.count(opPropose, err)
+	return p, err
+}
+
 // CoSign signs and submits a payout, counted.
 func (l *countedLedger) CoSign(ctx context.Context, p settlement.Payout, t settlement.Terms) (string, error) {
 	tx, err := l.inner.CoSign(ctx, p, t)

@@ -152,6 +152,9 @@ func (plainEscrow) Verify(context.Context, settlement.Ref, settlement.Terms) err
 func (plainEscrow) Propose(context.Context, settlement.Ref, settlement.Terms, settlement.PayoutKind) (settlement.Payout, error) {
 	return settlement.Payout{}, nil
 }
+func (plainEscrow) ProposeSplit(context.Context, settlement.Ref, settlement.Terms, settlement.PayoutKind, uint64) (settlement.Payout, error) {
+	return settlement.Payout{}, nil
+}
 func (plainEscrow) CoSign(context.Context, settlement.Payout, settlement.Terms) (string, error) {
 	return "", nil
 }

@@ -42,6 +42,7 @@ type vault struct {
 	deadline time.Time
 	state    settlement.State
 	paidTo   string
+	returned uint64 // what a split paid back to the requester
 }
 
 // Ledger is the shared state of every party.
@@ -212,7 +213,8 @@ func (p *Party) Verify(_ context.Context, ref settlement.Ref, t settlement.Terms
 	return nil
 }
 
-// payload is what the members sign.
+// payload is what the members sign: Amount of Mint to To, and for a split
+// Rest to RestTo (the requester), which together empty the vault.
 type payload struct {
 	Kind     settlement.PayoutKind `json:"kind"`
 	Vault    string                `json:"vault"`
@@ -220,6 +222,8 @@ type payload struct {
 	To       string                `json:"to"`
 	Mint     string                `json:"mint"`
 	Amount   uint64                `json:"amount"`
+	Rest     uint64                `json:"rest,omitempty"`
+	RestTo   string                `json:"rest_to,omitempty"`
 	Nonce    string                `json:"nonce"`
 }
 
@@ -236,6 +240,9 @@ func roles(kind settlement.PayoutKind, t settlement.Terms) (proposer, cosigner s
 
 // Propose builds and signs a payout of the whole vault.
 func (p *Party) Propose(_ context.Context, ref settlement.Ref, t settlement.Terms, kind settlement.PayoutKind) (settlement.Payout, error) {
+	if kind.IsSplit() {
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w: a split takes an amount (ProposeSplit)", kind, settlement.ErrInvalidTerms)
+	}
 	proposer, _, err := roles(kind, t)
 	if err != nil {
 		return settlement.Payout{}, err
@@ -247,17 +254,60 @@ func (p *Party) Propose(_ context.Context, ref settlement.Ref, t settlement.Term
 	if err != nil {
 		return settlement.Payout{}, err
 	}
+	return p.sign(settlement.Payout{Kind: kind, Ref: ref}, payload{Kind: kind, Vault: ref.Vault, Multisig: ref.Multisig, To: to, Mint: t.Mint, Amount: t.Amount})
+}
+
+// ProposeSplit builds and signs a split: amount to the provider, the rest
+// of the vault to the requester. Like the Solana ledger it reads the vault
+// first: a settled one fails with settlement.ErrClosed.
+func (p *Party) ProposeSplit(_ context.Context, ref settlement.Ref, t settlement.Terms, kind settlement.PayoutKind, amount uint64) (settlement.Payout, error) {
+	if !kind.IsSplit() {
+		return settlement.Payout{}, fmt.Errorf("propose split: %w: %q is not a split kind", settlement.ErrInvalidTerms, kind)
+	}
+	if err := t.Validate(); err != nil {
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w", kind, err)
+	}
+	if err := settlement.CheckSplit(t, amount); err != nil {
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w", kind, err)
+	}
+	proposer, _, err := roles(kind, t)
+	if err != nil {
+		return settlement.Payout{}, err
+	}
+	if proposer != p.addr {
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w: this party does not propose it", kind, settlement.ErrNotMember)
+	}
+	p.l.mu.Lock()
+	v, ok := p.l.vaults[ref.Vault]
+	var state settlement.State
+	if ok {
+		state = v.state
+	}
+	p.l.mu.Unlock()
+	switch {
+	case !ok:
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w: no vault %s", kind, settlement.ErrVaultMismatch, ref.Vault)
+	case state != settlement.Locked:
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w: %s", kind, settlement.ErrClosed, state)
+	}
+	return p.sign(settlement.Payout{Kind: kind, Ref: ref, Amount: amount}, payload{Kind: kind, Vault: ref.Vault, Multisig: ref.Multisig,
+		To: t.Provider, Mint: t.Mint, Amount: amount, Rest: t.Amount - amount, RestTo: t.Requester})
+}
+
+// sign adds a fresh nonce to body, signs it and returns po with the
+// signed transaction.
+func (p *Party) sign(po settlement.Payout, body payload) (settlement.Payout, error) {
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	body, err := json.Marshal(payload{Kind: kind, Vault: ref.Vault, Multisig: ref.Multisig, To: to, Mint: t.Mint, Amount: t.Amount, Nonce: hex.EncodeToString(nonce)})
+	body.Nonce = hex.EncodeToString(nonce)
+	raw, err := json.Marshal(body)
 	if err != nil {
 		return settlement.Payout{}, err
 	}
-	raw, err := json.Marshal(tx{Payload: body, Signatures: map[string][]byte{p.addr: ed25519.Sign(p.key, body)}})
-	if err != nil {
+	if po.Tx, err = json.Marshal(tx{Payload: raw, Signatures: map[string][]byte{p.addr: ed25519.Sign(p.key, raw)}}); err != nil {
 		return settlement.Payout{}, err
 	}
-	return settlement.Payout{Kind: kind, Ref: ref, Tx: raw}, nil
+	return po, nil
 }
 
 // CoSign checks the payout against the terms, signs and submits it.
@@ -281,7 +331,11 @@ func (p *Party) CoSign(_ context.Context, po settlement.Payout, t settlement.Ter
 	switch {
 	case body.Kind != po.Kind, body.Vault != po.Ref.Vault, body.Multisig != po.Ref.Multisig:
 		return "", fmt.Errorf("%w: the transaction is not the payout described", settlement.ErrTampered)
-	case body.To != to, body.Mint != t.Mint, body.Amount != t.Amount:
+	case po.Kind.IsSplit():
+		if err := checkSplit(body, po, t); err != nil {
+			return "", fmt.Errorf("co-sign %s: %w", po.Kind, err)
+		}
+	case body.To != to, body.Mint != t.Mint, body.Amount != t.Amount, body.Rest != 0, body.RestTo != "":
 		return "", fmt.Errorf("%w: pays %d of %s to %s, the terms say %d of %s to %s",
 			settlement.ErrTampered, body.Amount, body.Mint, body.To, t.Amount, t.Mint, to)
 	}
@@ -294,6 +348,20 @@ func (p *Party) CoSign(_ context.Context, po settlement.Payout, t settlement.Ter
 	}
 	x.Signatures[p.addr] = ed25519.Sign(p.key, x.Payload)
 	return p.l.submit(x, body, p.addr)
+}
+
+// checkSplit checks a split's payload: po.Amount to the provider, the
+// rest of the terms' amount (all a vault here holds) to the requester.
+func checkSplit(body payload, po settlement.Payout, t settlement.Terms) error {
+	if err := settlement.CheckSplit(t, po.Amount); err != nil {
+		return err
+	}
+	if body.To != t.Provider || body.Mint != t.Mint || body.Amount != po.Amount || body.RestTo != t.Requester || body.Rest != t.Amount-po.Amount {
+		return fmt.Errorf("%w: pays %d of %s to %s and %d to %s, the split is %d to %s and %d to %s",
+			settlement.ErrTampered, body.Amount, body.Mint, body.To, body.Rest, body.RestTo,
+			po.Amount, t.Provider, t.Amount-po.Amount, t.Requester)
+	}
+	return nil
 }
 
 func publicKey(addr string) (ed25519.PublicKey, error) {
@@ -327,15 +395,18 @@ func (l *Ledger) submit(x tx, body payload, payer string) (string, error) {
 	if valid < 2 {
 		return "", fmt.Errorf("submit: %w: %d of the 2 member signatures needed", settlement.ErrSignatures, valid)
 	}
-	if body.Mint != v.mint || body.Amount != v.amount {
+	if body.Mint != v.mint || body.Amount > v.amount || body.Rest != v.amount-body.Amount || (body.Rest > 0 && body.RestTo != v.roles[0]) {
 		return "", fmt.Errorf("submit: %w", settlement.ErrVaultMismatch)
 	}
 	if err := l.charge(payer, len(x.Signatures)); err != nil {
 		return "", fmt.Errorf("submit: %w", err)
 	}
 	l.used[digest] = true
-	l.credit(body.To, v.mint, v.amount)
-	v.amount, v.paidTo = 0, body.To
+	l.credit(body.To, v.mint, body.Amount)
+	if body.Rest > 0 {
+		l.credit(body.RestTo, v.mint, body.Rest)
+	}
+	v.amount, v.paidTo, v.returned = 0, body.To, body.Rest
 	v.state = settlement.Released
 	if body.Kind == settlement.Refund || body.Kind == settlement.AwardRequester {
 		v.state = settlement.Refunded
@@ -352,7 +423,7 @@ func (p *Party) Status(_ context.Context, ref settlement.Ref) (settlement.Status
 	if !ok {
 		return settlement.Status{}, fmt.Errorf("%w: no vault %s", settlement.ErrVaultMismatch, ref.Vault)
 	}
-	return settlement.Status{State: v.state, Amount: v.amount, PaidTo: v.paidTo}, nil
+	return settlement.Status{State: v.state, Amount: v.amount, PaidTo: v.paidTo, Returned: v.returned}, nil
 }
 
 // Balance reads an account's balance of a mint.

@@ -251,4 +251,5 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 			}
 		}
 	})
+	split(t, newEnv)
 }

@@ -292,8 +292,11 @@ type payoutParams struct {
 	nonceValue sol.Hash      // its stored nonce, used as the recent blockhash
 	// amount is all the vault holds: the terms' amount, and whatever
 	// anyone sent in on top, which would otherwise keep the vault from
-	// closing and so block every payout.
+	// closing and so block every payout. For a split it is the
+	// provider's part, and rest the remainder, which goes back to the
+	// requester: together they are all the vault holds.
 	amount   uint64
+	rest     uint64
 	decimals uint8
 }
 
@@ -303,6 +306,9 @@ type payoutParams struct {
 // co-signer, and close the vault, its rent going back to the requester.
 // The recipient pays the fee.
 func buildPayout(t settlement.Terms, p parties, pp payoutParams) (*sol.Transaction, error) {
+	if pp.kind.IsSplit() {
+		return buildSplit(t, p, pp)
+	}
 	proposer, cosigner, err := roles(pp.kind, p)
 	if err != nil {
 		return nil, err

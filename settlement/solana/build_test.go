@@ -200,9 +200,9 @@ func TestCheckPayout(t *testing.T) {
 		if !tx.Message.AccountKeys[0].Equals(to) {
 			t.Fatalf("%s: fee payer %s, want the recipient", kind, tx.Message.AccountKeys[0])
 		}
-		paid, refunded, ok := payoutOf(&tx.Message, deriveKeys(f.terms, f.parties).vault)
-		if !ok || !paid.Equals(to) || refunded != to.Equals(f.parties.requester) {
-			t.Fatalf("%s: parsed as paying %s (refund %v, ok %v)", kind, paid, refunded, ok)
+		s, ok := payoutOf(&tx.Message, deriveKeys(f.terms, f.parties).vault)
+		if !ok || !s.paidTo.Equals(to) || s.refunded != to.Equals(f.parties.requester) || s.returned != 0 {
+			t.Fatalf("%s: parsed as %+v (ok %v)", kind, s, ok)
 		}
 	}
 }

@@ -13,6 +13,29 @@ import (
 // and signs it. Proposing again for the same vault reuses
 // the same nonce account, so at most one of the proposals can land.
 func (l *Ledger) Propose(ctx context.Context, ref settlement.Ref, t settlement.Terms, kind settlement.PayoutKind) (settlement.Payout, error) {
+	if kind.IsSplit() {
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w: a split takes an amount (ProposeSplit)", kind, settlement.ErrInvalidTerms)
+	}
+	return l.propose(ctx, ref, t, kind, 0)
+}
+
+// ProposeSplit builds a split on one of this party's durable nonces, as
+// Propose does, and signs it: amount to the provider, the rest of the
+// vault (the terms' amount less amount, and any surplus someone sent in)
+// back to the requester, then the vault closed.
+func (l *Ledger) ProposeSplit(ctx context.Context, ref settlement.Ref, t settlement.Terms, kind settlement.PayoutKind, amount uint64) (settlement.Payout, error) {
+	if !kind.IsSplit() {
+		return settlement.Payout{}, fmt.Errorf("propose split: %w: %q is not a split kind", settlement.ErrInvalidTerms, kind)
+	}
+	if err := settlement.CheckSplit(t, amount); err != nil {
+		return settlement.Payout{}, fmt.Errorf("propose %s: %w", kind, err)
+	}
+	return l.propose(ctx, ref, t, kind, amount)
+}
+
+// propose builds and signs a payout of kind; split is the provider's part
+// of a split.
+func (l *Ledger) propose(ctx context.Context, ref settlement.Ref, t settlement.Terms, kind settlement.PayoutKind, split uint64) (settlement.Payout, error) {
 	p, err := parseTerms(t)
 	if err != nil {
 		return settlement.Payout{}, fmt.Errorf("propose %s: %w", kind, err)
@@ -47,7 +70,11 @@ func (l *Ledger) Propose(ctx context.Context, ref settlement.Ref, t settlement.T
 	if err != nil {
 		return settlement.Payout{}, fmt.Errorf("propose %s: %w", kind, err)
 	}
-	tx, err := buildPayout(t, p, payoutParams{kind: kind, nonce: nonce, nonceValue: value, amount: vault.amount, decimals: decimals})
+	pp := payoutParams{kind: kind, nonce: nonce, nonceValue: value, amount: vault.amount, decimals: decimals}
+	if kind.IsSplit() { // checkVault saw vault.amount >= t.Amount >= split
+		pp.amount, pp.rest = split, vault.amount-split
+	}
+	tx, err := buildPayout(t, p, pp)
 	if err != nil {
 		return settlement.Payout{}, fmt.Errorf("propose: %w", err)
 	}
@@ -58,7 +85,7 @@ func (l *Ledger) Propose(ctx context.Context, ref settlement.Ref, t settlement.T
 	if err != nil {
 		return settlement.Payout{}, fmt.Errorf("propose %s: encode: %w", kind, err)
 	}
-	return settlement.Payout{Kind: kind, Ref: ref, Tx: raw}, nil
+	return settlement.Payout{Kind: kind, Ref: ref, Amount: split, Tx: raw}, nil
 }
 
 // CoSign checks a proposed payout against the terms, refusing any
@@ -67,8 +94,10 @@ func (l *Ledger) Propose(ctx context.Context, ref settlement.Ref, t settlement.T
 // the ledger has moved past (its nonce used, or more sent into the vault
 // since) is refused with ErrStale: the proposer proposes again.
 //
-// A refund is co-signed only once the cluster's clock is past the
-// deadline. A payout of a vault already settled fails with
+// A split must pay exactly po.Amount to the provider and the rest of the
+// vault to the requester (an amount of 0 or over the terms' amount is
+// refused with settlement.ErrInvalidTerms). A refund is co-signed only
+// once the cluster's clock is past the deadline. A payout of a vault already settled fails with
 // settlement.ErrClosed; when this very payout settled it, the signature is
 // returned along with that error, so a co-sign whose outcome was lost can
 // be repeated.
@@ -96,7 +125,15 @@ func (l *Ledger) CoSign(ctx context.Context, po settlement.Payout, t settlement.
 	if err != nil {
 		return "", fmt.Errorf("co-sign %s: %w", po.Kind, err)
 	}
-	pp, err := checkPayout(tx, t, p, po.Kind, decimals)
+	var pp payoutParams
+	if po.Kind.IsSplit() {
+		if err := settlement.CheckSplit(t, po.Amount); err != nil {
+			return "", fmt.Errorf("co-sign %s: %w", po.Kind, err)
+		}
+		pp, err = checkSplit(tx, t, p, po.Kind, po.Amount, decimals)
+	} else {
+		pp, err = checkPayout(tx, t, p, po.Kind, decimals)
+	}
 	if err != nil {
 		return "", fmt.Errorf("co-sign %s: %w", po.Kind, err)
 	}

@@ -384,15 +384,15 @@ func (l *Ledger) Status(ctx context.Context, ref settlement.Ref) (settlement.Sta
 		}
 		return settlement.Status{State: settlement.Locked, Amount: v.amount}, nil
 	}
-	paidTo, refunded, found, err := l.settlement(ctx, vault)
+	paid, found, err := l.settlement(ctx, vault)
 	if err != nil {
 		return settlement.Status{}, fmt.Errorf("status of %s: %w", vault, err)
 	}
 	if !found {
 		return settlement.Status{}, fmt.Errorf("status: %w: no vault %s", settlement.ErrVaultMismatch, vault)
 	}
-	st := settlement.Status{State: settlement.Released, PaidTo: paidTo.String()}
-	if refunded {
+	st := settlement.Status{State: settlement.Released, PaidTo: paid.paidTo.String(), Returned: paid.returned}
+	if paid.refunded {
 		st.State = settlement.Refunded
 	}
 	return st, nil
@@ -409,7 +409,7 @@ func (l *Ledger) historyCommitment() rpc.CommitmentType {
 
 // settlement finds the payout that closed a vault among the vault's
 // latest successful transactions.
-func (l *Ledger) settlement(ctx context.Context, vault sol.PublicKey) (paidTo sol.PublicKey, refunded, found bool, err error) {
+func (l *Ledger) settlement(ctx context.Context, vault sol.PublicKey) (paid settled, found bool, err error) {
 	var sigs []*rpc.TransactionSignature
 	limit := 20
 	err = l.call(ctx, "getSignaturesForAddress", func(ctx context.Context) (err error) {
@@ -417,7 +417,7 @@ func (l *Ledger) settlement(ctx context.Context, vault sol.PublicKey) (paidTo so
 		return err
 	})
 	if err != nil {
-		return sol.PublicKey{}, false, false, err
+		return settled{}, false, err
 	}
 	version := uint64(0)
 	for _, s := range sigs {
@@ -434,7 +434,7 @@ func (l *Ledger) settlement(ctx context.Context, vault sol.PublicKey) (paidTo so
 			continue
 		}
 		if err != nil {
-			return sol.PublicKey{}, false, false, err
+			return settled{}, false, err
 		}
 		if res.Transaction == nil || (res.Meta != nil && res.Meta.Err != nil) {
 			continue
@@ -443,11 +443,11 @@ func (l *Ledger) settlement(ctx context.Context, vault sol.PublicKey) (paidTo so
 		if err != nil {
 			continue
 		}
-		if to, refund, ok := payoutOf(&tx.Message, vault); ok {
-			return to, refund, true, nil
+		if s, ok := payoutOf(&tx.Message, vault); ok {
+			return s, true, nil
 		}
 	}
-	return sol.PublicKey{}, false, false, nil
+	return settled{}, false, nil
 }
 
 // tokenBalance reads a token account's amount; 0 when it does not exist.
