@@ -414,7 +414,29 @@ func (k *Keeper) loop() {
 			k.log.Warn("save call budgets", "error", err)
 		}
 		k.settleDue()
+		k.prune()
 	}
+}
+
+// prune forgets the budgets settled more than KeepSettled ago.
+func (k *Keeper) prune() {
+	k.mu.Lock()
+	var old []string
+	for id, b := range k.budgets {
+		if b.Settled && time.Since(b.Budget.Escrow.Deadline) > KeepSettled {
+			old = append(old, id)
+		}
+	}
+	k.mu.Unlock()
+	if err := deleteAll(k.p.DB, keeperBucket, old); err != nil {
+		k.log.Warn("delete old call budgets", "error", err)
+		return
+	}
+	k.mu.Lock()
+	for _, id := range old {
+		delete(k.budgets, id)
+	}
+	k.mu.Unlock()
 }
 
 // settleDue settles the budgets that are spent, idle, or near their

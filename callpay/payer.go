@@ -57,6 +57,9 @@ type PayerBudget struct {
 	Price    uint64             `json:"price"`
 	// Signed is the cumulative amount of the latest voucher signed.
 	Signed uint64 `json:"signed"`
+	// Taken is set once the provider took the budget: only then are
+	// vouchers signed on it.
+	Taken bool `json:"taken,omitempty"`
 	// Done is set once the budget needs no more care: spent and settled by
 	// the provider, or refunded (RefundTx).
 	Done     bool   `json:"done,omitempty"`
@@ -175,7 +178,7 @@ func (p *Payer) sign(rec market.ServiceRecord) ([]byte, string, error) {
 	p.mu.Lock()
 	var b *PayerBudget
 	for _, c := range p.budgets {
-		if !c.Done && c.Provider == rec.Provider && c.Service == rec.Service && c.Price == rec.PricePerCall &&
+		if c.Taken && !c.Done && c.Provider == rec.Provider && c.Service == rec.Service && c.Price == rec.PricePerCall &&
 			c.Signed+c.Price <= c.Escrow.Amount && time.Until(c.Escrow.Deadline) > DefaultSettleMargin+time.Minute {
 			b = c
 			break
@@ -271,7 +274,11 @@ func (p *Payer) open(ctx context.Context, rec market.ServiceRecord) error {
 		p.mu.Unlock()
 		return fmt.Errorf("open a budget with %s: %w (the budget is refunded after its deadline)", provider, err)
 	}
-	return nil
+	p.mu.Lock()
+	b.Taken = true
+	p.dirty[t.JobID] = true
+	p.mu.Unlock()
+	return p.save()
 }
 
 // tell sends the signed budget to its provider.
@@ -338,7 +345,29 @@ func (p *Payer) loop() {
 			p.log.Warn("save call budgets", "error", err)
 		}
 		p.closeEnded()
+		p.prune()
 	}
+}
+
+// prune forgets the budgets done more than KeepSettled ago.
+func (p *Payer) prune() {
+	p.mu.Lock()
+	var old []string
+	for id, b := range p.budgets {
+		if b.Done && time.Since(b.Escrow.Deadline) > KeepSettled {
+			old = append(old, id)
+		}
+	}
+	p.mu.Unlock()
+	if err := deleteAll(p.p.DB, payerBucket, old); err != nil {
+		p.log.Warn("delete old call budgets", "error", err)
+		return
+	}
+	p.mu.Lock()
+	for _, id := range old {
+		delete(p.budgets, id)
+	}
+	p.mu.Unlock()
 }
 
 // closeEnded looks at the budgets past their deadline: one the provider

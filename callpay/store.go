@@ -3,6 +3,7 @@ package callpay
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -55,3 +56,26 @@ func loadAll[T any](db *bolt.DB, bucket []byte) (map[string]*T, error) {
 	})
 	return out, err
 }
+
+// deleteAll removes the records of keys from bucket.
+func deleteAll(db *bolt.DB, bucket []byte, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		for _, k := range keys {
+			if err := b.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// KeepSettled is how long a settled budget is kept past its deadline,
+// for the record, before it is deleted.
+const KeepSettled = 7 * 24 * time.Hour

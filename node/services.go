@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/callpay"
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/compute/serve"
 	"github.com/cyxwiz/cyxwiz/compute/train"
@@ -89,6 +90,10 @@ type jobStore struct {
 	serving     *serving.Server // nil unless the node runs serve jobs
 	deployments *deployments    // the serve jobs running here
 	engine      *jobs.Engine
+	// keeper takes budgets for calls to the models served here; payer
+	// pays for this node's calls. Either may be nil.
+	keeper *callpay.Keeper
+	payer  *callpay.Payer
 }
 
 // Start opens the job store, the executors when the node is a provider,
@@ -148,7 +153,7 @@ func (s *jobStore) build() error {
 		return err
 	}
 	s.engine = e
-	return nil
+	return s.startCallPay()
 }
 
 // Close closes the executors, then the job store.
@@ -160,6 +165,7 @@ func (s *jobStore) Close() error {
 	if s.serving != nil {
 		errs = append(errs, s.serving.Close())
 	}
+	errs = append(errs, s.closeCallPay())
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close job store: %w", err))
 	}
