@@ -1,7 +1,8 @@
 // Package memledger implements settlement.Escrow on an in-memory ledger
 // with the rules of the Solana design: a 2-of-3 multisig of requester,
 // provider and arbiter owns one vault per job, payouts need two member
-// signatures, the arbiter co-signs a refund only after the deadline by the
+// signatures (a split pays the provider its amount and the requester the
+// rest), the arbiter co-signs a refund only after the deadline by the
 // ledger's clock, a settled vault cannot pay twice, and every transaction
 // costs a fee per signature in the native mint. Other packages use it in
 // their tests; it passes the same conformance suite as the real ledger.

@@ -26,6 +26,11 @@
 // signers, pays the fee: the one who gains from a payout pays for it. The
 // vault's rent goes back to the requester, who paid it.
 //
+// A split (settlement.Split, ArbiterSplit) is a payout of the same kind
+// that pays the provider an exact amount and the rest of the vault back to
+// the requester, with a second TransferChecked (see split.go); the
+// provider proposes it and pays its fee.
+//
 // After settlement the vault is gone; Status learns who was paid from the
 // vault's last transaction (getSignaturesForAddress, getTransaction).
 //
