@@ -424,3 +424,21 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEndedServiceSettles: when a service stops being served, its open
+// budgets are settled at once, for the calls answered.
+func TestEndedServiceSettles(t *testing.T) {
+	w := newWorld(t)
+	for range 3 {
+		if _, err := w.call(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.keeper.Ended("other")
+	time.Sleep(100 * time.Millisecond)
+	if got := w.balance(w.prov.Address()); got != 0 {
+		t.Fatalf("another service's end settled this one: %d", got)
+	}
+	w.keeper.Ended("digits")
+	waitFor(t, func() bool { return w.balance(w.prov.Address()) == 3*price })
+}

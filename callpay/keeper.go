@@ -82,6 +82,8 @@ type BudgetState struct {
 	SettleTx string `json:"settle_tx,omitempty"`
 	Earned   uint64 `json:"earned,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// ended: the service is no longer served here, so the budget is due.
+	ended bool
 }
 
 // due is what the provider is owed.
@@ -377,6 +379,22 @@ func (k *Keeper) Charge(caller peer.ID, service string, voucher []byte) (*Charge
 	return &Charge{k: k, budget: claim.Budget, paid: b.Paid}, nil
 }
 
+// Ended settles, now, the open budgets of a service this provider no
+// longer serves.
+func (k *Keeper) Ended(service string) {
+	k.mu.Lock()
+	for _, b := range k.budgets {
+		if !b.Settled && b.Budget.Service == service {
+			b.ended = true
+		}
+	}
+	k.mu.Unlock()
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
 // save writes the budgets changed since the last save.
 func (k *Keeper) save() error {
 	k.mu.Lock()
@@ -455,7 +473,7 @@ func (k *Keeper) settleDue() {
 			last = b.Opened
 		}
 		late := now.After(b.Budget.Escrow.Deadline.Add(-k.p.SettleMargin))
-		if spent || late || now.Sub(last) > k.p.IdleSettle {
+		if spent || late || b.ended || now.Sub(last) > k.p.IdleSettle {
 			due = append(due, id)
 		}
 	}

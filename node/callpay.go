@@ -25,6 +25,9 @@ func (s *jobStore) startCallPay() error {
 		}
 		k.Start()
 		s.keeper = k
+		s.deployments.mu.Lock()
+		s.deployments.ended = k.Ended
+		s.deployments.mu.Unlock()
 	}
 	arbiter, err := peer.Decode(s.cfg.Settlement.Arbiter)
 	if err != nil {

@@ -127,6 +127,8 @@ type deployments struct {
 
 	mu   sync.Mutex
 	byID map[string]deployment
+	// ended, when set, is told of a service no longer served here.
+	ended func(service string)
 }
 
 // Serve implements serve.Registry.
@@ -143,12 +145,23 @@ func (d *deployments) Serve(id, name, model string, m *train.Model) error {
 	return nil
 }
 
-// Stop implements serve.Registry.
+// Stop implements serve.Registry. When the last instance of a service
+// here stops, its call budgets are settled.
 func (d *deployments) Stop(id string) bool {
 	d.mu.Lock()
+	dep, ok := d.byID[id]
 	delete(d.byID, id)
+	last := ok
+	for _, other := range d.byID {
+		last = last && other.name != dep.name
+	}
+	ended := d.ended
 	d.mu.Unlock()
-	return d.srv.Stop(id)
+	stopped := d.srv.Stop(id)
+	if last && ended != nil {
+		ended(dep.name)
+	}
+	return stopped
 }
 
 // record returns the service record of the service name, when a serve job

@@ -54,6 +54,9 @@ const (
 	// PricePerCPUSecond is the providers' price when their config names
 	// none: 0.0001 token per CPU-second.
 	PricePerCPUSecond = 100
+	// PricePerCall is what a call to a model the providers serve costs,
+	// when their config names none.
+	PricePerCall = 10
 )
 
 // Devnet is a local swarm of nodes in this process, on loopback, each with
@@ -215,6 +218,9 @@ func newMint(ctx context.Context, ledger *localledger.Ledger) (*solana.Ledger, s
 func setUpSettlement(ctx context.Context, ledger *localledger.Ledger, bank *solana.Ledger, repo *node.Repo, cfg *node.Config, i int, arbiter, mint string) error {
 	cfg.Settlement = node.SettlementConfig{Ledger: "solana", Cluster: node.ClusterLocal, RPCURL: ledger.RPC(), WSURL: ledger.WS(), Arbiter: arbiter}
 	cfg.Market.Mint = mint
+	if cfg.Market.PricePerCall == 0 {
+		cfg.Market.PricePerCall = PricePerCall
+	}
 	if cfg.Market.PricePerCPUSecond == 0 {
 		cfg.Market.PricePerCPUSecond = PricePerCPUSecond
 	}
