@@ -21,7 +21,7 @@ const (
 	TypeCancel       = "cyxwiz/cancel/1"
 	TypeReceipt      = "cyxwiz/receipt/1"
 	TypeModel        = "cyxwiz/model/1"
-	TypeInferResult  = "cyxwiz/infer-result/1"
+	TypeInferBatch   = "cyxwiz/infer-batch/1"
 )
 
 // MaxEnvelopeBytes bounds an encoded envelope.
