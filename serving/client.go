@@ -264,8 +264,9 @@ type callStream struct {
 	st       network.Stream
 	open     atomic.Int32 // calls waiting on the stream
 
-	wmu sync.Mutex
-	w   *bufio.Writer
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	sending atomic.Int32 // calls writing or waiting to
 
 	mu    sync.Mutex
 	next  uint64
@@ -302,13 +303,15 @@ func (cs *callStream) unregister(id uint64) {
 	}
 }
 
-// send writes one request frame.
+// send writes one request frame; the last of the calls sending at once
+// flushes them all.
 func (cs *callStream) send(frame []byte) error {
+	cs.sending.Add(1)
 	cs.wmu.Lock()
 	defer cs.wmu.Unlock()
 	_ = cs.st.SetWriteDeadline(time.Now().Add(requestTimeout))
 	_, err := cs.w.Write(frame)
-	if err == nil {
+	if cs.sending.Add(-1) == 0 && err == nil {
 		err = cs.w.Flush()
 	}
 	if err != nil {

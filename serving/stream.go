@@ -89,11 +89,16 @@ func (s *Server) handle(st network.Stream) {
 		case <-ctx.Done():
 		}
 	}()
-	if err := ss.read(); err != nil {
+	err := ss.read()
+	if err != nil && !errors.Is(err, errBadFrame) {
 		s.log.Debug("infer stream ended", "caller", caller, "error", err)
 		cancel()
 	}
 	ss.calls.Wait()
+	if errors.Is(err, errBadFrame) {
+		// The calls before it are answered, then the stream ends with why.
+		ss.refuse(0, wire.CodeRejected, time.Time{}, "%v", err)
+	}
 	close(finish)
 	<-written
 	if stop() {
