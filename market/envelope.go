@@ -21,7 +21,7 @@ const (
 	TypeCancel       = "cyxwiz/cancel/1"
 	TypeReceipt      = "cyxwiz/receipt/1"
 	TypeModel        = "cyxwiz/model/1"
-	TypeInferResult  = "cyxwiz/infer-result/1"
+	TypeInferBatch   = "cyxwiz/infer-batch/1"
 	TypeService      = "cyxwiz/service/1"
 	TypeBudget       = "cyxwiz/budget/1"
 	TypeVoucher      = "cyxwiz/voucher/1"

@@ -21,8 +21,9 @@ import (
 
 // inferAPI serves infer.*: calls to models that providers serve.
 type inferAPI struct {
-	host *p2p.Host
-	jobs *jobs.Engine
+	host   *p2p.Host
+	jobs   *jobs.Engine
+	client *serving.Client // the node's: it keeps streams open to providers
 }
 
 func (a inferAPI) register(srv *rpc.Server) {
@@ -55,9 +56,12 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 	rand.Shuffle(len(providers), func(i, j int) { providers[i], providers[j] = providers[j], providers[i] })
 	var errs []error
 	for _, pid := range providers[:min(len(providers), maxAttempts)] {
-		out, err := serving.Call(ctx, a.host, pid, p.Service, p.Examples)
+		out, err := a.client.Call(ctx, pid, p.Service, p.Examples)
 		if err == nil {
 			return api.InferCallResult{Outputs: out, Provider: pid.String()}, nil
+		}
+		if errors.Is(err, serving.ErrBadCall) {
+			return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: %v", err)
 		}
 		var re *wire.ReplyError
 		if errors.As(err, &re) && re.Reply.Code == wire.CodeRejected && !strings.HasPrefix(re.Reply.Reason, "no service") {
@@ -126,3 +130,13 @@ func serviceOf(j *jobs.Job) string {
 	}
 	return j.ID
 }
+
+// inferClient is the node's serving.Client as a service: the node owns
+// it, and Close ends its streams.
+type inferClient struct{ c *serving.Client }
+
+// Start implements service; the client needs no start.
+func (inferClient) Start(context.Context) error { return nil }
+
+// Close ends the client's streams.
+func (s inferClient) Close() error { return s.c.Close() }

@@ -14,6 +14,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
+	"github.com/cyxwiz/cyxwiz/serving"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
@@ -186,6 +187,10 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 			return err
 		}
 	}
+	infer := inferClient{serving.NewClient(n.host)}
+	if err := n.life.start(ctx, infer); err != nil {
+		return err
+	}
 	n.models = &modelRegistry{repo: p.Repo, host: n.host, key: key, jobs: n.jobs, log: log.With("system", "models")}
 
 	n.rpc = n.api.rpc
@@ -197,7 +202,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		disputeAPI{jobs: n.jobs, settles: escrow != nil, role: cfg.Role},
 		walletAPI{repo: p.Repo, escrow: escrow, ledger: cfg.Settlement, mint: cfg.Market.Mint},
 		marketAPI{host: n.host, adv: n.adv},
-		inferAPI{host: n.host, jobs: n.jobs},
+		inferAPI{host: n.host, jobs: n.jobs, client: infer.c},
 		indexerAPI{svc: n.index},
 		n.models,
 	} {

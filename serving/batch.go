@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/cyxwiz/cyxwiz/compute/train"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"github.com/cyxwiz/cyxwiz/trainspec"
 )
 
@@ -23,6 +27,7 @@ var errStopped = errors.New("the service stopped")
 // them in one forward pass.
 type service struct {
 	name   string
+	key    crypto.PrivKey // signs each batch
 	model  *train.Model
 	window time.Duration
 	queue  chan *pending
@@ -42,23 +47,35 @@ type service struct {
 type pending struct {
 	ctx      context.Context // the call's: a call given up is not computed
 	examples [][]float32
-	answer   chan result // buffered: the batcher never waits on a caller
+	request  [32]byte // the hash of the request as sent
+	// done is told the call's result, once; it must not block.
+	done func(result)
 }
 
+// result is a call's answer: its outputs' bytes and their place in the
+// signed batch, or why there are none.
 type result struct {
-	outputs [][]float32
-	err     error
+	err  error
+	code wire.Code // of the refusal, when err is set
+	rows int
+	cols int
+	// outputs are the rows' float32 values, little-endian.
+	outputs []byte
+	batch   *market.Envelope
+	index   int
+	proof   [][]byte
 }
 
-// answerBytesPerValue bounds what one output value takes in a signed
-// answer: up to 16 bytes of JSON, base64 in the envelope.
-const answerBytesPerValue = 24
+// answerBytesPerValue is what one output value takes in an answer.
+const answerBytesPerValue = 4
 
-func newService(name string, m *train.Model, window time.Duration, maxQueue int) *service {
+func failed(code wire.Code, err error) result { return result{err: err, code: code} }
+
+func newService(name string, key crypto.PrivKey, m *train.Model, window time.Duration, maxQueue int) *service {
 	// A call may hold as many examples as one batch, and as its answer
 	// can carry.
-	rows := (market.MaxEnvelopeBytes - 4096) / max(1, m.OutputSize()*answerBytesPerValue)
-	return &service{name: name, model: m, window: window, queue: make(chan *pending, maxQueue),
+	rows := market.MaxEnvelopeBytes / max(1, m.OutputSize()*answerBytesPerValue)
+	return &service{name: name, key: key, model: m, window: window, queue: make(chan *pending, maxQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), maxRows: max(1, min(m.MaxBatch(), rows))}
 }
 
@@ -77,29 +94,19 @@ func (v *service) fits(examples [][]float32) error {
 	return nil
 }
 
-// call queues the examples and waits for their outputs.
-func (v *service) call(ctx context.Context, examples [][]float32) ([][]float32, error) {
-	p := &pending{ctx: ctx, examples: examples, answer: make(chan result, 1)}
+// submit queues the call, or refuses it at once when the queue is full;
+// its done is told the result.
+func (v *service) submit(p *pending) error {
 	select {
-	case v.queue <- p:
 	case <-v.quit:
-		return nil, errStopped
+		return errStopped
 	default:
-		return nil, errQueueFull
 	}
 	select {
-	case r := <-p.answer:
-		return r.outputs, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-v.done:
-		// The batcher may have answered just before it ended.
-		select {
-		case r := <-p.answer:
-			return r.outputs, r.err
-		default:
-			return nil, errStopped
-		}
+	case v.queue <- p:
+		return nil
+	default:
+		return errQueueFull
 	}
 }
 
@@ -138,10 +145,10 @@ func (v *service) run() {
 				case <-v.quit:
 					timer.Stop()
 					for _, p := range batch {
-						p.answer <- result{err: errStopped}
+						p.done(failed(wire.CodeFailed, errStopped))
 					}
 					if carry != nil {
-						carry.answer <- result{err: errStopped}
+						carry.done(failed(wire.CodeFailed, errStopped))
 					}
 					v.fail(errStopped)
 					return
@@ -160,7 +167,7 @@ func (v *service) runBatch(batch []*pending, n int) {
 	live := batch[:0]
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
-			p.answer <- result{err: err}
+			p.done(failed(wire.CodeFailed, err))
 			n -= len(p.examples)
 			continue
 		}
@@ -177,15 +184,11 @@ func (v *service) runBatch(batch []*pending, n int) {
 	out, err := v.model.Predict(all)
 	if err != nil {
 		for _, p := range batch {
-			p.answer <- result{err: err}
+			p.done(failed(wire.CodeFailed, err))
 		}
 		return
 	}
-	at := 0
-	for _, p := range batch {
-		p.answer <- result{outputs: out[at : at+len(p.examples)]}
-		at += len(p.examples)
-	}
+	v.answer(batch, out)
 	if v.observe != nil {
 		v.observe(n)
 	}
@@ -196,12 +199,65 @@ func (v *service) runBatch(batch []*pending, n int) {
 	v.mu.Unlock()
 }
 
+// answer signs the batch's outputs once and answers each call with its
+// rows, its place in the batch and its proof. A call whose outputs are
+// not finite numbers is refused and left out of the batch.
+func (v *service) answer(batch []*pending, out [][]float32) {
+	cols := v.model.OutputSize()
+	res := make([]result, len(batch))
+	var leaves [][32]byte
+	at := 0
+	for i, p := range batch {
+		rows := out[at : at+len(p.examples)]
+		at += len(p.examples)
+		if j := notFinite(rows); j >= 0 {
+			res[i] = failed(wire.CodeRejected, fmt.Errorf("the model's outputs for example %d are not finite numbers (inputs out of its range?)", j))
+			continue
+		}
+		buf := make([]byte, 0, 4*cols*len(rows))
+		for _, r := range rows {
+			buf = appendFloats(buf, r)
+		}
+		res[i] = result{rows: len(rows), cols: cols, outputs: buf, index: len(leaves)}
+		leaves = append(leaves, market.InferLeaf(p.request, len(rows), cols, buf))
+	}
+	if len(leaves) > 0 {
+		root, proofs := market.InferTree(leaves)
+		env, err := market.Seal(v.key, market.TypeInferBatch, market.InferBatch{
+			Service: v.name, Root: root[:], Count: len(leaves), IssuedAt: time.Now().UTC()})
+		for i := range res {
+			switch {
+			case res[i].err != nil:
+			case err != nil:
+				res[i] = failed(wire.CodeFailed, fmt.Errorf("sign the answer: %w", err))
+			default:
+				res[i].batch, res[i].proof = &env, proofs[res[i].index]
+			}
+		}
+	}
+	for i, p := range batch {
+		p.done(res[i])
+	}
+}
+
+// notFinite returns the first row holding a NaN or an infinity, or -1.
+func notFinite(rows [][]float32) int {
+	for i, row := range rows {
+		for _, x := range row {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 // fail answers every queued call with err.
 func (v *service) fail(err error) {
 	for {
 		select {
 		case p := <-v.queue:
-			p.answer <- result{err: err}
+			p.done(failed(wire.CodeFailed, err))
 		default:
 			return
 		}

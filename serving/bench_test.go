@@ -54,13 +54,17 @@ func digit(i int) []float32 {
 
 // tcpPair starts a provider serving the model and a caller connected to
 // it, over TCP on loopback.
-func tcpPair(b *testing.B, m *train.Model, window time.Duration) (prov, caller *p2p.Host) {
+func tcpPair(b *testing.B, m *train.Model, window time.Duration) (prov *p2p.Host, caller *Client) {
 	b.Helper()
-	prov, caller = p2ptest.NewHost(b, p2ptest.Config(), nil), p2ptest.NewHost(b, p2ptest.Config(), nil)
-	if err := caller.Connect(context.Background(), p2ptest.AddrInfo(prov)); err != nil {
+	prov, host := p2ptest.NewHost(b, p2ptest.Config(), nil), p2ptest.NewHost(b, p2ptest.Config(), nil)
+	caller = NewClient(host)
+	b.Cleanup(func() { caller.Close() })
+	if err := host.Connect(context.Background(), p2ptest.AddrInfo(prov)); err != nil {
 		b.Fatal(err)
 	}
-	srv := NewServer(Params{Host: prov, Key: key(b, prov), Window: window, MaxPerCaller: 128, MaxQueue: 1024})
+	// The server's default bounds: they take 64 calls at once from one
+	// caller.
+	srv := NewServer(Params{Host: prov, Key: key(b, prov), Window: window})
 	b.Cleanup(func() { srv.Close() })
 	if err := srv.Serve("mnist", "mnist", m); err != nil {
 		b.Fatal(err)
@@ -95,7 +99,7 @@ func BenchmarkCallLatency(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		if _, err := Call(ctx, caller, prov.ID(), "mnist", x); err != nil {
+		if _, err := caller.Call(ctx, prov.ID(), "mnist", x); err != nil {
 			b.Fatal(err)
 		}
 		remote = append(remote, time.Since(t0))
@@ -124,7 +128,7 @@ func BenchmarkBatching(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for i := range perCaller {
-					if _, err := Call(ctx, caller, prov.ID(), "mnist", [][]float32{digit(c*perCaller + i)}); err != nil {
+					if _, err := caller.Call(ctx, prov.ID(), "mnist", [][]float32{digit(c*perCaller + i)}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -1,14 +1,10 @@
 package serving
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -16,13 +12,10 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/cyxwiz/cyxwiz/compute/train"
-	"github.com/cyxwiz/cyxwiz/internal/strictjson"
-	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
 )
 
@@ -30,14 +23,18 @@ import (
 const (
 	DefaultWindow          = 2 * time.Millisecond
 	DefaultMaxQueue        = 256
-	DefaultMaxPerCaller    = 8
-	DefaultMaxCalls        = 64
+	DefaultMaxPerCaller    = 64
+	DefaultMaxCalls        = 256
+	DefaultMaxStreams      = 8
 	DefaultMaxRequestBytes = 1 << 20
-	// callTimeout bounds one call on the provider, from its first byte to
-	// its answer.
+	// callTimeout bounds one call, from its request to its answer.
 	callTimeout = 30 * time.Second
-	// requestTimeout bounds the reading of a request.
+	// requestTimeout bounds the reading of a request once its first byte
+	// has come, and the writing of an answer.
 	requestTimeout = 10 * time.Second
+	// idleTimeout is how long a provider keeps a stream with no call open
+	// and no request coming.
+	idleTimeout = 2 * time.Minute
 )
 
 // Params configure a Server.
@@ -55,9 +52,16 @@ type Params struct {
 	// MaxQueue bounds the calls waiting for a batch, per service (default
 	// DefaultMaxQueue); a call past it is refused.
 	MaxQueue int
-	// MaxPerCaller bounds the calls one caller has open at once (default
-	// DefaultMaxPerCaller).
+	// MaxPerCaller bounds the calls one caller has open at once, on all
+	// its streams (default DefaultMaxPerCaller: a node calls on behalf of
+	// all its users); a call past it is refused with CodeFull.
 	MaxPerCaller int
+	// MaxStreams bounds the streams one caller has open at once (default
+	// DefaultMaxStreams, below the resource manager's own bound of inbound
+	// streams per peer and protocol, so that a caller past it is refused
+	// with CodeFull rather than reset); a Client opens at most
+	// clientStreams to a provider.
+	MaxStreams int
 	// MaxCalls bounds the calls open at once from all callers (default
 	// DefaultMaxCalls): peer IDs are cheap, so the per-caller bound alone
 	// does not bound the total.
@@ -100,7 +104,9 @@ type Stats struct {
 	Calls, Examples, Batches int64
 }
 
-// Server serves models on InferProtocol. Close stops it.
+// Server serves models on InferProtocol: it reads the calls of each
+// stream as they come, queues them for their model's batcher and writes
+// each answer as its batch is done. Close stops it.
 type Server struct {
 	p   Params
 	log *slog.Logger
@@ -109,8 +115,9 @@ type Server struct {
 	services map[string]*service   // by instance
 	names    map[string][]*service // by service name, the instances serving it
 	next     int                   // turns among a name's instances
-	callers  map[peer.ID]int
-	open     int // calls open from all callers
+	callers  map[peer.ID]int       // calls open, by caller
+	streams  map[peer.ID]int       // streams open, by caller
+	open     int                   // calls open from all callers
 	closed   bool
 
 	announce chan string // names to announce now
@@ -136,6 +143,9 @@ func NewServer(p Params) *Server {
 	if p.MaxCalls <= 0 {
 		p.MaxCalls = DefaultMaxCalls
 	}
+	if p.MaxStreams <= 0 {
+		p.MaxStreams = DefaultMaxStreams
+	}
 	if p.MaxRequestBytes <= 0 {
 		p.MaxRequestBytes = DefaultMaxRequestBytes
 	}
@@ -143,7 +153,7 @@ func NewServer(p Params) *Server {
 		p.AnnounceEvery = DefaultAnnounceEvery
 	}
 	s := &Server{p: p, log: p.Logger, services: map[string]*service{}, names: map[string][]*service{},
-		callers: map[peer.ID]int{}, announce: make(chan string, 64), quit: make(chan struct{})}
+		callers: map[peer.ID]int{}, streams: map[peer.ID]int{}, announce: make(chan string, 64), quit: make(chan struct{})}
 	p.Host.SetStreamHandler(wire.InferProtocol, s.handle)
 	if p.Announce != nil {
 		s.wg.Add(1)
@@ -206,7 +216,7 @@ func (s *Server) Serve(id, name string, m *train.Model) error {
 	if _, dup := s.services[id]; dup {
 		return fmt.Errorf("%w: %s", ErrDuplicate, id)
 	}
-	svc := newService(name, m, s.p.Window, s.p.MaxQueue)
+	svc := newService(name, s.p.Key, m, s.p.Window, s.p.MaxQueue)
 	svc.observe = s.p.ObserveBatch
 	s.services[id] = svc
 	s.names[name] = append(s.names[name], svc)
@@ -299,6 +309,25 @@ func (s *Server) release(caller peer.ID) {
 	}
 }
 
+// openStream takes one of the caller's stream slots.
+func (s *Server) openStream(caller peer.ID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams[caller] >= s.p.MaxStreams {
+		return fmt.Errorf("too many streams at once from this caller (at most %d)", s.p.MaxStreams)
+	}
+	s.streams[caller]++
+	return nil
+}
+
+func (s *Server) closeStream(caller peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams[caller]--; s.streams[caller] <= 0 {
+		delete(s.streams, caller)
+	}
+}
+
 // service picks an instance of the service name, in turns.
 func (s *Server) service(name string) *service {
 	s.mu.Lock()
@@ -309,108 +338,4 @@ func (s *Server) service(name string) *service {
 	}
 	s.next++
 	return all[s.next%len(all)]
-}
-
-// Answer is the one frame that answers a request: a Reply and, when it is
-// CodeOK, the signed InferResult.
-type Answer struct {
-	Reply  wire.Reply       `json:"reply"`
-	Result *market.Envelope `json:"result,omitempty"`
-}
-
-// maxAnswerBytes bounds an answer: a reply and a signed result.
-const maxAnswerBytes = market.MaxEnvelopeBytes + wire.MaxReplyBytes
-
-func (s *Server) handle(st network.Stream) {
-	defer st.Close()
-	start := time.Now()
-	code, examples := "reset", 0
-	if s.p.Observe != nil {
-		defer func() { s.p.Observe(code, examples, time.Since(start)) }()
-	}
-	deadline := time.Now().Add(callTimeout)
-	_ = st.SetWriteDeadline(deadline)
-	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
-	w := bufio.NewWriter(st)
-	refuse := func(c wire.Code, format string, args ...any) {
-		code = string(c)
-		_ = wire.WriteJSON(w, Answer{Reply: wire.Reply{Code: c, Reason: fmt.Sprintf(format, args...)}})
-	}
-	caller := st.Conn().RemotePeer()
-	if err := s.acquire(caller); err != nil {
-		refuse(wire.CodeFull, "%v", err)
-		return
-	}
-	defer s.release(caller)
-	data, err := readRequest(bufio.NewReader(st), s.p.MaxRequestBytes)
-	if errors.Is(err, wire.ErrFrameTooLarge) {
-		refuse(wire.CodeRejected, "the request is larger than %d bytes", s.p.MaxRequestBytes)
-		return
-	}
-	if err != nil {
-		_ = st.Reset()
-		return
-	}
-	var req market.InferRequest
-	if err := strictjson.Decode(data, &req); err != nil {
-		refuse(wire.CodeRejected, "bad request: %v", err)
-		return
-	}
-	svc := s.service(req.Service)
-	if svc == nil {
-		refuse(wire.CodeRejected, "no service %q here", req.Service)
-		return
-	}
-	if err := svc.fits(req.Examples); err != nil {
-		refuse(wire.CodeRejected, "%v", err)
-		return
-	}
-	examples = len(req.Examples)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	outputs, err := svc.call(ctx, req.Examples)
-	switch {
-	case errors.Is(err, errQueueFull):
-		refuse(wire.CodeFull, "%v", err)
-		return
-	case err != nil:
-		refuse(wire.CodeFailed, "%v", err)
-		return
-	}
-	for i, row := range outputs {
-		for _, v := range row {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				refuse(wire.CodeRejected, "the model's outputs for example %d are not finite numbers (inputs out of its range?)", i)
-				return
-			}
-		}
-	}
-	env, err := market.Seal(s.p.Key, market.TypeInferResult, market.InferResult{
-		Service: req.Service, Request: market.RequestHash(data), Outputs: outputs, IssuedAt: time.Now().UTC()})
-	if err != nil {
-		refuse(wire.CodeFailed, "sign the answer: %v", err)
-		return
-	}
-	if err := wire.WriteJSON(w, Answer{Reply: wire.OK, Result: &env}); err != nil {
-		s.log.Debug("infer answer not sent", "caller", caller, "error", err)
-		return
-	}
-	code = string(wire.CodeOK)
-}
-
-// readRequest reads one frame of at most limit bytes, taking memory as
-// the bytes come rather than for the length announced.
-func readRequest(r *bufio.Reader, limit int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return nil, err
-	}
-	if n > uint64(limit) {
-		return nil, fmt.Errorf("%w: %d bytes exceeds %d", wire.ErrFrameTooLarge, n, limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(r, int64(n)))
-	if err == nil && uint64(len(data)) != n {
-		err = io.ErrUnexpectedEOF
-	}
-	return data, err
 }

@@ -69,6 +69,24 @@ func key(t testing.TB, h *p2p.Host) crypto.PrivKey {
 	return k
 }
 
+// clients holds one Client per host for the tests, as a node holds one.
+var clients sync.Map // *p2p.Host -> *Client
+
+// clientOf returns h's client, closed when the test ends.
+func clientOf(t testing.TB, h *p2p.Host) *Client {
+	if c, ok := clients.Load(h); ok {
+		return c.(*Client)
+	}
+	c, loaded := clients.LoadOrStore(h, NewClient(h))
+	if !loaded {
+		t.Cleanup(func() {
+			clients.Delete(h)
+			c.(*Client).Close()
+		})
+	}
+	return c.(*Client)
+}
+
 func example(i int) []float32 {
 	return []float32{float32(i%7) - 3, float32(i%5) * 0.5, float32(i%3) - 1}
 }
@@ -94,7 +112,7 @@ func TestCallsAreBatchedAndRight(t *testing.T) {
 			defer wg.Done()
 			caller := hosts[1+c%8]
 			xs := [][]float32{example(c), example(c + 1)}
-			out, err := Call(ctx, caller, prov.ID(), "digits", xs)
+			out, err := clientOf(t, caller).Call(ctx, prov.ID(), "digits", xs)
 			if err != nil {
 				errs <- err
 				return
@@ -155,19 +173,19 @@ func TestBadCalls(t *testing.T) {
 		"no service":  {"nope", [][]float32{example(1)}, wire.CodeRejected, `no service "nope"`},
 		"too large":   {"digits", big, wire.CodeRejected, "larger than 4096 bytes"},
 	} {
-		_, err := Call(ctx, caller, prov.ID(), c.service, c.examples)
+		_, err := clientOf(t, caller).Call(ctx, prov.ID(), c.service, c.examples)
 		var re *wire.ReplyError
 		if !errors.As(err, &re) || re.Reply.Code != c.code || !strings.Contains(re.Reply.Reason, c.want) {
 			t.Errorf("%s: %v; want %s mentioning %q", name, err, c.code, c.want)
 		}
 	}
-	if _, err := Call(ctx, caller, prov.ID(), "digits", [][]float32{example(1)}); err != nil {
+	if _, err := clientOf(t, caller).Call(ctx, prov.ID(), "digits", [][]float32{example(1)}); err != nil {
 		t.Fatalf("a good call after the bad ones: %v", err)
 	}
 	if !srv.Stop("digits") || srv.Stop("digits") {
 		t.Error("Stop did not report the service once")
 	}
-	if _, err := Call(ctx, caller, prov.ID(), "digits", [][]float32{example(1)}); err == nil || !strings.Contains(err.Error(), "no service") {
+	if _, err := clientOf(t, caller).Call(ctx, prov.ID(), "digits", [][]float32{example(1)}); err == nil || !strings.Contains(err.Error(), "no service") {
 		t.Errorf("a call after Stop: %v", err)
 	}
 }
@@ -176,23 +194,16 @@ func TestBadCalls(t *testing.T) {
 // past a full queue, are refused at once rather than queued without bound.
 func TestCallerLimitAndQueue(t *testing.T) {
 	// No batcher runs: the queue of two fills and stays full.
-	v := newService("s", testModel(t, 1), time.Hour, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
+	v := newService("s", nil, testModel(t, 1), time.Hour, 2)
+	ctx := context.Background()
 	for range 2 {
-		wg.Add(1)
-		go func() { defer wg.Done(); v.call(ctx, [][]float32{example(0)}) }()
+		if err := v.submit(&pending{ctx: ctx, examples: [][]float32{example(0)}, done: func(result) {}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(v.queue) < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if _, err := v.call(ctx, [][]float32{example(0)}); !errors.Is(err, errQueueFull) {
+	if err := v.submit(&pending{ctx: ctx, examples: [][]float32{example(0)}, done: func(result) {}}); !errors.Is(err, errQueueFull) {
 		t.Errorf("a call past a full queue: %v, want errQueueFull", err)
 	}
-	cancel()
-	wg.Wait()
 
 	hosts := p2ptest.MockNet(t, 1, 0)
 	srv := NewServer(Params{Host: hosts[0], Key: key(t, hosts[0]), MaxPerCaller: 2})
@@ -207,24 +218,9 @@ func TestCallerLimitAndQueue(t *testing.T) {
 	}
 }
 
-// TestForgedAnswers: the caller refuses an answer signed by another key
-// and one that answers another request.
+// TestForgedAnswers: the caller refuses an answer signed by another key.
 func TestForgedAnswers(t *testing.T) {
 	other, _, _ := crypto.GenerateEd25519Key(nil)
-	res := market.InferResult{Service: "s", Request: market.RequestHash([]byte("req")), Outputs: [][]float32{{1, 0}}}
-	if err := res.Check("s", []byte("another request"), 1, 2); err == nil {
-		t.Error("an answer to another request passed")
-	}
-	if err := res.Check("t", []byte("req"), 1, 2); err == nil {
-		t.Error("an answer for another service passed")
-	}
-	if err := res.Check("s", []byte("req"), 2, 2); err == nil {
-		t.Error("an answer with a row missing passed")
-	}
-	if err := res.Check("s", []byte("req"), 1, 2); err != nil {
-		t.Errorf("the right answer: %v", err)
-	}
-
 	// A provider whose answers another key signs is not believed.
 	hosts := p2ptest.MockNet(t, 2, 0)
 	srv := NewServer(Params{Host: hosts[0], Key: other})
@@ -232,7 +228,7 @@ func TestForgedAnswers(t *testing.T) {
 	if err := srv.Serve("s", "s", testModel(t, 4)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Call(context.Background(), hosts[1], hosts[0].ID(), "s", [][]float32{example(1)}); !errors.Is(err, market.ErrBadSignature) {
+	if _, err := clientOf(t, hosts[1]).Call(context.Background(), hosts[0].ID(), "s", [][]float32{example(1)}); !errors.Is(err, market.ErrBadSignature) {
 		t.Errorf("an answer signed by another key: %v, want ErrBadSignature", err)
 	}
 }
@@ -258,7 +254,7 @@ func TestOversizedCallOverTCP(t *testing.T) {
 			big[i][j] = 1.2345678
 		}
 	}
-	_, err := Call(ctx, caller, prov.ID(), "digits", big)
+	_, err := clientOf(t, caller).Call(ctx, prov.ID(), "digits", big)
 	var re *wire.ReplyError
 	if !errors.As(err, &re) || !strings.Contains(re.Reply.Reason, "larger than 4096 bytes") {
 		t.Errorf("a 2 MB call: %v; want a refusal naming the bound", err)
@@ -266,7 +262,7 @@ func TestOversizedCallOverTCP(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Error("the refusal took until the deadline")
 	}
-	if out, err := Call(ctx, caller, prov.ID(), "digits", [][]float32{example(1)}); err != nil || len(out) != 1 {
+	if out, err := clientOf(t, caller).Call(ctx, prov.ID(), "digits", [][]float32{example(1)}); err != nil || len(out) != 1 {
 		t.Errorf("a good call after it: %v, %v", out, err)
 	}
 }
@@ -300,32 +296,33 @@ func TestServingBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := newService("wide", m, time.Millisecond, 8)
-	xs := make([][]float32, 8)
+	v := newService("wide", key(t, hosts[0]), m, time.Millisecond, 8)
+	xs := make([][]float32, 40)
 	for i := range xs {
 		xs[i] = example(i)
 	}
-	if err := v.fits(xs); err == nil || !strings.Contains(err.Error(), "send 1 to 5") {
-		t.Errorf("8 rows of 1000 outputs: %v, want a refusal naming 5", err)
+	if err := v.fits(xs); err == nil || !strings.Contains(err.Error(), "send 1 to 32") {
+		t.Errorf("40 rows of 1000 outputs: %v, want a refusal naming 32", err)
 	}
 
 	// A call given up before its batch runs is answered, not computed.
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	p := &pending{ctx: gone, examples: [][]float32{example(1)}, answer: make(chan result, 1)}
+	got := make(chan result, 1)
+	p := &pending{ctx: gone, examples: [][]float32{example(1)}, done: func(r result) { got <- r }}
 	v.runBatch([]*pending{p}, 1)
-	if r := <-p.answer; !errors.Is(r.err, context.Canceled) {
+	if r := <-got; !errors.Is(r.err, context.Canceled) {
 		t.Errorf("a call given up: %v", r.err)
 	}
 	if st := v.stats(); st.Batches != 0 || st.Examples != 0 {
 		t.Errorf("a call given up was computed: %+v", st)
 	}
 
-	if err := sameWidth([][]float32{{}, {1, 2}}); !errors.Is(err, market.ErrBadAnswer) {
-		t.Errorf("ragged rows: %v", err)
-	}
-	if err := sameWidth([][]float32{{1, 2}, {3, 4}}); err != nil {
-		t.Errorf("even rows: %v", err)
+	// Ragged examples are refused before anything is sent.
+	c := NewClient(hosts[0])
+	defer c.Close()
+	if _, err := c.Call(context.Background(), hosts[0].ID(), "wide", [][]float32{{1, 2, 3}, {1}}); !errors.Is(err, ErrBadCall) {
+		t.Errorf("ragged examples: %v, want ErrBadCall", err)
 	}
 }
 
@@ -354,7 +351,7 @@ func TestReplicasOnOneServer(t *testing.T) {
 	}
 	ctx := context.Background()
 	for range 4 {
-		if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
+		if _, err := clientOf(t, hosts[1]).Call(ctx, hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -364,11 +361,11 @@ func TestReplicasOnOneServer(t *testing.T) {
 		t.Errorf("4 calls went %d and %d to the two instances, want turns", a.Calls, b.Calls)
 	}
 	srv.Stop("job-a")
-	if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
+	if _, err := clientOf(t, hosts[1]).Call(ctx, hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
 		t.Errorf("a call after one instance stopped: %v", err)
 	}
 	srv.Stop("job-b")
-	if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err == nil || !strings.Contains(err.Error(), "no service") {
+	if _, err := clientOf(t, hosts[1]).Call(ctx, hosts[0].ID(), "digits", [][]float32{example(1)}); err == nil || !strings.Contains(err.Error(), "no service") {
 		t.Errorf("a call after both stopped: %v", err)
 	}
 }
@@ -396,10 +393,10 @@ func TestObserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
+	if _, err := clientOf(t, hosts[1]).Call(ctx, hosts[0].ID(), "digits", [][]float32{example(1)}); err != nil {
 		t.Fatal(err)
 	}
-	Call(ctx, hosts[1], hosts[0].ID(), "digits", [][]float32{{1}})
+	clientOf(t, hosts[1]).Call(ctx, hosts[0].ID(), "digits", [][]float32{{1}})
 	// The hook runs as the handler returns, just after the answer.
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -88,10 +88,16 @@ const (
 	ArbiterProtocol protocol.ID = "/cyxwiz/arbiter/2.0.0"
 )
 
-// InferProtocol: a caller to a provider serving a model: one JSON request
-// (the service and the examples), answered by one JSON frame that carries
-// a Reply and, on success, the provider's signed outputs.
-const InferProtocol protocol.ID = "/cyxwiz/infer/1.0.0"
+// InferProtocol: a caller to a provider serving a model. A stream stays
+// open for many calls, several at once: each request frame is a call id,
+// a small JSON header (the service, the examples' shape) and the examples
+// as little-endian float32; each answer frame is the call's id, a JSON
+// header (a Reply and, on success, the outputs' shape, the provider's
+// signed batch, the call's index and proof in it) and the outputs as
+// little-endian float32. Answers come as batches finish, in any order;
+// id 0 answers the stream itself just before the provider ends it. The
+// serving package holds the frames.
+const InferProtocol protocol.ID = "/cyxwiz/infer/2.0.0"
 
 // BudgetProtocol: a caller to a provider, one signed market.Budget (the
 // escrow it locked to pay for calls), answered by a Reply.
