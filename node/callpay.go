@@ -1,33 +1,47 @@
 package node
 
 import (
+	"context"
 	"errors"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cyxwiz/cyxwiz/callpay"
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/settlement"
 )
 
-// startCallPay builds the budgets of paid calls, once the engine is
-// built: the provider's keeper when this node serves models at a price,
-// and the caller's payer when it settles on a ledger with an arbiter. They
-// keep their budgets in the job store.
+// newKeeper builds the provider's keeper of call budgets when this node
+// serves models at a price and settles on a ledger; it keeps its budgets
+// in the job store. It starts with the engine (startCallPay).
+func (s *jobStore) newKeeper() error {
+	set := s.params.Settlement
+	if set == nil || s.offer.PricePerCall == 0 {
+		return nil
+	}
+	k, err := callpay.NewKeeper(callpay.KeeperParams{Host: s.params.Host, Escrow: set.Escrow, DB: s.db,
+		Logger: s.log.With("system", "callpay"), Offer: s.deployments.record,
+		AskArbiter: func(ctx context.Context, t market.EscrowTerms, p settlement.Payout, v market.Envelope) (string, error) {
+			return s.engine.AskArbiterSplit(ctx, t, p, v)
+		}})
+	if err != nil {
+		return err
+	}
+	s.keeper = k
+	s.deployments.ended = k.Ended
+	return nil
+}
+
+// startCallPay starts the keeper, once the engine is built, and builds
+// and starts the caller's payer when this node settles on a ledger with
+// an arbiter.
 func (s *jobStore) startCallPay() error {
+	if s.keeper != nil {
+		s.keeper.Start()
+	}
 	set := s.params.Settlement
 	if set == nil {
 		return nil
-	}
-	if s.deployments != nil && s.offer.PricePerCall > 0 {
-		k, err := callpay.NewKeeper(callpay.KeeperParams{Host: s.params.Host, Escrow: set.Escrow, DB: s.db,
-			Logger: s.log.With("system", "callpay"), Offer: s.deployments.record, AskArbiter: s.engine.AskArbiterSplit})
-		if err != nil {
-			return err
-		}
-		k.Start()
-		s.keeper = k
-		s.deployments.mu.Lock()
-		s.deployments.ended = k.Ended
-		s.deployments.mu.Unlock()
 	}
 	arbiter, err := peer.Decode(s.cfg.Settlement.Arbiter)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/cyxwiz/cyxwiz/callpay"
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
@@ -24,6 +25,10 @@ type inferAPI struct {
 	host   *p2p.Host
 	jobs   *jobs.Engine
 	client *serving.Client // the node's: it keeps streams open to providers
+	// offers and payer pay for calls to priced services; payer is nil on
+	// a node that pays for none.
+	offers *offers
+	payer  *callpay.Payer
 }
 
 func (a inferAPI) register(srv *rpc.Server) {
@@ -56,9 +61,9 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 	rand.Shuffle(len(providers), func(i, j int) { providers[i], providers[j] = providers[j], providers[i] })
 	var errs []error
 	for _, pid := range providers[:min(len(providers), maxAttempts)] {
-		out, err := a.client.Call(ctx, pid, p.Service, p.Examples)
+		ans, err := a.callOne(ctx, pid, p.Service, p.Examples)
 		if err == nil {
-			return api.InferCallResult{Outputs: out, Provider: pid.String()}, nil
+			return api.InferCallResult{Outputs: ans.Outputs, Provider: pid.String(), Paid: ans.Paid}, nil
 		}
 		if errors.Is(err, serving.ErrBadCall) {
 			return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: %v", err)

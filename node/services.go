@@ -19,6 +19,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/node/metrics"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/serving"
+	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -132,6 +133,18 @@ func (s *jobStore) build() error {
 				ttl: 3 * serving.DefaultAnnounceEvery, byID: map[string]deployment{}}
 			sp := serving.Params{Host: s.params.Host, Key: s.params.Key, Logger: s.log.With("system", "serving"),
 				Announce: s.deployments.announce}
+			if err := s.newKeeper(); err != nil {
+				return err
+			}
+			if k := s.keeper; k != nil {
+				sp.Charge = func(caller peer.ID, service string, voucher []byte) (serving.Charge, error) {
+					c, err := k.Charge(caller, service, voucher)
+					if c == nil {
+						return nil, err // a nil *callpay.Charge is no Charge
+					}
+					return c, err
+				}
+			}
 			if s.metrics != nil {
 				sp.Observe, sp.ObserveBatch = s.metrics.ObserveInfer, s.metrics.ObserveBatch
 			}

@@ -64,6 +64,8 @@ type result struct {
 	batch   *market.Envelope
 	index   int
 	proof   [][]byte
+	// paid is what the call's budget has been promised, for a priced call.
+	paid uint64
 }
 
 // answerBytesPerValue is what one output value takes in an answer.

@@ -80,96 +80,113 @@ func (c *Client) Close() error {
 // signed them, for this request, with a row for each example. An answer
 // other than CodeOK comes back as a *wire.ReplyError.
 func (c *Client) Call(ctx context.Context, provider peer.ID, service string, examples [][]float32) ([][]float32, error) {
+	a, err := c.CallPaid(ctx, provider, service, examples, nil)
+	return a.Outputs, err
+}
+
+// Answer is a checked answer to a call.
+type Answer struct {
+	Outputs [][]float32
+	// Paid is what the provider says the caller's budget has been
+	// promised, for a priced call.
+	Paid uint64
+}
+
+// CallPaid is Call for a priced service: the request carries voucher, a
+// signed voucher of the caller's budget with provider, and the answer
+// says what the budget has been promised.
+func (c *Client) CallPaid(ctx context.Context, provider peer.ID, service string, examples [][]float32, voucher []byte) (Answer, error) {
 	cols := 0
 	for i, x := range examples {
 		if i == 0 {
 			cols = len(x)
 		} else if len(x) != cols {
-			return nil, fmt.Errorf("infer %s: %w: example %d has %d values, example 0 %d", service, ErrBadCall, i, len(x), cols)
+			return Answer{}, fmt.Errorf("infer %s: %w: example %d has %d values, example 0 %d", service, ErrBadCall, i, len(x), cols)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	out, err := c.call(ctx, provider, service, examples, cols)
+	h := requestHeader{Service: service, Rows: len(examples), Cols: cols, Voucher: voucher}
+	a, err := c.call(ctx, provider, h, examples)
 	if errors.Is(err, errStreamGone) && ctx.Err() == nil {
 		// A stream kept open may have gone stale: once more on a new one.
-		out, err = c.call(ctx, provider, service, examples, cols)
+		a, err = c.call(ctx, provider, h, examples)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("infer %s on %s: %w", service, provider, err)
+		return Answer{}, fmt.Errorf("infer %s on %s: %w", service, provider, err)
 	}
-	return out, nil
+	return a, nil
 }
 
-func (c *Client) call(ctx context.Context, provider peer.ID, service string, examples [][]float32, cols int) ([][]float32, error) {
+func (c *Client) call(ctx context.Context, provider peer.ID, h requestHeader, examples [][]float32) (Answer, error) {
 	cs, err := c.stream(ctx, provider)
 	if err != nil {
-		return nil, err
+		return Answer{}, err
 	}
 	id, answer := cs.register()
 	defer cs.unregister(id)
-	frame, err := appendFrame(nil, id, requestHeader{Service: service, Rows: len(examples), Cols: cols}, examples, nil)
+	frame, err := appendFrame(nil, id, h, examples, nil)
 	if err != nil {
-		return nil, err
+		return Answer{}, err
 	}
 	// The request's hash is that of the frame's body, after its length.
 	_, k := binary.Uvarint(frame)
 	request := sha256.Sum256(frame[k:])
 	if err := cs.send(frame); err != nil {
-		return nil, err
+		return Answer{}, err
 	}
 	select {
 	case a := <-answer:
 		if a.err != nil {
-			return nil, a.err
+			return Answer{}, a.err
 		}
-		return c.check(a.body, provider, service, request, len(examples))
+		return c.check(a.body, provider, h.Service, request, len(examples))
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return Answer{}, ctx.Err()
 	}
 }
 
 // check checks an answer's body: the provider's reply, then its signed
 // batch, this request's entry in it and the outputs' shape.
-func (c *Client) check(body []byte, provider peer.ID, service string, request [32]byte, rows int) ([][]float32, error) {
+func (c *Client) check(body []byte, provider peer.ID, service string, request [32]byte, rows int) (Answer, error) {
 	_, hb, tensor, err := splitBody(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", market.ErrBadAnswer, err)
+		return Answer{}, fmt.Errorf("%w: %v", market.ErrBadAnswer, err)
 	}
 	var h answerHeader
 	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", market.ErrBadAnswer, err)
+		return Answer{}, fmt.Errorf("%w: header: %v", market.ErrBadAnswer, err)
 	}
 	if err := h.Reply.Err(); err != nil {
-		return nil, err
+		return Answer{}, err
 	}
 	switch {
 	case h.Rows != rows:
-		return nil, fmt.Errorf("%w: it has %d rows for %d examples", market.ErrBadAnswer, h.Rows, rows)
+		return Answer{}, fmt.Errorf("%w: it has %d rows for %d examples", market.ErrBadAnswer, h.Rows, rows)
 	case h.Cols < 1:
-		return nil, fmt.Errorf("%w: its rows have %d values", market.ErrBadAnswer, h.Cols)
+		return Answer{}, fmt.Errorf("%w: its rows have %d values", market.ErrBadAnswer, h.Cols)
 	case h.Batch == nil:
-		return nil, fmt.Errorf("%w: an answer without a signed batch", market.ErrBadAnswer)
+		return Answer{}, fmt.Errorf("%w: an answer without a signed batch", market.ErrBadAnswer)
 	}
 	b, err := c.batches.open(*h.Batch, provider)
 	if err != nil {
-		return nil, err
+		return Answer{}, err
 	}
 	if b.Service != service {
-		return nil, fmt.Errorf("%w: it is for service %q, not %q", market.ErrBadAnswer, b.Service, service)
+		return Answer{}, fmt.Errorf("%w: it is for service %q, not %q", market.ErrBadAnswer, b.Service, service)
 	}
 	leaf := market.InferLeaf(request, h.Rows, h.Cols, tensor)
 	if err := market.CheckInferProof(leaf, h.Index, b.Count, h.Proof, b.Root); err != nil {
-		return nil, err
+		return Answer{}, err
 	}
 	out, err := decodeRows(tensor, h.Rows, h.Cols)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", market.ErrBadAnswer, err)
+		return Answer{}, fmt.Errorf("%w: %v", market.ErrBadAnswer, err)
 	}
 	if i := notFinite(out); i >= 0 {
-		return nil, fmt.Errorf("%w: its row %d is not finite numbers", market.ErrBadAnswer, i)
+		return Answer{}, fmt.Errorf("%w: its row %d is not finite numbers", market.ErrBadAnswer, i)
 	}
-	return out, nil
+	return Answer{Outputs: out, Paid: h.Paid}, nil
 }
 
 // stream returns a stream to provider with room for one more call,

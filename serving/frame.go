@@ -30,6 +30,9 @@ type requestHeader struct {
 	Service string `json:"service"`
 	Rows    int    `json:"rows"`
 	Cols    int    `json:"cols"`
+	// Voucher pays for a priced call: a signed voucher of the caller's
+	// budget with the provider (an encoded market envelope).
+	Voucher []byte `json:"voucher,omitempty"`
 }
 
 // answerHeader is what an answer says besides its outputs: the reply
@@ -42,6 +45,9 @@ type answerHeader struct {
 	Batch *market.Envelope `json:"batch,omitempty"`
 	Index int              `json:"index,omitempty"`
 	Proof [][]byte         `json:"proof,omitempty"`
+	// Paid is, for a priced call, the cumulative amount the budget's
+	// vouchers have promised the provider.
+	Paid uint64 `json:"paid,omitempty"`
 }
 
 // maxHeaderBytes bounds a header of either side.

@@ -203,7 +203,7 @@ func TestForgedBatches(t *testing.T) {
 	req := sha256.Sum256([]byte("request"))
 	rows := [][]float32{{0.25, 0.75}}
 	c := NewClient(nil)
-	if out, err := c.check(signedAnswer(t, k, req, rows, nil), prov, "s", req, 1); err != nil || out[0][1] != 0.75 {
+	if out, err := c.check(signedAnswer(t, k, req, rows, nil), prov, "s", req, 1); err != nil || out.Outputs[0][1] != 0.75 {
 		t.Fatalf("the honest answer: %v, %v", out, err)
 	}
 	otherBatch := signedAnswer(t, k, sha256.Sum256([]byte("another")), rows, nil)

@@ -81,6 +81,19 @@ type Params struct {
 	// ObserveBatch, when set, is told of each forward pass and its
 	// examples.
 	ObserveBatch func(examples int)
+	// Charge, when set, takes the payment of each call before it is
+	// queued: the caller, the service and the request's voucher (nil when
+	// it has none). An error refuses the call with wire.CodePayment; a nil
+	// Charge takes nothing.
+	Charge func(caller peer.ID, service string, voucher []byte) (Charge, error)
+}
+
+// Charge is one call's payment. Undo gives it back when the call is not
+// answered; Paid is the cumulative amount the caller's budget has been
+// promised, which the answer reports.
+type Charge interface {
+	Paid() uint64
+	Undo()
 }
 
 // DefaultAnnounceEvery is how often a server announces its services

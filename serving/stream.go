@@ -41,6 +41,9 @@ type outgoing struct {
 	slot     bool // holds a call slot, given back once written
 	examples int
 	start    time.Time
+	// charge is the call's payment, given back when the answer cannot be
+	// sent.
+	charge Charge
 }
 
 // handle serves one stream until the caller ends it, it fails or the
@@ -182,17 +185,36 @@ func (ss *serverStream) request(body []byte, start time.Time) error {
 		ss.refuse(id, wire.CodeFull, start, "%v", err)
 		return nil
 	}
+	var charge Charge
+	if ss.s.p.Charge != nil {
+		if charge, err = ss.s.p.Charge(ss.caller, h.Service, h.Voucher); err != nil {
+			ss.s.release(ss.caller)
+			ss.refuse(id, wire.CodePayment, start, "%v", err)
+			return nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ss.ctx, callTimeout)
 	p := &pending{ctx: ctx, examples: examples, request: sha256.Sum256(body)}
 	p.done = func(r result) {
 		cancel()
-		ss.answers <- outgoing{id: id, res: r, slot: true, examples: len(examples), start: start}
+		if charge != nil {
+			if r.err != nil {
+				charge.Undo()
+				charge = nil
+			} else {
+				r.paid = charge.Paid()
+			}
+		}
+		ss.answers <- outgoing{id: id, res: r, slot: true, examples: len(examples), start: start, charge: charge}
 		ss.calls.Done()
 	}
 	ss.calls.Add(1)
 	if err := svc.submit(p); err != nil {
 		ss.calls.Done()
 		cancel()
+		if charge != nil {
+			charge.Undo()
+		}
 		ss.s.release(ss.caller)
 		code := wire.CodeFailed
 		if errors.Is(err, errQueueFull) {
@@ -238,6 +260,9 @@ func (ss *serverStream) write(finish <-chan struct{}) {
 		}
 		if broken {
 			code = "reset"
+			if o.charge != nil {
+				o.charge.Undo()
+			}
 		}
 		if o.slot {
 			ss.s.release(ss.caller)
@@ -282,7 +307,7 @@ func answerFrame(buf []byte, id uint64, r result) ([]byte, error) {
 		return appendFrame(buf, id, answerHeader{Reply: wire.Reply{Code: r.code, Reason: wire.Truncate(r.err.Error(), wire.MaxReasonBytes)}}, nil, nil)
 	}
 	return appendFrame(buf, id, answerHeader{Reply: wire.OK, Rows: r.rows, Cols: r.cols,
-		Batch: r.batch, Index: r.index, Proof: r.proof}, nil, r.outputs)
+		Batch: r.batch, Index: r.index, Proof: r.proof, Paid: r.paid}, nil, r.outputs)
 }
 
 // observe tells Params.Observe of one call.

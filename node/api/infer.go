@@ -25,6 +25,10 @@ type InferCallResult struct {
 	// classifier, checked to be signed by Provider for this call.
 	Outputs  [][]float32 `json:"outputs"`
 	Provider string      `json:"provider"`
+	// Paid is, for a priced service, the cumulative amount this node's
+	// budget with the provider has promised it, in base units of the
+	// service's mint.
+	Paid uint64 `json:"paid,omitempty"`
 }
 
 // InferCall calls infer.call.
