@@ -29,10 +29,13 @@ type inferAPI struct {
 	// a node that pays for none.
 	offers *offers
 	payer  *callpay.Payer
+	// stats answers infer.stats.
+	stats func() api.InferStats
 }
 
 func (a inferAPI) register(srv *rpc.Server) {
 	srv.Register(api.MethodInferCall, rpc.Method(a.call))
+	srv.Register(api.MethodInferStats, rpc.NoParams(func(context.Context) (api.InferStats, error) { return a.stats(), nil }))
 }
 
 // maxServiceProviders bounds the providers of a service looked up in the

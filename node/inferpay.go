@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/p2p"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"github.com/cyxwiz/cyxwiz/serving"
@@ -115,4 +119,61 @@ func (a inferAPI) callOne(ctx context.Context, pid peer.ID, service string, exam
 		a.payer.Spent(budget) // spent, settled or refused there: a new one
 	}
 	return ans, err
+}
+
+// inferStats is infer.stats: the serve jobs this node runs, with what they
+// answered, and its budgets of paid calls on both sides.
+func (s *jobStore) inferStats() api.InferStats {
+	out := api.InferStats{Served: []api.ServedModel{}, Budgets: []api.CallBudget{}}
+	if d := s.deployments; d != nil {
+		d.mu.Lock()
+		ids := make(map[string]deployment, len(d.byID))
+		maps.Copy(ids, d.byID)
+		d.mu.Unlock()
+		for id, dep := range ids {
+			st, ok := d.srv.Stats(id)
+			if !ok {
+				continue
+			}
+			m := api.ServedModel{Job: id, Service: dep.name, Model: dep.model, Calls: st.Calls, Examples: st.Examples,
+				Batches: st.Batches, PricePerCall: d.offer.PricePerCall}
+			if st.Calls > 0 {
+				m.MeanLatencyMS = float64(st.Latency.Microseconds()) / 1000 / float64(st.Calls)
+			}
+			out.Served = append(out.Served, m)
+		}
+		slices.SortFunc(out.Served, func(a, b api.ServedModel) int { return strings.Compare(a.Job, b.Job) })
+	}
+	if s.keeper != nil {
+		for _, b := range s.keeper.Budgets() {
+			state := "open"
+			if b.Settled {
+				state = "settled"
+			}
+			out.Budgets = append(out.Budgets, api.CallBudget{ID: b.Budget.Escrow.JobID, Role: "provider", Peer: b.Caller,
+				Service: b.Budget.Service, Amount: b.Budget.Escrow.Amount, PricePerCall: b.Budget.PricePerCall,
+				Calls: b.Served, Promised: b.Paid, Earned: b.Earned, State: state, Tx: b.SettleTx,
+				Deadline: b.Budget.Escrow.Deadline, Error: b.Error})
+		}
+	}
+	if s.payer != nil {
+		for _, b := range s.payer.Budgets() {
+			state := "open"
+			switch {
+			case b.RefundTx != "":
+				state = "refunded"
+			case b.Done:
+				state = "done"
+			}
+			calls := uint64(0)
+			if b.Price > 0 {
+				calls = b.Signed / b.Price
+			}
+			out.Budgets = append(out.Budgets, api.CallBudget{ID: b.Escrow.JobID, Role: "caller", Peer: b.Provider,
+				Service: b.Service, Amount: b.Escrow.Amount, PricePerCall: b.Price, Calls: calls, Promised: b.Signed,
+				State: state, Tx: b.RefundTx, Deadline: b.Escrow.Deadline, Error: b.Error})
+		}
+	}
+	slices.SortFunc(out.Budgets, func(a, b api.CallBudget) int { return b.Deadline.Compare(a.Deadline) })
+	return out
 }

@@ -202,7 +202,8 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		disputeAPI{jobs: n.jobs, settles: escrow != nil, role: cfg.Role},
 		walletAPI{repo: p.Repo, escrow: escrow, ledger: cfg.Settlement, mint: cfg.Market.Mint},
 		marketAPI{host: n.host, adv: n.adv},
-		inferAPI{host: n.host, jobs: n.jobs, client: infer.c, offers: &offers{host: n.host, known: map[string]cachedOffer{}}, payer: js.payer},
+		inferAPI{host: n.host, jobs: n.jobs, client: infer.c, offers: &offers{host: n.host, known: map[string]cachedOffer{}}, payer: js.payer,
+			stats: js.inferStats},
 		indexerAPI{svc: n.index},
 		n.models,
 	} {

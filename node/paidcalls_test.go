@@ -97,6 +97,12 @@ func testPaidCalls(t *testing.T, ledger testLedger) {
 	if got := ledger.balance(t, reqAddr); got != funds-1000*price {
 		t.Errorf("the caller holds %d while its budget is open, want %d", got, funds-1000*price)
 	}
+	// The provider's stats show the deployment and the budget's calls.
+	ps, err := prov.client.InferStats(ctx)
+	if err != nil || len(ps.Served) != 1 || ps.Served[0].Calls != calls || ps.Served[0].PricePerCall != price || ps.Served[0].MeanLatencyMS <= 0 ||
+		len(ps.Budgets) != 1 || ps.Budgets[0].Role != "provider" || ps.Budgets[0].Calls != calls || ps.Budgets[0].State != "open" {
+		t.Errorf("the provider's infer.stats: %+v, %v", ps, err)
+	}
 	// Undeploying ends the service: the provider settles at once.
 	if _, err := req.client.JobCancel(ctx, job.ID); err != nil {
 		t.Fatal(err)
@@ -105,4 +111,12 @@ func testPaidCalls(t *testing.T, ledger testLedger) {
 	if got := ledger.balance(t, reqAddr); got != funds-calls*price {
 		t.Errorf("the caller holds %d after the settlement, want %d", got, funds-calls*price)
 	}
+	cs, err := req.client.InferStats(ctx)
+	if err != nil || len(cs.Budgets) != 1 || cs.Budgets[0].Role != "caller" || cs.Budgets[0].Calls != calls || cs.Budgets[0].Promised != calls*price {
+		t.Errorf("the caller's infer.stats: %+v, %v", cs, err)
+	}
+	poll(t, 30*time.Second, "the provider's budget to read settled", func() bool {
+		ps, err := prov.client.InferStats(ctx)
+		return err == nil && len(ps.Budgets) == 1 && ps.Budgets[0].State == "settled" && ps.Budgets[0].Earned == calls*price && ps.Budgets[0].Tx != ""
+	})
 }

@@ -47,7 +47,8 @@ type service struct {
 type pending struct {
 	ctx      context.Context // the call's: a call given up is not computed
 	examples [][]float32
-	request  [32]byte // the hash of the request as sent
+	request  [32]byte  // the hash of the request as sent
+	start    time.Time // when the request arrived
 	// done is told the call's result, once; it must not block.
 	done func(result)
 }
@@ -194,7 +195,14 @@ func (v *service) runBatch(batch []*pending, n int) {
 	if v.observe != nil {
 		v.observe(n)
 	}
+	var latency time.Duration
+	for _, p := range batch {
+		if !p.start.IsZero() {
+			latency += time.Since(p.start)
+		}
+	}
 	v.mu.Lock()
+	v.st.Latency += latency
 	v.st.Calls += int64(len(batch))
 	v.st.Examples += int64(n)
 	v.st.Batches++

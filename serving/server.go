@@ -115,6 +115,9 @@ type Stats struct {
 	// Calls and Examples answered, and the forward passes (batches) that
 	// answered them.
 	Calls, Examples, Batches int64
+	// Latency is the sum over the calls answered of the time from their
+	// request's arrival to their answer: Latency / Calls is the mean.
+	Latency time.Duration
 }
 
 // Server serves models on InferProtocol: it reads the calls of each

@@ -194,7 +194,7 @@ func (ss *serverStream) request(body []byte, start time.Time) error {
 		}
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, callTimeout)
-	p := &pending{ctx: ctx, examples: examples, request: sha256.Sum256(body)}
+	p := &pending{ctx: ctx, examples: examples, request: sha256.Sum256(body), start: start}
 	p.done = func(r result) {
 		cancel()
 		if charge != nil {

@@ -1,6 +1,9 @@
 package api
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Inference method names.
 const (
@@ -35,5 +38,66 @@ type InferCallResult struct {
 func (c *Client) InferCall(ctx context.Context, p InferCallParams) (InferCallResult, error) {
 	var out InferCallResult
 	err := c.Call(ctx, MethodInferCall, p, &out)
+	return out, err
+}
+
+// MethodInferStats names infer.stats.
+const MethodInferStats = "infer.stats"
+
+// InferStats is the result of infer.stats: what this node serves and what
+// its calls cost.
+type InferStats struct {
+	// Served lists the serve jobs this node runs as a provider.
+	Served []ServedModel `json:"served"`
+	// Budgets lists the budgets of paid calls this node takes as a
+	// provider and pays from as a caller.
+	Budgets []CallBudget `json:"budgets"`
+}
+
+// ServedModel is one serve job this node runs, with what it answered.
+type ServedModel struct {
+	Job     string `json:"job"`
+	Service string `json:"service"`
+	Model   string `json:"model"`
+	// Calls and Examples answered, in Batches forward passes; the mean
+	// time from a request's arrival to its answer.
+	Calls         int64   `json:"calls"`
+	Examples      int64   `json:"examples"`
+	Batches       int64   `json:"batches"`
+	MeanLatencyMS float64 `json:"mean_latency_ms"`
+	// PricePerCall is what a call costs (0: free).
+	PricePerCall uint64 `json:"price_per_call,omitempty"`
+}
+
+// CallBudget is one budget of paid calls, as the provider or the caller
+// sees it.
+type CallBudget struct {
+	// ID is the budget's escrow ID.
+	ID string `json:"id"`
+	// Role is this node's: "provider" or "caller"; Peer the other side.
+	Role    string `json:"role"`
+	Peer    string `json:"peer"`
+	Service string `json:"service"`
+	// Amount is the budget; PricePerCall what a call costs.
+	Amount       uint64 `json:"amount"`
+	PricePerCall uint64 `json:"price_per_call"`
+	// Calls counts the calls answered on it (provider) or paid for
+	// (caller).
+	Calls uint64 `json:"calls"`
+	// Promised is the cumulative amount of the latest voucher.
+	Promised uint64 `json:"promised"`
+	// Earned is what its settlement paid the provider.
+	Earned uint64 `json:"earned,omitempty"`
+	// State is "open", "settled" or, on the caller, "refunded" or "done".
+	State    string    `json:"state"`
+	Tx       string    `json:"tx,omitempty"`
+	Deadline time.Time `json:"deadline"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// InferStats calls infer.stats.
+func (c *Client) InferStats(ctx context.Context) (InferStats, error) {
+	var out InferStats
+	err := c.Call(ctx, MethodInferStats, nil, &out)
 	return out, err
 }
