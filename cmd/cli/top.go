@@ -15,9 +15,10 @@ func topCommand(e *env) *cobra.Command {
 	var interval time.Duration
 	c := &cobra.Command{
 		Use:   "top",
-		Short: "a terminal monitor of this node: peers, providers, jobs, traffic, escrows and live training loss",
+		Short: "a terminal monitor of this node: peers, providers, jobs, traffic, escrows, served models and live training loss",
 		Long: "top shows this node's peers and providers, its running and recent jobs with their escrows, " +
-			"the swarm traffic, and the loss of a running train job as a sparkline, refreshed every --interval. " +
+			"the swarm traffic, the models it serves with their call rates, latencies and earnings (infer.stats), " +
+			"and the loss of a running train job as a sparkline, refreshed every --interval. " +
 			"It needs a terminal of at least 80x24; q quits.",
 		Example: "  cyxwiz top\n  cyxwiz --repo ~/.cyxwiz-2 top --interval 2s",
 		Args:    exactArgs(0, "no arguments"),

@@ -109,7 +109,7 @@ func render(m *model, w, h int) string {
 	add("%s", strings.Repeat("─", w))
 	add("JOBS  running %d  recent %d", running, len(jobs)-running)
 	add("%-14s %-6s %-10s %-14s %7s %5s", "ID", "KIND", "STATE", "PROVIDER", "PRICE", "AGE")
-	maxJobs := max(3, h-len(lines)-6)
+	maxJobs := max(3, h-len(lines)-6-servingLines(m))
 	for i, j := range jobs {
 		if i == maxJobs {
 			add("  … %d more", len(jobs)-i)
@@ -131,6 +131,8 @@ func render(m *model, w, h int) string {
 	}
 	add("ESCROWS  locked %d (%d)  released %d (%d)  refunded %d (%d)", counts["locked"], amounts["locked"],
 		counts["released"], amounts["released"], counts["refunded"], amounts["refunded"])
+
+	renderServing(m, add)
 
 	// The loss of the most recent train job followed.
 	if job, pts := latestLoss(jobs, m.loss); len(pts) > 0 {
@@ -170,4 +172,53 @@ func bytesOf(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// servingLines is how many lines renderServing draws.
+func servingLines(m *model) int {
+	st := m.snap.infer
+	if len(st.Served) == 0 && len(st.Budgets) == 0 {
+		return 0
+	}
+	return 1 + min(len(st.Served), 3)
+}
+
+// renderServing draws the models the node serves, their call rates and
+// latencies, and what its budgets of paid calls earned and spent: one
+// line of totals and a line for each of up to two serve jobs.
+func renderServing(m *model, add func(string, ...any)) {
+	st := m.snap.infer
+	if len(st.Served) == 0 && len(st.Budgets) == 0 {
+		return
+	}
+	var earned, owed, spent uint64
+	open := 0
+	for _, b := range st.Budgets {
+		if b.State == "open" {
+			open++
+		}
+		switch b.Role {
+		case "provider":
+			if b.State == "settled" {
+				earned += b.Earned
+			} else {
+				owed += b.Calls * b.PricePerCall
+			}
+		case "caller":
+			spent += b.Calls * b.PricePerCall
+		}
+	}
+	rate := 0.0
+	for _, r := range m.rates {
+		rate += r
+	}
+	add("SERVING  %d models  %.1f calls/s  earned %d  owed %d  spent %d  budgets open %d", len(st.Served), rate, earned, owed, spent, open)
+	for i, s := range st.Served {
+		if i == 2 {
+			add("  … %d more", len(st.Served)-i)
+			break
+		}
+		add("  %-14s %-12s %8d calls %7.1f/s %7.2fms %5.1f/batch", short(s.Job, 14), short(s.Service, 12), s.Calls, m.rates[s.Job],
+			s.MeanLatencyMS, float64(s.Examples)/float64(max(1, s.Batches)))
+	}
 }

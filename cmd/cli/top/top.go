@@ -1,7 +1,8 @@
 // Package top is the terminal monitor of one node (`cyxwiz top`): its
 // peers and providers, its running and recent jobs with their escrows,
-// the swarm traffic, and a live loss sparkline for a train job, refreshed
-// from the node's API. It fits an 80×24 terminal.
+// the swarm traffic, the models it serves with their call rates,
+// latencies and earnings, and a live loss sparkline for a train job,
+// refreshed from the node's API. It fits an 80×24 terminal.
 package top
 
 import (
@@ -26,6 +27,7 @@ type Source interface {
 	MarketProviders(ctx context.Context, p api.ProvidersParams) ([]api.ProviderInfo, error)
 	JobList(ctx context.Context) ([]api.JobInfo, error)
 	SubscribeJob(ctx context.Context, id string) (*api.Subscription, error)
+	InferStats(ctx context.Context) (api.InferStats, error)
 }
 
 // Options tune the monitor.
@@ -100,8 +102,11 @@ type snapshot struct {
 	peers   []api.Peer
 	traffic api.Traffic
 	jobs    []api.JobInfo
-	err     error
-	at      time.Time
+	// infer is what the node serves and its budgets of paid calls; a
+	// node that cannot say leaves it empty.
+	infer api.InferStats
+	err   error
+	at    time.Time
 }
 
 type model struct {
@@ -111,7 +116,10 @@ type model struct {
 	width    int
 	height   int
 
-	snap      snapshot
+	snap snapshot
+	// rates are the calls per second of each serve job, from the last two
+	// snapshots.
+	rates     map[string]float64
 	providers []api.ProviderInfo
 	provErr   error
 	loss      map[string][]float64
@@ -119,7 +127,7 @@ type model struct {
 }
 
 func newModel(ctx context.Context, src Source, interval time.Duration) *model {
-	return &model{ctx: ctx, src: src, interval: interval, width: 80, height: 24,
+	return &model{ctx: ctx, src: src, interval: interval, width: 80, height: 24, rates: map[string]float64{},
 		loss: map[string][]float64{}, followed: map[string]*api.Subscription{}}
 }
 
@@ -145,7 +153,10 @@ func (m *model) read() tea.Msg {
 	if s.traffic, s.err = m.src.SwarmTraffic(ctx); s.err != nil {
 		return snapshotMsg(s)
 	}
-	s.jobs, s.err = m.src.JobList(ctx)
+	if s.jobs, s.err = m.src.JobList(ctx); s.err != nil {
+		return snapshotMsg(s)
+	}
+	s.infer, _ = m.src.InferStats(ctx)
 	return snapshotMsg(s)
 }
 
@@ -202,6 +213,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, tea.Batch(cmds...)
 	case snapshotMsg:
+		m.rates = callRates(m.snap, snapshot(msg))
 		m.snap = snapshot(msg)
 		return m, m.followTrainJobs()
 	case providersMsg:
@@ -325,4 +337,24 @@ func ago(t time.Time, now time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// callRates is the calls per second of each serve job between two
+// snapshots.
+func callRates(prev, cur snapshot) map[string]float64 {
+	out := map[string]float64{}
+	dt := cur.at.Sub(prev.at).Seconds()
+	if prev.at.IsZero() || dt <= 0 {
+		return out
+	}
+	before := map[string]int64{}
+	for _, s := range prev.infer.Served {
+		before[s.Job] = s.Calls
+	}
+	for _, s := range cur.infer.Served {
+		if c, ok := before[s.Job]; ok && s.Calls >= c {
+			out[s.Job] = float64(s.Calls-c) / dt
+		}
+	}
+	return out
 }

@@ -141,6 +141,11 @@ func TestRenderFits(t *testing.T) {
 	for i := range 500 {
 		m.loss[m.snap.jobs[0].ID] = append(m.loss[m.snap.jobs[0].ID], float64(500-i))
 	}
+	for i := range 5 {
+		m.snap.infer.Served = append(m.snap.infer.Served, api.ServedModel{Job: fmt.Sprintf("06H3X231A88JT73WXG7RJ2S%03d", i),
+			Service: strings.Repeat("s", 64), Calls: 1 << 40, Examples: 1 << 41, Batches: 1 << 30, MeanLatencyMS: 1e6})
+		m.snap.infer.Budgets = append(m.snap.infer.Budgets, api.CallBudget{Role: "provider", State: "settled", Earned: 1 << 60})
+	}
 	for _, size := range [][2]int{{80, 24}, {120, 40}} {
 		lines := strings.Split(render(m, size[0], size[1]), "\n")
 		if len(lines) != size[1] {
@@ -150,6 +155,31 @@ func TestRenderFits(t *testing.T) {
 			if n := utf8.RuneCountInString(l); n > size[0] {
 				t.Errorf("%dx%d: row %d has %d columns: %q", size[0], size[1], i, n, l)
 			}
+		}
+	}
+}
+
+// TestServingPanel: the monitor shows the models a node serves with their
+// call rates between two readings, latencies and what its budgets earned,
+// are owed and spent.
+func TestServingPanel(t *testing.T) {
+	m := newModel(context.Background(), nil, time.Second)
+	t0 := time.Now()
+	served := func(calls int64) api.InferStats {
+		return api.InferStats{Served: []api.ServedModel{{Job: "06H3X231A88JT73WXG7RJ2WZ1M", Service: "digits", Calls: calls,
+			Examples: 2 * calls, Batches: calls / 4, MeanLatencyMS: 1.25}},
+			Budgets: []api.CallBudget{
+				{Role: "provider", State: "settled", Earned: 500, Calls: 50, PricePerCall: 10},
+				{Role: "provider", State: "open", Calls: 7, PricePerCall: 10},
+				{Role: "caller", State: "open", Calls: 3, PricePerCall: 2}}}
+	}
+	m.Update(snapshotMsg(snapshot{at: t0, infer: served(100)}))
+	m.Update(snapshotMsg(snapshot{at: t0.Add(2 * time.Second), infer: served(140)}))
+	out := render(m, 80, 24)
+	for _, want := range []string{"SERVING  1 models  20.0 calls/s  earned 500  owed 70  spent 6  budgets open 2",
+		"digits", "140 calls", "20.0/s", "1.25ms", "8.0/batch"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the screen lacks %q:\n%s", want, out)
 		}
 	}
 }
