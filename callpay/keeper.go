@@ -61,6 +61,8 @@ type KeeperParams struct {
 	Tick time.Duration
 	// MaxPerCaller and MaxBudgets bound the open budgets.
 	MaxPerCaller, MaxBudgets int
+	// Settled, when set, is told what each settled budget paid.
+	Settled func(earned uint64)
 }
 
 // BudgetState is the provider's record of one budget.
@@ -530,6 +532,9 @@ func (k *Keeper) settle(id string) {
 		return
 	}
 	k.finish(id, tx, snap.due(), "")
+	if k.p.Settled != nil {
+		k.p.Settled(snap.due())
+	}
 	k.log.Info("call budget settled", "budget", id, "calls", snap.Served, "earned", snap.due(), "refunded", terms.Amount-snap.due(), "tx", tx)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/callpay"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/node/metrics"
 	"github.com/cyxwiz/cyxwiz/settlement"
 )
 
@@ -19,8 +20,12 @@ func (s *jobStore) newKeeper() error {
 	if set == nil || s.offer.PricePerCall == 0 {
 		return nil
 	}
+	var settled func(uint64)
+	if s.metrics != nil {
+		settled = s.metrics.ObserveEarned
+	}
 	k, err := callpay.NewKeeper(callpay.KeeperParams{Host: s.params.Host, Escrow: set.Escrow, DB: s.db,
-		Logger: s.log.With("system", "callpay"), Offer: s.deployments.record,
+		Logger: s.log.With("system", "callpay"), Offer: s.deployments.record, Settled: settled,
 		AskArbiter: func(ctx context.Context, t market.EscrowTerms, p settlement.Payout, v market.Envelope) (string, error) {
 			return s.engine.AskArbiterSplit(ctx, t, p, v)
 		}})
@@ -30,6 +35,27 @@ func (s *jobStore) newKeeper() error {
 	s.keeper = k
 	s.deployments.ended = k.Ended
 	return nil
+}
+
+// budgetLoad is what the budgets of paid calls hold now, for the metrics.
+func (s *jobStore) budgetLoad() metrics.BudgetLoad {
+	var l metrics.BudgetLoad
+	if s.keeper != nil {
+		for _, b := range s.keeper.Budgets() {
+			if !b.Settled {
+				l.OpenProvider++
+				l.Owed += b.Served * b.Budget.PricePerCall
+			}
+		}
+	}
+	if s.payer != nil {
+		for _, b := range s.payer.Budgets() {
+			if !b.Done {
+				l.OpenCaller++
+			}
+		}
+	}
+	return l
 }
 
 // startCallPay starts the keeper, once the engine is built, and builds

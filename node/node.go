@@ -176,6 +176,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 	n.jobs = js.engine
 	if m != nil {
 		m.Executors(n.jobs.Load)
+		m.CallBudgets(js.budgetLoad)
 		seedJobMetrics(m, n.jobs, log)
 	}
 	if cfg.Role == RoleIndexer || cfg.Role == RoleArbiter {

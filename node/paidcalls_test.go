@@ -48,6 +48,7 @@ func testPaidCalls(t *testing.T, ledger testLedger) {
 	pcfg.Swarm.Bootstrap = info.Addresses
 	pcfg.Market.PricePerCall = price
 	pcfg.Settlement.Arbiter = info.ID
+	metricsConfig(&pcfg)
 	prov, provAddr := startNodeOn(t, pcfg, ledger)
 	ledger.fund(t, provAddr, 0)
 	ledger.fund(t, arbiterAddr, 0)
@@ -119,4 +120,9 @@ func testPaidCalls(t *testing.T, ledger testLedger) {
 		ps, err := prov.client.InferStats(ctx)
 		return err == nil && len(ps.Budgets) == 1 && ps.Budgets[0].State == "settled" && ps.Budgets[0].Earned == calls*price && ps.Budgets[0].Tx != ""
 	})
+	m := scrape(t, prov)
+	if m["cyxwiz_serving_earned_total"] != calls*price || m[`cyxwiz_serving_budgets{role="provider"}`] != 0 || m[`cyxwiz_serving_calls_total{result="payment"}`] < 1 {
+		t.Errorf("the provider's metrics: earned %v, open budgets %v, calls refused for payment %v", m["cyxwiz_serving_earned_total"],
+			m[`cyxwiz_serving_budgets{role="provider"}`], m[`cyxwiz_serving_calls_total{result="payment"}`])
+	}
 }

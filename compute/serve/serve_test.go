@@ -31,7 +31,9 @@ func weights(t *testing.T) []byte {
 // servingRegistry hands serve jobs to a serving server, as a node does.
 type servingRegistry struct{ *serving.Server }
 
-func (r servingRegistry) Serve(id, name, _ string, m *train.Model) error { return r.Server.Serve(id, name, m) }
+func (r servingRegistry) Serve(id, name, _ string, m *train.Model) error {
+	return r.Server.Serve(id, name, m)
+}
 
 func registry(t *testing.T) servingRegistry {
 	t.Helper()

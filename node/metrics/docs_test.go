@@ -34,6 +34,7 @@ func exercised(t *testing.T) map[string]bool {
 	m.ObserveCall("node.info", context.Canceled, time.Millisecond)
 	m.Content(func() content.Stats { return content.Stats{} }, func(context.Context) (int64, error) { return 1, nil })
 	m.Executors(func() jobs.Load { return jobs.Load{} })
+	m.CallBudgets(func() BudgetLoad { return BudgetLoad{} })
 	m.Ledger(fullEscrow{}).Lock(context.Background(), settlement.Terms{})
 	families, err := m.Registry().Gather()
 	if err != nil {

@@ -53,6 +53,7 @@ type Metrics struct {
 	inferExamples prometheus.Counter
 	inferDuration *prometheus.HistogramVec
 	inferBatches  prometheus.Counter
+	inferEarned   prometheus.Counter
 }
 
 // New returns the collectors of a node of the given version, registered
@@ -98,7 +99,7 @@ func New(version string) *Metrics {
 			Help:    "Time to serve one local API call, by method.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, "method"),
 		inferCalls: f.counterVec(prometheus.CounterOpts{Subsystem: "serving", Name: "calls_total",
-			Help: "Calls to the models this node serves, by result (ok, rejected, full, failed, reset)."}, "result"),
+			Help: "Calls to the models this node serves, by result (ok, rejected, full, failed, payment, reset)."}, "result"),
 		inferExamples: f.counter(prometheus.CounterOpts{Subsystem: "serving", Name: "examples_total",
 			Help: "Examples of the calls to the models this node serves that fit them."}),
 		inferDuration: f.histogramVec(prometheus.HistogramOpts{Subsystem: "serving", Name: "call_duration_seconds",
@@ -106,13 +107,15 @@ func New(version string) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, "result"),
 		inferBatches: f.counter(prometheus.CounterOpts{Subsystem: "serving", Name: "batches_total",
 			Help: "Forward passes that answered calls: calls per batch is calls_total{result=\"ok\"} over this."}),
+		inferEarned: f.counter(prometheus.CounterOpts{Subsystem: "serving", Name: "earned_total",
+			Help: "What the settled budgets of paid calls paid this provider, in base units of its mint."}),
 	}
 	build := f.gaugeVec(prometheus.GaugeOpts{Name: "build_info", Help: "Always 1; the label is the daemon's version."}, "version")
 	build.WithLabelValues(version).Set(1)
 	for _, c := range jobs.Causes {
 		m.reauctions.WithLabelValues(c)
 	}
-	for _, r := range []string{"ok", "rejected", "full", "failed", "reset"} {
+	for _, r := range []string{"ok", "rejected", "full", "failed", "payment", "reset"} {
 		m.inferCalls.WithLabelValues(r)
 		m.inferDuration.WithLabelValues(r)
 	}
@@ -238,6 +241,46 @@ func (m *Metrics) ObserveInfer(code string, examples int, d time.Duration) {
 // ObserveBatch records one forward pass of a served model
 // (serving.Params.ObserveBatch).
 func (m *Metrics) ObserveBatch(int) { m.inferBatches.Inc() }
+
+// ObserveEarned counts what one settled budget of paid calls paid this
+// provider (callpay.KeeperParams.Settled).
+func (m *Metrics) ObserveEarned(amount uint64) { m.inferEarned.Add(float64(amount)) }
+
+// BudgetLoad is what the budgets of paid calls hold now.
+type BudgetLoad struct {
+	// Open counts the open budgets, by this node's role in them.
+	OpenProvider, OpenCaller int
+	// Owed is the price of the calls answered on open budgets, not yet
+	// settled.
+	Owed uint64
+}
+
+// CallBudgets registers the load of the budgets of paid calls, read when
+// scraped.
+func (m *Metrics) CallBudgets(load func() BudgetLoad) {
+	open := prometheus.NewDesc(Namespace+"_serving_budgets", "Open budgets of paid calls, by this node's role (provider, caller).", []string{"role"}, nil)
+	owed := prometheus.NewDesc(Namespace+"_serving_owed", "The price of the calls answered on open budgets, not yet settled, in base units.", nil, nil)
+	m.reg.MustRegister(collectorFunc{descs: []*prometheus.Desc{open, owed}, collect: func(ch chan<- prometheus.Metric) {
+		l := load()
+		ch <- prometheus.MustNewConstMetric(open, prometheus.GaugeValue, float64(l.OpenProvider), "provider")
+		ch <- prometheus.MustNewConstMetric(open, prometheus.GaugeValue, float64(l.OpenCaller), "caller")
+		ch <- prometheus.MustNewConstMetric(owed, prometheus.GaugeValue, float64(l.Owed))
+	}})
+}
+
+// collectorFunc is a collector of fixed descriptions read by a function.
+type collectorFunc struct {
+	descs   []*prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 
 // Content registers the content store's transfer counts and size, read
 // when scraped.
