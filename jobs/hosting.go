@@ -137,7 +137,9 @@ func (pay *settler) settleHosting(j *Job, i int, r *market.Result, clock func() 
 	rec := j.Escrows[i]
 	if allowed := hostingAllowance(j, rec.Terms.Amount); r.PayoutAmount > allowed {
 		why := fmt.Sprintf("split refused: it pays %d for the hosting, the time served allows at most %d", r.PayoutAmount, allowed)
-		pay.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "amount", r.PayoutAmount, "allowed", allowed)
+		if rec.Error != why {
+			pay.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "amount", r.PayoutAmount, "allowed", allowed)
+		}
 		pay.refundLater(j, i, why, clock)
 		return
 	}
