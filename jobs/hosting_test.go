@@ -18,7 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-func TestHostingAmount(t *testing.T) {
+func TestServeHostingAmount(t *testing.T) {
 	for _, tc := range []struct {
 		price        uint64
 		served, wall time.Duration
@@ -43,7 +43,7 @@ func TestHostingAmount(t *testing.T) {
 // TestHostingAllowance: the requester allows the time from the ack of the
 // last award to the cancellation, plus the margin; an ack of an earlier
 // award does not count.
-func TestHostingAllowance(t *testing.T) {
+func TestServeHostingAllowance(t *testing.T) {
 	t0 := time.Now().UTC()
 	at := func(d time.Duration, s market.State) Event { return Event{Time: t0.Add(d), State: s} }
 	j := &Job{Spec: market.Spec{Kind: market.KindServe, Limits: market.Limits{WallSeconds: 100}}}
@@ -265,7 +265,7 @@ func waitEscrowError(t *testing.T, e *Engine, id, want string) {
 // TestHostingSplit: the requester co-signs a split for the time it saw
 // served, and the ledger pays exactly that to the provider and the rest
 // back; a result sent again changes nothing.
-func TestHostingSplit(t *testing.T) {
+func TestServeHostingSplit(t *testing.T) {
 	r := newHostingRig(t)
 	e := r.requester(t, r.job)
 	res := r.result(t, 300, nil)
@@ -290,7 +290,7 @@ func TestHostingSplit(t *testing.T) {
 // saw served, or whose transaction pays otherwise than it says, is not
 // co-signed: the provider gets nothing, and the escrow is refunded whole
 // after its deadline, with the arbiter.
-func TestHostingRefusals(t *testing.T) {
+func TestServeHostingRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		res  func(r *hostingRig) market.Result
@@ -336,7 +336,7 @@ func TestHostingRefusals(t *testing.T) {
 // that stopped after its co-signature landed, before it recorded it,
 // finds the split on the ledger. Either way the escrow settles once, and
 // a later restart or the result sent again changes nothing.
-func TestHostingRestarts(t *testing.T) {
+func TestServeHostingRestarts(t *testing.T) {
 	t.Run("before the co-signature", func(t *testing.T) {
 		r := newHostingRig(t)
 		j := *r.job
