@@ -383,3 +383,34 @@ func TestServeHostingRestarts(t *testing.T) {
 		r.balances(t, hostingFunds-300, 300)
 	})
 }
+
+// TestServeHostingProviderRestart: a provider that stopped after it
+// proposed its split, before the requester took the result, sends it
+// again once it is back, and the escrow settles once.
+func TestServeHostingProviderRestart(t *testing.T) {
+	r := newHostingRig(t)
+	e := r.requester(t, r.job)
+	res := r.result(t, 300, nil)
+	now := time.Now().UTC()
+	provided := &Job{ID: r.job.ID, Role: RoleProvider, State: market.StateReporting, Attempt: 1, Spec: r.job.Spec,
+		Requester: r.reqHost.ID().String(), Provider: r.provHost.ID().String(), Price: hostingPrice, Deadline: r.job.Deadline,
+		Escrows: []EscrowRecord{{Attempt: 1, ProviderPeer: r.provHost.ID().String(), Terms: r.terms, State: EscrowLocked, UpdatedAt: now}},
+		Result:  &res, Events: []Event{{Time: now, State: market.StateReporting}}, CreatedAt: now, UpdatedAt: now}
+	pe := settlementEngine(t, r.provHost, nil, &Settlement{Escrow: r.prov, Mint: hostingMint, Arbiter: r.arbH.ID()}, provided)
+	rec := waitEscrowState(t, e, r.job.ID, EscrowReleased)
+	if rec.Paid != 300 {
+		t.Errorf("escrow %+v, want 300 paid", rec)
+	}
+	r.balances(t, hostingFunds-300, 300)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		jobs, err := pe.Provided()
+		if err == nil && len(jobs) == 1 && jobs[0].State == market.StateFailed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider's job: %+v, %v", jobs, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
