@@ -19,7 +19,11 @@ func TestServeSettlesHosting(t *testing.T) {
 	if testing.Short() {
 		t.Skip("many nodes")
 	}
-	ledger := memLedger{memledger.New()}
+	t.Run("in-memory ledger", func(t *testing.T) { testServeSettlesHosting(t, memLedger{memledger.New()}) })
+	t.Run("local Solana ledger", func(t *testing.T) { testServeSettlesHosting(t, newSolLedger(t)) })
+}
+
+func testServeSettlesHosting(t *testing.T, ledger testLedger) {
 	mint := ledger.mint()
 	base := testConfig()
 	base.Market.Mint = mint
