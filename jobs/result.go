@@ -214,10 +214,17 @@ func (rq *requester) handleResult(s network.Stream) {
 		wire.WriteReply(w, wire.Refuse(err))
 		return
 	}
+	hosting := false
 	j, err := rq.update(res.JobID, func(j *Job) error {
 		award := market.Award{JobID: j.ID, Attempt: j.Attempt, Provider: j.Provider, Spec: j.Spec}
 		if err := market.CheckResult(res, signer, award); err != nil {
 			return err
+		}
+		if j.State.Final() && takesHostingResult(j, res) {
+			// A deployment this node stopped: the result carries the
+			// split that pays for the time served.
+			j.Result, j.ResultEnvelope, hosting = &res, &env, true
+			return nil
 		}
 		if j.State.Final() {
 			return errFinal
@@ -239,6 +246,10 @@ func (rq *requester) handleResult(s network.Stream) {
 		return
 	}
 	wire.WriteReply(w, wire.OK)
+	if hosting {
+		rq.pay.kickSettle()
+		return
+	}
 	rq.mu.Lock()
 	ch := rq.results[j.ID]
 	rq.mu.Unlock()

@@ -87,6 +87,10 @@ func (pv *provider) execute(ctx context.Context, j *Job) {
 		if keep := j.Spec.KeptOnFailure(); len(keep) > 0 {
 			pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res, keep...)
 		}
+		if stoppedEarly(ctx, j, out) {
+			// A deployment its requester stopped: paid for the time served.
+			pv.pay.proposeHosting(pv.ctx, j, out.Wall, &res)
+		}
 	default:
 		res.Status = market.StatusSucceeded
 		if err := pv.addOutputs(ctx, j, filepath.Join(dir, "out"), &res); err != nil {

@@ -76,6 +76,11 @@ type EscrowRecord struct {
 	State        EscrowState        `json:"state"`
 	// Tx is the settling transaction.
 	Tx string `json:"tx,omitempty"`
+	// Paid is, for an escrow released by a split (a serve job stopped
+	// early, paid for the time served), what the provider got; the rest
+	// of the terms' amount went back to the requester. 0 for a release of
+	// the whole vault.
+	Paid uint64 `json:"paid,omitempty"`
 	// Disputed: the arbiter decides this escrow; it is no longer released
 	// or refunded automatically, only watched until it closes.
 	Disputed bool `json:"disputed,omitempty"`

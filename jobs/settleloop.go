@@ -97,9 +97,6 @@ func (pay *settler) settleOne(j *Job, i int, clock func() time.Time) {
 		return
 	}
 	current := rec.Attempt == j.Attempt && rec.ProviderPeer == j.Provider
-	ctx, cancel := context.WithTimeout(pay.ctx, 30*time.Second)
-	defer cancel()
-	s := pay.p.Settlement
 	switch {
 	case rec.Disputed:
 		pay.settledElsewhere(j, i)
@@ -109,33 +106,57 @@ func (pay *settler) settleOne(j *Job, i int, clock func() time.Time) {
 			pay.refundLater(j, i, "the provider sent no payout", clock)
 			return
 		}
-		tx, err := s.Escrow.CoSign(ctx, settlement.Payout{Kind: settlement.Release, Ref: rec.Terms.Ref, Tx: r.Payout}, rec.Terms.Terms)
-		if errors.Is(err, settlement.ErrTampered) || errors.Is(err, settlement.ErrSignatures) || errors.Is(err, settlement.ErrNotMember) {
-			pay.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
-			pay.refundLater(j, i, "payout refused: "+err.Error(), clock)
-			return
-		}
-		if errors.Is(err, settlement.ErrClosed) {
-			// Landed already (a lost confirmation), or decided by the arbiter.
-			if tx != "" {
-				pay.setEscrow(j.ID, i, EscrowReleased, tx, "")
-			} else if !pay.settledElsewhere(j, i) {
-				pay.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
-			}
-			return
-		}
-		if err != nil {
-			pay.setEscrow(j.ID, i, EscrowLocked, "", "release: "+err.Error())
-			return
-		}
-		pay.setEscrow(j.ID, i, EscrowReleased, tx, "")
-		pay.log.Info("escrow released", "job", j.ID, "provider", j.Provider, "amount", rec.Terms.Amount, "tx", tx)
-		pay.notify(j, fmt.Sprintf("escrow released: %d to the provider", rec.Terms.Amount))
+		pay.coSign(j, i, settlement.Payout{Kind: settlement.Release, Ref: rec.Terms.Ref, Tx: r.Payout}, clock)
 	case current && !j.State.Final():
 		// The job is still running on this award.
+	case current && hostingSplit(j) != nil:
+		pay.settleHosting(j, i, hostingSplit(j), clock)
 	default:
 		pay.refundLater(j, i, "", clock)
 	}
+}
+
+// coSign co-signs and submits the provider's payout of escrow i of job j:
+// a release of the whole vault, or a split (settleHosting). A payout the
+// ledger check refuses leaves the escrow to be refunded after its
+// deadline.
+func (pay *settler) coSign(j *Job, i int, po settlement.Payout, clock func() time.Time) {
+	rec := j.Escrows[i]
+	ctx, cancel := context.WithTimeout(pay.ctx, 30*time.Second)
+	defer cancel()
+	split := po.Kind.IsSplit()
+	var paid uint64
+	if split {
+		paid = po.Amount
+	}
+	tx, err := pay.p.Settlement.Escrow.CoSign(ctx, po, rec.Terms.Terms)
+	if errors.Is(err, settlement.ErrTampered) || errors.Is(err, settlement.ErrSignatures) || errors.Is(err, settlement.ErrNotMember) ||
+		split && errors.Is(err, settlement.ErrInvalidTerms) {
+		pay.log.Warn("payout refused", "job", j.ID, "provider", j.Provider, "error", err)
+		pay.refundLater(j, i, "payout refused: "+err.Error(), clock)
+		return
+	}
+	if errors.Is(err, settlement.ErrClosed) {
+		// Landed already (a lost confirmation), or decided by the arbiter.
+		if tx != "" {
+			pay.setReleased(j.ID, i, tx, paid)
+		} else if !pay.settledElsewhere(j, i) {
+			pay.setEscrow(j.ID, i, EscrowLocked, "", string(po.Kind)+": "+err.Error())
+		}
+		return
+	}
+	if err != nil {
+		pay.setEscrow(j.ID, i, EscrowLocked, "", string(po.Kind)+": "+err.Error())
+		return
+	}
+	pay.setReleased(j.ID, i, tx, paid)
+	if split {
+		pay.log.Info("escrow split", "job", j.ID, "provider", j.Provider, "amount", paid, "returned", rec.Terms.Amount-paid, "tx", tx)
+		pay.notify(j, fmt.Sprintf("escrow split: %d to the provider for the time served, %d back to the requester", paid, rec.Terms.Amount-paid))
+		return
+	}
+	pay.log.Info("escrow released", "job", j.ID, "provider", j.Provider, "amount", rec.Terms.Amount, "tx", tx)
+	pay.notify(j, fmt.Sprintf("escrow released: %d to the provider", rec.Terms.Amount))
 }
 
 // refundLater refunds escrow i once its deadline has passed.
@@ -240,6 +261,9 @@ func (pay *settler) settledElsewhere(j *Job, i int) bool {
 		return true
 	case err != nil || st.State == settlement.Locked:
 		return false
+	case st.State == settlement.Released && st.Returned > 0:
+		// A split: the provider got the vault less what came back.
+		pay.setReleased(j.ID, i, "", j.Escrows[i].Terms.Amount-st.Returned)
 	case st.State == settlement.Released:
 		pay.setEscrow(j.ID, i, EscrowReleased, "", "")
 	default:
@@ -270,6 +294,25 @@ func (pay *settler) setEscrow(id string, i int, state EscrowState, tx, errText s
 		x.State, x.Error, x.UpdatedAt = state, errText, time.Now().UTC()
 		if tx != "" {
 			x.Tx = tx
+		}
+		return nil
+	})
+}
+
+// setReleased records escrow i as released by tx ("" when the ledger
+// named none); paid, when not 0, is what a split paid the provider.
+func (pay *settler) setReleased(id string, i int, tx string, paid uint64) {
+	pay.update(id, func(j *Job) error {
+		if i >= len(j.Escrows) {
+			return nil
+		}
+		x := &j.Escrows[i]
+		x.State, x.Error, x.UpdatedAt = EscrowReleased, "", time.Now().UTC()
+		if tx != "" {
+			x.Tx = tx
+		}
+		if paid != 0 {
+			x.Paid = paid
 		}
 		return nil
 	})

@@ -333,13 +333,23 @@ type Result struct {
 	Metrics    map[string]float64 `json:"metrics,omitempty"`
 	MetricsCID string             `json:"metrics_cid,omitempty"`
 	ModelCID   string             `json:"model_cid,omitempty"`
-	// Payout is the provider's partly signed release of the escrow, which
-	// the requester co-signs once it accepts the result.
-	Payout     []byte    `json:"payout,omitempty"`
-	Usage      Usage     `json:"usage"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
+	// Payout is the provider's partly signed release of the escrow (or a
+	// split: PayoutKind), which the requester co-signs once it accepts
+	// the result.
+	Payout []byte `json:"payout,omitempty"`
+	// PayoutKind is "split" when Payout is a split rather than a release
+	// (a serve job its requester stopped early: its hosting is paid for
+	// the time served); "" for a release. PayoutAmount is what the split
+	// pays the provider, the rest of the vault going back to the requester.
+	PayoutKind   string    `json:"payout_kind,omitempty"`
+	PayoutAmount uint64    `json:"payout_amount,omitempty"`
+	Usage        Usage     `json:"usage"`
+	StartedAt    time.Time `json:"started_at"`
+	FinishedAt   time.Time `json:"finished_at"`
 }
+
+// PayoutSplit is the Result.PayoutKind of a split payout.
+const PayoutSplit = "split"
 
 // AddOutput adds an output of a job of the given kind to the result; a
 // train job's model and metrics are also named on their own.
@@ -372,6 +382,12 @@ func CheckResult(r Result, signer peer.ID, w Award) error {
 		return fmt.Errorf("%d outputs, at most %d", len(r.Outputs), maxResultOutputs)
 	case len(r.Payout) > maxPayoutBytes:
 		return fmt.Errorf("payout of %d bytes, at most %d", len(r.Payout), maxPayoutBytes)
+	case r.PayoutKind != "" && r.PayoutKind != PayoutSplit:
+		return fmt.Errorf("payout kind %q is not %q", r.PayoutKind, PayoutSplit)
+	case r.PayoutKind == PayoutSplit && (len(r.Payout) == 0 || r.PayoutAmount == 0):
+		return errors.New("a split payout without its transaction or amount")
+	case r.PayoutKind == "" && r.PayoutAmount != 0:
+		return errors.New("a payout amount without a split")
 	case len(r.Metrics) > maxResultMetrics:
 		return fmt.Errorf("%d metrics, at most %d", len(r.Metrics), maxResultMetrics)
 	case len(r.LogTail) > maxLogTailBytes:

@@ -78,7 +78,7 @@ func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	for _, x := range j.Escrows {
 		info.Escrows = append(info.Escrows, api.JobEscrow{ID: x.Terms.JobID, State: string(x.State), Provider: x.ProviderPeer,
-			Amount: x.Terms.Amount, Mint: x.Terms.Mint, Vault: x.Terms.Vault, Deadline: x.Terms.Deadline, Tx: x.Tx, Error: x.Error})
+			Amount: x.Terms.Amount, Mint: x.Terms.Mint, Vault: x.Terms.Vault, Deadline: x.Terms.Deadline, Tx: x.Tx, Paid: x.Paid, Error: x.Error})
 	}
 	for _, o := range j.Outcomes {
 		rc := api.JobReceipt{Attempt: o.Attempt, Provider: o.Provider, Outcome: o.Outcome, Fault: o.Fault, Reason: o.Reason,

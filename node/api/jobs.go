@@ -103,6 +103,11 @@ type JobEscrow struct {
 	Deadline time.Time `json:"deadline"`
 	// Tx is the transaction that settled the escrow.
 	Tx string `json:"tx,omitempty"`
+	// Paid is, for an escrow released by a split (a serve job stopped
+	// early by its requester, paid for the time served), what the provider
+	// got; the rest of Amount went back to the requester. Absent when the
+	// whole amount was released.
+	Paid uint64 `json:"paid,omitempty"`
 	// Error is the last settlement failure; it is retried.
 	Error string `json:"error,omitempty"`
 }
