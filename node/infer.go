@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -52,6 +53,10 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 	if len(p.Examples) == 0 {
 		return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: examples is required")
 	}
+	replicas := max(p.Replicas, 1)
+	if replicas > maxReplicas {
+		return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: replicas is 1 to %d", maxReplicas)
+	}
 	providers, err := a.providers(ctx, p)
 	if err != nil {
 		return api.InferCallResult{}, err
@@ -59,14 +64,23 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 	if len(providers) == 0 {
 		return api.InferCallResult{}, api.Errorf(api.CodeNotFound, "no provider serves %s", p.Service)
 	}
+	if replicas > len(providers) {
+		return api.InferCallResult{}, api.Errorf(api.CodeNotFound, "%d replicas asked, and %d providers of %s are known", replicas, len(providers), p.Service)
+	}
 	// Calls take turns among the replicas, and go to the next one when a
 	// provider fails, has gone or no longer serves the service.
 	rand.Shuffle(len(providers), func(i, j int) { providers[i], providers[j] = providers[j], providers[i] })
+	budget := min(len(providers), maxAttempts*replicas)
+	var answers []api.InferCallResult
 	var errs []error
-	for _, pid := range providers[:min(len(providers), maxAttempts)] {
+	for _, pid := range providers[:budget] {
+		if len(answers) == replicas {
+			break
+		}
 		ans, err := a.callOne(ctx, pid, p.Service, p.Examples)
 		if err == nil {
-			return api.InferCallResult{Outputs: ans.Outputs, Provider: pid.String(), Paid: ans.Paid}, nil
+			answers = append(answers, api.InferCallResult{Outputs: ans.Outputs, Provider: pid.String(), Paid: ans.Paid})
+			continue
 		}
 		if errors.Is(err, serving.ErrBadCall) {
 			return api.InferCallResult{}, api.Errorf(api.CodeInvalidParams, "invalid params: %v", err)
@@ -81,7 +95,75 @@ func (a inferAPI) call(ctx context.Context, p api.InferCallParams) (api.InferCal
 		}
 		errs = append(errs, err)
 	}
-	return api.InferCallResult{}, fmt.Errorf("no provider of %s answered: %w", p.Service, errors.Join(errs...))
+	if len(answers) < replicas {
+		if len(answers) == 0 {
+			return api.InferCallResult{}, fmt.Errorf("no provider of %s answered: %w", p.Service, errors.Join(errs...))
+		}
+		return api.InferCallResult{}, fmt.Errorf("%d of the %d replicas of %s answered: %w", len(answers), replicas, p.Service, errors.Join(errs...))
+	}
+	return agree(p.Service, answers)
+}
+
+// maxReplicas bounds the providers one call asks at once.
+const maxReplicas = 5
+
+// agreeTolerance is how far two replicas' outputs may differ and still
+// agree: the same weights on another CPU round differently.
+const agreeTolerance = 1e-4
+
+// agree picks the answer a strict majority of the replicas agree on, and
+// names the providers that answered otherwise; without a majority, the
+// call fails naming every provider.
+func agree(service string, answers []api.InferCallResult) (api.InferCallResult, error) {
+	if len(answers) == 1 {
+		return answers[0], nil
+	}
+	best, bestVotes := 0, 0
+	for i := range answers {
+		votes := 0
+		for j := range answers {
+			if sameOutputs(answers[i].Outputs, answers[j].Outputs) {
+				votes++
+			}
+		}
+		if votes > bestVotes {
+			best, bestVotes = i, votes
+		}
+	}
+	if 2*bestVotes <= len(answers) {
+		var who []string
+		for _, a := range answers {
+			who = append(who, a.Provider)
+		}
+		return api.InferCallResult{}, fmt.Errorf("the %d replicas of %s disagree, with no majority: %s", len(answers), service, strings.Join(who, ", "))
+	}
+	out := answers[best]
+	out.Replicas = len(answers)
+	for _, a := range answers {
+		if !sameOutputs(a.Outputs, out.Outputs) {
+			out.Mismatched = append(out.Mismatched, a.Provider)
+		}
+	}
+	return out, nil
+}
+
+// sameOutputs reports whether two answers agree: the same shape, and
+// every value within agreeTolerance.
+func sameOutputs(a, b [][]float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			if math.Abs(float64(a[i][j])-float64(b[i][j])) > agreeTolerance {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // providers lists the peers to call for p: the one it names; else the

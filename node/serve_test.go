@@ -200,6 +200,15 @@ func TestServeReplicasFailover(t *testing.T) {
 			t.Fatalf("calls reached %v of the two replicas (last error %v)", answered, err)
 		}
 	}
+	// Asked of both replicas at once, a call gets their agreed answer.
+	both, err := req.InferCall(ctx, api.InferCallParams{Service: "digits", Examples: [][]float32{{1, -1}}, Replicas: 2})
+	if err != nil || both.Replicas != 2 || len(both.Mismatched) != 0 || both.Outputs[0][1] < 0.9 {
+		t.Fatalf("a call of 2 replicas: %+v, %v", both, err)
+	}
+	if _, err := req.InferCall(ctx, api.InferCallParams{Service: "digits", Examples: [][]float32{{1, -1}}, Replicas: 3}); err == nil ||
+		!strings.Contains(err.Error(), "3 replicas asked, and 2 providers") {
+		t.Errorf("a call of more replicas than providers: %v", err)
+	}
 	// The first provider goes away; the other answers every call.
 	var gone string
 	for _, n := range nodes[1:] {

@@ -157,14 +157,18 @@ func modelUndeployCommand(e *env) *cobra.Command {
 
 func inferCommand(e *env) *cobra.Command {
 	var provider string
+	var replicas int
 	c := &cobra.Command{
 		Use:   "infer SERVICE INPUT",
 		Short: "call a deployed model with the examples in INPUT (a JSON array of rows, or {\"examples\": [...]}; - for stdin)",
 		Long: "infer sends the examples in the file INPUT to the model deployed as SERVICE (its name, or a serve job's ID) and prints " +
 			"each example's outputs: for a classifier, its most likely class and the probabilities. The answer is checked " +
 			"to be signed by the provider for this call. The providers are this node's serve jobs of SERVICE and those " +
-			"the DHT knows; calls take turns among them and go to the next when one fails.",
-		Example:           "  cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 digits.json\n  echo '[[0.5, -0.5]]' | cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 -",
+			"the DHT knows; calls take turns among them and go to the next when one fails. A priced service is paid " +
+			"from a budget this node locks with each provider, a signed voucher a call. --replicas N asks N providers " +
+			"and takes the answer a majority agree on, naming any that differ.",
+		Example: "  cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 digits.json\n  echo '[[0.5, -0.5]]' | cyxwiz infer 06BKC7HY2359F08JS8DVVJQTR8 -\n" +
+			"  cyxwiz infer digits digits.json --replicas 3",
 		Args:              exactArgs(2, "a service and an input file"),
 		ValidArgsFunction: completeJobs(e),
 		RunE: run(e, func(args []string) error {
@@ -173,8 +177,15 @@ func inferCommand(e *env) *cobra.Command {
 				return err
 			}
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) (api.InferCallResult, error) {
-				return c.InferCall(ctx, api.InferCallParams{Service: args[0], Provider: provider, Examples: examples})
+				return c.InferCall(ctx, api.InferCallParams{Service: args[0], Provider: provider, Examples: examples, Replicas: replicas})
 			}, func(r api.InferCallResult) error {
+				if r.Replicas > 1 {
+					fmt.Fprintf(e.stdout, "%d replicas answered", r.Replicas)
+					if len(r.Mismatched) > 0 {
+						fmt.Fprintf(e.stdout, "; these disagreed with the majority: %s", strings.Join(r.Mismatched, ", "))
+					}
+					fmt.Fprintln(e.stdout)
+				}
 				for i, row := range r.Outputs {
 					best := 0
 					for j := range row {
@@ -193,6 +204,7 @@ func inferCommand(e *env) *cobra.Command {
 		}),
 	}
 	c.Flags().StringVar(&provider, "provider", "", "the peer serving SERVICE (default: the provider of this node's serve job)")
+	c.Flags().IntVar(&replicas, "replicas", 1, "ask this many providers (1 to 5) and take the answer a majority agree on")
 	return c
 }
 

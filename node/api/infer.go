@@ -20,6 +20,10 @@ type InferCallParams struct {
 	// Examples are the inputs, each a flat row of the model's input
 	// values (images NHWC, scaled as the training data was).
 	Examples [][]float32 `json:"examples"`
+	// Replicas, 1 to 5 (default 1), asks that many distinct providers and
+	// takes the answer a strict majority of them agree on, to catch a
+	// provider that answers wrongly. Each replica is paid for its call.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // InferCallResult is the result of infer.call.
@@ -32,6 +36,10 @@ type InferCallResult struct {
 	// budget with the provider has promised it, in base units of the
 	// service's mint.
 	Paid uint64 `json:"paid,omitempty"`
+	// Replicas is how many providers answered, with more than one asked;
+	// Mismatched names those whose outputs differ from the majority's.
+	Replicas   int      `json:"replicas,omitempty"`
+	Mismatched []string `json:"mismatched,omitempty"`
 }
 
 // InferCall calls infer.call.
