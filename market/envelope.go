@@ -74,6 +74,9 @@ func ParseEnvelope(data []byte) (Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return Envelope{}, fmt.Errorf("envelope of %d bytes exceeds %d", len(data), MaxEnvelopeBytes)
 	}
+	if e, ok := parseCanonical(data); ok {
+		return e, nil
+	}
 	var e Envelope
 	if err := json.Unmarshal(data, &e); err != nil {
 		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
@@ -87,13 +90,9 @@ func (e Envelope) Open(typ string, v any) (peer.ID, error) {
 	if e.Type != typ {
 		return "", fmt.Errorf("%w: got %q, want %q", ErrWrongType, e.Type, typ)
 	}
-	signer, err := peer.Decode(e.Signer)
+	signer, pub, err := signerKey(e.Signer)
 	if err != nil {
 		return "", fmt.Errorf("%w: signer: %v", ErrBadSignature, err)
-	}
-	pub, err := signer.ExtractPublicKey()
-	if err != nil {
-		return "", fmt.Errorf("%w: signer key: %v", ErrBadSignature, err)
 	}
 	ok, err := pub.Verify(signedBytes(e.Type, e.Payload), e.Signature)
 	if err != nil || !ok {

@@ -632,3 +632,35 @@ func FuzzCapacity(f *testing.F) {
 		refusesOversized(t, c, check, grow)
 	})
 }
+
+// FuzzCanonicalEnvelope holds the fast path of ParseEnvelope to
+// encoding/json: whatever it takes, encoding/json takes too and reads the
+// same envelope.
+func FuzzCanonicalEnvelope(f *testing.F) {
+	key, _ := fuzzKey(f, 9)
+	env, err := Seal(key, TypeCancel, Cancel{JobID: "01J0000000000000000000000A"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	data, _ := env.Marshal()
+	f.Add(data)
+	f.Add([]byte(strings.Replace(string(data), `"sig"`, `"Sig"`, 1)))
+	f.Add([]byte(strings.Replace(string(data), `{"type"`, `{ "type"`, 1)))
+	f.Add([]byte(`{"type":"a","signer":"b","payload":"AAAA","sig":"AA=="}`))
+	f.Add([]byte(`{"type":"a\u0041","signer":"b","payload":"AAAA","sig":"AA=="}`))
+	f.Add([]byte(`{"type":"a","signer":"b","payload":"AA\nAA","sig":"AA=="}`))
+	f.Add([]byte(`{"type":"a","signer":"b","payload":"AAAA","sig":"AA=="}x`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := parseCanonical(data)
+		if !ok {
+			return
+		}
+		var slow Envelope
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("the fast path took %q, encoding/json refuses it: %v", data, err)
+		}
+		if fast.Type != slow.Type || fast.Signer != slow.Signer || !bytes.Equal(fast.Payload, slow.Payload) || !bytes.Equal(fast.Signature, slow.Signature) {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", data, fast, slow)
+		}
+	})
+}
