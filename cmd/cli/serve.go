@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 )
 
@@ -26,17 +27,35 @@ func modelDeployCommand(e *env) *cobra.Command {
 		service    string
 		price, mnt string
 		memory     int
+		indexer    string
 	)
 	c := &cobra.Command{
-		Use:   "deploy CID",
-		Short: "deploy trained weights (a train job's model output) as a serve job that answers calls",
-		Long: "deploy submits --replicas serve jobs for the weights CID, one per provider: each loads them and answers " +
-			"calls to the service (cyxwiz infer SERVICE) until --max-hours pass or it is undeployed. It prints the " +
+		Use:   "deploy MODEL",
+		Short: "deploy trained weights (a train job's model output, or a model record) as a serve job that answers calls",
+		Long: "deploy submits --replicas serve jobs for MODEL, one per provider: each loads the weights and answers " +
+			"calls to the service (cyxwiz infer SERVICE) until --max-hours pass or it is undeployed. MODEL is the weights' CID, " +
+			"or the ID of a model record in the registry (cyxwiz model search), whose weights are deployed. It prints the " +
 			"service's name, then the serve jobs' IDs. Calls take turns among the replicas and go to another when one fails.",
-		Example:           "  cyxwiz model deploy bafkrei... --max-hours 2 --replicas 2\n  cyxwiz model deploy bafkrei... --service digits --price 100000 --mint MINT",
-		Args:              exactArgs(1, "the weights' CID"),
+		Example: "  cyxwiz model deploy bafkrei... --max-hours 2 --replicas 2\n  cyxwiz model deploy bafkrei... --service digits --price 100000 --mint MINT\n" +
+			"  cyxwiz model deploy 5f3c... --indexer 203.0.113.5:5252",
+		Args:              exactArgs(1, "the weights' CID or a model record's ID"),
 		ValidArgsFunction: completePins(e),
 		RunE: run(e, func(args []string) error {
+			weights := args[0]
+			if _, err := cid.Decode(weights); err != nil {
+				// Not a CID: a model record of the registry.
+				err := withHistory(e, indexer, func(ctx context.Context, h history) error {
+					m, err := h.Model(ctx, args[0])
+					if err != nil {
+						return fmt.Errorf("%s is neither a CID nor a model record: %w", args[0], err)
+					}
+					weights = m.WeightsCID
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
 			if hours <= 0 || hours > 7*24 {
 				return usagef("--max-hours %g is outside (0, 168]", hours)
 			}
@@ -50,7 +69,7 @@ func modelDeployCommand(e *env) *cobra.Command {
 			}
 			spec := map[string]any{
 				"kind":   "serve",
-				"serve":  map[string]any{"model": args[0], "max_batch": maxBatch, "service": service},
+				"serve":  map[string]any{"model": weights, "max_batch": maxBatch, "service": service},
 				"limits": map[string]any{"wall_seconds": int(math.Ceil(hours * 3600))},
 			}
 			if memory > 0 {
@@ -94,6 +113,7 @@ func modelDeployCommand(e *env) *cobra.Command {
 	fs.IntVar(&memory, "memory-mib", 0, "the memory the provider sets aside (default the job spec's)")
 	fs.StringVar(&price, "price", "", "the most to pay for the whole deployment, in base units of --mint")
 	fs.StringVar(&mnt, "mint", "", "the token the price is in")
+	indexerFlag(fs, &indexer)
 	return c
 }
 

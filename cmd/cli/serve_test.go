@@ -92,6 +92,9 @@ func TestDeployAndInfer(t *testing.T) {
 	if code, _, errOut := runCLI(t, "--repo", repo, "model", "deploy", cid, "--replicas", "0"); code != 2 || !strings.Contains(errOut, "--replicas 0") {
 		t.Errorf("deploy of no replicas: exit %d, %q", code, errOut)
 	}
+	if code, _, errOut := runCLI(t, "--repo", repo, "model", "deploy", "no-such-model"); code != 1 || !strings.Contains(errOut, "indexer") {
+		t.Errorf("deploy of a model record with no indexer to ask: exit %d, %q", code, errOut)
+	}
 	if code, _, errOut := runCLI(t, "--repo", repo, "model", "undeploy", job); code != 0 {
 		t.Fatalf("undeploy: %s", errOut)
 	}
