@@ -298,3 +298,26 @@ func TestAttackChargeOverflow(t *testing.T) {
 		t.Errorf("a voucher for one call at %d paid for %d calls", big, served)
 	}
 }
+
+// TestAttackRefusingProviderLocksCallerFunds: a provider that takes every
+// budget and then refuses each call for its payment makes the caller's
+// node (node/infer.go's callOne: Spent, then a new budget) lock a fresh
+// budget of Calls × price for every refused call, each held until its
+// deadline, an hour away, and each costing a lock and a refund. Nothing
+// bounds the budgets a payer opens with one provider, or notices one that
+// served nothing.
+func TestAttackRefusingProviderLocksCallerFunds(t *testing.T) {
+	w := newWorld(t)
+	before := w.balance(w.caller.Address())
+	for range 6 {
+		_, budget, err := w.payer.Voucher(context.Background(), w.offer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.payer.Spent(budget) // the provider answered CodePayment
+	}
+	if locked := before - w.balance(w.caller.Address()); locked > 2*10*price {
+		t.Errorf("six refused calls to one provider locked %d of the caller's funds in %d budgets, none of which served a call",
+			locked, len(w.payer.Budgets()))
+	}
+}
