@@ -34,6 +34,10 @@ const (
 	DefaultMaxBudgets   = 4096
 )
 
+// MaxBudgetLife bounds how far away a budget's deadline may be: a
+// provider keeps what it takes until then.
+const MaxBudgetLife = 24 * time.Hour
+
 // maxBudgetMessage bounds a budget frame: a signed envelope.
 const maxBudgetMessage = 16 << 10
 
@@ -80,16 +84,26 @@ type BudgetState struct {
 	LastCall time.Time `json:"last_call,omitzero"`
 	// Settled is set once the split landed (SettleTx) or the budget was
 	// given up with nothing to settle; Error says why the last try failed.
-	Settled  bool   `json:"settled,omitempty"`
-	SettleTx string `json:"settle_tx,omitempty"`
-	Earned   uint64 `json:"earned,omitempty"`
-	Error    string `json:"error,omitempty"`
+	Settled   bool      `json:"settled,omitempty"`
+	SettledAt time.Time `json:"settled_at,omitzero"`
+	SettleTx  string    `json:"settle_tx,omitempty"`
+	Earned    uint64    `json:"earned,omitempty"`
+	Error     string    `json:"error,omitempty"`
 	// ended: the service is no longer served here, so the budget is due.
 	ended bool
+	// settling: the budget is being settled; it takes no call, and waits
+	// for the calls charged on it to be answered or given back (inflight).
+	settling bool
+	inflight int
 }
 
-// due is what the provider is owed.
+// due is what the provider is owed: never more than the budget, since a
+// call is charged only when the budget has room for it.
 func (b *BudgetState) due() uint64 { return b.Served * b.Budget.PricePerCall }
+
+// room reports whether the amount promised pays for one more call on top
+// of those served, computed without overflow.
+func room(served, promised, price uint64) bool { return served < promised/price }
 
 // Keeper is the provider's side of call budgets. Start serves
 // wire.BudgetProtocol and settles; Close stops it.
@@ -218,11 +232,16 @@ func (k *Keeper) open(caller peer.ID, data []byte) error {
 	if err := b.Check(caller, offer); err != nil {
 		return err
 	}
-	if until := time.Until(b.Escrow.Deadline); until < k.p.SettleMargin+time.Minute {
+	until := time.Until(b.Escrow.Deadline)
+	switch {
+	case until < k.p.SettleMargin+time.Minute:
 		return fmt.Errorf("the budget's deadline is %s away; this provider needs at least %s to settle it", until.Round(time.Second), k.p.SettleMargin+time.Minute)
+	case until > MaxBudgetLife:
+		return fmt.Errorf("the budget's deadline is %s away; this provider takes budgets of at most %s", until.Round(time.Second), MaxBudgetLife)
 	}
-	if err := k.reserveOpening(caller, b.Escrow.JobID); err != nil {
-		return err
+	known, err := k.reserveOpening(caller, b.Escrow.JobID)
+	if err != nil || known {
+		return err // a budget taken already is taken again, unchecked
 	}
 	defer k.doneOpening(caller)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -241,18 +260,19 @@ func (k *Keeper) open(caller peer.ID, data []byte) error {
 }
 
 // reserveOpening lets one budget of caller at a time be checked on the
-// ledger, within the bounds of open budgets.
-func (k *Keeper) reserveOpening(caller peer.ID, id string) error {
+// ledger, within the bounds of open budgets; known reports a budget taken
+// already, which needs no check and takes no slot.
+func (k *Keeper) reserveOpening(caller peer.ID, id string) (known bool, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if b, ok := k.budgets[id]; ok {
-		if b.Settled {
-			return fmt.Errorf("budget %s is settled", id)
+		if b.Settled || b.settling {
+			return true, fmt.Errorf("budget %s is settled", id)
 		}
-		return nil // opened already: said again, it is taken again
+		return true, nil
 	}
 	if k.opening[caller] {
-		return fmt.Errorf("%w: another budget of this caller is being checked", errBusy)
+		return false, fmt.Errorf("%w: another budget of this caller is being checked", errBusy)
 	}
 	open, mine := 0, 0
 	for _, b := range k.budgets {
@@ -265,12 +285,12 @@ func (k *Keeper) reserveOpening(caller peer.ID, id string) error {
 	}
 	switch {
 	case mine >= k.p.MaxPerCaller:
-		return fmt.Errorf("%w: this caller has %d open budgets here, at most %d", errBusy, mine, k.p.MaxPerCaller)
-	case open >= k.p.MaxBudgets:
-		return fmt.Errorf("%w: %d budgets are open here, at most %d", errBusy, open, k.p.MaxBudgets)
+		return false, fmt.Errorf("%w: this caller has %d open budgets here, at most %d", errBusy, mine, k.p.MaxPerCaller)
+	case open >= k.p.MaxBudgets || len(k.budgets) >= 2*k.p.MaxBudgets:
+		return false, fmt.Errorf("%w: %d budgets are open here, at most %d", errBusy, open, k.p.MaxBudgets)
 	}
 	k.opening[caller] = true
-	return nil
+	return false, nil
 }
 
 func (k *Keeper) doneOpening(caller peer.ID) {
@@ -279,12 +299,14 @@ func (k *Keeper) doneOpening(caller peer.ID) {
 	k.mu.Unlock()
 }
 
-// Charge is one call's payment, taken from a voucher. Undo gives it back
-// when the call is not answered.
+// Charge is one call's payment, taken from a voucher. Done says the call
+// was answered; Undo gives the payment back when it was not. The first of
+// them counts, once.
 type Charge struct {
 	k      *Keeper
 	budget string
 	paid   uint64
+	once   sync.Once
 }
 
 // Paid is the cumulative amount the budget's vouchers promised, as the
@@ -296,16 +318,36 @@ func (c *Charge) Paid() uint64 {
 	return c.paid
 }
 
+// Done marks the call answered.
+func (c *Charge) Done() {
+	if c == nil {
+		return
+	}
+	c.once.Do(func() { c.k.finishCall(c.budget, false) })
+}
+
 // Undo uncounts the call: it was not answered.
 func (c *Charge) Undo() {
 	if c == nil {
 		return
 	}
-	c.k.mu.Lock()
-	defer c.k.mu.Unlock()
-	if b, ok := c.k.budgets[c.budget]; ok && b.Served > 0 && !b.Settled {
+	c.once.Do(func() { c.k.finishCall(c.budget, true) })
+}
+
+// finishCall ends a charged call: answered, or given back (undo).
+func (k *Keeper) finishCall(id string, undo bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b, ok := k.budgets[id]
+	if !ok {
+		return
+	}
+	if b.inflight > 0 {
+		b.inflight--
+	}
+	if undo && b.Served > 0 && !b.Settled {
 		b.Served--
-		c.k.dirty[c.budget] = true
+		k.dirty[id] = true
 	}
 }
 
@@ -340,7 +382,7 @@ func (k *Keeper) Charge(caller peer.ID, service string, voucher []byte) (*Charge
 		return nil, fmt.Errorf("%w: no budget %q here", ErrPayment, claim.Budget)
 	case b.Caller != caller.String():
 		return nil, fmt.Errorf("%w: %v: budget %s is not the caller's", ErrPayment, market.ErrVoucherSigner, claim.Budget)
-	case b.Settled:
+	case b.Settled || b.settling:
 		return nil, fmt.Errorf("%w: budget %s is settled", ErrPayment, claim.Budget)
 	case b.Budget.Service != service:
 		return nil, fmt.Errorf("%w: budget %s pays for %s, not %s", ErrPayment, claim.Budget, b.Budget.Service, service)
@@ -351,7 +393,7 @@ func (k *Keeper) Charge(caller peer.ID, service string, voucher []byte) (*Charge
 	}
 	price := b.Budget.PricePerCall
 	paid := max(b.Paid, v.Amount)
-	if (b.Served+1)*price > paid {
+	if !room(b.Served, paid, price) {
 		var why error
 		switch {
 		case v.Amount == b.Paid:
@@ -361,7 +403,7 @@ func (k *Keeper) Charge(caller peer.ID, service string, voucher []byte) (*Charge
 		default:
 			why = errors.New("voucher short")
 		}
-		if (b.Served+1)*price > b.Budget.Escrow.Amount {
+		if !room(b.Served, b.Budget.Escrow.Amount, price) {
 			return nil, fmt.Errorf("%w: budget %s is spent: %d calls served", ErrPayment, claim.Budget, b.Served)
 		}
 		return nil, fmt.Errorf("%w: %v: %d promises no call beyond the %d served (%d paid)", ErrPayment, why, v.Amount, b.Served, b.Paid)
@@ -370,9 +412,10 @@ func (k *Keeper) Charge(caller peer.ID, service string, voucher []byte) (*Charge
 		b.Paid, b.Latest = v.Amount, &env
 	}
 	b.Served++
+	b.inflight++
 	b.LastCall = time.Now().UTC()
 	k.dirty[claim.Budget] = true
-	if (b.Served+1)*price > b.Budget.Escrow.Amount {
+	if !room(b.Served, b.Budget.Escrow.Amount, price) {
 		select {
 		case k.kick <- struct{}{}: // spent: settle it now
 		default:
@@ -443,7 +486,7 @@ func (k *Keeper) prune() {
 	k.mu.Lock()
 	var old []string
 	for id, b := range k.budgets {
-		if b.Settled && time.Since(b.Budget.Escrow.Deadline) > KeepSettled {
+		if b.Settled && (time.Since(b.SettledAt) > KeepSettled || b.Served == 0) {
 			old = append(old, id)
 		}
 	}
@@ -469,7 +512,7 @@ func (k *Keeper) settleDue() {
 		if b.Settled {
 			continue
 		}
-		spent := (b.Served+1)*b.Budget.PricePerCall > b.Budget.Escrow.Amount
+		spent := !room(b.Served, b.Budget.Escrow.Amount, b.Budget.PricePerCall)
 		last := b.LastCall
 		if last.IsZero() {
 			last = b.Opened
@@ -492,7 +535,8 @@ func (k *Keeper) settleDue() {
 
 // settle settles one budget: an ArbiterSplit of the calls served, on the
 // latest voucher; a budget with no call served is left to its caller's
-// refund.
+// refund. It takes no call from its start, and waits (to the next look)
+// for the calls charged on it to be answered or given back.
 func (k *Keeper) settle(id string) {
 	k.mu.Lock()
 	b, ok := k.budgets[id]
@@ -500,9 +544,11 @@ func (k *Keeper) settle(id string) {
 		k.mu.Unlock()
 		return
 	}
-	// No call is taken on it from here: Settled is set before the ledger
-	// is asked, and cleared again if the split fails.
-	b.Settled = true
+	b.settling = true
+	if b.inflight > 0 {
+		k.mu.Unlock()
+		return
+	}
 	snap := *b
 	k.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -518,6 +564,14 @@ func (k *Keeper) settle(id string) {
 	if err == nil {
 		tx, err = k.p.AskArbiter(ctx, terms, po, *snap.Latest)
 	}
+	if errors.Is(err, settlement.ErrClosed) {
+		// Settled already: by this split, before a restart lost its
+		// outcome, or refunded.
+		if st, serr := k.p.Escrow.Status(ctx, terms.Ref); serr == nil && st.PaidTo == terms.Provider {
+			k.finish(id, "", terms.Amount-st.Returned, "")
+			return
+		}
+	}
 	if err != nil {
 		if errors.Is(err, settlement.ErrClosed) || time.Now().After(terms.Deadline) {
 			k.finish(id, "", 0, "not settled: "+err.Error())
@@ -525,7 +579,7 @@ func (k *Keeper) settle(id string) {
 			return
 		}
 		k.mu.Lock()
-		b.Settled, b.Error = false, err.Error()
+		b.Error = err.Error()
 		k.dirty[id] = true
 		k.mu.Unlock()
 		k.log.Warn("settle call budget", "budget", id, "due", snap.due(), "error", err)
@@ -541,7 +595,7 @@ func (k *Keeper) settle(id string) {
 func (k *Keeper) finish(id, tx string, earned uint64, why string) {
 	k.mu.Lock()
 	if b, ok := k.budgets[id]; ok {
-		b.Settled, b.SettleTx, b.Earned, b.Error = true, tx, earned, why
+		b.Settled, b.SettledAt, b.SettleTx, b.Earned, b.Error = true, time.Now().UTC(), tx, earned, why
 		k.dirty[id] = true
 	}
 	k.mu.Unlock()

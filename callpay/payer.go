@@ -60,6 +60,13 @@ type PayerBudget struct {
 	// Taken is set once the provider took the budget: only then are
 	// vouchers signed on it.
 	Taken bool `json:"taken,omitempty"`
+	// Answered counts the calls paid from it that were answered.
+	Answered uint64 `json:"answered,omitempty"`
+	// Retired budgets sign no more vouchers: spent, refused by the
+	// provider, or open when this node last stopped (the vouchers it
+	// signed since its last save may be lost, and signing again from an
+	// older amount would be refused).
+	Retired bool `json:"retired,omitempty"`
 	// Done is set once the budget needs no more care: spent and settled by
 	// the provider, or refunded (RefundTx).
 	Done     bool   `json:"done,omitempty"`
@@ -96,6 +103,9 @@ func NewPayer(p PayerParams) (*Payer, error) {
 	all, err := loadAll[PayerBudget](p.DB, payerBucket)
 	if err != nil {
 		return nil, fmt.Errorf("load call budgets: %w", err)
+	}
+	for _, b := range all {
+		b.Retired = true
 	}
 	return &Payer{p: p, log: p.Logger, budgets: all, dirty: map[string]bool{}, opening: map[string]*sync.Mutex{},
 		quit: make(chan struct{})}, nil
@@ -178,7 +188,7 @@ func (p *Payer) sign(rec market.ServiceRecord) ([]byte, string, error) {
 	p.mu.Lock()
 	var b *PayerBudget
 	for _, c := range p.budgets {
-		if c.Taken && !c.Done && c.Provider == rec.Provider && c.Service == rec.Service && c.Price == rec.PricePerCall &&
+		if c.Taken && !c.Done && !c.Retired && c.Provider == rec.Provider && c.Service == rec.Service && c.Price == rec.PricePerCall &&
 			c.Signed+c.Price <= c.Escrow.Amount && time.Until(c.Escrow.Deadline) > DefaultSettleMargin+time.Minute {
 			b = c
 			break
@@ -203,31 +213,52 @@ func (p *Payer) sign(rec market.ServiceRecord) ([]byte, string, error) {
 	return data, v.Budget, nil
 }
 
-// Answered tells the payer the cumulative amount a provider's answer said
-// its budget's vouchers promised: after a restart that lost the last
-// vouchers signed, the next ones start from there.
+// Answered counts a call paid from budget that was answered. The
+// provider's own figure of what was paid is not taken: a voucher never
+// promises more than this node signed.
 func (p *Payer) Answered(budget string, paid uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if b, ok := p.budgets[budget]; ok && paid > b.Signed && paid <= b.Escrow.Amount {
-		b.Signed = paid
-		p.dirty[budget] = true
+	b, ok := p.budgets[budget]
+	if !ok {
+		return
+	}
+	b.Answered++
+	p.dirty[budget] = true
+	if paid > b.Signed {
+		p.log.Warn("a provider says a budget promised more than was signed", "budget", budget, "provider", b.Provider, "says", paid, "signed", b.Signed)
 	}
 }
 
-// Spent marks a budget the provider no longer takes: the next call opens
-// another.
+// Spent retires a budget the provider no longer takes: the next call
+// opens another.
 func (p *Payer) Spent(budget string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if b, ok := p.budgets[budget]; ok {
-		b.Signed = b.Escrow.Amount
+		b.Retired = true
 		p.dirty[budget] = true
 	}
 }
 
+// maxBarren is how many budgets with one provider that served no call
+// may be open at once: a provider that takes budgets and refuses their
+// calls gets no more.
+const maxBarren = 2
+
 // open locks a budget with rec's provider and tells the provider of it.
 func (p *Payer) open(ctx context.Context, rec market.ServiceRecord) error {
+	p.mu.Lock()
+	barren := 0
+	for _, b := range p.budgets {
+		if !b.Done && b.Provider == rec.Provider && b.Answered == 0 {
+			barren++
+		}
+	}
+	p.mu.Unlock()
+	if barren >= maxBarren {
+		return fmt.Errorf("%d budgets with %s are open and none paid for an answered call: no more are locked with it until they are refunded", barren, rec.Provider)
+	}
 	self := p.p.Host.ID()
 	provider, err := peer.Decode(rec.Provider)
 	if err != nil {
@@ -269,7 +300,7 @@ func (p *Payer) open(ctx context.Context, rec market.ServiceRecord) error {
 	p.log.Info("call budget locked", "budget", t.JobID, "provider", provider, "service", rec.Service, "amount", amount)
 	if err := p.tell(ctx, provider, market.Budget{Escrow: b.Escrow, Service: rec.Service, PricePerCall: rec.PricePerCall}); err != nil {
 		p.mu.Lock()
-		b.Signed, b.Error = b.Escrow.Amount, "refused by the provider: "+err.Error()
+		b.Retired, b.Error = true, "refused by the provider: "+err.Error()
 		p.dirty[t.JobID] = true
 		p.mu.Unlock()
 		return fmt.Errorf("open a budget with %s: %w (the budget is refunded after its deadline)", provider, err)

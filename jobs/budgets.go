@@ -74,6 +74,11 @@ func (pay *settler) coSignSplit(ctx context.Context, from peer.ID, req arbiterRe
 		return "", errors.New("this arbiter is not a member of the escrow")
 	}
 	t := *req.Terms
+	// The vault must hold these very terms: a job's escrow named a budget
+	// in the request is another vault, or none.
+	if err := esc.Verify(ctx, t.Ref, t.Terms); err != nil {
+		return "", err
+	}
 	v, err := market.OpenVoucher(*req.Voucher, t.JobID, t.Amount)
 	if err != nil {
 		return "", err

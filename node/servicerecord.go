@@ -148,6 +148,9 @@ func (d *deployments) Serve(id, name, model string, m *train.Model) error {
 // Stop implements serve.Registry. When the last instance of a service
 // here stops, its call budgets are settled.
 func (d *deployments) Stop(id string) bool {
+	// The server stops first: a call it still takes finds the deployment's
+	// price, and is charged.
+	stopped := d.srv.Stop(id)
 	d.mu.Lock()
 	dep, ok := d.byID[id]
 	delete(d.byID, id)
@@ -157,7 +160,6 @@ func (d *deployments) Stop(id string) bool {
 	}
 	ended := d.ended
 	d.mu.Unlock()
-	stopped := d.srv.Stop(id)
 	if last && ended != nil {
 		ended(dep.name)
 	}

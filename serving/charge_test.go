@@ -20,6 +20,7 @@ type countingCharge struct {
 }
 
 func (c countingCharge) Paid() uint64 { return c.paid }
+func (c countingCharge) Done()        {}
 func (c countingCharge) Undo()        { c.undone.Add(1) }
 
 // TestCharge: a priced call is charged before it is queued: without a

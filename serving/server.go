@@ -88,11 +88,13 @@ type Params struct {
 	Charge func(caller peer.ID, service string, voucher []byte) (Charge, error)
 }
 
-// Charge is one call's payment. Undo gives it back when the call is not
-// answered; Paid is the cumulative amount the caller's budget has been
-// promised, which the answer reports.
+// Charge is one call's payment. Done says the answer was sent; Undo
+// gives the payment back when the call was not answered; Paid is the
+// cumulative amount the caller's budget has been promised, which the
+// answer reports.
 type Charge interface {
 	Paid() uint64
+	Done()
 	Undo()
 }
 

@@ -258,11 +258,15 @@ func (ss *serverStream) write(finish <-chan struct{}) {
 				ss.cancel()
 			}
 		}
+		if o.charge != nil {
+			if broken {
+				o.charge.Undo()
+			} else {
+				o.charge.Done()
+			}
+		}
 		if broken {
 			code = "reset"
-			if o.charge != nil {
-				o.charge.Undo()
-			}
 		}
 		if o.slot {
 			ss.s.release(ss.caller)
