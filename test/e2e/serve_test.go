@@ -108,6 +108,7 @@ func TestServeMNIST(t *testing.T) {
 		if net.repos[p] == "" {
 			t.Fatalf("serve job %s runs on %s, not a devnet node", id, p)
 		}
+		waitServing(t, net.repos[p], id, true)
 	}
 
 	// The same weights in this process, on the trainer's inference path
@@ -170,6 +171,16 @@ func TestServeMNIST(t *testing.T) {
 		t.Errorf("the model classified %d of %d test images right, want at least 95%%", correct, serveCalls)
 	}
 
+	// The provider that kept serving counts the calls it answered.
+	keptClient, err := api.FromRepo(net.repos[replica[kept]])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range inferStats(t, keptClient).Served {
+		if m.Job == kept && m.Calls != int64(answered[replica[kept]]) {
+			t.Errorf("infer.stats on %s: %d calls served, want %d", replica[kept], m.Calls, answered[replica[kept]])
+		}
+	}
 	undeploy(t, req, kept, net.repos[replica[kept]])
 	if net.mint != "" {
 		for p, n := range answered {
@@ -266,6 +277,13 @@ func undeploy(t *testing.T, req, id, provRepo string) {
 	waitState(t, req, id, 30*time.Second, func(j api.JobInfo) bool {
 		return j.State == "succeeded" || j.State == "failed" || j.State == "cancelled"
 	})
+	waitServing(t, provRepo, id, false)
+}
+
+// waitServing waits until the provider whose repo is provRepo serves the
+// serve job id (want) or no longer does (!want), as its infer.stats says.
+func waitServing(t *testing.T, provRepo, id string, want bool) {
+	t.Helper()
 	c, err := api.FromRepo(provRepo)
 	if err != nil {
 		t.Fatal(err)
@@ -276,11 +294,11 @@ func undeploy(t *testing.T, req, id, provRepo string) {
 		for _, m := range inferStats(t, c).Served {
 			serving = serving || m.Job == id
 		}
-		if !serving {
+		if serving == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the provider still serves %s 30 s after its undeploy", id)
+			t.Fatalf("after 30 s, the provider on %s serving %s: %v, want %v", provRepo, id, serving, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
