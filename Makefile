@@ -77,8 +77,9 @@ bench: build ## print the benchmark figures: daemon start, memory, CPU; 256 MiB 
 fuzz: ## run every fuzz test of the module for FUZZTIME each (default 30s)
 	./scripts/fuzz.sh $(FUZZTIME)
 
-demo: build ## start a local swarm of three daemons; run a WASM job and train an MNIST classifier across it
+demo: build ## start a local swarm of three daemons; run a WASM job, train an MNIST classifier across it and serve it
 	GOOS=wasip1 GOARCH=wasm $(GO) build -o bin/wordcount.wasm ./examples/wordcount
+	$(GO) build -o bin/mnist-digits ./examples/mnist/digits
 	./scripts/mnist-data.sh >/dev/null
 	@$(MAKE) --no-print-directory ledger || echo "no local ledger (it needs Node.js and npm): the demo's jobs are not paid"
 	./scripts/demo.sh

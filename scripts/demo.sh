@@ -79,6 +79,12 @@ balances() {
     printf '  node%d (%s) %s\n' "$i" "$role" "$("$bin" --repo "$dir/net/node$i" wallet balance)"
   done
 }
+# tokens REPO prints the node's balance of the devnet's token.
+tokens() {
+  local b
+  b=$("$bin" --repo "$1" wallet balance)
+  sed -n 's/.*: \([0-9]*\) of mint .*/\1/p' <<<"$b"
+}
 # Each check reads a command's whole output before it looks at it: with
 # pipefail, a reader that stops early (grep -q, head) would fail the
 # writer with SIGPIPE at random.
@@ -129,6 +135,69 @@ awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.97) }' || { echo "the classifier rea
 [ -z "$mint" ] || released "$job"
 "$bin" --repo "$req" job result "$job" -o "$dir/model"
 echo "trained weights (safetensors): $dir/model/model, $(wc -c <"$dir/model/model") bytes"
+model=$(sed -n '/"model_cid"/{s/.*"model_cid": *"\([A-Za-z0-9]*\)".*/\1/p;q}' <<<"$status")
+[ -n "$model" ] || { echo "the train job's status names no model_cid"; exit 1; }
+
+step "serving: deploy the trained weights ($model) as the service mnist on another node"
+deploy=(model deploy "$model" --service mnist --max-hours 0.1)
+if [ -n "$mint" ]; then
+  deploy+=(--price 100000 --mint "$mint")
+  echo "paid: each call costs 10 base units, from a budget node1 locks once with the provider"
+  echo "wallets before:"
+  balances
+  earned_before=$(tokens "$dir/net/node2")
+fi
+out=$("$bin" --repo "$req" "${deploy[@]}")
+echo "$out"
+serve=$(sed -n 2p <<<"$out")
+for _ in $(seq 1 100); do
+  status=$("$bin" --repo "$req" job status "$serve" --json)
+  grep -q '"state": "running"' <<<"$status" && break
+  sleep 0.2
+done
+"$bin" --repo "$req" model deployments
+grep -q '"state": "running"' <<<"$status" || { echo "the deployment $serve is not running"; exit 1; }
+
+step "cyxwiz infer mnist: the first 8 MNIST test images, with their true labels"
+labels=$("${DIGITS_BIN:-bin/mnist-digits}" -data .cache/mnist -n 8 -o "$dir/digits.json")
+# The provider loads the weights once the job runs: the first call may
+# come before it serves them, so it is tried for a few seconds.
+for _ in $(seq 1 20); do
+  if answers=$("$bin" --repo "$req" infer mnist "$dir/digits.json" 2>"$dir/infer.err"); then break; fi
+  answers=""
+  sleep 0.25
+done
+[ -n "$answers" ] || { echo "cyxwiz infer mnist failed:"; cat "$dir/infer.err"; exit 1; }
+mapfile -t truth <<<"$labels"
+mapfile -t got <<<"$answers"
+[ "${#got[@]}" -eq 8 ] || { echo "infer answered ${#got[@]} of 8 images:"; echo "$answers"; exit 1; }
+right=0
+for i in "${!got[@]}"; do
+  printf '%s  true label %s\n' "${got[$i]}" "${truth[$i]}"
+  if [[ "${got[$i]}" == *"class ${truth[$i]} "* ]]; then right=$((right + 1)); fi
+done
+echo "$right of 8 right"
+[ "$right" -ge 7 ] || { echo "the served model got only $right of 8 right"; exit 1; }
+
+step "cyxwiz model undeploy $serve"
+"$bin" --repo "$req" model undeploy "$serve"
+for _ in $(seq 1 100); do
+  status=$("$bin" --repo "$req" job status "$serve" --json)
+  grep -q '"state": "running"' <<<"$status" || break
+  sleep 0.1
+done
+"$bin" --repo "$req" job status "$serve"
+if [ -n "$mint" ]; then
+  # The provider settles the call budget as soon as it stops serving.
+  for _ in $(seq 1 100); do
+    if [ "$(tokens "$dir/net/node2")" -gt "$earned_before" ]; then break; fi
+    sleep 0.1
+  done
+  echo "wallets after (the provider got 10 for the call, the rest of the budget went back to node1;"
+  echo "the deployment's price stays locked in its escrow, shown on node1's job status above):"
+  balances
+  [ "$(tokens "$dir/net/node2")" -gt "$earned_before" ] || { echo "the provider was not paid for the call"; exit 1; }
+fi
 
 step "stopping the devnet (SIGINT)"
 kill -INT "$devnet_pid"
