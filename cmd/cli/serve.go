@@ -168,7 +168,11 @@ func modelUndeployCommand(e *env) *cobra.Command {
 				}
 				return c.JobCancel(ctx, args[0])
 			}, func(j api.JobInfo) error {
-				fmt.Fprintf(e.stdout, "%s: %s\n", j.ID, j.State)
+				state := j.State
+				if state != "succeeded" && state != "failed" && state != "cancelled" {
+					state = "stopping" // the provider is told; the job ends shortly
+				}
+				fmt.Fprintf(e.stdout, "%s: %s\n", j.ID, state)
 				return nil
 			})
 		}),
