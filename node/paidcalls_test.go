@@ -25,34 +25,12 @@ func TestPaidCalls(t *testing.T) {
 
 func testPaidCalls(t *testing.T, ledger testLedger) {
 	const price, calls = 5, 40
-	base := testConfig()
-	base.Market.Mint = ledger.mint()
-	ledger.config(&base)
-
-	acfg := base
-	acfg.Role, acfg.Market.Provider = RoleArbiter, false
-	arbiter, arbiterAddr := startNodeOn(t, acfg, ledger)
-	info, err := arbiter.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcfg := base
-	rcfg.Market.Provider = false
-	rcfg.Swarm.Bootstrap = info.Addresses
-	rcfg.Settlement.Arbiter = info.ID
-	req, reqAddr := startNodeOn(t, rcfg, ledger)
 	const funds = 100_000
-	ledger.fund(t, reqAddr, funds)
-
-	pcfg := base
-	pcfg.Swarm.Bootstrap = info.Addresses
-	pcfg.Market.PricePerCall = price
-	pcfg.Settlement.Arbiter = info.ID
-	metricsConfig(&pcfg)
-	prov, provAddr := startNodeOn(t, pcfg, ledger)
-	ledger.fund(t, provAddr, 0)
-	ledger.fund(t, arbiterAddr, 0)
-	waitProviders(t, req.client, 1)
+	m := startPaidMarket(t, ledger, funds, func(c *Config) {
+		c.Market.PricePerCall = price
+		metricsConfig(c)
+	})
+	req, reqAddr, prov, provAddr := m.req, m.reqAddr, m.prov, m.provAddr
 
 	ctx := context.Background()
 	w := classifierWeights(t)
@@ -120,9 +98,9 @@ func testPaidCalls(t *testing.T, ledger testLedger) {
 		ps, err := prov.client.InferStats(ctx)
 		return err == nil && len(ps.Budgets) == 1 && ps.Budgets[0].State == "settled" && ps.Budgets[0].Earned == calls*price && ps.Budgets[0].Tx != ""
 	})
-	m := scrape(t, prov)
-	if m["cyxwiz_serving_earned_total"] != calls*price || m[`cyxwiz_serving_budgets{role="provider"}`] != 0 || m[`cyxwiz_serving_calls_total{result="payment"}`] < 1 {
-		t.Errorf("the provider's metrics: earned %v, open budgets %v, calls refused for payment %v", m["cyxwiz_serving_earned_total"],
-			m[`cyxwiz_serving_budgets{role="provider"}`], m[`cyxwiz_serving_calls_total{result="payment"}`])
+	pm := scrape(t, prov)
+	if pm["cyxwiz_serving_earned_total"] != calls*price || pm[`cyxwiz_serving_budgets{role="provider"}`] != 0 || pm[`cyxwiz_serving_calls_total{result="payment"}`] < 1 {
+		t.Errorf("the provider's metrics: earned %v, open budgets %v, calls refused for payment %v", pm["cyxwiz_serving_earned_total"],
+			pm[`cyxwiz_serving_budgets{role="provider"}`], pm[`cyxwiz_serving_calls_total{result="payment"}`])
 	}
 }

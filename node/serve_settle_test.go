@@ -25,32 +25,9 @@ func TestServeSettlesHosting(t *testing.T) {
 
 func testServeSettlesHosting(t *testing.T, ledger testLedger) {
 	mint := ledger.mint()
-	base := testConfig()
-	base.Market.Mint = mint
-	ledger.config(&base)
-
-	acfg := base
-	acfg.Role, acfg.Market.Provider = RoleArbiter, false
-	arbiter, arbiterAddr := startNodeOn(t, acfg, ledger)
-	info, err := arbiter.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcfg := base
-	rcfg.Market.Provider = false
-	rcfg.Swarm.Bootstrap = info.Addresses
-	rcfg.Settlement.Arbiter = info.ID
-	req, reqAddr := startNodeOn(t, rcfg, ledger)
 	const funds = 100_000
-	ledger.fund(t, reqAddr, funds)
-	pcfg := base
-	pcfg.Swarm.Bootstrap = info.Addresses
-	pcfg.Market.PricePerCPUSecond = 10
-	pcfg.Settlement.Arbiter = info.ID
-	_, provAddr := startNodeOn(t, pcfg, ledger)
-	ledger.fund(t, provAddr, 0)
-	ledger.fund(t, arbiterAddr, 0)
-	waitProviders(t, req.client, 1)
+	m := startPaidMarket(t, ledger, funds, func(c *Config) { c.Market.PricePerCPUSecond = 10 })
+	req, reqAddr, provAddr := m.req, m.reqAddr, m.provAddr
 
 	ctx := context.Background()
 	w := classifierWeights(t)

@@ -195,35 +195,10 @@ func TestEscrowedJobs(t *testing.T) {
 
 func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	mint := ledger.mint()
-	base := testConfig()
-	base.Market.Mint = mint
-	ledger.config(&base)
-
-	acfg := base
-	acfg.Role, acfg.Market.Provider = RoleArbiter, false
-	arbiter, arbiterAddr := startNodeOn(t, acfg, ledger)
-	info, err := arbiter.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	rcfg := base
-	rcfg.Market.Provider = false
-	rcfg.Swarm.Bootstrap = info.Addresses
-	rcfg.Settlement.Arbiter = info.ID
-	metricsConfig(&rcfg)
-	req, reqAddr := startNodeOn(t, rcfg, ledger)
 	const funds = 100_000
-	ledger.fund(t, reqAddr, funds)
-
-	pcfg := base
-	pcfg.Swarm.Bootstrap = info.Addresses
-	pcfg.Market.PricePerCPUSecond = 10
-	pcfg.Settlement.Arbiter = info.ID
-	prov, provAddr := startNodeOn(t, pcfg, ledger)
-	ledger.fund(t, provAddr, 0)
-	ledger.fund(t, arbiterAddr, 0)
-	waitProviders(t, req.client, 1)
+	pm := startPaidMarket(t, ledger, funds, func(c *Config) { c.Market.PricePerCPUSecond = 10 })
+	arbiter, req, reqAddr, prov, provAddr := pm.arbiter, pm.req, pm.reqAddr, pm.prov, pm.provAddr
+	var err error
 
 	ctx := context.Background()
 	if a, err := req.client.WalletAddress(ctx); err != nil || a.Address != reqAddr || a.Ledger != "solana" {
@@ -373,4 +348,44 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	if out, _ := req.client.JobStatus(ctx, poor.ID); !strings.Contains(out.Reason, "insufficient funds") {
 		t.Errorf("the reason should say why: %q", out.Reason)
 	}
+}
+
+// paidMarket is an arbiter, a requester (no capacity) and a provider on
+// one test ledger, the requester funded.
+type paidMarket struct {
+	arbiter, req, prov             *testNode
+	arbiterAddr, reqAddr, provAddr string
+}
+
+// startPaidMarket starts a paidMarket: every node's config is base, the
+// provider's edited by provider, and the requester holds funds.
+func startPaidMarket(t *testing.T, ledger testLedger, funds uint64, provider func(*Config)) paidMarket {
+	t.Helper()
+	base := testConfig()
+	base.Market.Mint = ledger.mint()
+	ledger.config(&base)
+	var m paidMarket
+	acfg := base
+	acfg.Role, acfg.Market.Provider = RoleArbiter, false
+	m.arbiter, m.arbiterAddr = startNodeOn(t, acfg, ledger)
+	info, err := m.arbiter.client.NodeInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcfg := base
+	rcfg.Market.Provider = false
+	rcfg.Swarm.Bootstrap = info.Addresses
+	rcfg.Settlement.Arbiter = info.ID
+	metricsConfig(&rcfg)
+	m.req, m.reqAddr = startNodeOn(t, rcfg, ledger)
+	ledger.fund(t, m.reqAddr, funds)
+	pcfg := base
+	pcfg.Swarm.Bootstrap = info.Addresses
+	pcfg.Settlement.Arbiter = info.ID
+	provider(&pcfg)
+	m.prov, m.provAddr = startNodeOn(t, pcfg, ledger)
+	ledger.fund(t, m.provAddr, 0)
+	ledger.fund(t, m.arbiterAddr, 0)
+	waitProviders(t, m.req.client, 1)
+	return m
 }
