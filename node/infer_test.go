@@ -13,7 +13,9 @@ func TestAgree(t *testing.T) {
 	good := [][]float32{{0.1, 0.9}}
 	nearly := [][]float32{{0.10004, 0.89996}}
 	bad := [][]float32{{0.9, 0.1}}
-	ans := func(p string, out [][]float32) api.InferCallResult { return api.InferCallResult{Provider: p, Outputs: out} }
+	ans := func(p string, out [][]float32) api.InferCallResult {
+		return api.InferCallResult{Provider: p, Outputs: out}
+	}
 
 	r, err := agree("s", []api.InferCallResult{ans("a", good), ans("b", bad), ans("c", nearly)})
 	if err != nil || r.Replicas != 3 || len(r.Mismatched) != 1 || r.Mismatched[0] != "b" || r.Outputs[0][1] < 0.89 {
