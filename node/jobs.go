@@ -268,5 +268,6 @@ func (a jobAPI) result(ctx context.Context, p api.JobResultParams) (api.JobInfo,
 			}
 		}
 	}
-	return jobInfo(j, true), nil
+	info := jobInfo(j, true)
+	return info, a.replicaInfo(&info, j)
 }
