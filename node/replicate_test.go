@@ -38,7 +38,9 @@ func (c cheater) Run(ctx context.Context, job compute.Job) (compute.Outcome, err
 	return out, nil
 }
 
-func cheat(p *Params) { p.wrapExecutor = func(e compute.Executor) compute.Executor { return cheater{e} } }
+func cheat(p *Params) {
+	p.wrapExecutor = func(e compute.Executor) compute.Executor { return cheater{e} }
+}
 
 // replicated is the test spec with verification by n replicas.
 func replicated(module, input string, n int, extra map[string]any) []byte {
