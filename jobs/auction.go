@@ -164,6 +164,15 @@ func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate
 		deadline := now.Add(rq.cfg.InputTimeout + wall*waits + rq.cfg.ResultMargin)
 		w := market.Award{JobID: j.ID, Attempt: j.Attempt, Requester: rq.self.String(), Provider: c.Bid.Provider,
 			Price: c.Bid.Price, Spec: j.Spec, IssuedAt: now, Deadline: deadline}
+		var provAddrs []string
+		for _, a := range rq.p.Host.Peerstore().Addrs(prov) {
+			if len(provAddrs) < market.MaxRequesterAddrs {
+				provAddrs = append(provAddrs, a.String())
+			}
+		}
+		if j.Parent != "" && !rq.claimReplica(j, c.Bid, provAddrs) {
+			continue // another replica's provider, or not independent of one
+		}
 		if rq.pay.settles(j) && c.Bid.Price > 0 {
 			t, lockErr := rq.pay.lockEscrow(ctx, j, c.Bid, deadline)
 			if errors.Is(lockErr, settlement.ErrFunds) {
@@ -180,14 +189,11 @@ func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate
 			w.Escrow = t
 			w.IssuedAt = time.Now().UTC() // the lock took a ledger round trip
 		}
-		var provAddrs []string
-		for _, a := range rq.p.Host.Peerstore().Addrs(prov) {
-			if len(provAddrs) < market.MaxRequesterAddrs {
-				provAddrs = append(provAddrs, a.String())
-			}
-		}
 		j2, err := rq.update(j.ID, func(j *Job) error {
 			j.Provider, j.Price, j.Deadline, j.ProviderAddrs = c.Bid.Provider, c.Bid.Price, deadline, provAddrs
+			if j.Parent != "" {
+				j.Payee = c.Bid.Payee
+			}
 			return j.move(market.StateAwarded, "to "+c.Bid.Provider)
 		})
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -168,6 +169,9 @@ func (e *Engine) Get(id string) (*Job, error) { return e.c.Get(id) }
 // List returns the jobs this node requested.
 func (e *Engine) List() ([]*Job, error) { return e.c.List() }
 
+// Replicas returns the replicas of a replicated job, in order.
+func (e *Engine) Replicas(j *Job) ([]*Job, error) { return e.c.Replicas(j) }
+
 // Provided returns the jobs this node ran as a provider.
 func (e *Engine) Provided() ([]*Job, error) { return e.c.Provided() }
 
@@ -300,8 +304,12 @@ const maxAuctions = 16
 // Get returns a job this node requested.
 func (c *core) Get(id string) (*Job, error) { return c.store.get(RoleRequester, id, 0) }
 
-// List returns the jobs this node requested, newest first.
-func (c *core) List() ([]*Job, error) { return c.store.list(RoleRequester) }
+// List returns the jobs this node requested, newest first, less the
+// replicas of replicated jobs (Replicas lists those).
+func (c *core) List() ([]*Job, error) {
+	all, err := c.store.list(RoleRequester)
+	return slices.DeleteFunc(all, func(j *Job) bool { return j.Parent != "" }), err
+}
 
 // Provided returns the jobs this node ran or runs for others.
 func (c *core) Provided() ([]*Job, error) { return c.store.list(RoleProvider) }

@@ -233,6 +233,10 @@ func (rc *receipts) advance(id string) bool {
 // settled.
 func (rc *receipts) sign(j *Job, i int) {
 	o := j.Outcomes[i]
+	if j.Parent != "" && j.Verdict == "" && o.Attempt == j.Attempt &&
+		(o.Outcome == market.OutcomeSucceeded || o.Outcome == market.OutcomeFailed && o.Fault == market.FaultRequester) {
+		return // a replica's result is yet to be compared with the others'
+	}
 	r := market.Receipt{
 		JobID: j.ID, Attempt: o.Attempt, Requester: rc.self.String(), Provider: o.Provider,
 		Kind: j.Spec.Kind, Outcome: o.Outcome, Fault: o.Fault, Reason: o.Reason, Price: o.Price,
@@ -254,11 +258,13 @@ func (rc *receipts) sign(j *Job, i int) {
 			}
 		}
 	}
-	if o.Outcome == market.OutcomeSucceeded && j.Result != nil && j.Result.Attempt == o.Attempt {
+	mismatch := o.Outcome == market.OutcomeMismatch
+	if (o.Outcome == market.OutcomeSucceeded || mismatch) && j.Result != nil && j.Result.Attempt == o.Attempt {
 		for _, out := range j.Result.Outputs {
 			// A train job's weights are always named, so that a model
-			// record can prove where its weights came from.
-			if (rc.cfg.ReceiptOutputs || j.Spec.Kind == market.KindTrain && out.Name == market.OutputModel) &&
+			// record can prove where its weights came from; a
+			// mismatch names the outputs that differ, as evidence.
+			if (rc.cfg.ReceiptOutputs || mismatch || j.Spec.Kind == market.KindTrain && out.Name == market.OutputModel) &&
 				len(r.Outputs) < market.MaxReceiptOutputs {
 				r.Outputs = append(r.Outputs, out)
 			}
@@ -431,6 +437,9 @@ func (rc *receipts) agree(r market.Receipt, signer peer.ID) error {
 		return fmt.Errorf("%w: it is %s", errNotYet, pj.State)
 	case r.StartedAt.Before(eventTime(pj, market.StateAccepted).Add(-market.MaxClockSkew)):
 		return errors.New("the receipt starts before this provider took the award")
+	case r.Outcome == market.OutcomeMismatch:
+		// It cannot see the other replicas' results.
+		return errors.New("this provider stands by its result, which the receipt says differs from other replicas'")
 	}
 	if e := r.Escrow; e != nil && !slices.ContainsFunc(pj.Escrows, func(x EscrowRecord) bool { return sameEscrow(x, *e) }) {
 		return errors.New("the receipt names an escrow this attempt did not have")

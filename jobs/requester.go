@@ -27,6 +27,7 @@ type requester struct {
 	waiting  map[string]context.CancelFunc // running job loops
 	tally    map[string]market.Outcomes    // outcomes by provider
 	slots    chan struct{}                 // auctions open at once
+	claims   map[string]replicaClaim       // replica ID -> its provider
 }
 
 type candidate struct {
@@ -38,7 +39,7 @@ func newRequester(c *core, pay *settler) *requester {
 	return &requester{core: c, pay: pay,
 		auctions: map[string]chan candidate{}, results: map[string]chan struct{}{},
 		waiting: map[string]context.CancelFunc{}, tally: map[string]market.Outcomes{},
-		slots: make(chan struct{}, maxAuctions)}
+		slots: make(chan struct{}, maxAuctions), claims: map[string]replicaClaim{}}
 }
 
 // resume counts the outcomes of the stored jobs and restarts the loops of
@@ -56,6 +57,7 @@ func (rq *requester) resume(jobs []*Job) {
 			o.Succeeded++
 			rq.tally[j.Provider] = o
 		}
+		rq.resumeClaim(j)
 	}
 	rq.mu.Unlock()
 	for _, j := range jobs {
@@ -74,6 +76,9 @@ func (rq *requester) Submit(spec market.Spec) (*Job, error) {
 		return nil, err
 	}
 	now := time.Now().UTC()
+	if spec.Replicas() > 1 {
+		return rq.submitReplicated(spec, now)
+	}
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateSubmitted, Spec: spec,
 		Requester: rq.self.String(), CreatedAt: now, UpdatedAt: now,
 		Events: []Event{{Time: now, State: market.StateSubmitted}}}
@@ -127,6 +132,10 @@ func (rq *requester) startRequester(id string) {
 // auction, until MaxFailures providers have failed it or no provider takes
 // it within BidTimeout.
 func (rq *requester) runRequester(ctx context.Context, id string) {
+	if j, err := rq.Get(id); err == nil && len(j.Replicas) > 0 {
+		rq.runReplicated(ctx, id)
+		return
+	}
 	fail := func(reason string) {
 		j, err := rq.update(id, func(j *Job) error { return j.move(market.StateFailed, reason) })
 		if err == nil {

@@ -100,6 +100,10 @@ func (pay *settler) settleOne(j *Job, i int, clock func() time.Time) {
 	switch {
 	case rec.Disputed:
 		pay.settledElsewhere(j, i)
+	case current && j.Parent != "" && j.State == market.StateSucceeded && j.Verdict == "":
+		// A replica is paid once the replicas' results are compared.
+	case current && j.Verdict == VerdictMismatch:
+		pay.refundLater(j, i, "the result differs from the majority of the replicas", clock)
 	case current && j.State == market.StateSucceeded:
 		r := j.Result
 		if r == nil || len(r.Payout) == 0 {

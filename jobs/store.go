@@ -56,11 +56,22 @@ type Job struct {
 	ProviderAddrs []string `json:"provider_addrs,omitempty"`
 	// Outcomes are the requester's record of the attempts whose provider
 	// acked, each with its signed receipt.
-	Outcomes  []AttemptOutcome `json:"outcomes,omitempty"`
-	Reason    string           `json:"reason,omitempty"`
-	Events    []Event          `json:"events"`
-	CreatedAt time.Time        `json:"created_at"`
-	UpdatedAt time.Time        `json:"updated_at"`
+	Outcomes []AttemptOutcome `json:"outcomes,omitempty"`
+	// Replicas are, for a replicated job, the IDs of its replicas: each a
+	// job of its own, run by its own provider (see replicate.go).
+	Replicas []string `json:"replicas,omitempty"`
+	// Parent is, for a replica, the replicated job it belongs to, and
+	// Verdict how its result compared with the others' once that job
+	// decided (a Verdict value; "" until then).
+	Parent  string `json:"parent,omitempty"`
+	Verdict string `json:"verdict,omitempty"`
+	// Payee is a replica's provider's ledger account, from its bid, kept
+	// so that no other replica goes to the same account.
+	Payee     string    `json:"payee,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Events    []Event   `json:"events"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // move changes the job's state, recording the step.
@@ -116,6 +127,22 @@ func storeKey(id string, attempt int, role string) []byte {
 		return []byte(fmt.Sprintf("%s/%03d", id, attempt))
 	}
 	return []byte(id)
+}
+
+// putAll stores several requester jobs in one transaction.
+func (s *store) putAll(jobs []*Job) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, j := range jobs {
+			data, err := json.Marshal(j)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket([]byte(j.Role)).Put(storeKey(j.ID, j.Attempt, j.Role), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (s *store) get(role, id string, attempt int) (*Job, error) {

@@ -2,6 +2,7 @@ package market
 
 import (
 	"crypto/rand"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -60,7 +61,9 @@ func TestParseSpec(t *testing.T) {
 		{"price not a number", `"max":"1000000"`, `"max":"1e6"`, "price.max"},
 		{"bad mint", `"mint":"` + testMint + `"`, `"mint":"not-base58-0OIl"`, "price.mint"},
 		{"bad env name", `"MODE":"fast"`, `"1MODE":"fast"`, "wasm.env.1MODE"},
-		{"replicate not yet", `"mode":"none"`, `"mode":"replicate","replicas":3`, "verification.mode"},
+		{"replicate without replicas", `"mode":"none"`, `"mode":"replicate"`, "verification.replicas"},
+		{"too many replicas", `"mode":"none"`, `"mode":"replicate","replicas":6`, "verification.replicas"},
+		{"one replica", `"mode":"none"`, `"mode":"replicate","replicas":1`, "verification.replicas"},
 		{"replicas without replicate", `"mode":"none"`, `"mode":"none","replicas":3`, "verification.replicas"},
 		{"wrong type", `"cpu":1`, `"cpu":"one"`, "resources.cpu: got JSON string"},
 		{"gpu for wasm", `"disk_mib":64`, `"disk_mib":64,"gpu":{"count":1}`, "resources.gpu"},
@@ -342,5 +345,22 @@ func TestNoNetworkImports(t *testing.T) {
 				t.Errorf("market depends on %s", dep)
 			}
 		}
+	}
+}
+
+func TestReplicatedSpec(t *testing.T) {
+	for _, n := range []int{MinReplicas, 3, MaxReplicas} {
+		in := strings.Replace(validSpec(), `"mode":"none"`, fmt.Sprintf(`"mode":"replicate","replicas":%d`, n), 1)
+		s, err := ParseSpec([]byte(in))
+		if err != nil {
+			t.Fatalf("replicas %d: %v", n, err)
+		}
+		if got := s.Replicas(); got != n {
+			t.Errorf("Replicas() = %d, want %d", got, n)
+		}
+	}
+	s, err := ParseSpec([]byte(validSpec()))
+	if err != nil || s.Replicas() != 1 {
+		t.Errorf("Replicas() of an unreplicated spec = %d, %v; want 1", s.Replicas(), err)
 	}
 }

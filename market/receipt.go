@@ -16,6 +16,9 @@ const (
 	OutcomeSucceeded = "succeeded"
 	OutcomeFailed    = "failed"
 	OutcomeCancelled = "cancelled"
+	// OutcomeMismatch: a replica of a replicated job whose result differs
+	// from the majority of the replicas'; its fault is the provider's.
+	OutcomeMismatch = "mismatch"
 )
 
 // Faults: whose fault a failed or cancelled attempt was.
@@ -99,7 +102,7 @@ func CheckReceipt(r Receipt, signer peer.ID) error {
 	case r.Attempt < 1 || r.Attempt > maxAttempt:
 		return fmt.Errorf("attempt %d is outside 1..%d", r.Attempt, maxAttempt)
 	case !validOutcome(r.Outcome, r.Fault):
-		return fmt.Errorf("receipt outcome %q with fault %q is not one of succeeded/none, failed/provider, failed/requester, cancelled/requester", r.Outcome, r.Fault)
+		return fmt.Errorf("receipt outcome %q with fault %q is not one of succeeded/none, failed/provider, failed/requester, cancelled/requester, mismatch/provider", r.Outcome, r.Fault)
 	case len(r.Reason) > maxFailureReasonLen:
 		return errors.New("receipt reason too long")
 	case len(r.Outputs) > MaxReceiptOutputs:
@@ -145,6 +148,8 @@ func validOutcome(outcome, fault string) bool {
 		return fault == FaultProvider || fault == FaultRequester
 	case OutcomeCancelled:
 		return fault == FaultRequester
+	case OutcomeMismatch:
+		return fault == FaultProvider
 	}
 	return false
 }

@@ -128,8 +128,25 @@ type Price struct {
 
 // Verification asks for result checks.
 type Verification struct {
-	Mode     string `json:"mode"`
-	Replicas int    `json:"replicas,omitempty"`
+	Mode string `json:"mode"`
+	// Replicas is, with mode replicate, how many independent providers
+	// run the job: MinReplicas to MaxReplicas.
+	Replicas int `json:"replicas,omitempty"`
+}
+
+// Bounds of verification.replicas.
+const (
+	MinReplicas = 2
+	MaxReplicas = 5
+)
+
+// Replicas is the number of providers that run the job: 1 unless the
+// spec asks for replication.
+func (s Spec) Replicas() int {
+	if v := s.Verification; v != nil && v.Mode == VerifyReplicate {
+		return v.Replicas
+	}
+	return 1
 }
 
 // Defaults applied to fields left out of a spec.
@@ -387,7 +404,12 @@ func (s Spec) Validate() error {
 				bad("verification.replicas", "only with mode replicate")
 			}
 		case VerifyReplicate:
-			bad("verification.mode", "replicate is not supported by this version (none)")
+			if v.Replicas < MinReplicas || v.Replicas > MaxReplicas {
+				bad("verification.replicas", "%d is outside %d..%d", v.Replicas, MinReplicas, MaxReplicas)
+			}
+			if s.Kind == KindServe {
+				bad("verification.mode", "replicate is for wasm and train jobs, not serve jobs")
+			}
 		default:
 			bad("verification.mode", "%q is not one of none, replicate", v.Mode)
 		}

@@ -73,12 +73,43 @@ func (a jobAPI) getJob(id string) (*jobs.Job, error) {
 	return j, err
 }
 
+// replicaInfo fills in the replicas of a replicated job.
+func (a jobAPI) replicaInfo(info *api.JobInfo, j *jobs.Job) error {
+	if len(j.Replicas) == 0 {
+		return nil
+	}
+	reps, err := a.jobs.Replicas(j)
+	if err != nil {
+		return err
+	}
+	for _, r := range reps {
+		ri := api.JobReplica{ID: r.ID, State: string(r.State), Attempt: r.Attempt, Provider: r.Provider, Verdict: r.Verdict}
+		if res := r.Result; res != nil && res.Attempt == r.Attempt {
+			rr := &api.JobReplicaResult{Status: res.Status, ExitCode: res.ExitCode, Outputs: []api.JobOutput{}, ModelCID: res.ModelCID, Metrics: res.Metrics}
+			for _, o := range res.Outputs {
+				rr.Outputs = append(rr.Outputs, api.JobOutput{Name: o.Name, CID: o.CID, Size: o.Size})
+			}
+			ri.Result = rr
+		}
+		if n := len(r.Escrows); n > 0 {
+			e := jobEscrow(r.Escrows[n-1])
+			ri.Escrow = &e
+		}
+		info.Replicas = append(info.Replicas, ri)
+	}
+	return nil
+}
+
+func jobEscrow(x jobs.EscrowRecord) api.JobEscrow {
+	return api.JobEscrow{ID: x.Terms.JobID, State: string(x.State), Provider: x.ProviderPeer,
+		Amount: x.Terms.Amount, Mint: x.Terms.Mint, Vault: x.Terms.Vault, Deadline: x.Terms.Deadline, Tx: x.Tx, Paid: x.Paid, Error: x.Error}
+}
+
 func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 	info := api.JobInfo{ID: j.ID, State: string(j.State), Attempt: j.Attempt, Kind: j.Spec.Kind, Provider: j.Provider,
-		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, Parent: j.Parent, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	for _, x := range j.Escrows {
-		info.Escrows = append(info.Escrows, api.JobEscrow{ID: x.Terms.JobID, State: string(x.State), Provider: x.ProviderPeer,
-			Amount: x.Terms.Amount, Mint: x.Terms.Mint, Vault: x.Terms.Vault, Deadline: x.Terms.Deadline, Tx: x.Tx, Paid: x.Paid, Error: x.Error})
+		info.Escrows = append(info.Escrows, jobEscrow(x))
 	}
 	for _, o := range j.Outcomes {
 		rc := api.JobReceipt{Attempt: o.Attempt, Provider: o.Provider, Outcome: o.Outcome, Fault: o.Fault, Reason: o.Reason,
@@ -126,7 +157,8 @@ func (a jobAPI) submit(ctx context.Context, p api.JobSubmitParams) (api.JobInfo,
 	if err != nil {
 		return api.JobInfo{}, err
 	}
-	return jobInfo(j, false), nil
+	info := jobInfo(j, false)
+	return info, a.replicaInfo(&info, j)
 }
 
 func (a jobAPI) status(_ context.Context, p api.JobIDParams) (api.JobInfo, error) {
@@ -134,7 +166,8 @@ func (a jobAPI) status(_ context.Context, p api.JobIDParams) (api.JobInfo, error
 	if err != nil {
 		return api.JobInfo{}, err
 	}
-	return jobInfo(j, true), nil
+	info := jobInfo(j, true)
+	return info, a.replicaInfo(&info, j)
 }
 
 func (a jobAPI) list(context.Context) ([]api.JobInfo, error) {
@@ -144,7 +177,11 @@ func (a jobAPI) list(context.Context) ([]api.JobInfo, error) {
 	}
 	out := []api.JobInfo{}
 	for _, j := range list {
-		out = append(out, jobInfo(j, false))
+		info := jobInfo(j, false)
+		if err := a.replicaInfo(&info, j); err != nil {
+			return nil, err
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }
@@ -231,5 +268,6 @@ func (a jobAPI) result(ctx context.Context, p api.JobResultParams) (api.JobInfo,
 			}
 		}
 	}
-	return jobInfo(j, true), nil
+	info := jobInfo(j, true)
+	return info, a.replicaInfo(&info, j)
 }

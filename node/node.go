@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/content"
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
@@ -38,6 +39,10 @@ type Params struct {
 	// rendezvous reach stub peers on loopback. nil keeps them as the
 	// config says.
 	EditHost func(*p2p.Params)
+	// wrapExecutor, when set, wraps each of a provider's executors. Only
+	// tests of this package set it (a provider that cheats); no config
+	// reaches it.
+	wrapExecutor func(compute.Executor) compute.Executor
 }
 
 // Node is a running daemon: libp2p host and local API. Its subsystems
@@ -160,6 +165,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		js.offer = serviceOffer{PricePerCall: cfg.Market.PricePerCall, Mint: cfg.Market.Mint,
 			Payee: escrow.Address(), ArbiterPeer: cfg.Settlement.Arbiter}
 	}
+	js.wrapExecutor = p.wrapExecutor
 	if cfg.Market.Provider {
 		var gpus []market.GPU
 		js.worker, gpus = findGPUs(ctx, cfg.Market, log.With("system", "compute"))

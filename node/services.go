@@ -95,6 +95,8 @@ type jobStore struct {
 	// pays for this node's calls. Either may be nil.
 	keeper *callpay.Keeper
 	payer  *callpay.Payer
+	// wrapExecutor, when set, wraps each executor (tests only).
+	wrapExecutor func(compute.Executor) compute.Executor
 }
 
 // Start opens the job store, the executors when the node is a provider,
@@ -151,6 +153,11 @@ func (s *jobStore) build() error {
 			s.serving = serving.NewServer(sp)
 			s.deployments.srv = s.serving
 			s.execs[market.KindServe] = serve.New(s.deployments)
+		}
+	}
+	if s.wrapExecutor != nil {
+		for k, e := range s.execs {
+			s.execs[k] = s.wrapExecutor(e)
 		}
 	}
 	cfg := jobs.DefaultConfig()

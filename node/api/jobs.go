@@ -81,11 +81,44 @@ type JobInfo struct {
 	Escrows []JobEscrow `json:"escrows,omitempty"`
 	// Receipts are the job's receipts: one per attempt whose provider
 	// acked, signed once the attempt's escrow has settled.
-	Receipts  []JobReceipt    `json:"receipts,omitempty"`
+	Receipts []JobReceipt `json:"receipts,omitempty"`
+	// Replicas are, for a replicated job (verification mode replicate),
+	// its replicas: each run by its own provider, with its own award,
+	// escrow and receipts.
+	Replicas []JobReplica `json:"replicas,omitempty"`
+	// Parent is, for a replica, the replicated job it belongs to.
+	Parent    string          `json:"parent,omitempty"`
 	Events    []JobEventInfo  `json:"events,omitempty"`
 	Spec      json.RawMessage `json:"spec,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// JobReplica is one replica of a replicated job. job.status takes its ID
+// for the whole of it.
+type JobReplica struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Attempt  int    `json:"attempt"`
+	Provider string `json:"provider,omitempty"`
+	// Verdict is how its result compared with the other replicas': agree,
+	// mismatch (not the majority's, or no majority: not paid) or
+	// unchecked (the job was cancelled first); absent until the replicas
+	// are compared.
+	Verdict string `json:"verdict,omitempty"`
+	// Result summarizes the replica's result: what is compared.
+	Result *JobReplicaResult `json:"result,omitempty"`
+	// Escrow is the escrow of its last award, for a priced job.
+	Escrow *JobEscrow `json:"escrow,omitempty"`
+}
+
+// JobReplicaResult is what replicas' results are compared on.
+type JobReplicaResult struct {
+	Status   string             `json:"status"`
+	ExitCode int                `json:"exit_code"`
+	Outputs  []JobOutput        `json:"outputs"`
+	ModelCID string             `json:"model_cid,omitempty"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
 }
 
 // JobEscrow is one escrow of a job: the price locked for one award, and
