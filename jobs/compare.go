@@ -29,6 +29,12 @@ func sameResult(spec market.Spec, a, b *market.Result) (bool, string) {
 		return false, fmt.Sprintf("status %s, not %s", b.Status, a.Status)
 	case a.ExitCode != b.ExitCode:
 		return false, fmt.Sprintf("exit code %d, not %d", b.ExitCode, a.ExitCode)
+	case a.Status == market.StatusFailed && reasonClass(a.Reason) != reasonClass(b.Reason):
+		return false, fmt.Sprintf("failed with %s, not %s", reasonClass(b.Reason), reasonClass(a.Reason))
+	case a.Status == market.StatusFailed && spec.Kind != market.KindTrain && a.LogCID != b.LogCID:
+		// A deterministic program fails the same way everywhere, output
+		// and all.
+		return false, fmt.Sprintf("failed with the output %s, not %s", b.LogCID, a.LogCID)
 	}
 	if spec.Kind != market.KindTrain {
 		return sameOutputs(a.Outputs, b.Outputs)
@@ -60,6 +66,13 @@ func sameOutputs(a, b []market.OutputRef) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// reasonClass is the class a result's reason begins with ("exit",
+// "wall-time", "trap", ...).
+func reasonClass(reason string) string {
+	class, _, _ := strings.Cut(reason, ":")
+	return class
 }
 
 // timeMetric is the final metric that records time, which replicas do

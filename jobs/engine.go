@@ -255,6 +255,12 @@ func (c *core) jobLock(id string) *sync.Mutex {
 
 // update loads a requester job, applies fn and stores it.
 func (c *core) update(id string, fn func(*Job) error) (*Job, error) {
+	return c.updateWith(id, nil, fn)
+}
+
+// updateWith is update that also stores the new requester jobs also, in
+// the same transaction as the job.
+func (c *core) updateWith(id string, also []*Job, fn func(*Job) error) (*Job, error) {
 	l := c.jobLock(id)
 	l.Lock()
 	defer l.Unlock()
@@ -266,7 +272,7 @@ func (c *core) update(id string, fn func(*Job) error) (*Job, error) {
 	if err := fn(j); err != nil {
 		return j, err
 	}
-	if err := c.store.put(j); err != nil {
+	if err := c.store.putAll(append(slices.Clone(also), j)); err != nil {
 		return j, err
 	}
 	c.moved(j, from)

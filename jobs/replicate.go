@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"github.com/multiformats/go-multiaddr"
@@ -27,12 +28,15 @@ import (
 const (
 	// VerdictAgree: the replica's result is the majority's.
 	VerdictAgree = "agree"
-	// VerdictMismatch: its result differs from the majority's, or no
-	// majority was found; it is not paid.
+	// VerdictMismatch: its result differs from the majority's; it is not
+	// paid, and its receipt says mismatch.
 	VerdictMismatch = "mismatch"
 	// VerdictUnchecked: the replicated job was cancelled before the
 	// results were compared; the replica is settled as a job of its own.
 	VerdictUnchecked = "unchecked"
+	// VerdictUndecided: no majority was found, so nothing tells which
+	// replica was right: none is paid, and none is blamed.
+	VerdictUndecided = "undecided"
 )
 
 // maxReplicaRuns bounds the replicas a job of n replicas runs in all,
@@ -198,8 +202,11 @@ func (rq *requester) stepReplicated(j *Job, reps []*Job) bool {
 }
 
 // replicaVote is the result a replica that ended brings to the
-// comparison: a success, or a failure of the job itself; nil when its
-// providers failed it, or it was cancelled.
+// comparison: a success, or a failure of the job itself that shows it
+// ran; nil when its providers failed it or it was cancelled, for a
+// failure that depends on timing (wall time, a stop), and for a failure
+// that printed nothing: "exit code 1" costs nothing to claim, and two
+// providers that run nothing would agree on it.
 func replicaVote(r *Job) *market.Result {
 	res := r.Result
 	if res == nil || res.Attempt != r.Attempt {
@@ -208,10 +215,17 @@ func replicaVote(r *Job) *market.Result {
 	switch {
 	case r.State == market.StateSucceeded:
 		return res
-	case r.State == market.StateFailed && res.Status == market.StatusFailed && res.ExitCode != providerFault:
-		return res
+	case r.State != market.StateFailed || res.Status != market.StatusFailed || res.ExitCode == providerFault:
+		return nil
 	}
-	return nil
+	switch reasonClass(res.Reason) {
+	case compute.ReasonWallTime, compute.ReasonCancelled, "":
+		return nil
+	}
+	if res.LogCID == "" || res.LogTail == "" {
+		return nil
+	}
+	return res
 }
 
 // addReplica runs one more replica: the ones that ended brought no
@@ -222,12 +236,10 @@ func (rq *requester) addReplica(j *Job, groups []replicaGroup) {
 	if len(groups) == 0 {
 		detail = fmt.Sprintf("no replica brought a result: replica %d", len(j.Replicas)+1)
 	}
-	j2, err := rq.update(j.ID, func(j *Job) error {
-		// The replica is stored first: a job never names a replica that
-		// is not there.
-		if err := rq.store.put(r); err != nil {
-			return err
-		}
+	// The replica and the job that names it are stored in one
+	// transaction: a crash leaves neither a replica without its job nor a
+	// job naming a replica that is not there.
+	j2, err := rq.updateWith(j.ID, []*Job{r}, func(j *Job) error {
 		j.Replicas = append(j.Replicas, r.ID)
 		j.UpdatedAt = time.Now().UTC()
 		j.Events = append(j.Events, Event{Time: j.UpdatedAt, State: j.State, Detail: detail})
@@ -258,7 +270,7 @@ func (rq *requester) decideReplicated(j *Job, groups []replicaGroup, win *replic
 				_, diff := sameResult(j.Spec, win.result, g.result)
 				rq.setVerdict(id, VerdictMismatch, fmt.Sprintf("its result differs from the majority of the replicas (%s): %s", summary, diff))
 			default:
-				rq.setVerdict(id, VerdictMismatch, fmt.Sprintf("no majority of the %d replicas agree (%s)", n, summary))
+				rq.setVerdict(id, VerdictUndecided, fmt.Sprintf("no majority of the %d replicas agree (%s)", n, summary))
 			}
 		}
 	}

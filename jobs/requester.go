@@ -61,10 +61,20 @@ func (rq *requester) resume(jobs []*Job) {
 	}
 	rq.mu.Unlock()
 	for _, j := range jobs {
-		if !j.State.Final() {
-			rq.log.Info("resuming job", "job", j.ID, "state", j.State)
-			rq.startRequester(j.ID)
+		if j.State.Final() {
+			continue
 		}
+		if j.Parent != "" && rq.orphanReplica(j) {
+			// Left by a crash of an older version between a replica's write
+			// and its job's: nothing would ever compare its result.
+			const why = "its replicated job does not name it"
+			if _, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateCancelled, why) }); err != nil {
+				rq.log.Warn("cancel an orphaned replica", "job", j.ID, "error", err)
+			}
+			continue
+		}
+		rq.log.Info("resuming job", "job", j.ID, "state", j.State)
+		rq.startRequester(j.ID)
 	}
 }
 

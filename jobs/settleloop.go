@@ -100,10 +100,12 @@ func (pay *settler) settleOne(j *Job, i int, clock func() time.Time) {
 	switch {
 	case rec.Disputed:
 		pay.settledElsewhere(j, i)
-	case current && j.Parent != "" && j.State == market.StateSucceeded && j.Verdict == "":
+	case current && j.Parent != "" && j.State == market.StateSucceeded && j.Verdict == "" && !pay.orphanReplica(j):
 		// A replica is paid once the replicas' results are compared.
 	case current && j.Verdict == VerdictMismatch:
 		pay.refundLater(j, i, "the result differs from the majority of the replicas", clock)
+	case current && (j.Verdict == VerdictUndecided || j.Parent != "" && j.Verdict == ""):
+		pay.refundLater(j, i, "no majority of the replicas agreed", clock)
 	case current && j.State == market.StateSucceeded:
 		r := j.Result
 		if r == nil || len(r.Payout) == 0 {
@@ -320,4 +322,14 @@ func (pay *settler) setReleased(id string, i int, tx string, paid uint64) {
 		}
 		return nil
 	})
+}
+
+// orphanReplica reports whether replica j will never get a verdict: its
+// job is gone, has ended, or does not name it.
+func (c *core) orphanReplica(j *Job) bool {
+	parent, err := c.store.get(RoleRequester, j.Parent, 0)
+	if err != nil {
+		return errors.Is(err, ErrNotFound)
+	}
+	return parent.State.Final() || !slices.Contains(parent.Replicas, j.ID)
 }

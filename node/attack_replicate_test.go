@@ -12,6 +12,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/node/api"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -62,15 +63,35 @@ func TestAttackLazyFailuresBlameHonestReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := waitJob(t, req, job.ID, 90*time.Second)
+	// The failures that printed nothing bring no vote: the one success
+	// is no majority of 3, so the job looks for a fourth replica (there is
+	// no other independent provider here) rather than deciding on the
+	// lazy ones' word. Nobody is judged until then.
+	var done api.JobInfo
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		done, err = req.JobStatus(ctx, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done.State == "failed" || done.State == "succeeded" || len(done.Replicas) > 3 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for _, r := range done.Replicas {
-		if r.Provider == hinfo.ID && r.Verdict == "mismatch" {
-			t.Errorf("the honest provider's replica (status %s) is judged a mismatch; job %s (%s); replicas %+v",
-				r.Result.Status, done.State, done.Reason, done.Replicas)
+		if r.Verdict == "mismatch" || (r.Provider != hinfo.ID && r.Verdict == "agree") {
+			t.Errorf("replica of %s judged %s; job %s (%s); replicas %+v", r.Provider, r.Verdict, done.State, done.Reason, done.Replicas)
 		}
 	}
-	if done.State != "succeeded" {
+	if done.State == "failed" && strings.Contains(done.Reason, "agree") && !strings.Contains(done.Reason, "no majority") {
 		t.Errorf("job %s (%s): a correct result was delivered, but two replicas that ran nothing decided it", done.State, done.Reason)
+	}
+	if len(done.Replicas) <= 3 && done.State != "succeeded" {
+		t.Errorf("job %s with %d replicas: neither decided nor looking for another replica", done.State, len(done.Replicas))
+	}
+	if _, err := req.JobCancel(ctx, job.ID); err != nil && !strings.Contains(err.Error(), "final") {
+		t.Logf("cancel: %v", err)
 	}
 }
 
