@@ -10,6 +10,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
 	"github.com/cyxwiz/cyxwiz/settlement"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -170,7 +171,7 @@ func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate
 				provAddrs = append(provAddrs, a.String())
 			}
 		}
-		if j.Parent != "" && !rq.claimReplica(j, c.Bid, provAddrs) {
+		if j.Parent != "" && !rq.claimReplica(j, c.Bid, observedAddrs(rq.p.Host, prov, provAddrs)) {
 			continue // another replica's provider, or not independent of one
 		}
 		if rq.pay.settles(j) && c.Bid.Price > 0 {
@@ -263,4 +264,16 @@ func (rq *requester) sendAward(ctx context.Context, p peer.ID, w market.Award) (
 		return market.Ack{}, errors.New("ack does not match the award")
 	}
 	return ack, nil
+}
+
+// observedAddrs is what independence is judged by: where the provider's
+// connections come from, as this node sees them, which a peer cannot
+// choose the way it chooses the addresses it announces; then those it
+// announces.
+func observedAddrs(h host.Host, p peer.ID, announced []string) []string {
+	var out []string
+	for _, c := range h.Network().ConnsToPeer(p) {
+		out = append(out, c.RemoteMultiaddr().String())
+	}
+	return append(out, announced...)
 }
