@@ -36,6 +36,8 @@ func main() {
 	jobNodes := flag.Int("job-nodes", 10, "nodes of the job benchmark's devnet; 0 skips it")
 	burst := flag.Int("burst", 1000, "jobs in the burst")
 	announceHosts := flag.Int("announce-hosts", 30, "hosts of the announcement benchmark; 0 skips it")
+	verifyJobs := flag.Int("verify-jobs", 200, "jobs of the verification benchmark, run once and replicated 3 times each; 0 skips it")
+	verifyNodes := flag.Int("verify-nodes", 6, "nodes of the verification benchmark's devnet")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	trainEpochs := flag.Int("train-epochs", 3, "MNIST epochs per backend of the training benchmark; 0 skips it")
 	gemmOnly := flag.Int("gemm-only", 0, "print the GFLOPS of one GEMM size and exit (used for OpenBLAS core types)")
@@ -70,6 +72,9 @@ func main() {
 	}
 	if err == nil && *jobNodes > 0 {
 		err = jobsBench(work, *jobNodes, *burst)
+	}
+	if err == nil && *verifyJobs > 0 {
+		err = verifyBench(work, *verifyNodes, *verifyJobs, 3)
 	}
 	if err == nil && *announceHosts > 0 {
 		// The target's rate (one every 2 ms), then one every 10 ms: 30 hosts
