@@ -169,6 +169,16 @@ func readFrame(r *bufio.Reader, alloc func(n int) []byte) (frame, error) {
 // errIncomplete: a provider ended its stream without the whole DAG.
 var errIncomplete = errors.New("provider lacks part of the DAG")
 
+// slabSize is the size of the slabs that hold the data of received
+// blocks: a batch of putBatch blocks of 256 KiB, the size of UnixFS leaves.
+const slabSize = putBatch * 256 << 10
+
+// slabs holds slabs between streams, of every store in the process.
+var slabs = sync.Pool{New: func() any {
+	b := make([]byte, slabSize)
+	return &b
+}}
+
 // batchBuf holds received blocks whose data lives in one reused slab.
 type batchBuf struct {
 	blocks []blocks.Block
@@ -180,7 +190,9 @@ type batchBuf struct {
 // sends. A reader takes frames off the stream while a writer checks hashes
 // and stores the previous batch; two slabs of block data alternate between
 // them, so the garbage collector has little to do. received is called with
-// each block before it is stored, and may stop the stream with an error.
+// each block before it is stored, and may stop the stream with an error;
+// the block's data is reused once streamFrom returns, so received copies
+// what it keeps.
 func (s *Store) streamFrom(ctx context.Context, p peer.ID, req request, received func(blocks.Block) error) error {
 	st, err := s.host.NewStream(ctx, p, wire.DAGProtocol)
 	if err != nil {
@@ -199,10 +211,21 @@ func (s *Store) streamFrom(ctx context.Context, p peer.ID, req request, received
 	}
 	st.CloseWrite()
 
+	// Slabs come from a pool shared by all streams, and each is taken
+	// only when a block needs it: a root probe of one small block takes
+	// no more than that block.
 	free := make(chan *batchBuf, 2)
-	for range 2 {
-		free <- &batchBuf{slab: make([]byte, putBatch*256<<10)}
+	bufs := []*batchBuf{{}, {}}
+	for _, bb := range bufs {
+		free <- bb
 	}
+	defer func() {
+		for _, bb := range bufs {
+			if bb.slab != nil {
+				slabs.Put(&bb.slab)
+			}
+		}
+	}()
 	full := make(chan *batchBuf, 1)
 	writerDone := make(chan error, 1)
 	go func() {
@@ -264,6 +287,9 @@ func (s *Store) readFrames(ctx context.Context, st network.Stream, p peer.ID, fr
 	}
 	// Block data goes in the current batch's slab while it has room.
 	alloc := func(n int) []byte {
+		if bb.slab == nil && n <= slabSize {
+			bb.slab = *slabs.Get().(*[]byte)
+		}
 		if bb.used+n <= len(bb.slab) {
 			data := bb.slab[bb.used : bb.used+n : bb.used+n]
 			bb.used += n
@@ -319,8 +345,9 @@ func (s *Store) probeRoot(ctx context.Context, root cid.Cid, candidates []peer.I
 				if got != nil || !b.Cid().Equals(root) {
 					return fmt.Errorf("peer %s answered a root probe with other blocks", p)
 				}
-				got = b
-				return nil
+				var err error
+				got, err = blocks.NewBlockWithCid(append([]byte(nil), b.RawData()...), b.Cid())
+				return err
 			})
 			if err != nil || got == nil {
 				return
