@@ -211,9 +211,8 @@ func (s *Store) streamFrom(ctx context.Context, p peer.ID, req request, received
 	}
 	st.CloseWrite()
 
-	// Slabs come from a pool shared by all streams, and each is taken
-	// only when a block needs it: a root probe of one small block takes
-	// no more than that block.
+	// Slabs come from a pool shared by all streams: each is taken when
+	// the first block needs it and goes back when the stream ends.
 	free := make(chan *batchBuf, 2)
 	bufs := []*batchBuf{{}, {}}
 	for _, bb := range bufs {
@@ -221,8 +220,8 @@ func (s *Store) streamFrom(ctx context.Context, p peer.ID, req request, received
 	}
 	defer func() {
 		for _, bb := range bufs {
-			if bb.slab != nil {
-				slabs.Put(&bb.slab)
+			if slab := bb.slab; slab != nil {
+				slabs.Put(&slab)
 			}
 		}
 	}()
