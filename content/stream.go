@@ -169,6 +169,9 @@ func readFrame(r *bufio.Reader, alloc func(n int) []byte) (frame, error) {
 // errIncomplete: a provider ended its stream without the whole DAG.
 var errIncomplete = errors.New("provider lacks part of the DAG")
 
+// recvBuf is the size of a DAG stream's read buffer.
+const recvBuf = 16 << 10
+
 // slabSize is the size of the slabs that hold the data of received
 // blocks: a batch of putBatch blocks of 256 KiB, the size of UnixFS leaves.
 const slabSize = putBatch * 256 << 10
@@ -271,7 +274,11 @@ func (s *Store) storeBatch(ctx context.Context, p peer.ID, bs []blocks.Block) er
 
 // readFrames reads a response into batches and hands them to the writer.
 func (s *Store) readFrames(ctx context.Context, st network.Stream, p peer.ID, free <-chan *batchBuf, full chan<- *batchBuf, received func(blocks.Block) error) error {
-	r := bufio.NewReaderSize(st, 256<<10)
+	// A small buffer: it batches the reads of frame heads and small
+	// blocks, while the bulk of a large block bypasses it and goes from the
+	// stream straight into its slab (bufio reads directly into a caller's
+	// slice no smaller than its buffer).
+	r := bufio.NewReaderSize(st, recvBuf)
 	var bb *batchBuf
 	next := func() error {
 		select {
