@@ -166,98 +166,21 @@ func readFrame(r *bufio.Reader, alloc func(n int) []byte) (frame, error) {
 	return frame{block: b}, nil
 }
 
-// serveDAG answers one DAG request from this node's blocks.
-func (s *Store) serveDAG(st network.Stream) {
-	select {
-	case s.serving <- struct{}{}:
-		defer func() { <-s.serving }()
-	default:
-		st.Reset() // too many at once: the requester falls back to bitswap
-		return
-	}
-	defer st.Close()
-	st.SetReadDeadline(time.Now().Add(streamIdle))
-	req, err := readRequest(bufio.NewReader(st))
-	if err != nil {
-		s.log.Debug("bad dag request", "peer", st.Conn().RemotePeer(), "error", err)
-		st.Reset()
-		return
-	}
-	w := bufio.NewWriterSize(st, 256<<10)
-	status := byte(statusComplete)
-	seen := cid.NewSet()
-	var buf []byte // one read buffer for the whole stream
-	// send writes one block and returns its links when deep; the walk is
-	// depth first with a stack of its own, so that a deep DAG cannot
-	// exhaust the goroutine's stack.
-	send := func(c cid.Cid, deep bool) ([]cid.Cid, error) {
-		// The GC lock is held per block, not across network writes.
-		s.gc.RLock()
-		data, err := s.packs.ReadInto(c, buf)
-		s.gc.RUnlock()
-		if err == nil {
-			buf = data
-			if sum, herr := c.Prefix().Sum(data); herr != nil || !sum.Equals(c) {
-				// Corrupt on disk: the verifying read deletes it; never send it.
-				s.bstore.Get(s.ctx, c)
-				err = errors.New("corrupt block")
-			}
-		}
-		if err != nil {
-			status = statusIncomplete
-			return nil, nil
-		}
-		st.SetWriteDeadline(time.Now().Add(streamIdle))
-		if err := writeBytes(w, c.Bytes()); err != nil {
-			return nil, err // the requester is gone: stop walking
-		}
-		if err := writeBytes(w, data); err != nil {
-			return nil, err
-		}
-		s.counts.streamBlocksOut.Add(1)
-		s.counts.streamBytesOut.Add(uint64(len(data)))
-		if !deep || c.Prefix().Codec == cid.Raw {
-			return nil, nil
-		}
-		b, err := blocks.NewBlockWithCid(append([]byte(nil), data...), c)
-		if err != nil {
-			status = statusIncomplete
-			return nil, nil
-		}
-		links, err := blockLinks(b)
-		if err != nil {
-			status = statusIncomplete
-			return nil, nil
-		}
-		return links, s.ctx.Err()
-	}
-	for _, root := range req.roots {
-		stack := []cid.Cid{root}
-		for len(stack) > 0 {
-			c := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if !seen.Visit(c) {
-				continue
-			}
-			links, err := send(c, !req.shallow)
-			if err != nil {
-				st.Reset()
-				return
-			}
-			for k := len(links) - 1; k >= 0; k-- {
-				stack = append(stack, links[k])
-			}
-		}
-	}
-	writeUvarint(w, 0)
-	w.WriteByte(status)
-	if err := w.Flush(); err != nil {
-		st.Reset()
-	}
-}
-
 // errIncomplete: a provider ended its stream without the whole DAG.
 var errIncomplete = errors.New("provider lacks part of the DAG")
+
+// recvBuf is the size of a DAG stream's read buffer.
+const recvBuf = 16 << 10
+
+// slabSize is the size of the slabs that hold the data of received
+// blocks: a batch of putBatch blocks of 256 KiB, the size of UnixFS leaves.
+const slabSize = putBatch * 256 << 10
+
+// slabs holds slabs between streams, of every store in the process.
+var slabs = sync.Pool{New: func() any {
+	b := make([]byte, slabSize)
+	return &b
+}}
 
 // batchBuf holds received blocks whose data lives in one reused slab.
 type batchBuf struct {
@@ -270,7 +193,9 @@ type batchBuf struct {
 // sends. A reader takes frames off the stream while a writer checks hashes
 // and stores the previous batch; two slabs of block data alternate between
 // them, so the garbage collector has little to do. received is called with
-// each block before it is stored, and may stop the stream with an error.
+// each block before it is stored, and may stop the stream with an error;
+// the block's data is reused once streamFrom returns, so received copies
+// what it keeps.
 func (s *Store) streamFrom(ctx context.Context, p peer.ID, req request, received func(blocks.Block) error) error {
 	st, err := s.host.NewStream(ctx, p, wire.DAGProtocol)
 	if err != nil {
@@ -289,10 +214,20 @@ func (s *Store) streamFrom(ctx context.Context, p peer.ID, req request, received
 	}
 	st.CloseWrite()
 
+	// Slabs come from a pool shared by all streams: each is taken when
+	// the first block needs it and goes back when the stream ends.
 	free := make(chan *batchBuf, 2)
-	for range 2 {
-		free <- &batchBuf{slab: make([]byte, putBatch*256<<10)}
+	bufs := []*batchBuf{{}, {}}
+	for _, bb := range bufs {
+		free <- bb
 	}
+	defer func() {
+		for _, bb := range bufs {
+			if slab := bb.slab; slab != nil {
+				slabs.Put(&slab)
+			}
+		}
+	}()
 	full := make(chan *batchBuf, 1)
 	writerDone := make(chan error, 1)
 	go func() {
@@ -339,7 +274,11 @@ func (s *Store) storeBatch(ctx context.Context, p peer.ID, bs []blocks.Block) er
 
 // readFrames reads a response into batches and hands them to the writer.
 func (s *Store) readFrames(ctx context.Context, st network.Stream, p peer.ID, free <-chan *batchBuf, full chan<- *batchBuf, received func(blocks.Block) error) error {
-	r := bufio.NewReaderSize(st, 256<<10)
+	// A small buffer: it batches the reads of frame heads and small
+	// blocks, while the bulk of a large block bypasses it and goes from the
+	// stream straight into its slab (bufio reads directly into a caller's
+	// slice no smaller than its buffer).
+	r := bufio.NewReaderSize(st, recvBuf)
 	var bb *batchBuf
 	next := func() error {
 		select {
@@ -354,6 +293,9 @@ func (s *Store) readFrames(ctx context.Context, st network.Stream, p peer.ID, fr
 	}
 	// Block data goes in the current batch's slab while it has room.
 	alloc := func(n int) []byte {
+		if bb.slab == nil && n <= slabSize {
+			bb.slab = *slabs.Get().(*[]byte)
+		}
 		if bb.used+n <= len(bb.slab) {
 			data := bb.slab[bb.used : bb.used+n : bb.used+n]
 			bb.used += n
@@ -409,8 +351,9 @@ func (s *Store) probeRoot(ctx context.Context, root cid.Cid, candidates []peer.I
 				if got != nil || !b.Cid().Equals(root) {
 					return fmt.Errorf("peer %s answered a root probe with other blocks", p)
 				}
-				got = b
-				return nil
+				var err error
+				got, err = blocks.NewBlockWithCid(append([]byte(nil), b.RawData()...), b.Cid())
+				return err
 			})
 			if err != nil || got == nil {
 				return

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -67,4 +68,49 @@ func BenchmarkContentStreams(b *testing.B) {
 	b.ReportMetric(mibps(cat), "cat-MiB/s")
 	b.ReportMetric(mibps(getTo), "streamed-get-MiB/s")
 	b.ReportMetric(get.Seconds()/cat.Seconds(), "cat/get")
+}
+
+// BenchmarkNodeTransfer pins a file added on one node from another, two
+// whole nodes in one process talking over loopback: the data path of a
+// daemon-to-daemon transfer, where a CPU profile sees both sides.
+// CYXWIZ_BENCH_MIB sets the size (64 MiB by default).
+func BenchmarkNodeTransfer(b *testing.B) {
+	size := int64(64 << 20)
+	if s := os.Getenv("CYXWIZ_BENCH_MIB"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			size = int64(n) << 20
+		}
+	}
+	ctx := context.Background()
+	src := startNodeEdit(b, testConfig(), 0, func(*Params) {})
+	path := filepath.Join(b.TempDir(), "payload")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	added, err := src.client.ContentAdd(ctx, api.ContentAddParams{Path: path})
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := src.client.NodeInfo(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		dst := startNodeEdit(b, testConfig(), 0, func(*Params) {})
+		if _, err := dst.client.SwarmConnect(ctx, info.Addresses[0]); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := dst.client.ContentPin(ctx, api.ContentPinParams{CID: added.CID}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -25,7 +25,6 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
 	bolt "go.etcd.io/bbolt"
 )
@@ -102,7 +101,8 @@ type Store struct {
 	curNum  uint32
 	curSize int64
 	readers map[uint32]*os.File
-	buf     []byte // reused for appends
+	heads   []byte   // record heads of one append, reused
+	iov     [][]byte // the slices of one append, reused
 }
 
 // Open opens or creates a store: pack files in dir, the index in db (which
@@ -205,104 +205,6 @@ func (s *Store) Close() error {
 
 func key(c cid.Cid) []byte { return c.Hash() }
 
-// lookup returns a block's location, ipld.ErrNotFound when it has none.
-func (s *Store) lookup(c cid.Cid) (location, error) {
-	var loc location
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(indexBucket).Get(key(c))
-		if v == nil {
-			return ipld.ErrNotFound{Cid: c}
-		}
-		var err error
-		loc, err = decodeLocation(v)
-		return err
-	})
-	return loc, err
-}
-
-// Has reports whether the block is stored.
-func (s *Store) Has(_ context.Context, c cid.Cid) (bool, error) {
-	_, err := s.lookup(c)
-	if ipld.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// GetSize returns the block's size.
-func (s *Store) GetSize(_ context.Context, c cid.Cid) (int, error) {
-	loc, err := s.lookup(c)
-	if err != nil {
-		return -1, err
-	}
-	return int(loc.length), nil
-}
-
-// Get reads a block. It does not check the hash; wrap the store for that.
-func (s *Store) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
-	loc, err := s.lookup(c)
-	if err != nil {
-		return nil, err
-	}
-	f, err := s.reader(loc.pack)
-	if err != nil {
-		return nil, err
-	}
-	data := make([]byte, loc.length)
-	if _, err := f.ReadAt(data, int64(loc.offset)); err != nil {
-		return nil, s.readFailed(c, loc, err)
-	}
-	return blocks.NewBlockWithCid(data, c)
-}
-
-// ReadInto reads a block's bytes into buf (grown when too small) and
-// returns them. It does not check the hash.
-func (s *Store) ReadInto(c cid.Cid, buf []byte) ([]byte, error) {
-	loc, err := s.lookup(c)
-	if err != nil {
-		return nil, err
-	}
-	f, err := s.reader(loc.pack)
-	if err != nil {
-		return nil, err
-	}
-	if cap(buf) < int(loc.length) {
-		buf = make([]byte, loc.length)
-	}
-	buf = buf[:loc.length]
-	if _, err := f.ReadAt(buf, int64(loc.offset)); err != nil {
-		return nil, s.readFailed(c, loc, err)
-	}
-	return buf, nil
-}
-
-// readFailed handles a block that cannot be read. A pack cut short (a
-// machine crash before the data reached the disk) loses the block: its
-// index entry goes and the block counts as missing, to be fetched again.
-func (s *Store) readFailed(c cid.Cid, loc location, err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		if derr := s.DeleteBlock(context.Background(), c); derr != nil {
-			return fmt.Errorf("read block %s: %w (and drop its entry: %w)", c, err, derr)
-		}
-		return ipld.ErrNotFound{Cid: c}
-	}
-	return fmt.Errorf("read block %s from pack %d: %w", c, loc.pack, err)
-}
-
-func (s *Store) reader(n uint32) (*os.File, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f, ok := s.readers[n]; ok {
-		return f, nil
-	}
-	f, err := os.Open(s.packPath(n))
-	if err != nil {
-		return nil, fmt.Errorf("open pack %d: %w", n, err)
-	}
-	s.readers[n] = f
-	return f, nil
-}
-
 // Put stores a block.
 func (s *Store) Put(ctx context.Context, b blocks.Block) error {
 	return s.PutMany(ctx, []blocks.Block{b})
@@ -349,25 +251,38 @@ func (s *Store) putMany(bs []blocks.Block, rewrite bool) error {
 			return err
 		}
 	}
-	// Each record carries its multihash, so a pack can be read without the index.
-	size := 0
+	// Each record carries its multihash, so a pack can be read without the
+	// index. The records go out in one vectored write: each record's head
+	// from one small buffer, its data from the block itself, uncopied.
+	heads := 0
 	for _, b := range fresh {
-		size += 2*binary.MaxVarintLen64 + len(b.Cid().Hash()) + len(b.RawData())
+		heads += 2*binary.MaxVarintLen64 + len(key(b.Cid()))
 	}
-	if cap(s.buf) < size {
-		s.buf = make([]byte, 0, size)
+	if cap(s.heads) < heads {
+		s.heads = make([]byte, 0, heads)
 	}
-	buf := s.buf[:0]
+	head := s.heads[:0]
+	iov := s.iov[:0]
 	locs := make([]location, len(fresh))
+	written := 0
 	for i, b := range fresh {
+		start := len(head)
 		mh := key(b.Cid())
-		buf = binary.AppendUvarint(buf, uint64(len(mh)))
-		buf = append(buf, mh...)
-		buf = binary.AppendUvarint(buf, uint64(len(b.RawData())))
-		locs[i] = location{pack: s.curNum, offset: uint64(s.curSize) + uint64(len(buf)), length: uint32(len(b.RawData()))}
-		buf = append(buf, b.RawData()...)
+		head = binary.AppendUvarint(head, uint64(len(mh)))
+		head = append(head, mh...)
+		head = binary.AppendUvarint(head, uint64(len(b.RawData())))
+		written += len(head) - start
+		locs[i] = location{pack: s.curNum, offset: uint64(s.curSize) + uint64(written), length: uint32(len(b.RawData()))}
+		written += len(b.RawData())
+		iov = append(iov, head[start:len(head):len(head)])
+		if len(b.RawData()) > 0 {
+			iov = append(iov, b.RawData())
+		}
 	}
-	if _, err := s.cur.WriteAt(buf, s.curSize); err != nil {
+	s.heads, s.iov = head, iov
+	err := writeVecAt(s.cur, iov, s.curSize)
+	clear(s.iov) // keep no block's data alive
+	if err != nil {
 		return fmt.Errorf("append to pack %d: %w", s.curNum, err)
 	}
 	if s.opts.Sync {
@@ -375,7 +290,7 @@ func (s *Store) putMany(bs []blocks.Block, rewrite bool) error {
 			return fmt.Errorf("sync pack %d: %w", s.curNum, err)
 		}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		idx := tx.Bucket(indexBucket)
 		var live uint64
 		for i, b := range fresh {
@@ -384,12 +299,12 @@ func (s *Store) putMany(bs []blocks.Block, rewrite bool) error {
 			}
 			live += uint64(locs[i].length)
 		}
-		return addStats(tx, s.curNum, uint64(len(buf)), live)
+		return addStats(tx, s.curNum, uint64(written), live)
 	})
 	if err != nil {
 		return fmt.Errorf("index blocks: %w", err)
 	}
-	s.curSize += int64(len(buf))
+	s.curSize += int64(written)
 	return nil
 }
 
