@@ -298,7 +298,9 @@ func (rq *requester) failReplicated(j *Job, reason string) {
 }
 
 // setVerdict records a replica's verdict; a mismatch turns the outcome
-// of its last attempt into a mismatch, with why.
+// of its last attempt into a mismatch, with why. The verdict counts for
+// the provider's reputation: a success once the replica agrees (or goes
+// unchecked), a failure for a mismatch.
 func (rq *requester) setVerdict(id, verdict, why string) {
 	r, err := rq.update(id, func(r *Job) error {
 		r.Verdict = verdict
@@ -312,7 +314,13 @@ func (rq *requester) setVerdict(id, verdict, why string) {
 		}
 		return nil
 	})
-	if err != nil || verdict != VerdictMismatch {
+	if err != nil {
+		return
+	}
+	if verdict != VerdictMismatch {
+		if r.State == market.StateSucceeded {
+			rq.count(r.Provider, true)
+		}
 		return
 	}
 	rq.log.Warn("replica mismatch", "job", r.Parent, "replica", id, "provider", r.Provider, "reason", why)

@@ -52,7 +52,12 @@ func (rq *requester) resume(jobs []*Job) {
 			o.Failed++
 			rq.tally[p] = o
 		}
-		if j.State == market.StateSucceeded {
+		switch {
+		case j.Verdict == VerdictMismatch:
+			o := rq.tally[j.Provider]
+			o.Failed++
+			rq.tally[j.Provider] = o
+		case j.State == market.StateSucceeded && (j.Parent == "" || j.Verdict != ""):
 			o := rq.tally[j.Provider]
 			o.Succeeded++
 			rq.tally[j.Provider] = o
