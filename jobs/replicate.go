@@ -21,7 +21,8 @@ import (
 // strict majority of the N agree, it takes their result: those replicas
 // are paid as any job is, and the others' escrows are refunded and their
 // receipts say mismatch. Without a majority, a further replica is run,
-// up to 2N in all; then the job fails and no replica is paid.
+// up to 2N in all; then the job fails and no replica is paid. A
+// spot-checked job runs on the same machinery (see spot.go).
 
 // Verdicts of a replica.
 const (
@@ -31,7 +32,8 @@ const (
 	// majority was found; it is not paid.
 	VerdictMismatch = "mismatch"
 	// VerdictUnchecked: the replicated job was cancelled before the
-	// results were compared; the replica is settled as a job of its own.
+	// results were compared, or it is a spot-checked job that was not
+	// drawn for a check; the replica is settled as a job of its own.
 	VerdictUnchecked = "unchecked"
 )
 
@@ -48,14 +50,18 @@ type replicaClaim struct {
 	prefixes            []string
 }
 
-// submitReplicated stores a replicated job with its first replicas, in
-// one transaction, and starts them.
+// submitReplicated stores a replicated or spot-checked job with its
+// first replicas (and the spot-check draw), in one transaction, and
+// starts them.
 func (rq *requester) submitReplicated(spec market.Spec, now time.Time) (*Job, error) {
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateSubmitted, Spec: spec,
 		Requester: rq.self.String(), CreatedAt: now, UpdatedAt: now,
 		Events: []Event{{Time: now, State: market.StateSubmitted}}}
+	if rate := spec.SpotRate(); rate > 0 {
+		j.Spot = spotDraw(rate)
+	}
 	all := []*Job{j}
-	for range spec.Replicas() {
+	for range j.firstReplicas() {
 		r := rq.newReplica(j, now)
 		j.Replicas = append(j.Replicas, r.ID)
 		all = append(all, r)
@@ -75,7 +81,8 @@ func (rq *requester) submitReplicated(spec market.Spec, now time.Time) (*Job, er
 }
 
 // newReplica is a new replica of job j: its spec less the verification,
-// which is the replicated job's to do.
+// which is the replicated job's to do. Nothing in it tells its provider
+// that it is a replica, or a spot check.
 func (rq *requester) newReplica(j *Job, now time.Time) *Job {
 	spec := j.Spec
 	spec.Verification = &market.Verification{Mode: market.VerifyNone}
@@ -158,9 +165,9 @@ func (rq *requester) advance(id string, to market.State, detail string) {
 // stepReplicated looks at the replicas once; it returns true when the
 // job has reached a final state.
 func (rq *requester) stepReplicated(j *Job, reps []*Job) bool {
-	n := j.Spec.Replicas()
+	n := j.replicasWanted()
 	if j.State == market.StateSubmitted {
-		rq.advance(j.ID, market.StateBidding, fmt.Sprintf("%d replicas", n))
+		rq.advance(j.ID, market.StateBidding, startDetail(j))
 	}
 	awarded, ended := true, true
 	for _, r := range reps {
@@ -197,6 +204,18 @@ func (rq *requester) stepReplicated(j *Job, reps []*Job) bool {
 	return true
 }
 
+// startDetail says how a replicated or spot-checked job runs, when it
+// starts.
+func startDetail(j *Job) string {
+	switch j.Spot {
+	case SpotChecked:
+		return "spot check: 2 replicas, one after the other"
+	case SpotUnchecked:
+		return "not spot-checked: 1 replica"
+	}
+	return fmt.Sprintf("%d replicas", j.replicasWanted())
+}
+
 // replicaVote is the result a replica that ended brings to the
 // comparison: a success, or a failure of the job itself; nil when its
 // providers failed it, or it was cancelled.
@@ -219,7 +238,10 @@ func replicaVote(r *Job) *market.Result {
 func (rq *requester) addReplica(j *Job, groups []replicaGroup) {
 	r := rq.newReplica(j, time.Now().UTC())
 	detail := fmt.Sprintf("no majority yet (%s): replica %d", describeGroups(groups), len(j.Replicas)+1)
-	if len(groups) == 0 {
+	switch {
+	case j.Spot == SpotChecked && len(j.Replicas) == 1 && len(groups) == 1:
+		detail = "spot check: replica 2, on another provider"
+	case len(groups) == 0:
 		detail = fmt.Sprintf("no replica brought a result: replica %d", len(j.Replicas)+1)
 	}
 	j2, err := rq.update(j.ID, func(j *Job) error {
@@ -247,11 +269,13 @@ func (rq *requester) addReplica(j *Job, groups []replicaGroup) {
 // the job's end, with the majority's result (win), or failed when no
 // majority was found (win nil).
 func (rq *requester) decideReplicated(j *Job, groups []replicaGroup, win *replicaGroup) {
-	n := j.Spec.Replicas()
+	n := j.replicasWanted()
 	summary := describeGroups(groups)
 	for _, g := range groups {
 		for _, id := range g.ids {
 			switch {
+			case win != nil && j.Spot == SpotUnchecked:
+				rq.setVerdict(id, VerdictUnchecked, "")
 			case win != nil && slices.Contains(win.ids, id):
 				rq.setVerdict(id, VerdictAgree, "")
 			case win != nil:
@@ -277,6 +301,9 @@ func (rq *requester) decideReplicated(j *Job, groups []replicaGroup, win *replic
 	res := *win.result
 	res.JobID, res.Attempt = j.ID, j.Attempt
 	detail := fmt.Sprintf("%d of %d replicas agree", len(win.ids), n)
+	if j.Spot == SpotUnchecked {
+		detail = "not spot-checked"
+	}
 	if _, err := rq.update(j.ID, func(j *Job) error {
 		j.Result = &res
 		return nil

@@ -81,7 +81,7 @@ func (rq *requester) Submit(spec market.Spec) (*Job, error) {
 		return nil, err
 	}
 	now := time.Now().UTC()
-	if spec.Replicas() > 1 {
+	if spec.Replicas() > 1 || spec.SpotRate() > 0 {
 		return rq.submitReplicated(spec, now)
 	}
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateSubmitted, Spec: spec,

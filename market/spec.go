@@ -155,6 +155,15 @@ func (s Spec) Replicas() int {
 	return 1
 }
 
+// SpotRate is the share of jobs of this spec that are checked: the
+// verification's rate with mode spot, else 0.
+func (s Spec) SpotRate() float64 {
+	if v := s.Verification; v != nil && v.Mode == VerifySpot {
+		return v.Rate
+	}
+	return 0
+}
+
 // Defaults applied to fields left out of a spec.
 const (
 	DefaultCPU         = 1
