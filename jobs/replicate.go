@@ -22,7 +22,8 @@ import (
 // strict majority of the N agree, it takes their result: those replicas
 // are paid as any job is, and the others' escrows are refunded and their
 // receipts say mismatch. Without a majority, a further replica is run,
-// up to 2N in all; then the job fails and no replica is paid.
+// up to 2N in all; then the job fails and no replica is paid. A
+// spot-checked job runs on the same machinery (see spot.go).
 
 // Verdicts of a replica.
 const (
@@ -32,7 +33,8 @@ const (
 	// paid, and its receipt says mismatch.
 	VerdictMismatch = "mismatch"
 	// VerdictUnchecked: the replicated job was cancelled before the
-	// results were compared; the replica is settled as a job of its own.
+	// results were compared, or it is a spot-checked job that was not
+	// drawn for a check; the replica is settled as a job of its own.
 	VerdictUnchecked = "unchecked"
 	// VerdictUndecided: no majority was found, so nothing tells which
 	// replica was right: none is paid, and none is blamed.
@@ -52,14 +54,18 @@ type replicaClaim struct {
 	prefixes            []string
 }
 
-// submitReplicated stores a replicated job with its first replicas, in
-// one transaction, and starts them.
+// submitReplicated stores a replicated or spot-checked job with its
+// first replicas (and the spot-check draw), in one transaction, and
+// starts them.
 func (rq *requester) submitReplicated(spec market.Spec, now time.Time) (*Job, error) {
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateSubmitted, Spec: spec,
 		Requester: rq.self.String(), CreatedAt: now, UpdatedAt: now,
 		Events: []Event{{Time: now, State: market.StateSubmitted}}}
+	if rate := spec.SpotRate(); rate > 0 {
+		j.Spot = spotDraw(rate)
+	}
 	all := []*Job{j}
-	for range spec.Replicas() {
+	for range j.firstReplicas() {
 		r := rq.newReplica(j, now)
 		j.Replicas = append(j.Replicas, r.ID)
 		all = append(all, r)
@@ -79,7 +85,8 @@ func (rq *requester) submitReplicated(spec market.Spec, now time.Time) (*Job, er
 }
 
 // newReplica is a new replica of job j: its spec less the verification,
-// which is the replicated job's to do.
+// which is the replicated job's to do. Nothing in it tells its provider
+// that it is a replica, or a spot check.
 func (rq *requester) newReplica(j *Job, now time.Time) *Job {
 	spec := j.Spec
 	spec.Verification = &market.Verification{Mode: market.VerifyNone}
@@ -162,9 +169,9 @@ func (rq *requester) advance(id string, to market.State, detail string) {
 // stepReplicated looks at the replicas once; it returns true when the
 // job has reached a final state.
 func (rq *requester) stepReplicated(j *Job, reps []*Job) bool {
-	n := j.Spec.Replicas()
+	n := j.replicasWanted()
 	if j.State == market.StateSubmitted {
-		rq.advance(j.ID, market.StateBidding, fmt.Sprintf("%d replicas", n))
+		rq.advance(j.ID, market.StateBidding, startDetail(j))
 	}
 	awarded, ended := true, true
 	for _, r := range reps {
@@ -201,6 +208,18 @@ func (rq *requester) stepReplicated(j *Job, reps []*Job) bool {
 	return true
 }
 
+// startDetail says how a replicated or spot-checked job runs, when it
+// starts.
+func startDetail(j *Job) string {
+	switch j.Spot {
+	case SpotChecked:
+		return "spot check: 2 replicas, one after the other"
+	case SpotUnchecked:
+		return "not spot-checked: 1 replica"
+	}
+	return fmt.Sprintf("%d replicas", j.replicasWanted())
+}
+
 // replicaVote is the result a replica that ended brings to the
 // comparison: a success, or a failure of the job itself that shows it
 // ran; nil when its providers failed it or it was cancelled, for a
@@ -233,7 +252,10 @@ func replicaVote(r *Job) *market.Result {
 func (rq *requester) addReplica(j *Job, groups []replicaGroup) {
 	r := rq.newReplica(j, time.Now().UTC())
 	detail := fmt.Sprintf("no majority yet (%s): replica %d", describeGroups(groups), len(j.Replicas)+1)
-	if len(groups) == 0 {
+	switch {
+	case j.Spot == SpotChecked && len(j.Replicas) == 1 && len(groups) == 1:
+		detail = "spot check: replica 2, on another provider"
+	case len(groups) == 0:
 		detail = fmt.Sprintf("no replica brought a result: replica %d", len(j.Replicas)+1)
 	}
 	// The replica and the job that names it are stored in one
@@ -259,11 +281,13 @@ func (rq *requester) addReplica(j *Job, groups []replicaGroup) {
 // the job's end, with the majority's result (win), or failed when no
 // majority was found (win nil).
 func (rq *requester) decideReplicated(j *Job, groups []replicaGroup, win *replicaGroup) {
-	n := j.Spec.Replicas()
+	n := j.replicasWanted()
 	summary := describeGroups(groups)
 	for _, g := range groups {
 		for _, id := range g.ids {
 			switch {
+			case win != nil && j.Spot == SpotUnchecked:
+				rq.setVerdict(id, VerdictUnchecked, "")
 			case win != nil && slices.Contains(win.ids, id):
 				rq.setVerdict(id, VerdictAgree, "")
 			case win != nil:
@@ -289,6 +313,9 @@ func (rq *requester) decideReplicated(j *Job, groups []replicaGroup, win *replic
 	res := *win.result
 	res.JobID, res.Attempt = j.ID, j.Attempt
 	detail := fmt.Sprintf("%d of %d replicas agree", len(win.ids), n)
+	if j.Spot == SpotUnchecked {
+		detail = "not spot-checked"
+	}
 	if _, err := rq.update(j.ID, func(j *Job) error {
 		j.Result = &res
 		return nil
@@ -310,7 +337,9 @@ func (rq *requester) failReplicated(j *Job, reason string) {
 }
 
 // setVerdict records a replica's verdict; a mismatch turns the outcome
-// of its last attempt into a mismatch, with why.
+// of its last attempt into a mismatch, with why. The verdict counts for
+// the provider's reputation: a success once the replica agrees (or goes
+// unchecked), a failure for a mismatch.
 func (rq *requester) setVerdict(id, verdict, why string) {
 	r, err := rq.update(id, func(r *Job) error {
 		r.Verdict = verdict
@@ -324,7 +353,13 @@ func (rq *requester) setVerdict(id, verdict, why string) {
 		}
 		return nil
 	})
-	if err != nil || verdict != VerdictMismatch {
+	if err != nil {
+		return
+	}
+	if verdict != VerdictMismatch {
+		if r.State == market.StateSucceeded {
+			rq.count(r.Provider, true)
+		}
 		return
 	}
 	rq.log.Warn("replica mismatch", "job", r.Parent, "replica", id, "provider", r.Provider, "reason", why)

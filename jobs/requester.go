@@ -52,7 +52,12 @@ func (rq *requester) resume(jobs []*Job) {
 			o.Failed++
 			rq.tally[p] = o
 		}
-		if j.State == market.StateSucceeded {
+		switch {
+		case j.Verdict == VerdictMismatch:
+			o := rq.tally[j.Provider]
+			o.Failed++
+			rq.tally[j.Provider] = o
+		case j.State == market.StateSucceeded && (j.Parent == "" || j.Verdict != ""):
 			o := rq.tally[j.Provider]
 			o.Succeeded++
 			rq.tally[j.Provider] = o
@@ -86,7 +91,7 @@ func (rq *requester) Submit(spec market.Spec) (*Job, error) {
 		return nil, err
 	}
 	now := time.Now().UTC()
-	if spec.Replicas() > 1 {
+	if spec.Replicas() > 1 || spec.SpotRate() > 0 {
 		return rq.submitReplicated(spec, now)
 	}
 	j := &Job{ID: newJobID(), Role: RoleRequester, State: market.StateSubmitted, Spec: spec,

@@ -155,7 +155,9 @@ func (rq *requester) fetchOutputs(ctx context.Context, j *Job) bool {
 	}
 	j2, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateSucceeded, "outputs fetched") })
 	if err == nil {
-		rq.count(j2.Provider, true)
+		if j2.Parent == "" {
+			rq.count(j2.Provider, true) // a replica counts once compared
+		}
 		rq.notify(j2, "outputs fetched")
 	}
 	if rq.p.Settlement != nil {

@@ -104,7 +104,7 @@ func (pay *settler) settleOne(j *Job, i int, clock func() time.Time) {
 		// A replica is paid once the replicas' results are compared.
 	case current && j.Verdict == VerdictMismatch:
 		pay.refundLater(j, i, "the result differs from the majority of the replicas", clock)
-	case current && (j.Verdict == VerdictUndecided || j.Parent != "" && j.Verdict == ""):
+	case current && (j.Verdict == VerdictUndecided || j.Parent != "" && j.Verdict == "" && j.State.Final()):
 		pay.refundLater(j, i, "no majority of the replicas agreed", clock)
 	case current && j.State == market.StateSucceeded:
 		r := j.Result

@@ -60,6 +60,9 @@ type Job struct {
 	// Replicas are, for a replicated job, the IDs of its replicas: each a
 	// job of its own, run by its own provider (see replicate.go).
 	Replicas []string `json:"replicas,omitempty"`
+	// Spot is, for a job whose spec asks for spot checks, the draw made
+	// at submit: SpotChecked or SpotUnchecked (see spot.go).
+	Spot string `json:"spot,omitempty"`
 	// Parent is, for a replica, the replicated job it belongs to, and
 	// Verdict how its result compared with the others' once that job
 	// decided (a Verdict value; "" until then).

@@ -42,6 +42,13 @@ func TestParseSpec(t *testing.T) {
 	if minimal.Resources.CPU != DefaultCPU || minimal.Limits.WallSeconds != DefaultWallSeconds || minimal.Verification.Mode != VerifyNone {
 		t.Fatalf("defaults not filled: %+v", minimal)
 	}
+	for _, rate := range []string{"0.2", "1", "0.001"} {
+		in := strings.Replace(validSpec(), `"mode":"none"`, `"mode":"spot","rate":`+rate, 1)
+		spot, err := ParseSpec([]byte(in))
+		if err != nil || spot.Verification.Mode != VerifySpot || spot.Replicas() != 1 {
+			t.Errorf("spot rate %s: %+v, %v", rate, spot.Verification, err)
+		}
+	}
 
 	tests := []struct {
 		name, from, to, want string
@@ -65,6 +72,12 @@ func TestParseSpec(t *testing.T) {
 		{"too many replicas", `"mode":"none"`, `"mode":"replicate","replicas":6`, "verification.replicas"},
 		{"one replica", `"mode":"none"`, `"mode":"replicate","replicas":1`, "verification.replicas"},
 		{"replicas without replicate", `"mode":"none"`, `"mode":"none","replicas":3`, "verification.replicas"},
+		{"spot without rate", `"mode":"none"`, `"mode":"spot"`, "verification.rate"},
+		{"spot rate above 1", `"mode":"none"`, `"mode":"spot","rate":1.5`, "verification.rate"},
+		{"spot rate negative", `"mode":"none"`, `"mode":"spot","rate":-0.1`, "verification.rate"},
+		{"spot with replicas", `"mode":"none"`, `"mode":"spot","rate":0.2,"replicas":2`, "verification.replicas"},
+		{"rate without spot", `"mode":"none"`, `"mode":"replicate","replicas":2,"rate":0.2`, "verification.rate"},
+		{"unknown mode", `"mode":"none"`, `"mode":"audit"`, `verification.mode: "audit" is not one of none, replicate, spot`},
 		{"wrong type", `"cpu":1`, `"cpu":"one"`, "resources.cpu: got JSON string"},
 		{"gpu for wasm", `"disk_mib":64`, `"disk_mib":64,"gpu":{"count":1}`, "resources.gpu"},
 	}

@@ -29,6 +29,9 @@ const (
 const (
 	VerifyNone      = "none"
 	VerifyReplicate = "replicate"
+	// VerifySpot checks a share of jobs (verification.rate): each one
+	// checked is run again on another provider and compared.
+	VerifySpot = "spot"
 )
 
 // Limits on a spec's parts.
@@ -132,6 +135,9 @@ type Verification struct {
 	// Replicas is, with mode replicate, how many independent providers
 	// run the job: MinReplicas to MaxReplicas.
 	Replicas int `json:"replicas,omitempty"`
+	// Rate is, with mode spot, the share of jobs checked: more than 0, at
+	// most 1.
+	Rate float64 `json:"rate,omitempty"`
 }
 
 // Bounds of verification.replicas.
@@ -147,6 +153,15 @@ func (s Spec) Replicas() int {
 		return v.Replicas
 	}
 	return 1
+}
+
+// SpotRate is the share of jobs of this spec that are checked: the
+// verification's rate with mode spot, else 0.
+func (s Spec) SpotRate() float64 {
+	if v := s.Verification; v != nil && v.Mode == VerifySpot {
+		return v.Rate
+	}
+	return 0
 }
 
 // Defaults applied to fields left out of a spec.
@@ -399,19 +414,24 @@ func (s Spec) Validate() error {
 	}
 	if v := s.Verification; v != nil {
 		switch v.Mode {
-		case VerifyNone:
-			if v.Replicas != 0 {
-				bad("verification.replicas", "only with mode replicate")
-			}
-		case VerifyReplicate:
-			if v.Replicas < MinReplicas || v.Replicas > MaxReplicas {
-				bad("verification.replicas", "%d is outside %d..%d", v.Replicas, MinReplicas, MaxReplicas)
-			}
-			if s.Kind == KindServe {
-				bad("verification.mode", "replicate is for wasm and train jobs, not serve jobs")
-			}
+		case VerifyNone, VerifyReplicate, VerifySpot:
 		default:
-			bad("verification.mode", "%q is not one of none, replicate", v.Mode)
+			bad("verification.mode", "%q is not one of none, replicate, spot", v.Mode)
+		}
+		switch {
+		case v.Mode == VerifyReplicate && (v.Replicas < MinReplicas || v.Replicas > MaxReplicas):
+			bad("verification.replicas", "%d is outside %d..%d", v.Replicas, MinReplicas, MaxReplicas)
+		case v.Mode != VerifyReplicate && v.Replicas != 0:
+			bad("verification.replicas", "only with mode replicate")
+		}
+		switch {
+		case v.Mode == VerifySpot && !(v.Rate > 0 && v.Rate <= 1):
+			bad("verification.rate", "%g is outside (0, 1]: more than 0, at most 1", v.Rate)
+		case v.Mode != VerifySpot && v.Rate != 0:
+			bad("verification.rate", "only with mode spot")
+		}
+		if v.Mode != VerifyNone && s.Kind == KindServe {
+			bad("verification.mode", "%s is for wasm and train jobs, not serve jobs", v.Mode)
 		}
 	}
 	return errors.Join(errs...)

@@ -107,7 +107,7 @@ func jobEscrow(x jobs.EscrowRecord) api.JobEscrow {
 
 func jobInfo(j *jobs.Job, full bool) api.JobInfo {
 	info := api.JobInfo{ID: j.ID, State: string(j.State), Attempt: j.Attempt, Kind: j.Spec.Kind, Provider: j.Provider,
-		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, Parent: j.Parent, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+		Price: j.Price, Reason: j.Reason, Excluded: j.Excluded, Parent: j.Parent, Spot: j.Spot, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	for _, x := range j.Escrows {
 		info.Escrows = append(info.Escrows, jobEscrow(x))
 	}

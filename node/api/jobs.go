@@ -86,6 +86,12 @@ type JobInfo struct {
 	// its replicas: each run by its own provider, with its own award,
 	// escrow and receipts.
 	Replicas []JobReplica `json:"replicas,omitempty"`
+	// Spot is, for a job whose spec asks for spot checks (verification
+	// mode spot), the draw made at submit: checked (it runs on a second
+	// provider, and a third on a disagreement) or unchecked (it runs
+	// once). Only its requester knows it: its providers get a spec with
+	// no verification, as for any job.
+	Spot string `json:"spot,omitempty"`
 	// Parent is, for a replica, the replicated job it belongs to.
 	Parent    string          `json:"parent,omitempty"`
 	Events    []JobEventInfo  `json:"events,omitempty"`
