@@ -1,0 +1,273 @@
+package reputation
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/cyxwiz/cyxwiz/settlement"
+	"github.com/cyxwiz/cyxwiz/settlement/memledger"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+const mint = "USDC"
+
+// party is a peer with its ledger account.
+type party struct {
+	key crypto.PrivKey
+	id  peer.ID
+	acc *memledger.Party
+}
+
+func newParty(t *testing.T, l *memledger.Ledger) party {
+	t.Helper()
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(k)
+	_, sk, _ := ed25519.GenerateKey(rand.Reader)
+	p := party{key: k, id: id, acc: l.Party(sk)}
+	l.Fund(p.acc.Address(), mint, 100_000_000)
+	l.Fund(p.acc.Address(), memledger.NativeMint, 100_000_000)
+	return p
+}
+
+type world struct {
+	t       *testing.T
+	l       *memledger.Ledger
+	arbiter party
+	book    *Book
+	self    party
+	n       int
+}
+
+func newWorld(t *testing.T) *world {
+	l := memledger.New()
+	w := &world{t: t, l: l}
+	w.arbiter = newParty(t, l)
+	w.self = newParty(t, l)
+	w.book = New(w.self.acc)
+	return w
+}
+
+func (w *world) jobID() string {
+	w.n++
+	return fmt.Sprintf("01JOB%021d", w.n)
+}
+
+// receipt builds a receipt by req about prov; settle, when not "", locks
+// an escrow of price and settles it so ("released", "refunded"), or
+// leaves it locked ("locked") while the receipt says released.
+func (w *world) receipt(req, prov party, outcome, fault string, price uint64, settle string) market.Receipt {
+	t := w.t
+	now := time.Now().UTC()
+	r := market.Receipt{JobID: w.jobID(), Attempt: 1, Requester: req.id.String(), Provider: prov.id.String(),
+		Kind: "wasm", Outcome: outcome, Fault: fault, Price: price, Mint: mint,
+		StartedAt: now.Add(-time.Minute), EndedAt: now, IssuedAt: now}
+	if settle == "" {
+		return r
+	}
+	terms := settlement.Terms{JobID: r.JobID + "/1", Requester: req.acc.Address(), Provider: prov.acc.Address(),
+		Arbiter: w.arbiter.acc.Address(), Mint: mint, Amount: price, Deadline: w.l.Now().Add(time.Hour)}
+	ctx := context.Background()
+	ref, err := req.acc.Lock(ctx, terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := settle
+	switch settle {
+	case "released":
+		po, err := prov.acc.Propose(ctx, ref, terms, settlement.Release)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := req.acc.CoSign(ctx, po, terms); err != nil {
+			t.Fatal(err)
+		}
+	case "refunded":
+		w.l.Warp(2 * time.Hour)
+		po, err := req.acc.Propose(ctx, ref, terms, settlement.Refund)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.arbiter.acc.CoSign(ctx, po, terms); err != nil {
+			t.Fatal(err)
+		}
+	case "locked":
+		state = "released"
+	}
+	r.Escrow = &market.ReceiptEscrow{Terms: terms, Multisig: ref.Multisig, Vault: ref.Vault, State: state}
+	return r
+}
+
+// sign seals r with key and, when counter is set, countersigns it with
+// prov's key.
+func sign(t *testing.T, r market.Receipt, key crypto.PrivKey, counter crypto.PrivKey) market.SignedReceipt {
+	t.Helper()
+	env, err := market.Seal(key, market.TypeReceipt, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := market.SignedReceipt{Receipt: env}
+	if counter != nil {
+		if sr.Countersignature, err = market.Countersign(counter.Sign, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sr
+}
+
+func (w *world) add(sr market.SignedReceipt) error {
+	return w.book.Add(context.Background(), sr, w.self.id.String())
+}
+
+func TestSybilPraiseCountsForNothing(t *testing.T) {
+	w := newWorld(t)
+	req, prov := newParty(t, w.l), newParty(t, w.l)
+	for i, c := range []struct {
+		name   string
+		settle string
+		want   error
+	}{
+		{"no escrow", "", ErrUnpaid},
+		{"escrow never settled", "locked", ErrUnconfirmed},
+	} {
+		r := w.receipt(req, prov, market.OutcomeSucceeded, market.FaultNone, 5_000_000, c.settle)
+		if err := w.add(sign(t, r, req.key, prov.key)); !errors.Is(err, c.want) {
+			t.Errorf("%d %s: Add = %v, want %v", i, c.name, err, c.want)
+		}
+	}
+	// An escrow on no ledger: a vault made up.
+	r := w.receipt(req, prov, market.OutcomeSucceeded, market.FaultNone, 5_000_000, "released")
+	r.Escrow.Terms.Amount, r.Price = 9_000_000, 9_000_000
+	if err := w.add(sign(t, r, req.key, prov.key)); !errors.Is(err, ErrUnconfirmed) {
+		t.Errorf("inflated escrow: Add = %v, want %v", err, ErrUnconfirmed)
+	}
+	if s := w.book.Summarize(prov.id.String(), market.Outcomes{}); s.Score != 0.5 || s.Receipts != 0 {
+		t.Errorf("after sybil praise: %+v, want a stranger's 0.5 and no receipts", s)
+	}
+}
+
+func TestBadReceiptsIgnored(t *testing.T) {
+	w := newWorld(t)
+	req, prov, other := newParty(t, w.l), newParty(t, w.l), newParty(t, w.l)
+	r := w.receipt(req, prov, market.OutcomeSucceeded, market.FaultNone, 5_000_000, "released")
+	good := sign(t, r, req.key, prov.key)
+
+	forged := good
+	forged.Receipt.Signature = append([]byte(nil), good.Receipt.Signature...)
+	forged.Receipt.Signature[0] ^= 1
+	wrongSigner := sign(t, r, other.key, prov.key) // signed by a party it does not name
+	wrongCounter := sign(t, r, req.key, other.key) // countersigned by another
+	selfPraise := sign(t, r, req.key, nil)         // the provider never agreed
+	for name, sr := range map[string]market.SignedReceipt{
+		"forged": forged, "wrong signer": wrongSigner, "wrong countersigner": wrongCounter, "uncountersigned": selfPraise,
+	} {
+		if err := w.add(sr); err == nil {
+			t.Errorf("%s receipt: Add = nil, want an error", name)
+		}
+	}
+	if err := w.add(good); err != nil {
+		t.Fatalf("good receipt: %v", err)
+	}
+	// Replayed as is, or re-signed by its requester, or with another
+	// outcome: the attempt was counted.
+	r2 := r
+	r2.IssuedAt = r.IssuedAt.Add(time.Second)
+	for name, sr := range map[string]market.SignedReceipt{"replayed": good, "re-signed": sign(t, r2, req.key, prov.key)} {
+		if err := w.add(sr); !errors.Is(err, ErrSeen) {
+			t.Errorf("%s: Add = %v, want %v", name, err, ErrSeen)
+		}
+	}
+	s := w.book.Summarize(prov.id.String(), market.Outcomes{})
+	if s.Receipts != 1 || s.Paid != 5_000_000 || s.Score <= 0.5 {
+		t.Errorf("after one paid success: %+v, want 1 receipt, 5000000 paid, a score above 0.5", s)
+	}
+}
+
+func TestPaidMismatchesBan(t *testing.T) {
+	w := newWorld(t)
+	req, prov := newParty(t, w.l), newParty(t, w.l)
+	mismatch := func() market.SignedReceipt {
+		return sign(t, w.receipt(req, prov, market.OutcomeMismatch, market.FaultProvider, 2_000_000, "refunded"), req.key, nil)
+	}
+	// Blame with an escrow whose provider account nobody bound to the
+	// provider: the requester may have named any account of its own.
+	if err := w.add(mismatch()); !errors.Is(err, ErrUnbound) {
+		t.Fatalf("unbound mismatch: Add = %v, want %v", err, ErrUnbound)
+	}
+	w.book.Bind(prov.id.String(), prov.acc.Address()) // the provider's bid named it
+	for i := range MaxMismatches {
+		if w.book.Summarize(prov.id.String(), market.Outcomes{}).Banned {
+			t.Fatalf("banned after %d mismatches, want %d", i, MaxMismatches)
+		}
+		if err := w.add(mismatch()); err != nil {
+			t.Fatalf("mismatch %d: %v", i, err)
+		}
+	}
+	s := w.book.Summarize(prov.id.String(), market.Outcomes{})
+	if !s.Banned || s.Mismatches != MaxMismatches || s.Score >= 0.5 {
+		t.Errorf("after %d paid mismatches: %+v, want banned, a score below 0.5", MaxMismatches, s)
+	}
+	// A mismatch whose escrow the ledger says is still locked counts not.
+	other := newParty(t, w.l)
+	w.book.Bind(other.id.String(), other.acc.Address())
+	r := w.receipt(req, other, market.OutcomeMismatch, market.FaultProvider, 2_000_000, "locked")
+	r.Escrow.State = "refunded"
+	if err := w.add(sign(t, r, req.key, nil)); !errors.Is(err, ErrUnconfirmed) {
+		t.Errorf("unsettled mismatch: Add = %v, want %v", err, ErrUnconfirmed)
+	}
+}
+
+func TestOwnReceiptsNeedNoEscrow(t *testing.T) {
+	w := newWorld(t)
+	prov := newParty(t, w.l)
+	for range MaxMismatches {
+		r := w.receipt(w.self, prov, market.OutcomeMismatch, market.FaultProvider, 0, "")
+		if err := w.add(sign(t, r, w.self.key, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := w.book.Summarize(prov.id.String(), market.Outcomes{Failed: 2}); !s.Banned || s.Own != 2 {
+		t.Errorf("after own mismatches: %+v, want banned, 2 own", s)
+	}
+}
+
+func TestDecay(t *testing.T) {
+	w := newWorld(t)
+	req, prov := newParty(t, w.l), newParty(t, w.l)
+	if err := w.add(sign(t, w.receipt(req, prov, market.OutcomeSucceeded, market.FaultNone, RefPaid, "released"), req.key, prov.key)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := w.book.Summarize(prov.id.String(), market.Outcomes{})
+	if d := fresh.Succeeded - 1; d > 1e-6 || d < -1e-6 {
+		t.Fatalf("a fresh receipt of RefPaid weighs %v, want 1", fresh.Succeeded)
+	}
+	start := time.Now()
+	w.book.now = func() time.Time { return start.Add(HalfLife) }
+	old := w.book.Summarize(prov.id.String(), market.Outcomes{})
+	if d := old.Succeeded - 0.5; d > 1e-3 || d < -1e-3 {
+		t.Errorf("after a half-life it weighs %v, want 0.5", old.Succeeded)
+	}
+	if old.Score >= fresh.Score {
+		t.Errorf("score after a half-life %v, want below the fresh %v", old.Score, fresh.Score)
+	}
+}
+
+func TestWeight(t *testing.T) {
+	for _, c := range []struct {
+		amount uint64
+		want   float64
+	}{{0, 0}, {RefPaid, 1}, {1 << 62, MaxWeight}} {
+		if got := Weight(c.amount); got-c.want > 1e-9 || c.want-got > 1e-9 {
+			t.Errorf("Weight(%d) = %v, want %v", c.amount, got, c.want)
+		}
+	}
+}
