@@ -47,8 +47,6 @@ const (
 	MaxSeen = 1 << 16
 	// mismatchPenalty is how many failures a mismatch weighs.
 	mismatchPenalty = 2.0
-	// maxAccounts bounds the ledger accounts known per provider.
-	maxAccounts = 8
 )
 
 // Errors for receipts that do not count.
@@ -56,7 +54,7 @@ var (
 	ErrSeen        = errors.New("receipt already counted")
 	ErrUnpaid      = errors.New("receipt of another requester names no escrow")
 	ErrNotSigned   = errors.New("receipt is not countersigned by its provider")
-	ErrUnbound     = errors.New("the escrow's provider account is not known to be the provider's")
+	ErrNotAcked    = errors.New("receipt of a failure carries no ack of its award by the provider")
 	ErrUnconfirmed = errors.New("the ledger does not confirm the receipt's escrow")
 	ErrTooOld      = errors.New("receipt is too old")
 	ErrFull        = errors.New("reputation book is full")
@@ -89,7 +87,6 @@ type entry struct {
 	receipts         int
 	paid             uint64
 	mismatches       int
-	accounts         []string // ledger accounts bound to the provider
 }
 
 // Book is one node's reputation of providers. It is safe for concurrent
@@ -142,41 +139,16 @@ func (b *Book) AddOwn(r market.Receipt) error {
 	return b.count(r, 1, 0, true)
 }
 
-// Bind records that account is provider's ledger account (from the
-// provider's own signed bid).
-func (b *Book) Bind(provider, account string) {
-	if account == "" {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	e := b.entry(provider, true)
-	if e != nil {
-		bind(e, account)
-	}
-}
-
-func bind(e *entry, account string) {
-	for _, a := range e.accounts {
-		if a == account {
-			return
-		}
-	}
-	if len(e.accounts) >= maxAccounts {
-		e.accounts = e.accounts[1:]
-	}
-	e.accounts = append(e.accounts, account)
-}
-
 // Add counts a signed receipt heard from another requester, on the
 // receipts topic or from an indexer. It counts only when its signatures
 // verify, it was not counted before, and the ledger confirms its escrow:
 // settled as the receipt says, a release paid to the escrow's provider
-// account. A success must be countersigned by its provider (whose
-// countersignature vouches for the escrow's provider account); a failure
-// or mismatch, which its provider does not sign, must name an escrow
-// whose provider account is bound to the provider (Bind, or an earlier
-// countersigned receipt). It returns why a receipt does not count.
+// account. A success must be countersigned by its provider, which
+// vouches for the escrow; a failure or mismatch, which its provider does
+// not sign, must carry the provider's signed ack of the award naming the
+// escrow's vault: a requester blames a provider only for a job the
+// provider took, with an escrow the provider checked was locked. It
+// returns why a receipt does not count.
 func (b *Book) Add(ctx context.Context, sr market.SignedReceipt, self string) error {
 	r, counter, err := sr.Open()
 	if err != nil {
@@ -197,15 +169,13 @@ func (b *Book) Add(ctx context.Context, sr market.SignedReceipt, self string) er
 		return nil // says nothing of the provider
 	case r.Outcome == market.OutcomeSucceeded && !counter:
 		return ErrNotSigned
+	case r.Outcome != market.OutcomeSucceeded && sr.Ack == nil:
+		return ErrNotAcked
 	}
 	b.mu.Lock()
 	if _, dup := b.seen[key(r)]; dup || r.IssuedAt.Before(b.floor) {
 		b.mu.Unlock()
 		return ErrSeen
-	}
-	if r.Outcome != market.OutcomeSucceeded && !b.bound(r.Provider, e.Terms.Provider) {
-		b.mu.Unlock()
-		return ErrUnbound
 	}
 	b.mu.Unlock()
 	paid, err := b.confirm(ctx, *e)
@@ -214,25 +184,7 @@ func (b *Book) Add(ctx context.Context, sr market.SignedReceipt, self string) er
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if counter {
-		if en := b.entry(r.Provider, false); en != nil {
-			bind(en, e.Terms.Provider)
-		}
-	}
 	return b.count(r, Weight(e.Terms.Amount), paid, false)
-}
-
-func (b *Book) bound(provider, account string) bool {
-	e := b.providers[provider]
-	if e == nil {
-		return false
-	}
-	for _, a := range e.accounts {
-		if a == account {
-			return true
-		}
-	}
-	return false
 }
 
 // confirm asks the ledger about a receipt's escrow; it returns what the
@@ -263,7 +215,7 @@ func (b *Book) confirm(ctx context.Context, e market.ReceiptEscrow) (uint64, err
 	return 0, nil
 }
 
-// entry returns the provider's entry, making one when make is set and
+// entry returns the provider's entry, making one when create is set and
 // the book has room.
 func (b *Book) entry(provider string, create bool) *entry {
 	e := b.providers[provider]

@@ -192,23 +192,54 @@ func TestBadReceiptsIgnored(t *testing.T) {
 	}
 }
 
+// ack is key's signed ack of r's award, naming vault.
+func ack(t *testing.T, key crypto.PrivKey, r market.Receipt, vault string) *market.Envelope {
+	t.Helper()
+	id, _ := peer.IDFromPrivateKey(key)
+	env, err := market.Seal(key, market.TypeAck, market.Ack{JobID: r.JobID, Attempt: r.Attempt, Provider: id.String(), Accepted: true, Vault: vault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env
+}
+
 func TestPaidMismatchesBan(t *testing.T) {
 	w := newWorld(t)
-	req, prov := newParty(t, w.l), newParty(t, w.l)
-	mismatch := func() market.SignedReceipt {
-		return sign(t, w.receipt(req, prov, market.OutcomeMismatch, market.FaultProvider, 2_000_000, "refunded"), req.key, nil)
+	req, prov, other := newParty(t, w.l), newParty(t, w.l), newParty(t, w.l)
+	blame := func() market.Receipt {
+		return w.receipt(req, prov, market.OutcomeMismatch, market.FaultProvider, 2_000_000, "refunded")
 	}
-	// Blame with an escrow whose provider account nobody bound to the
-	// provider: the requester may have named any account of its own.
-	if err := w.add(mismatch()); !errors.Is(err, ErrUnbound) {
-		t.Fatalf("unbound mismatch: Add = %v, want %v", err, ErrUnbound)
+	// Blame for a job the provider never took, or took without that
+	// escrow: a requester may lock and refund any escrow it likes.
+	r := blame()
+	noAck := sign(t, r, req.key, nil)
+	forgedAck := sign(t, r, req.key, nil)
+	forgedAck.Ack = ack(t, other.key, r, r.Escrow.Vault)
+	otherVault := sign(t, r, req.key, nil)
+	otherVault.Ack = ack(t, prov.key, r, "another vault")
+	r2 := r
+	r2.Attempt = 2
+	otherAttempt := sign(t, r, req.key, nil)
+	otherAttempt.Ack = ack(t, prov.key, r2, r.Escrow.Vault)
+	if err := w.add(noAck); !errors.Is(err, ErrNotAcked) {
+		t.Errorf("unacked mismatch: Add = %v, want %v", err, ErrNotAcked)
 	}
-	w.book.Bind(prov.id.String(), prov.acc.Address()) // the provider's bid named it
+	for name, sr := range map[string]market.SignedReceipt{"forged ack": forgedAck, "ack of another vault": otherVault, "ack of another attempt": otherAttempt} {
+		if err := w.add(sr); err == nil {
+			t.Errorf("mismatch with %s: Add = nil, want an error", name)
+		}
+	}
+	if s := w.book.Summarize(prov.id.String(), market.Outcomes{}); s.Receipts != 0 {
+		t.Fatalf("after unproven blame: %+v, want nothing counted", s)
+	}
 	for i := range MaxMismatches {
 		if w.book.Summarize(prov.id.String(), market.Outcomes{}).Banned {
 			t.Fatalf("banned after %d mismatches, want %d", i, MaxMismatches)
 		}
-		if err := w.add(mismatch()); err != nil {
+		r := blame()
+		sr := sign(t, r, req.key, nil)
+		sr.Ack = ack(t, prov.key, r, r.Escrow.Vault)
+		if err := w.add(sr); err != nil {
 			t.Fatalf("mismatch %d: %v", i, err)
 		}
 	}
@@ -217,11 +248,11 @@ func TestPaidMismatchesBan(t *testing.T) {
 		t.Errorf("after %d paid mismatches: %+v, want banned, a score below 0.5", MaxMismatches, s)
 	}
 	// A mismatch whose escrow the ledger says is still locked counts not.
-	other := newParty(t, w.l)
-	w.book.Bind(other.id.String(), other.acc.Address())
-	r := w.receipt(req, other, market.OutcomeMismatch, market.FaultProvider, 2_000_000, "locked")
+	r = w.receipt(req, other, market.OutcomeMismatch, market.FaultProvider, 2_000_000, "locked")
 	r.Escrow.State = "refunded"
-	if err := w.add(sign(t, r, req.key, nil)); !errors.Is(err, ErrUnconfirmed) {
+	sr := sign(t, r, req.key, nil)
+	sr.Ack = ack(t, other.key, r, r.Escrow.Vault)
+	if err := w.add(sr); !errors.Is(err, ErrUnconfirmed) {
 		t.Errorf("unsettled mismatch: Add = %v, want %v", err, ErrUnconfirmed)
 	}
 }
