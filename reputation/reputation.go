@@ -73,8 +73,8 @@ type Summary struct {
 	// the provider that ended, from its tally.
 	Receipts int `json:"receipts"`
 	Own      int `json:"own"`
-	// Paid is the escrowed volume of the heard receipts counted, in base
-	// units of their mints.
+	// Paid is what the ledger confirmed the heard receipts' escrows paid
+	// the provider, in base units of their mints.
 	Paid uint64 `json:"paid"`
 	// Mismatches counts the mismatches that count towards a ban.
 	Mismatches int  `json:"mismatches"`
