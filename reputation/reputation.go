@@ -182,9 +182,18 @@ func (b *Book) Add(ctx context.Context, sr market.SignedReceipt, self string) er
 	if err != nil {
 		return err
 	}
+	// A success weighs what it paid the provider; a failure or mismatch
+	// what its requester locked for the job.
+	w := Weight(e.Terms.Amount)
+	if r.Outcome == market.OutcomeSucceeded {
+		if paid == 0 {
+			return fmt.Errorf("%w: a success whose escrow paid the provider nothing", ErrUnconfirmed)
+		}
+		w = Weight(paid)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.count(r, Weight(e.Terms.Amount), paid, false)
+	return b.count(r, w, paid, false)
 }
 
 // confirm asks the ledger about a receipt's escrow; it returns what the

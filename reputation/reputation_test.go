@@ -144,6 +144,12 @@ func TestSybilPraiseCountsForNothing(t *testing.T) {
 			t.Errorf("%d %s: Add = %v, want %v", i, c.name, err, c.want)
 		}
 	}
+	// Praise with an escrow refunded to the requester: nothing was paid.
+	r0 := w.receipt(req, prov, market.OutcomeSucceeded, market.FaultNone, 5_000_000, "refunded")
+	r0.Escrow.State = "refunded"
+	if err := w.add(sign(t, r0, req.key, prov.key)); !errors.Is(err, ErrUnconfirmed) {
+		t.Errorf("refunded praise: Add = %v, want %v", err, ErrUnconfirmed)
+	}
 	// An escrow on no ledger: a vault made up.
 	r := w.receipt(req, prov, market.OutcomeSucceeded, market.FaultNone, 5_000_000, "released")
 	r.Escrow.Terms.Amount, r.Price = 9_000_000, 9_000_000
