@@ -38,8 +38,9 @@ const (
 	RefPaid = 1_000_000
 	// MaxWeight bounds one receipt's weight.
 	MaxWeight = 2.0
-	// MaxProviders bounds the providers a book keeps; once full, receipts
-	// heard about new providers are ignored.
+	// MaxProviders bounds the providers a book keeps from heard receipts;
+	// once full, receipts heard about new providers are ignored (this
+	// node's own still count).
 	MaxProviders = 4096
 	// MaxSeen bounds the receipts a book remembers as counted; once full,
 	// the oldest are forgotten and receipts issued before them are ignored
@@ -177,6 +178,10 @@ func (b *Book) Add(ctx context.Context, sr market.SignedReceipt, self string) er
 		b.mu.Unlock()
 		return ErrSeen
 	}
+	if b.providers[r.Provider] == nil && len(b.providers) >= MaxProviders {
+		b.mu.Unlock()
+		return ErrFull // before asking the ledger
+	}
 	b.mu.Unlock()
 	paid, err := b.confirm(ctx, *e)
 	if err != nil {
@@ -224,11 +229,12 @@ func (b *Book) confirm(ctx context.Context, e market.ReceiptEscrow) (uint64, err
 	return 0, nil
 }
 
-// entry returns the provider's entry, making one when create is set and
-// the book has room.
-func (b *Book) entry(provider string, create bool) *entry {
+// entry returns the provider's entry, making one for this node's own
+// receipt, or for a heard one when the book has room: receipts heard
+// about many providers do not crowd out what this node saw itself.
+func (b *Book) entry(provider string, own bool) *entry {
 	e := b.providers[provider]
-	if e == nil && create && len(b.providers) < MaxProviders {
+	if e == nil && (own || len(b.providers) < MaxProviders) {
 		e = &entry{at: b.now()}
 		b.providers[provider] = e
 	}
@@ -241,7 +247,7 @@ func (b *Book) count(r market.Receipt, w float64, paid uint64, own bool) error {
 	if _, dup := b.seen[k]; dup || !own && r.IssuedAt.Before(b.floor) {
 		return ErrSeen
 	}
-	e := b.entry(r.Provider, true)
+	e := b.entry(r.Provider, own)
 	if e == nil {
 		return ErrFull
 	}

@@ -308,3 +308,26 @@ func TestWeight(t *testing.T) {
 		}
 	}
 }
+
+// A book full of providers from heard receipts still counts this node's
+// own.
+func TestFullBookKeepsOwn(t *testing.T) {
+	w := newWorld(t)
+	for i := range MaxProviders {
+		w.book.providers[fmt.Sprintf("p%d", i)] = &entry{at: time.Now()}
+	}
+	req, prov := newParty(t, w.l), newParty(t, w.l)
+	r := w.receipt(req, prov, market.OutcomeMismatch, market.FaultProvider, 2_000_000, "refunded")
+	sr := sign(t, r, req.key, nil)
+	sr.Ack = ack(t, prov.key, r, r.Escrow.Vault)
+	if err := w.add(sr); !errors.Is(err, ErrFull) {
+		t.Errorf("heard receipt about a new provider in a full book: Add = %v, want %v", err, ErrFull)
+	}
+	own := w.receipt(w.self, prov, market.OutcomeMismatch, market.FaultProvider, 0, "")
+	if err := w.add(sign(t, own, w.self.key, nil)); err != nil {
+		t.Errorf("own receipt in a full book: %v", err)
+	}
+	if s := w.book.Summarize(prov.id.String(), market.Outcomes{}); s.Mismatches != 1 {
+		t.Errorf("after an own mismatch in a full book: %+v", s)
+	}
+}
