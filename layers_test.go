@@ -26,6 +26,7 @@ var layerRules = []struct {
 	{"compute", []string{"compute", "trainspec", "internal/"}, nil, "executors run programs: they know no market, jobs or node"},
 	{"indexer", []string{"indexer", "market", "trainspec", "p2p", "settlement", "internal/"}, nil, "the indexer reads what the swarm says in public: it knows no jobs engine or node"},
 	{"indexer/indexdb", []string{"indexer/indexdb"}, nil, "the indexer's database is storage: it knows no market, network or node"},
+	{"reputation", []string{"reputation", "market", "settlement", "internal/"}, nil, "reputation is scoring over receipts and the ledger interface: it knows no network, jobs engine or node"},
 	{"callpay", []string{"callpay", "market", "settlement", "p2p/wire", "internal/"}, nil, "budgets of paid calls know the ledger interface and the market's messages, not the jobs engine, serving or node"},
 	{"serving", []string{"serving", "market", "trainspec", "compute/train", "p2p/wire", "internal/"}, []string{"p2p", "p2p/p2ptest"}, "serving answers calls to models: it knows no jobs engine, ledger or node"},
 }

@@ -71,6 +71,11 @@ func (rq *requester) auction(ctx context.Context, j *Job) ([]market.Candidate, e
 				rq.p.Metrics.BidReceived(false)
 				continue
 			}
+			if rq.rep.Summarize(c.bid.Provider, rq.outcomes(c.bid.Provider)).Banned {
+				rq.log.Info("bid refused: provider banned for mismatches", "job", j.ID, "provider", c.bid.Provider)
+				rq.p.Metrics.BidReceived(false)
+				continue
+			}
 			if excluded[c.bid.Provider] {
 				rq.p.Metrics.BidReceived(false)
 				continue
@@ -87,10 +92,11 @@ func (rq *requester) auction(ctx context.Context, j *Job) ([]market.Candidate, e
 	}
 }
 
-// candidate adds what this node knows of the bidder: reputation from past
-// outcomes, latency, relay.
+// candidate adds what this node knows of the bidder: reputation from its
+// own past outcomes and the receipts it counted, latency, relay.
 func (rq *requester) candidate(c candidate) market.Candidate {
-	out := market.Candidate{Bid: c.bid, Reputation: rq.outcomes(c.bid.Provider).Reputation(),
+	rep := rq.rep.Summarize(c.bid.Provider, rq.outcomes(c.bid.Provider)).Score
+	out := market.Candidate{Bid: c.bid, Reputation: rep,
 		Latency: rq.p.Host.Peerstore().LatencyEWMA(c.signer)}
 	for _, conn := range rq.p.Host.Network().ConnsToPeer(c.signer) {
 		if conn.Stat().Limited {
@@ -201,10 +207,13 @@ func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate
 			return false
 		}
 		rq.notify(j2, "to "+c.Bid.Provider)
-		ack, err := rq.sendAward(ctx, prov, w)
+		ack, ackEnv, err := rq.sendAward(ctx, prov, w)
 		rq.p.Metrics.Awarded(err == nil && ack.Accepted)
 		if err == nil && ack.Accepted {
-			j3, err := rq.update(j.ID, func(j *Job) error { return j.move(market.StateRunning, "acked by "+c.Bid.Provider) })
+			j3, err := rq.update(j.ID, func(j *Job) error {
+				j.Ack = &ackEnv // the receipt checks that it names the escrow
+				return j.move(market.StateRunning, "acked by "+c.Bid.Provider)
+			})
 			if err == nil {
 				rq.notify(j3, "acked by "+c.Bid.Provider)
 			}
@@ -240,30 +249,30 @@ func (rq *requester) award(ctx context.Context, j *Job, cands []market.Candidate
 	return false
 }
 
-func (rq *requester) sendAward(ctx context.Context, p peer.ID, w market.Award) (market.Ack, error) {
+func (rq *requester) sendAward(ctx context.Context, p peer.ID, w market.Award) (market.Ack, market.Envelope, error) {
 	env, err := market.Seal(rq.p.Key, market.TypeAward, w)
 	if err != nil {
-		return market.Ack{}, err
+		return market.Ack{}, market.Envelope{}, err
 	}
 	s, r, bw, err := rq.newStream(ctx, p, wire.AwardProtocol, rq.cfg.AckTimeout)
 	if err != nil {
-		return market.Ack{}, err
+		return market.Ack{}, market.Envelope{}, err
 	}
 	defer s.Close()
 	if err := writeEnvelope(bw, env); err != nil {
 		s.Reset()
-		return market.Ack{}, err
+		return market.Ack{}, market.Envelope{}, err
 	}
 	var ack market.Ack
 	ackEnv, err := readEnvelope(r, market.TypeAck, &ack)
 	if err != nil {
 		s.Reset()
-		return market.Ack{}, err
+		return market.Ack{}, market.Envelope{}, err
 	}
 	if ackEnv.Signer != p.String() || ack.JobID != w.JobID || ack.Attempt != w.Attempt || ack.Provider != p.String() {
-		return market.Ack{}, errors.New("ack does not match the award")
+		return market.Ack{}, market.Envelope{}, errors.New("ack does not match the award")
 	}
-	return ack, nil
+	return ack, ackEnv, nil
 }
 
 // observedAddrs is what independence is judged by: where the provider's

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/p2p/wire"
+	"github.com/cyxwiz/cyxwiz/reputation"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -49,6 +50,9 @@ type core struct {
 	wg     sync.WaitGroup
 	locks  [64]sync.Mutex // requester jobs, by hash of the ID
 
+	// rep scores providers from the receipts this node has seen.
+	rep *reputation.Book
+
 	// afterUpdate sees each requester job once an update is stored.
 	afterUpdate func(*Job)
 
@@ -75,7 +79,7 @@ func New(p Params) (*Engine, error) {
 		p.Config.MaxLogBytes = DefaultConfig().MaxLogBytes
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &core{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel}
+	c := &core{p: p, cfg: p.Config, log: p.Logger, self: p.Host.ID(), store: st, ctx: ctx, cancel: cancel, rep: newBook(p)}
 	pay := newSettler(c)
 	return &Engine{
 		c:    c,

@@ -253,6 +253,9 @@ func (pv *provider) handleAward(s network.Stream) {
 		ack.Reason = err.Error()
 	} else {
 		ack.Accepted = true
+		if award.Escrow != nil {
+			ack.Vault = award.Escrow.Vault
+		}
 	}
 	ackEnv, err := market.Seal(pv.p.Key, market.TypeAck, ack)
 	if err != nil {

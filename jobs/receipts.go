@@ -31,6 +31,8 @@ type AttemptOutcome struct {
 	// not countersign it, when it did not.
 	Receipt     *market.SignedReceipt `json:"receipt,omitempty"`
 	Countersign string                `json:"countersign,omitempty"`
+	// Ack is the provider's signed ack of the attempt's award.
+	Ack *market.Envelope `json:"ack,omitempty"`
 	// Tries counts the requests for the provider's countersignature.
 	Tries     int       `json:"tries,omitempty"`
 	NextTry   time.Time `json:"next_try,omitempty"`
@@ -46,7 +48,7 @@ func (j *Job) recordOutcome(from, to market.State, detail string) {
 	if j.Role != RoleRequester || j.Provider == "" || from != market.StateRunning && from != market.StateFetching {
 		return
 	}
-	o := AttemptOutcome{Attempt: j.Attempt, Provider: j.Provider, Price: j.Price, Reason: detail, EndedAt: j.UpdatedAt}
+	o := AttemptOutcome{Attempt: j.Attempt, Provider: j.Provider, Price: j.Price, Reason: detail, EndedAt: j.UpdatedAt, Ack: j.Ack}
 	for _, ev := range j.Events {
 		if ev.State == market.StateRunning {
 			o.StartedAt = ev.Time // the latest ack
@@ -122,6 +124,9 @@ func (rc *receipts) start() error {
 		return err
 	}
 	rc.topic = t
+	if err := rc.listen(t); err != nil {
+		return err
+	}
 	rc.p.Host.SetStreamHandler(wire.ReceiptProtocol, rc.handler(rc.handleReceipt))
 	rc.spawn(rc.loop)
 	return nil
@@ -130,26 +135,6 @@ func (rc *receipts) start() error {
 func (rc *receipts) stop() {
 	rc.p.Host.RemoveStreamHandler(wire.ReceiptProtocol)
 	rc.p.Host.PubSub.UnregisterTopicValidator(wire.ReceiptsTopic)
-}
-
-// validateReceipt is the receipts topic's validator: a signed receipt
-// within its size, whose signatures verify, fresh. Anything else is
-// rejected, which scores its sender down.
-func validateReceipt(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	sr, err := market.ParseSignedReceipt(m.Data)
-	if err != nil {
-		return pubsub.ValidationReject
-	}
-	r, _, err := sr.Open()
-	if err != nil {
-		return pubsub.ValidationReject
-	}
-	if r.CheckFresh(time.Now()) != nil {
-		// Stale or early: a replay, or a clock that is off; dropped
-		// without blaming the peer that relayed it.
-		return pubsub.ValidationIgnore
-	}
-	return pubsub.ValidationAccept
 }
 
 // noteJob is called after each stored update of a requester job.
@@ -173,6 +158,7 @@ func (rc *receipts) loop() {
 	if jobs, err := rc.store.list(RoleRequester); err == nil {
 		rc.mu.Lock()
 		for _, j := range jobs {
+			rc.countOwn(j)
 			if pendingReceipt(j) {
 				rc.pending[j.ID] = true
 			}
@@ -275,10 +261,15 @@ func (rc *receipts) sign(j *Job, i int) {
 		rc.log.Error("seal receipt", "job", j.ID, "error", err)
 		return
 	}
+	sr := &market.SignedReceipt{Receipt: env, Ack: o.Ack}
+	if _, _, err := sr.Open(); err != nil {
+		sr.Ack = nil // an ack that does not fit the receipt proves nothing
+	}
 	rc.update(j.ID, func(j *Job) error {
-		j.Outcomes[i].Receipt = &market.SignedReceipt{Receipt: env}
+		j.Outcomes[i].Receipt = sr
 		return nil
 	})
+	rc.rep.AddOwn(r) // an error: the attempt was counted before
 }
 
 // countersignOrPublish asks the provider to countersign the receipt of

@@ -47,6 +47,9 @@ type Job struct {
 	// Escrows are the job's escrows, one per award of a priced job (on
 	// the provider, the one of its award).
 	Escrows []EscrowRecord `json:"escrows,omitempty"`
+	// Ack keeps the provider's signed ack of the current attempt's award,
+	// which the attempt's receipt carries.
+	Ack *market.Envelope `json:"ack,omitempty"`
 	// ResultEnvelope keeps the provider's signed result as evidence.
 	ResultEnvelope *market.Envelope `json:"result_envelope,omitempty"`
 	// RequesterAddrs is where a provider reaches the requester.

@@ -294,6 +294,10 @@ type Ack struct {
 	Provider string `json:"provider"`
 	Accepted bool   `json:"accepted"`
 	Reason   string `json:"reason,omitempty"`
+	// Vault is, for an accepted award with an escrow, the vault the
+	// provider checked on the ledger: a receipt that carries the ack
+	// proves the provider took that escrow's job.
+	Vault string `json:"vault,omitempty"`
 }
 
 // Result statuses.

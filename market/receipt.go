@@ -162,6 +162,10 @@ type SignedReceipt struct {
 	// Countersignature is the provider's signature, absent when the
 	// provider refused or could not be reached.
 	Countersignature []byte `json:"countersignature,omitempty"`
+	// Ack is the provider's signed ack of the attempt's award, naming the
+	// escrow's vault when there is one: proof, which a provider that
+	// refuses to countersign cannot take back, that it took the job.
+	Ack *Envelope `json:"ack,omitempty"`
 }
 
 // TypeReceiptCountersign is what a provider's countersignature covers,
@@ -213,6 +217,11 @@ func (s SignedReceipt) Open() (Receipt, bool, error) {
 	if err := CheckReceipt(r, signer); err != nil {
 		return Receipt{}, false, err
 	}
+	if s.Ack != nil {
+		if err := checkAck(*s.Ack, r); err != nil {
+			return Receipt{}, false, err
+		}
+	}
 	if len(s.Countersignature) == 0 {
 		return r, false, nil
 	}
@@ -226,6 +235,29 @@ func (s SignedReceipt) Open() (Receipt, bool, error) {
 		return Receipt{}, false, fmt.Errorf("%w: countersignature of %s", ErrBadSignature, r.Provider)
 	}
 	return r, true, nil
+}
+
+// checkAck checks that a receipt's ack is its provider's acceptance of
+// the receipt's attempt, and of its escrow.
+func checkAck(env Envelope, r Receipt) error {
+	var ack Ack
+	signer, err := env.Open(TypeAck, &ack)
+	if err != nil {
+		return fmt.Errorf("receipt ack: %w", err)
+	}
+	vault := ""
+	if r.Escrow != nil {
+		vault = r.Escrow.Vault
+	}
+	switch {
+	case signer.String() != r.Provider || ack.Provider != r.Provider:
+		return fmt.Errorf("%w: receipt ack signed by %s, not its provider %s", ErrBadSignature, signer, r.Provider)
+	case ack.JobID != r.JobID || ack.Attempt != r.Attempt || !ack.Accepted:
+		return errors.New("receipt ack is not an acceptance of the receipt's attempt")
+	case ack.Vault != vault:
+		return fmt.Errorf("receipt ack names vault %q, the receipt %q", ack.Vault, vault)
+	}
+	return nil
 }
 
 // CheckFresh refuses a receipt issued too long ago, or in the future, to

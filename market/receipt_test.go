@@ -206,3 +206,40 @@ func TestCheckModel(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptAck: a receipt's ack must be its provider's acceptance of
+// the receipt's attempt, naming the receipt's vault.
+func TestReceiptAck(t *testing.T) {
+	reqKey, req := testKey(t)
+	provKey, prov := testKey(t)
+	otherKey, other := testKey(t)
+	r := testReceipt(req, prov, time.Now().UTC())
+	good := Ack{JobID: r.JobID, Attempt: r.Attempt, Provider: prov.String(), Accepted: true, Vault: r.Escrow.Vault}
+	for _, tc := range []struct {
+		name string
+		key  crypto.PrivKey
+		edit func(*Ack)
+		ok   bool
+	}{
+		{"the provider's", provKey, func(*Ack) {}, true},
+		{"signed by another", otherKey, func(a *Ack) { a.Provider = other.String() }, false},
+		{"naming another provider", provKey, func(a *Ack) { a.Provider = other.String() }, false},
+		{"of another attempt", provKey, func(a *Ack) { a.Attempt = 2 }, false},
+		{"of another job", provKey, func(a *Ack) { a.JobID = "01JABCDEFGHJKMNPQRSTVWXYZ1" }, false},
+		{"a refusal", provKey, func(a *Ack) { a.Accepted = false }, false},
+		{"of another vault", provKey, func(a *Ack) { a.Vault = "W" }, false},
+		{"naming no vault", provKey, func(a *Ack) { a.Vault = "" }, false},
+	} {
+		a := good
+		tc.edit(&a)
+		env, err := Seal(tc.key, TypeAck, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr := sealReceipt(t, reqKey, r)
+		sr.Ack = &env
+		if _, _, err := sr.Open(); (err == nil) != tc.ok {
+			t.Errorf("receipt with an ack %s: Open() = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

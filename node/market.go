@@ -5,16 +5,18 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cyxwiz/cyxwiz/jobs"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
 )
 
 // marketAPI serves market.providers: the capacity records in the DHT,
-// this provider's own first.
+// this provider's own first, each with this node's reputation of it.
 type marketAPI struct {
 	host *p2p.Host
 	adv  *advertiser // nil on a node that provides nothing
+	jobs *jobs.Engine
 }
 
 func (a marketAPI) register(srv *rpc.Server) {
@@ -44,6 +46,11 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 			GPUs: []api.GPUInfo{}, Executors: c.Executors,
 			PricePerCPUSecond: c.Prices.PerCPUSecond, MinPrice: c.Prices.Minimum, Mint: c.Prices.Mint,
 			Relay: c.Relay, BenchScore: c.BenchScore, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
+		}
+		if a.jobs != nil {
+			r := a.jobs.Reputation(c.Peer)
+			info.Reputation = api.Reputation{Score: r.Score, Own: r.Own, Receipts: r.Receipts, Paid: r.Paid,
+				Mismatches: r.Mismatches, Banned: r.Banned}
 		}
 		for _, g := range c.GPUs {
 			info.GPUs = append(info.GPUs, api.GPUInfo{Model: g.Model, MemoryMiB: g.MemoryMiB, ComputeCapability: g.ComputeCapability,

@@ -208,7 +208,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		jobAPI{jobs: n.jobs, store: store, events: events},
 		disputeAPI{jobs: n.jobs, settles: escrow != nil, role: cfg.Role},
 		walletAPI{repo: p.Repo, escrow: escrow, ledger: cfg.Settlement, mint: cfg.Market.Mint},
-		marketAPI{host: n.host, adv: n.adv},
+		marketAPI{host: n.host, adv: n.adv, jobs: n.jobs},
 		inferAPI{host: n.host, jobs: n.jobs, client: infer.c, offers: &offers{host: n.host, known: map[string]cachedOffer{}}, payer: js.payer,
 			stats: js.inferStats},
 		indexerAPI{svc: n.index},

@@ -13,6 +13,7 @@ import (
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
+	"github.com/cyxwiz/cyxwiz/reputation"
 	"github.com/cyxwiz/cyxwiz/settlement/memledger"
 )
 
@@ -117,7 +118,8 @@ func TestReplicatedJobs(t *testing.T) {
 	}
 
 	// A cheater joins. With one replica per provider it takes part in
-	// every job, and is caught in every one.
+	// every job, and is caught in every one, until its mismatches ban it
+	// from this requester's auctions.
 	info, err := nodes[0].client.NodeInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +132,7 @@ func TestReplicatedJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitProviders(t, req, 4)
-	for i := range 3 {
+	for i := range reputation.MaxMismatches {
 		input := addFile(t, req, "data.txt", []byte(strings.Repeat("cheat ", i+1)))
 		job, err := req.JobSubmit(ctx, replicated(module, input, 4, nil))
 		if err != nil {

@@ -47,6 +47,29 @@ type ProviderInfo struct {
 	BenchScore        float64   `json:"bench_score"`
 	IssuedAt          time.Time `json:"issued_at"`
 	ExpiresAt         time.Time `json:"expires_at"`
+	// Reputation is this node's score of the provider and where it
+	// comes from.
+	Reputation Reputation `json:"reputation"`
+}
+
+// Reputation is what a node knows of a provider from its own jobs and
+// the receipts it counted (docs/jobs.md, "Reputation").
+type Reputation struct {
+	// Score is the expected success rate in 0..1 that bid scoring uses:
+	// 0.5 for a stranger.
+	Score float64 `json:"score"`
+	// Own counts this node's jobs with the provider that ended.
+	Own int `json:"own"`
+	// Receipts counts the receipts counted: other requesters' whose
+	// escrow this node confirmed on the ledger, and its own mismatches.
+	Receipts int `json:"receipts"`
+	// Paid is what the ledger confirmed those receipts' escrows paid the
+	// provider, in base units of their mints.
+	Paid uint64 `json:"paid"`
+	// Mismatches counts the provider's mismatches; Banned is set once
+	// they reach the limit, after which this node refuses its bids.
+	Mismatches int  `json:"mismatches"`
+	Banned     bool `json:"banned,omitempty"`
 }
 
 // MarketProviders calls market.providers.
