@@ -1,9 +1,14 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
+
+	"github.com/cyxwiz/cyxwiz/market"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
@@ -15,6 +20,33 @@ import (
 type marketAPI struct {
 	host *p2p.Host
 	adv  *advertiser // nil on a node that provides nothing
+	// attest is this indexer's own checker, nil on other nodes; trusted
+	// are the indexers of market.attesters.
+	attest  *attester
+	trusted []peer.ID
+}
+
+// trustedAttesters decodes market.attesters (checked by Validate).
+func trustedAttesters(ids []string) []peer.ID {
+	var out []peer.ID
+	for _, s := range ids {
+		if id, err := peer.Decode(s); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// stateRank orders providers by their capacity state: verified first,
+// unverified last.
+func stateRank(s string) int {
+	switch s {
+	case market.CapacityVerified:
+		return 0
+	case market.CapacityUnverified:
+		return 2
+	}
+	return 1
 }
 
 func (a marketAPI) register(srv *rpc.Server) {
@@ -34,6 +66,7 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 	if err != nil && len(records) == 0 && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, err
 	}
+	states, by := capacityStates(ctx, a.host, a.attest, a.trusted, records)
 	out := []api.ProviderInfo{}
 	for _, c := range records {
 		if p.GPU && len(c.GPUs) == 0 {
@@ -44,6 +77,7 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 			GPUs: []api.GPUInfo{}, Executors: c.Executors,
 			PricePerCPUSecond: c.Prices.PerCPUSecond, MinPrice: c.Prices.Minimum, Mint: c.Prices.Mint,
 			Relay: c.Relay, BenchScore: c.BenchScore, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
+			Capacity: cmp.Or(states[c.Peer], market.CapacityUnchecked), AttestedBy: by[c.Peer],
 		}
 		for _, g := range c.GPUs {
 			info.GPUs = append(info.GPUs, api.GPUInfo{Model: g.Model, MemoryMiB: g.MemoryMiB, ComputeCapability: g.ComputeCapability,
@@ -51,6 +85,17 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 		}
 		out = append(out, info)
 	}
+	// This node's own record first, then verified providers, unchecked,
+	// unverified; each group by peer ID.
+	slices.SortStableFunc(out, func(x, y api.ProviderInfo) int {
+		if x.Self != y.Self {
+			if x.Self {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(stateRank(x.Capacity), stateRank(y.Capacity))
+	})
 	return out, nil
 }
 
