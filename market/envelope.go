@@ -25,6 +25,7 @@ const (
 	TypeService      = "cyxwiz/service/1"
 	TypeBudget       = "cyxwiz/budget/1"
 	TypeVoucher      = "cyxwiz/voucher/1"
+	TypeAttestation  = "cyxwiz/attestation/1"
 )
 
 // MaxEnvelopeBytes bounds an encoded envelope.

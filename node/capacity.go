@@ -88,6 +88,9 @@ type advertiser struct {
 	dir  string
 	gpus []market.GPU
 	log  *slog.Logger
+	// cheat edits each record before it is signed (tests only).
+	cheat     func(*market.Capacity)
+	responder *challengeResponder
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -96,16 +99,19 @@ type advertiser struct {
 	last market.Capacity
 }
 
-// Start starts publishing. The goroutine outlives ctx: Close stops it.
+// Start starts publishing and answering capacity challenges. The
+// goroutine outlives ctx: Close stops it.
 func (a *advertiser) Start(context.Context) error {
+	a.host.SetStreamHandler(wire.ChallengeProtocol, a.responder.handle)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel, a.done = cancel, make(chan struct{})
 	go a.run(ctx)
 	return nil
 }
 
-// Close stops publishing and waits for the goroutine.
+// Close stops publishing and answering, and waits for the goroutine.
 func (a *advertiser) Close() error {
+	a.host.RemoveStreamHandler(wire.ChallengeProtocol)
 	a.cancel()
 	<-a.done
 	return nil
@@ -152,6 +158,9 @@ func (a *advertiser) record(score float64, every time.Duration) (market.Capacity
 		IssuedAt:   time.Now().UTC(),
 	}
 	c.ExpiresAt = c.IssuedAt.Add(3 * every)
+	if a.cheat != nil {
+		a.cheat(&c)
+	}
 	return c, nil
 }
 

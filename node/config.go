@@ -425,13 +425,16 @@ type MarketConfig struct {
 	// while this node knows of none but itself; 0 waits the full bid
 	// timeout (10 minutes).
 	AloneSeconds int `json:"alone_seconds"`
+	// Attesters lists the indexers (peer IDs) whose capacity attestations
+	// market.providers trusts to mark a provider verified or unverified.
+	Attesters []string `json:"attesters"`
 }
 
 // DefaultMarketConfig returns the market settings of a new node: a
 // requester only.
 func DefaultMarketConfig() MarketConfig {
 	return MarketConfig{Executors: []string{market.KindWASM, market.KindTrain, market.KindServe}, AdvertiseSeconds: 60, MaxConcurrent: 4, MaxLogMiB: 16,
-		Allow: []string{}, Deny: []string{}, DetectGPUs: true, PublishReceipts: true, AloneSeconds: 30}
+		Allow: []string{}, Deny: []string{}, Attesters: []string{}, DetectGPUs: true, PublishReceipts: true, AloneSeconds: 30}
 }
 
 // Validate reports every setting that cannot work, each naming its key.
@@ -462,7 +465,7 @@ func (c MarketConfig) Validate() error {
 	for _, list := range []struct {
 		key string
 		ids []string
-	}{{"allow", c.Allow}, {"deny", c.Deny}} {
+	}{{"allow", c.Allow}, {"deny", c.Deny}, {"attesters", c.Attesters}} {
 		for _, id := range list.ids {
 			if _, err := peer.Decode(id); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %q is not a peer ID", list.key, id))

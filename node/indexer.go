@@ -40,6 +40,12 @@ type IndexerConfig struct {
 	// CheckEscrows checks each paid receipt's escrow on the ledger of
 	// settlement.ledger.
 	CheckEscrows bool `json:"check_escrows"`
+	// ChallengeSeconds is how often each provider's capacity claim is
+	// checked by a challenge; 0 checks none.
+	ChallengeSeconds int `json:"challenge_seconds"`
+	// ChallengeGPUs checks GPU claims too, with a GEMM challenge only a
+	// GPU answers in time.
+	ChallengeGPUs bool `json:"challenge_gpus"`
 }
 
 // DefaultExplorerAddr is where an indexer serves the explorer unless
@@ -48,7 +54,7 @@ const DefaultExplorerAddr = "127.0.0.1:5252"
 
 // DefaultIndexerConfig returns the indexer settings of a new node.
 func DefaultIndexerConfig() IndexerConfig {
-	return IndexerConfig{ExplorerAddr: DefaultExplorerAddr, RatePerSecond: 20, CapacitySeconds: 60, CheckEscrows: true}
+	return IndexerConfig{ExplorerAddr: DefaultExplorerAddr, RatePerSecond: 20, CapacitySeconds: 60, CheckEscrows: true, ChallengeSeconds: 600}
 }
 
 // Validate reports every setting that cannot work, each naming its key.
@@ -67,6 +73,9 @@ func (c IndexerConfig) Validate() error {
 	}
 	if c.CapacitySeconds < 1 || c.CapacitySeconds > 3600 {
 		errs = append(errs, fmt.Errorf("capacity_seconds: %d is outside 1..3600", c.CapacitySeconds))
+	}
+	if c.ChallengeSeconds < 0 || c.ChallengeSeconds > 86400 {
+		errs = append(errs, fmt.Errorf("challenge_seconds: %d is outside 0..86400", c.ChallengeSeconds))
 	}
 	return errors.Join(errs...)
 }

@@ -1,11 +1,16 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/cyxwiz/cyxwiz/jobs"
+	"github.com/cyxwiz/cyxwiz/market"
 	"github.com/cyxwiz/cyxwiz/node/api"
 	"github.com/cyxwiz/cyxwiz/node/rpc"
 	"github.com/cyxwiz/cyxwiz/p2p"
@@ -17,6 +22,33 @@ type marketAPI struct {
 	host *p2p.Host
 	adv  *advertiser // nil on a node that provides nothing
 	jobs *jobs.Engine
+	// attest is this indexer's own checker, nil on other nodes; trusted
+	// are the indexers of market.attesters.
+	attest  *attester
+	trusted []peer.ID
+}
+
+// trustedAttesters decodes market.attesters (checked by Validate).
+func trustedAttesters(ids []string) []peer.ID {
+	var out []peer.ID
+	for _, s := range ids {
+		if id, err := peer.Decode(s); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// stateRank orders providers by their capacity state: verified first,
+// unverified last.
+func stateRank(s string) int {
+	switch s {
+	case market.CapacityVerified:
+		return 0
+	case market.CapacityUnverified:
+		return 2
+	}
+	return 1
 }
 
 func (a marketAPI) register(srv *rpc.Server) {
@@ -36,6 +68,7 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 	if err != nil && len(records) == 0 && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, err
 	}
+	states, by := capacityStates(ctx, a.host, a.attest, a.trusted, records)
 	out := []api.ProviderInfo{}
 	for _, c := range records {
 		if p.GPU && len(c.GPUs) == 0 {
@@ -46,6 +79,7 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 			GPUs: []api.GPUInfo{}, Executors: c.Executors,
 			PricePerCPUSecond: c.Prices.PerCPUSecond, MinPrice: c.Prices.Minimum, Mint: c.Prices.Mint,
 			Relay: c.Relay, BenchScore: c.BenchScore, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
+			Capacity: cmp.Or(states[c.Peer], market.CapacityUnchecked), AttestedBy: by[c.Peer],
 		}
 		if a.jobs != nil {
 			r := a.jobs.Reputation(c.Peer)
@@ -58,6 +92,17 @@ func (a marketAPI) providers(ctx context.Context, p api.ProvidersParams) ([]api.
 		}
 		out = append(out, info)
 	}
+	// This node's own record first, then verified providers, unchecked,
+	// unverified; each group by peer ID.
+	slices.SortStableFunc(out, func(x, y api.ProviderInfo) int {
+		if x.Self != y.Self {
+			if x.Self {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(stateRank(x.Capacity), stateRank(y.Capacity))
+	})
 	return out, nil
 }
 

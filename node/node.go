@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cyxwiz/cyxwiz/compute"
 	"github.com/cyxwiz/cyxwiz/content"
@@ -43,6 +44,12 @@ type Params struct {
 	// tests of this package set it (a provider that cheats); no config
 	// reaches it.
 	wrapExecutor func(compute.Executor) compute.Executor
+	// cheatCapacity, when set, edits each capacity record before it is
+	// signed, and cheatChallenge answers the challenges: only tests of
+	// this package set them (a provider that lies); no config reaches
+	// them.
+	cheatCapacity  func(*market.Capacity)
+	cheatChallenge solveFunc
 }
 
 // Node is a running daemon: libp2p host and local API. Its subsystems
@@ -57,6 +64,7 @@ type Node struct {
 	jobs    *jobs.Engine
 	adv     *advertiser     // nil unless market.provider
 	index   *indexerService // nil unless an indexer or arbiter
+	attest  *attester       // nil unless an indexer that checks capacity
 	models  *modelRegistry
 	api     *apiServer
 	rpc     *rpc.Server
@@ -170,7 +178,8 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		var gpus []market.GPU
 		js.worker, gpus = findGPUs(ctx, cfg.Market, log.With("system", "compute"))
 		js.gpus = len(gpus)
-		n.adv = &advertiser{host: n.host, key: key, cfg: cfg.Market, dir: p.Repo.Dir, gpus: gpus, log: log.With("system", "market")}
+		n.adv = &advertiser{host: n.host, key: key, cfg: cfg.Market, dir: p.Repo.Dir, gpus: gpus, log: log.With("system", "market"),
+			cheat: p.cheatCapacity, responder: newChallengeResponder(p.cheatChallenge)}
 		js.params.Capacity = n.adv.current
 	}
 	if m != nil {
@@ -193,6 +202,17 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		if err := n.life.start(ctx, n.index); err != nil {
 			return err
 		}
+		if cfg.Indexer.ChallengeSeconds > 0 {
+			host := n.host
+			n.attest = &attester{host: host, key: key, every: time.Duration(cfg.Indexer.ChallengeSeconds) * time.Second,
+				scan: time.Duration(cfg.Indexer.CapacitySeconds) * time.Second, gpus: cfg.Indexer.ChallengeGPUs,
+				records: func(ctx context.Context) ([]market.Capacity, error) {
+					ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					defer cancel()
+					return findProviders(ctx, host, nil, 1000)
+				},
+				log: log.With("system", "attest")}
+		}
 	}
 	infer := inferClient{serving.NewClient(n.host)}
 	if err := n.life.start(ctx, infer); err != nil {
@@ -208,7 +228,7 @@ func (n *Node) open(ctx context.Context, p Params, key crypto.PrivKey, token str
 		jobAPI{jobs: n.jobs, store: store, events: events},
 		disputeAPI{jobs: n.jobs, settles: escrow != nil, role: cfg.Role},
 		walletAPI{repo: p.Repo, escrow: escrow, ledger: cfg.Settlement, mint: cfg.Market.Mint},
-		marketAPI{host: n.host, adv: n.adv, jobs: n.jobs},
+		marketAPI{host: n.host, adv: n.adv, jobs: n.jobs, attest: n.attest, trusted: trustedAttesters(cfg.Market.Attesters)},
 		inferAPI{host: n.host, jobs: n.jobs, client: infer.c, offers: &offers{host: n.host, known: map[string]cachedOffer{}}, payer: js.payer,
 			stats: js.inferStats},
 		indexerAPI{svc: n.index},
@@ -233,6 +253,9 @@ func (n *Node) Start(ctx context.Context) error {
 	services = append(services, engineService{n.jobs}, n.models)
 	if n.index != nil {
 		services = append(services, indexerRunning{n.index})
+	}
+	if n.attest != nil {
+		services = append(services, n.attest)
 	}
 	if n.metrics != nil {
 		services = append(services, metricsServing{n.metrics})

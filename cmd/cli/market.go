@@ -20,15 +20,15 @@ func providersCommand(e *env) *cobra.Command {
 			return show(e, callTimeout, func(ctx context.Context, c *api.Client) ([]api.ProviderInfo, error) {
 				return c.MarketProviders(ctx, api.ProvidersParams{GPU: gpu})
 			}, func(providers []api.ProviderInfo) error {
-				tw := e.table("PROVIDER\tCPUS\tMEMORY\tDISK\tGPUS\tEXECUTORS\tPRICE/CPU-S\tSCORE\tRELAY\tREPUTATION\tFROM")
+				tw := e.table("PROVIDER\tCPUS\tMEMORY\tDISK\tGPUS\tEXECUTORS\tPRICE/CPU-S\tSCORE\tCAPACITY\tRELAY\tREPUTATION\tFROM")
 				for _, p := range providers {
 					id := p.ID
 					if p.Self {
 						id += " (this node)"
 					}
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%.0f\t%v\t%s\t%s\n", id, p.CPUCores,
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%.0f\t%s\t%v\t%s\t%s\n", id, p.CPUCores,
 						humanBytes(p.MemoryMiB<<20), humanBytes(p.DiskMiB<<20), len(p.GPUs),
-						strings.Join(p.Executors, ","), p.PricePerCPUSecond, p.BenchScore, p.Relay,
+						strings.Join(p.Executors, ","), p.PricePerCPUSecond, p.BenchScore, p.Capacity, p.Relay,
 						reputationScore(p.Reputation), reputationFrom(p.Reputation))
 				}
 				return tw.Flush()

@@ -47,6 +47,12 @@ type ProviderInfo struct {
 	BenchScore        float64   `json:"bench_score"`
 	IssuedAt          time.Time `json:"issued_at"`
 	ExpiresAt         time.Time `json:"expires_at"`
+	// Capacity is what the capacity checks of trusted indexers
+	// (market.attesters) say of the record's claims: verified,
+	// unverified (a challenge failed: ranked last) or unchecked.
+	Capacity string `json:"capacity"`
+	// AttestedBy lists the indexers whose attestations decided Capacity.
+	AttestedBy []string `json:"attested_by,omitempty"`
 	// Reputation is this node's score of the provider and where it
 	// comes from.
 	Reputation Reputation `json:"reputation"`

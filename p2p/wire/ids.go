@@ -110,3 +110,16 @@ const BudgetProtocol protocol.ID = "/cyxwiz/infer/budget/1.0.0"
 // fallback and the path to other IPFS software. Its block frames (a CID
 // beside each block) and their bounds are the content package's own.
 const DAGProtocol protocol.ID = "/cyxwiz/dag/1.0.0"
+
+// ChallengeProtocol: a challenger (an indexer) to a provider, a check of
+// the provider's capacity claim in four JSON frames: the challenger's
+// market.Challenge (kind and size), the provider's Reply (CodeOK, or
+// CodeFull when it takes no more challenges now, CodeRejected for one
+// out of bounds), the challenger's market.ChallengeSeed, whose arrival
+// starts the clock, and the provider's market.ChallengeAnswer.
+const ChallengeProtocol protocol.ID = "/cyxwiz/challenge/1.0.0"
+
+// AttestationsProtocol: any node to an indexer, one JSON request naming
+// providers, answered by one JSON frame of the indexer's signed
+// attestations (market.Attestation envelopes) of those it has checked.
+const AttestationsProtocol protocol.ID = "/cyxwiz/attestations/1.0.0"
