@@ -246,6 +246,9 @@ func (s *sim) award(au *auction, ranked []market.Candidate, i int) {
 				return
 			}
 			s.st.awarded++
+			if s.g.o.neighbour(j.requester, p) {
+				s.st.neighbourWins++
+			}
 			j.state, j.started, j.provider, j.award = stateRunning, s.net.now, p, w
 		})
 	})
@@ -331,8 +334,8 @@ func (s *sim) finish(p int32, j *job) {
 	}
 	now := s.clock()
 	res := market.Result{JobID: j.id, Attempt: j.award.Attempt, Provider: n.text, Status: market.StatusSucceeded,
-		Outputs:   []market.OutputRef{{Name: "result", CID: j.spec.Inputs[0].CID, Size: 4096}},
-		LogCID:    j.spec.Inputs[0].CID, LogTail: "done\n",
+		Outputs: []market.OutputRef{{Name: "result", CID: j.spec.Inputs[0].CID, Size: 4096}},
+		LogCID:  j.spec.Inputs[0].CID, LogTail: "done\n",
 		Usage:     market.Usage{WallMillis: j.runtime.Milliseconds(), InputBytes: 1 << 20, OutputBytes: 4096},
 		StartedAt: now.Add(-j.runtime), FinishedAt: now}
 	var data []byte

@@ -48,6 +48,9 @@ type Report struct {
 	// BidsPerAuction counts the bids that reached the requester, in time or
 	// late; LatePerAuction those that came after it closed.
 	BidsPerAuction, LatePerAuction float64
+	// NeighbourWins is the share of awards won by one of the requester's
+	// own topic peers.
+	NeighbourWins float64
 	// AcksLost and Refused count awards that got no ack in time, or a
 	// refusal.
 	AcksLost, Refused int64
@@ -93,6 +96,9 @@ func Run(p Params) (Report, error) {
 		default:
 			r.Waiting++
 		}
+	}
+	if s.st.awarded > 0 {
+		r.NeighbourWins = float64(s.st.neighbourWins) / float64(s.st.awarded)
 	}
 	r.StartP50, r.StartP99 = percentile(waits, 0.50), percentile(waits, 0.99)
 	r.SpreadP50, r.SpreadP99 = percentile(spread, 0.50), percentile(spread, 0.99)
@@ -197,8 +203,8 @@ func (r Report) row() string {
 // real CPU time per operation.
 func (r Report) details(w io.Writer) {
 	per := float64(r.Params.Nodes) * float64(r.Params.Jobs)
-	fmt.Fprintf(w, "\n%d nodes: announcement %d bytes; %d auctions, %d awarded, %d acks lost, %d refused; %.1f late bids per auction; %d events\n",
-		r.Params.Nodes, r.AnnounceBytes, r.Auctions, r.Awarded, r.AcksLost, r.Refused, r.LatePerAuction, r.Events)
+	fmt.Fprintf(w, "\n%d nodes: announcement %d bytes; %d auctions, %d awarded, %d acks lost, %d refused; %.1f late bids per auction; %.0f %% of awards won by the requester's own topic peers; %d events\n",
+		r.Params.Nodes, r.AnnounceBytes, r.Auctions, r.Awarded, r.AcksLost, r.Refused, r.LatePerAuction, 100*r.NeighbourWins, r.Events)
 	kinds := make([]string, 0, len(r.ByKind))
 	for k := range r.ByKind {
 		kinds = append(kinds, k)

@@ -122,9 +122,9 @@ type sim struct {
 // tallies are the auction's counts over the run.
 type tallies struct {
 	auctions, awarded, noBids, allRefused int64
-	bidsDelivered, bidsLate, bidsLost     int64
+	bidsDelivered, bidsLate               int64
 	awardsSent, acksLost, refused         int64
-	cancels, results, rejected            int64
+	results, rejected, neighbourWins      int64
 }
 
 // errParams reports parameters the simulation cannot run.
