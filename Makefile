@@ -23,7 +23,7 @@ RELEASE_LDFLAGS = -s -w $(if $(VERSION),-X github.com/cyxwiz/cyxwiz/node.Version
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build release cuda-worker ptx kubo ledger test test-short bench fuzz demo lint fmt docs clean
+.PHONY: help build release cuda-worker ptx kubo ledger test test-short bench sim fuzz demo lint fmt docs clean
 
 help: ## print this help
 	@echo "CyxWiz make targets:"
@@ -83,6 +83,13 @@ demo: build ## start a local swarm of three daemons; run a WASM job, train an MN
 	./scripts/mnist-data.sh >/dev/null
 	@$(MAKE) --no-print-directory ledger || echo "no local ledger (it needs Node.js and npm): the demo's jobs are not paid"
 	./scripts/demo.sh
+
+# make sim: the swarm sizes and jobs of the market's simulation.
+SIM_NODES ?= 1000,10000
+SIM_JOBS  ?= 20
+
+sim: ## simulate the market protocol at SIM_NODES nodes on a virtual clock (docs/scale.md)
+	$(GO) run ./test/sim -nodes $(SIM_NODES) -jobs $(SIM_JOBS)
 
 lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
