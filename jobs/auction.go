@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -129,15 +130,40 @@ func (rq *requester) count(provider string, succeeded bool) {
 // handleBid takes one bid from a provider.
 func (rq *requester) handleBid(s network.Stream) {
 	defer s.Close()
-	var bid market.Bid
-	msg, err := readSigned(s, 10*time.Second, market.TypeBid, &bid)
-	if err != nil {
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	w := bufWriter(s)
+	data, err := wire.ReadFrame(bufReader(s), market.MaxEnvelopeBytes)
+	var env market.Envelope
+	if err == nil {
+		env, err = market.ParseEnvelope(data)
+	}
+	if err != nil || env.Type != market.TypeBid || env.Signer != s.Conn().RemotePeer().String() {
 		rq.log.Debug("bad bid", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
-	signer, w := msg.signer, msg.w
-	if signer != s.Conn().RemotePeer() {
+	// Most bids of a large swarm come after their auction has closed: the
+	// auction the bid names is looked up before its signature is checked,
+	// which costs more than the rest of the bid.
+	var named struct {
+		JobID   string `json:"job_id"`
+		Attempt int    `json:"attempt"`
+	}
+	if json.Unmarshal(env.Payload, &named) != nil {
+		s.Reset()
+		return
+	}
+	rq.mu.Lock()
+	_, open := rq.auctions[auctionKey(named.JobID, named.Attempt)]
+	rq.mu.Unlock()
+	if !open {
+		wire.WriteReply(w, wire.Reply{Code: wire.CodeClosed})
+		return
+	}
+	var bid market.Bid
+	signer, err := env.Open(market.TypeBid, &bid)
+	if err != nil || signer != s.Conn().RemotePeer() {
+		rq.log.Debug("bad bid", "peer", s.Conn().RemotePeer(), "error", err)
 		s.Reset()
 		return
 	}
