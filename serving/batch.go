@@ -191,10 +191,8 @@ func (v *service) runBatch(batch []*pending, n int) {
 		}
 		return
 	}
-	v.answer(batch, out)
-	if v.observe != nil {
-		v.observe(n)
-	}
+	// The counts are taken before the answers go: a caller that has its
+	// answer finds its call counted.
 	var latency time.Duration
 	for _, p := range batch {
 		if !p.start.IsZero() {
@@ -207,6 +205,10 @@ func (v *service) runBatch(batch []*pending, n int) {
 	v.st.Examples += int64(n)
 	v.st.Batches++
 	v.mu.Unlock()
+	if v.observe != nil {
+		v.observe(n)
+	}
+	v.answer(batch, out)
 }
 
 // answer signs the batch's outputs once and answers each call with its
