@@ -170,49 +170,20 @@ func TestReplicatedPaidJobs(t *testing.T) {
 
 func testReplicatedPaid(t *testing.T, ledger testLedger) {
 	mint := ledger.mint()
-	base := testConfig()
-	base.Market.Mint = mint
-	ledger.config(&base)
-	acfg := base
-	acfg.Role, acfg.Market.Provider = RoleArbiter, false
-	arbiter, arbiterAddr := startNodeOn(t, acfg, ledger)
-	ainfo, err := arbiter.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger.fund(t, arbiterAddr, 0)
-	rcfg := base
-	rcfg.Market.Provider = false
-	rcfg.Swarm.Bootstrap = ainfo.Addresses
-	rcfg.Settlement.Arbiter = ainfo.ID
-	req, reqAddr := startNodeOn(t, rcfg, ledger)
 	const funds = 100_000
-	ledger.fund(t, reqAddr, funds)
-
-	pcfg := base
-	pcfg.Swarm.Bootstrap = ainfo.Addresses
-	pcfg.Market.PricePerCPUSecond = 10
-	pcfg.Settlement.Arbiter = ainfo.ID
+	sw := startPaidSwarm(t, ledger, funds)
+	req, reqAddr := sw.req, sw.reqAddr
 	addrs := map[string]string{} // peer ID -> ledger address
 	var cheaterID string
 	for i := range 3 {
-		edit := func(p *Params) { p.Escrow = ledger.escrow() }
+		var params func(*Params)
 		if i == 2 {
-			edit = func(p *Params) { p.Escrow = ledger.escrow(); cheat(p) }
+			params = cheat
 		}
-		n := startNodeEdit(t, pcfg, 0, edit)
-		a, err := n.client.WalletAddress(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ledger.fund(t, a.Address, 0)
-		info, err := n.client.NodeInfo(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[info.ID] = a.Address
+		_, id, addr := sw.startProvider(t, func(c *Config) { c.Market.PricePerCPUSecond = 10 }, params)
+		addrs[id] = addr
 		if i == 2 {
-			cheaterID = info.ID
+			cheaterID = id
 		}
 	}
 	waitProviders(t, req.client, 3)

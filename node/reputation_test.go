@@ -56,52 +56,25 @@ func TestReputationFromPaidReceipts(t *testing.T) {
 
 func testReputationFromPaid(t *testing.T, ledger testLedger) {
 	mint := ledger.mint()
-	base := testConfig()
-	base.Market.Mint = mint
-	ledger.config(&base)
-	acfg := base
-	acfg.Role, acfg.Market.Provider = RoleArbiter, false
-	arbiter, arbiterAddr := startNodeOn(t, acfg, ledger)
-	ainfo, err := arbiter.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger.fund(t, arbiterAddr, 0)
-	rcfg := base
-	rcfg.Market.Provider = false
-	rcfg.Swarm.Bootstrap = ainfo.Addresses
-	rcfg.Settlement.Arbiter = ainfo.ID
-	req, reqAddr := startNodeOn(t, rcfg, ledger)
-	ledger.fund(t, reqAddr, 100_000)
-	observer, obsAddr := startNodeOn(t, rcfg, ledger)
+	sw := startPaidSwarm(t, ledger, 100_000)
+	req := sw.req
+	ocfg := sw.provider
+	ocfg.Market.Provider = false
+	observer, obsAddr := startNodeOn(t, ocfg, ledger)
 	ledger.fund(t, obsAddr, 100_000)
 
 	var cheaterID string
 	var honest []string
 	for i := range 3 {
-		pcfg := base
-		pcfg.Swarm.Bootstrap = ainfo.Addresses
-		pcfg.Settlement.Arbiter = ainfo.ID
-		pcfg.Market.PricePerCPUSecond = 30
-		edit := func(p *Params) { p.Escrow = ledger.escrow() }
+		price, params := uint64(30), func(*Params) {}
 		if i == 2 {
-			pcfg.Market.PricePerCPUSecond = 1 // far the cheapest
-			edit = func(p *Params) { p.Escrow = ledger.escrow(); cheat(p) }
+			price, params = 1, cheat // far the cheapest
 		}
-		n := startNodeEdit(t, pcfg, 0, edit)
-		a, err := n.client.WalletAddress(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ledger.fund(t, a.Address, 0)
-		info, err := n.client.NodeInfo(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, id, _ := sw.startProvider(t, func(c *Config) { c.Market.PricePerCPUSecond = price }, params)
 		if i == 2 {
-			cheaterID = info.ID
+			cheaterID = id
 		} else {
-			honest = append(honest, info.ID)
+			honest = append(honest, id)
 		}
 	}
 	waitProviders(t, req.client, 3)

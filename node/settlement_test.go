@@ -350,42 +350,78 @@ func testEscrowedJobs(t *testing.T, ledger testLedger) {
 	}
 }
 
-// paidMarket is an arbiter, a requester (no capacity) and a provider on
-// one test ledger, the requester funded.
+// paidSwarm is an arbiter and a requester (no capacity) on one test
+// ledger, the requester funded, and the config its providers start from.
+type paidSwarm struct {
+	ledger               testLedger
+	arbiter, req         *testNode
+	arbiterAddr, reqAddr string
+	// provider is a provider's config: the ledger, the mint, the arbiter
+	// and the swarm's address.
+	provider Config
+}
+
+// startPaidSwarm starts a paidSwarm whose requester holds funds.
+func startPaidSwarm(t *testing.T, ledger testLedger, funds uint64) paidSwarm {
+	t.Helper()
+	base := testConfig()
+	base.Market.Mint = ledger.mint()
+	ledger.config(&base)
+	s := paidSwarm{ledger: ledger}
+	acfg := base
+	acfg.Role, acfg.Market.Provider = RoleArbiter, false
+	s.arbiter, s.arbiterAddr = startNodeOn(t, acfg, ledger)
+	ledger.fund(t, s.arbiterAddr, 0)
+	info, err := s.arbiter.client.NodeInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.Swarm.Bootstrap = info.Addresses
+	base.Settlement.Arbiter = info.ID
+	rcfg := base
+	rcfg.Market.Provider = false
+	metricsConfig(&rcfg)
+	s.req, s.reqAddr = startNodeOn(t, rcfg, ledger)
+	ledger.fund(t, s.reqAddr, funds)
+	s.provider = base
+	return s
+}
+
+// startProvider starts a provider of the swarm, its config changed by
+// config and its Params by params (either may be nil), with lamports for
+// its fees; it returns the node, its peer ID and its ledger address.
+func (s paidSwarm) startProvider(t *testing.T, config func(*Config), params func(*Params)) (*testNode, string, string) {
+	t.Helper()
+	cfg := s.provider
+	if config != nil {
+		config(&cfg)
+	}
+	n := startNodeEdit(t, cfg, 0, func(p *Params) {
+		p.Escrow = s.ledger.escrow()
+		if params != nil {
+			params(p)
+		}
+	})
+	a, err := n.client.WalletAddress(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ledger.fund(t, a.Address, 0)
+	return n, n.Host().ID().String(), a.Address
+}
+
+// paidMarket is a paidSwarm with one provider.
 type paidMarket struct {
 	arbiter, req, prov             *testNode
 	arbiterAddr, reqAddr, provAddr string
 }
 
-// startPaidMarket starts a paidMarket: every node's config is base, the
-// provider's edited by provider, and the requester holds funds.
+// startPaidMarket starts a paidSwarm whose requester holds funds and one
+// provider, its config changed by provider.
 func startPaidMarket(t *testing.T, ledger testLedger, funds uint64, provider func(*Config)) paidMarket {
 	t.Helper()
-	base := testConfig()
-	base.Market.Mint = ledger.mint()
-	ledger.config(&base)
-	var m paidMarket
-	acfg := base
-	acfg.Role, acfg.Market.Provider = RoleArbiter, false
-	m.arbiter, m.arbiterAddr = startNodeOn(t, acfg, ledger)
-	info, err := m.arbiter.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcfg := base
-	rcfg.Market.Provider = false
-	rcfg.Swarm.Bootstrap = info.Addresses
-	rcfg.Settlement.Arbiter = info.ID
-	metricsConfig(&rcfg)
-	m.req, m.reqAddr = startNodeOn(t, rcfg, ledger)
-	ledger.fund(t, m.reqAddr, funds)
-	pcfg := base
-	pcfg.Swarm.Bootstrap = info.Addresses
-	pcfg.Settlement.Arbiter = info.ID
-	provider(&pcfg)
-	m.prov, m.provAddr = startNodeOn(t, pcfg, ledger)
-	ledger.fund(t, m.provAddr, 0)
-	ledger.fund(t, m.arbiterAddr, 0)
-	waitProviders(t, m.req.client, 1)
-	return m
+	s := startPaidSwarm(t, ledger, funds)
+	prov, _, provAddr := s.startProvider(t, provider, nil)
+	waitProviders(t, s.req.client, 1)
+	return paidMarket{arbiter: s.arbiter, req: s.req, prov: prov, arbiterAddr: s.arbiterAddr, reqAddr: s.reqAddr, provAddr: provAddr}
 }

@@ -33,24 +33,9 @@ func TestSpotChecks(t *testing.T) {
 	}
 	ledger := memLedger{memledger.New()}
 	mint := ledger.mint()
-	base := testConfig()
-	base.Market.Mint = mint
-	ledger.config(&base)
-	acfg := base
-	acfg.Role, acfg.Market.Provider = RoleArbiter, false
-	arbiter, arbiterAddr := startNodeOn(t, acfg, ledger)
-	ainfo, err := arbiter.client.NodeInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger.fund(t, arbiterAddr, 0)
-	rcfg := base
-	rcfg.Market.Provider = false
-	rcfg.Swarm.Bootstrap = ainfo.Addresses
-	rcfg.Settlement.Arbiter = ainfo.ID
-	req, reqAddr := startNodeOn(t, rcfg, ledger)
 	const funds = 100_000
-	ledger.fund(t, reqAddr, funds)
+	sw := startPaidSwarm(t, ledger, funds)
+	req, reqAddr := sw.req, sw.reqAddr
 
 	// The cheater is the cheapest: it wins the first award of the first
 	// job, before its reputation tells against it.
@@ -58,29 +43,15 @@ func TestSpotChecks(t *testing.T) {
 	var cheaterID string
 	var providers []*testNode
 	for i := range 3 {
-		pcfg := base
-		pcfg.Swarm.Bootstrap = ainfo.Addresses
-		pcfg.Settlement.Arbiter = ainfo.ID
-		pcfg.Market.PricePerCPUSecond = 10
-		edit := func(p *Params) { p.Escrow = ledger.escrow() }
+		price, params := uint64(10), func(*Params) {}
 		if i == 2 {
-			pcfg.Market.PricePerCPUSecond = 1
-			edit = func(p *Params) { p.Escrow = ledger.escrow(); cheat(p) }
+			price, params = 1, cheat
 		}
-		n := startNodeEdit(t, pcfg, 0, edit)
+		n, id, addr := sw.startProvider(t, func(c *Config) { c.Market.PricePerCPUSecond = price }, params)
 		providers = append(providers, n)
-		a, err := n.client.WalletAddress(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ledger.fund(t, a.Address, 0)
-		info, err := n.client.NodeInfo(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[info.ID] = a.Address
+		addrs[id] = addr
 		if i == 2 {
-			cheaterID = info.ID
+			cheaterID = id
 		}
 	}
 	waitProviders(t, req.client, 3)
