@@ -20,18 +20,20 @@ import (
 
 // jobsBench runs WASM jobs on an in-process devnet and reports submit to
 // execution start, throughput and memory during a burst.
-func jobsBench(dir string, nodes, burst int) error {
+// benchDevnet starts a devnet of nodes under dir/name and waits (10 s at
+// most) until its node0 sees every provider; it returns node0's client.
+func benchDevnet(dir, name string, nodes int) (*devnet.Devnet, *api.Client, error) {
 	ctx := context.Background()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	d, err := devnet.Start(startCtx, devnet.Params{Dir: filepath.Join(dir, "devnet"), Nodes: nodes, Logger: slog.New(slog.DiscardHandler)})
+	d, err := devnet.Start(startCtx, devnet.Params{Dir: filepath.Join(dir, name), Nodes: nodes, Logger: slog.New(slog.DiscardHandler)})
 	cancel()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer d.Close()
-	c, err := api.FromRepo(filepath.Join(dir, "devnet", "node0"))
+	c, err := api.FromRepo(filepath.Join(dir, name, "node0"))
 	if err != nil {
-		return err
+		d.Close()
+		return nil, nil, err
 	}
 	for range 200 {
 		if ps, _ := c.MarketProviders(ctx, api.ProvidersParams{}); len(ps) >= nodes {
@@ -39,6 +41,16 @@ func jobsBench(dir string, nodes, burst int) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return d, c, nil
+}
+
+func jobsBench(dir string, nodes, burst int) error {
+	ctx := context.Background()
+	d, c, err := benchDevnet(dir, "devnet", nodes)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 
 	tinyPath := filepath.Join(dir, "tiny.wasm")
 	if err := os.WriteFile(tinyPath, wasm.TinyModule(), 0o644); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/cyxwiz/cyxwiz/compute/wasm"
 	"github.com/cyxwiz/cyxwiz/node/api"
-	"github.com/cyxwiz/cyxwiz/node/devnet"
 )
 
 // verifyBench measures what replication costs: n tiny jobs run once, then
@@ -24,23 +22,11 @@ import (
 // and it counts mismatches among the honest replicas, which must be none.
 func verifyBench(dir string, nodes, n, replicas int) error {
 	ctx := context.Background()
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	d, err := devnet.Start(startCtx, devnet.Params{Dir: filepath.Join(dir, "verify-devnet"), Nodes: nodes, Logger: slog.New(slog.DiscardHandler)})
-	cancel()
+	d, c, err := benchDevnet(dir, "verify-devnet", nodes)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	c, err := api.FromRepo(filepath.Join(dir, "verify-devnet", "node0"))
-	if err != nil {
-		return err
-	}
-	for range 200 {
-		if ps, _ := c.MarketProviders(ctx, api.ProvidersParams{}); len(ps) >= nodes {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	tinyPath := filepath.Join(dir, "verify-tiny.wasm")
 	if err := os.WriteFile(tinyPath, wasm.TinyModule(), 0o644); err != nil {
 		return err
