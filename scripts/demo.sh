@@ -194,7 +194,7 @@ if [ -n "$mint" ]; then
     sleep 0.1
   done
   echo "wallets after (the provider got 10 for the call, the rest of the budget went back to node1;"
-  echo "the deployment's price stays locked in its escrow, shown on node1's job status above):"
+  echo "the deployment's hosting is paid for the time it served, by a split of its escrow, shown on node1's job status above):"
   balances
   [ "$(tokens "$dir/net/node2")" -gt "$earned_before" ] || { echo "the provider was not paid for the call"; exit 1; }
 fi

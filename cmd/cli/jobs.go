@@ -200,6 +200,9 @@ func printResult(e *env, j api.JobInfo) {
 	}
 	for _, x := range j.Escrows {
 		fmt.Fprintf(e.stdout, "escrow %s: %s, %d of mint %s", x.ID, x.State, x.Amount, x.Mint)
+		if x.Paid > 0 && x.Paid < x.Amount {
+			fmt.Fprintf(e.stdout, " (split: %d to the provider for the time served, %d back)", x.Paid, x.Amount-x.Paid)
+		}
 		if x.Tx != "" {
 			fmt.Fprintf(e.stdout, " (tx %s)", x.Tx)
 		}
