@@ -55,6 +55,9 @@ type core struct {
 
 	// afterUpdate sees each requester job once an update is stored.
 	afterUpdate func(*Job)
+	// wakeups wake a replicated job (by ID) when one of its replicas
+	// changes, so that it need not wait for its next look.
+	wakeups sync.Map // string -> chan struct{}
 
 	mu      sync.Mutex
 	closing bool // Close has begun: no new work
@@ -281,6 +284,14 @@ func (c *core) updateWith(id string, also []*Job, fn func(*Job) error) (*Job, er
 	}
 	c.moved(j, from)
 	c.escrowsMoved(j, escrows)
+	if j.Parent != "" && j.State != from {
+		if ch, ok := c.wakeups.Load(j.Parent); ok {
+			select {
+			case ch.(chan struct{}) <- struct{}{}:
+			default: // a wakeup is pending already
+			}
+		}
+	}
 	if c.afterUpdate != nil {
 		c.afterUpdate(j)
 	}

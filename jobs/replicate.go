@@ -45,8 +45,9 @@ const (
 // tie-breakers and replacements of failed ones included.
 func maxReplicaRuns(n int) int { return 2 * n }
 
-// replicaPoll is how often a replicated job looks at its replicas.
-const replicaPoll = 200 * time.Millisecond
+// replicaPoll is how often a replicated job looks at its replicas when
+// nothing wakes it: a replica that changes state wakes it at once.
+const replicaPoll = time.Second
 
 // replicaClaim is the provider a replica was last awarded to.
 type replicaClaim struct {
@@ -113,6 +114,9 @@ func (c *core) Replicas(j *Job) ([]*Job, error) {
 func (rq *requester) runReplicated(ctx context.Context, id string) {
 	tick := time.NewTicker(replicaPoll)
 	defer tick.Stop()
+	wake := make(chan struct{}, 1)
+	rq.wakeups.Store(id, wake)
+	defer rq.wakeups.Delete(id)
 	for {
 		j, err := rq.Get(id)
 		if err != nil {
@@ -137,6 +141,7 @@ func (rq *requester) runReplicated(ctx context.Context, id string) {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
+		case <-wake:
 		}
 	}
 }
